@@ -1,0 +1,31 @@
+"""The interface every runtime backend implements; drills and the CLI use only this."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lab_runtime.supervisor import ServiceStatus
+
+SERVICES = ("mlflow", "model-service", "registry-watcher")
+
+
+class Backend(Protocol):
+    def up(self) -> list[str]:
+        """Start every service not running and wait until all are healthy; names the ones started."""
+
+    def down(self) -> list[str]:
+        """Stop every service and leave no process behind; names the ones stopped."""
+
+    def status(self) -> list[ServiceStatus]: ...
+
+    def logs(self, service: str) -> str:
+        """Path of the service's log."""
+
+    def require(self, *services: str) -> None:
+        """Raise RuntimeNotReady unless the named services are running and healthy."""
+
+    def kill(self, service: str) -> None: ...
+
+    def pause(self, service: str) -> None: ...
+
+    def resume(self, service: str) -> None: ...

@@ -1,0 +1,103 @@
+"""The local runtime (the embedded default): the sandbox's services as supervised subprocesses."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from lab_runtime.errors import RuntimeNotReady
+from lab_runtime.settings import HOST, Settings
+from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as `LAB_*` variables, so every child process sees exactly these settings."""
+    env = {f"LAB_{k.upper()}": str(v) for k, v in settings.model_dump().items()}
+    env["LAB_STATE_DIR"] = str(settings.root)
+    return env
+
+
+def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
+    """The services of the sandbox. All three tolerate MLflow being late, so they start in parallel."""
+    env = {**settings_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_url, "MLFLOW_REGISTRY_URI": settings.mlflow_url}
+    mlflow_env = {
+        **env,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # lean: no huey job runners
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    return [
+        ServiceSpec(
+            "mlflow",
+            [
+                sys.executable, "-m", "mlflow", "server",
+                "--backend-store-uri", f"sqlite:///{settings.mlflow_db_path}",
+                "--artifacts-destination", str(settings.artifacts_dir),
+                "--serve-artifacts",
+                "--host", HOST,
+                "--port", str(settings.mlflow_port),
+                "--workers", "1",
+            ],
+            port=settings.mlflow_port,
+            health_url=f"{settings.mlflow_url}/health",
+            env=mlflow_env,
+        ),
+        ServiceSpec(
+            "model-service",
+            [sys.executable, "-m", "lab_runtime.service"],
+            port=settings.service_port,
+            health_url=f"{settings.service_url}/health",
+            env={**env, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        ),
+        ServiceSpec(
+            "registry-watcher",
+            [sys.executable, "-m", "lab_runtime.watcher"],
+            heartbeat=settings.run_dir / "registry-watcher.heartbeat",
+            env=env,
+        ),
+    ]
+
+
+class LocalBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.specs = sandbox_specs(settings)
+        self.supervisor = Supervisor(settings.run_dir, settings.logs_dir)
+
+    def up(self) -> list[str]:
+        self.settings.ensure_dirs()
+        return self.supervisor.start(self.specs, self.settings.start_timeout)
+
+    def down(self) -> list[str]:
+        return self.supervisor.stop([s.name for s in self.specs])
+
+    def status(self) -> list[ServiceStatus]:
+        return self.supervisor.status(self.specs)
+
+    def logs(self, service: str) -> str:
+        return str(self.settings.logs_dir / f"{self._spec(service).name}.log")
+
+    def require(self, *services: str) -> None:
+        down = [s.name for s in self.status() if s.name in services and not s.healthy]
+        if down:
+            raise RuntimeNotReady(
+                f"the sandbox is not running ({', '.join(down)} down); start it with `lab up`"
+            )
+
+    def _spec(self, service: str) -> ServiceSpec:
+        for spec in self.specs:
+            if spec.name == service:
+                return spec
+        raise RuntimeNotReady(f"unknown service {service!r}; services are {[s.name for s in self.specs]}")
+
+    def _signal(self, service: str, sig: signal.Signals) -> None:
+        if not self.supervisor.signal(self._spec(service).name, sig):
+            raise RuntimeNotReady(f"{service} is not running; start the sandbox with `lab up`")
+
+    def kill(self, service: str) -> None:
+        self._signal(service, signal.SIGKILL)
+
+    def pause(self, service: str) -> None:
+        self._signal(service, signal.SIGSTOP)
+
+    def resume(self, service: str) -> None:
+        self._signal(service, signal.SIGCONT)

@@ -1,0 +1,55 @@
+"""The project's one exception tree. The CLI turns any of these into one line and exit code 1.
+
+    LabError
+    ├── ConfigError          settings, a corrupt state directory, a bad path
+    ├── InvalidLab           a lab file that fails validation (names file and field)
+    ├── InvalidDrill         a drill file that fails validation (names file and field)
+    ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
+    ├── ServiceStartFailed   a service did not become healthy (names service and log file)
+    ├── PortInUse            a port the sandbox needs is taken
+    ├── RegistryError        MLflow refused or failed an operation
+    ├── FaultInjectionFailed a drill fault could not be injected or reverted
+    └── GradingError         the journal does not allow a grade
+"""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Base of every error a user can cause; its message says what was wrong and how to fix it."""
+
+
+class ConfigError(LabError):
+    """Raised for bad settings or a corrupt state directory."""
+
+
+class InvalidLab(LabError):
+    """Raised when a lab file fails validation."""
+
+
+class InvalidDrill(LabError):
+    """Raised when a drill file fails validation."""
+
+
+class RuntimeNotReady(LabError):
+    """Raised when a command needs the sandbox (or a service of it) and it is not running."""
+
+
+class ServiceStartFailed(LabError):
+    """Raised when a service exits or misses its health deadline during start-up."""
+
+
+class PortInUse(LabError):
+    """Raised when a port the sandbox needs is already taken by another process."""
+
+
+class RegistryError(LabError):
+    """Raised when the MLflow registry refuses or fails an operation."""
+
+
+class FaultInjectionFailed(LabError):
+    """Raised when a drill fault cannot be injected or reverted."""
+
+
+class GradingError(LabError):
+    """Raised when the journal does not hold what a grade needs."""

@@ -1,0 +1,124 @@
+"""The append-only event journal every part of the sandbox writes to and the grader reads.
+
+SQLite in WAL mode: appends from several processes at once are serialised by SQLite itself, and a
+committed event survives a crash of any process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab_runtime.sqlite import connect
+
+# Event kinds written by the runtime (others may be added by drills and the grader).
+LAB_STARTED = "lab.started"
+LAB_CHECK = "lab.check"
+ALIAS_CHANGED = "registry.alias_changed"
+LEARNER_ACTION = "learner.action"
+LEARNER_DECLARED = "learner.declared"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    learner TEXT,
+    run_id TEXT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal entry. `ts` is UTC wall time in seconds (sub-millisecond precision)."""
+
+    id: int
+    ts: float
+    source: str
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    learner: str | None = None
+    run_id: str | None = None
+
+
+_COLUMNS = "id, ts, source, kind, payload, learner, run_id"
+
+
+def _event(row: tuple[Any, ...]) -> Event:
+    return Event(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+
+
+class Journal:
+    """Append and query events in one SQLite file; safe to use from several threads and processes."""
+
+    def __init__(self, path: Path, *, source: str, learner: str | None = None) -> None:
+        self.path = path
+        self.source = source
+        self.learner = learner
+        self._conn = connect(path, _SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        ts: float | None = None,
+    ) -> Event:
+        """Write one event and return it once it is committed."""
+        event_ts = time.time() if ts is None else ts
+        body = payload or {}
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO events (ts, learner, run_id, source, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (event_ts, self.learner, run_id, self.source, kind, json.dumps(body, sort_keys=True)),
+            )
+        assert cur.lastrowid is not None
+        return Event(cur.lastrowid, event_ts, self.source, kind, body, self.learner, run_id)
+
+    def events(
+        self,
+        kinds: Iterable[str] | None = None,
+        *,
+        since: float | None = None,
+        after_id: int = 0,
+        run_id: str | None = None,
+    ) -> list[Event]:
+        """Events in append order, filtered by kind, time, id and drill run."""
+        sql = f"SELECT {_COLUMNS} FROM events WHERE id > ?"
+        args: list[Any] = [after_id]
+        kind_list = list(kinds) if kinds is not None else None
+        if kind_list is not None:
+            sql += f" AND kind IN ({','.join('?' * len(kind_list))})"
+            args += kind_list
+        if since is not None:
+            sql += " AND ts >= ?"
+            args.append(since)
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [_event(r) for r in rows]
+
+    def last(self, kind: str) -> Event | None:
+        """The newest event of `kind`, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+            ).fetchone()
+        return _event(row) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

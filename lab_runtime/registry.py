@@ -1,0 +1,111 @@
+"""Reading the MLflow model registry over its REST API (no `mlflow` import: fast and light).
+
+Aliases and the canary weight are read in one call per poll: the registered model carries both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from lab_runtime.errors import RegistryError, RuntimeNotReady
+
+CANARY_WEIGHT_TAG = "canary_weight"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What the registry says about one registered model at one moment."""
+
+    name: str
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def canary_weight(self) -> float:
+        try:
+            return min(max(float(self.tags.get(CANARY_WEIGHT_TAG, 0.0)), 0.0), 1.0)
+        except ValueError:
+            return 0.0
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    model: str
+    alias: str
+    before: str | None
+    after: str | None
+
+
+def alias_changes(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> list[AliasChange]:
+    """Every alias that differs between two snapshots {model: {alias: version}}, in a stable order."""
+    changes = []
+    for model in sorted(before.keys() | after.keys()):
+        old, new = before.get(model, {}), after.get(model, {})
+        for alias in sorted(old.keys() | new.keys()):
+            if old.get(alias) != new.get(alias):
+                changes.append(AliasChange(model, alias, old.get(alias), new.get(alias)))
+    return changes
+
+
+def _state(raw: dict) -> ModelState:  # type: ignore[type-arg]
+    return ModelState(
+        name=raw["name"],
+        aliases={a["alias"]: a["version"] for a in raw.get("aliases", [])},
+        tags={t["key"]: t["value"] for t in raw.get("tags", [])},
+    )
+
+
+class Registry:
+    """A thin REST client for the registry reads the runtime needs."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self._http = httpx.Client(base_url=url, timeout=timeout)
+
+    def _get(self, path: str, params: dict[str, str | int]) -> httpx.Response:
+        try:
+            return self._http.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise RuntimeNotReady(
+                f"MLflow is unreachable at {self.url} ({type(exc).__name__}); start the sandbox with `lab up`"
+            ) from exc
+
+    def model(self, name: str) -> ModelState | None:
+        """The registered model `name`, or None when it is not registered yet."""
+        resp = self._get("/api/2.0/mlflow/registered-models/get", {"name": name})
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise RegistryError(f"MLflow answered {resp.status_code} for model {name!r}: {resp.text[:200]}")
+        return _state(resp.json()["registered_model"])
+
+    def all_models(self) -> list[ModelState]:
+        """Every registered model (aliases and tags included)."""
+        models: list[ModelState] = []
+        token = ""
+        while True:
+            params: dict[str, str | int] = {"max_results": 1000}
+            if token:
+                params["page_token"] = token
+            resp = self._get("/api/2.0/mlflow/registered-models/search", params)
+            if resp.status_code != 200:
+                raise RegistryError(f"MLflow answered {resp.status_code} to a model search: {resp.text[:200]}")
+            body = resp.json()
+            models += [_state(m) for m in body.get("registered_models", [])]
+            token = body.get("next_page_token", "")
+            if not token:
+                return models
+
+    def versions(self, name: str) -> list[dict[str, str]]:
+        """Every version of model `name` (MLflow's model-version records), oldest first."""
+        resp = self._get("/api/2.0/mlflow/model-versions/search", {"filter": f"name='{name}'", "max_results": 1000})
+        if resp.status_code != 200:
+            raise RegistryError(f"MLflow answered {resp.status_code} listing versions of {name!r}: {resp.text[:200]}")
+        return sorted(resp.json().get("model_versions", []), key=lambda v: int(v["version"]))
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,1 @@
+"""The model service: FastAPI app serving `@champion` (and `@challenger` to a canary share)."""

@@ -1,0 +1,182 @@
+"""Assembles the model service: routes, the registry follower, the prediction logger, metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow
+from lab_runtime.registry import Registry
+from lab_runtime.service.metrics import ServiceMetrics
+from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
+from lab_runtime.service.schema import BatchIn, FeedbackIn, RecordIn, error_detail
+from lab_runtime.settings import Settings, load_settings
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+def _unprocessable(detail: list[dict[str, Any]]) -> Response:
+    return _json({"detail": detail}, 422)
+
+
+def _parse(body: bytes, max_batch: int) -> tuple[list[RecordIn], bool] | Response:
+    """The records of a single or batch request, and whether it was a batch; or a 422 response."""
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _unprocessable([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}])
+    is_batch = isinstance(raw, dict) and "records" in raw
+    try:
+        records = BatchIn.model_validate(raw).records if is_batch else [RecordIn.model_validate(raw)]
+    except ValidationError as exc:
+        return _unprocessable(error_detail(exc, ("body",)))
+    if not records or len(records) > max_batch:
+        msg = "a batch needs at least one record" if not records else f"a batch holds at most {max_batch} records"
+        return _unprocessable([{"loc": ["body", "records"], "msg": msg, "type": "batch_size"}])
+    return records, is_batch
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service app; the registry follower and the prediction logger live as long as it does."""
+    cfg = settings or load_settings()
+    registry = Registry(cfg.mlflow_url)
+    follower = ModelFollower(registry, cfg.model_name, cfg.poll_interval, partial(load_version, cfg.mlflow_url, cfg.model_name))
+    holder: dict[str, PredictionLogger] = {}
+    metrics = ServiceMetrics(lambda: holder["log"].depth() if "log" in holder else 0)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder["log"] = PredictionLogger(cfg.prediction_log_path, cfg.log_queue_size, on_drop=metrics.log_dropped.inc)
+        follower.start()
+        yield
+        follower.stop()
+        holder["log"].close()
+        registry.close()
+
+    app = FastAPI(title="Credit-risk model service", lifespan=lifespan)
+    app.state.follower = follower
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        return _unprocessable([{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()])
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready() -> Response:
+        """Readiness: a champion is loaded and can answer /predict."""
+        reason = follower.not_ready_reason()
+        if reason:
+            return _json({"ready": False, "reason": reason}, 503)
+        return _json({"ready": True})
+
+    @app.get("/model")
+    def model() -> dict[str, Any]:
+        """Which versions serve, the canary weight, and what the registry said last."""
+        serving, status = follower.serving, follower.status
+        return {
+            "model_name": cfg.model_name,
+            "champion": serving.champion.version if serving.champion else None,
+            "challenger": serving.challenger.version if serving.challenger else None,
+            "canary_weight": serving.weight,
+            "registry_aliases": status.aliases,
+            "registry_reachable": status.registry_reachable,
+            "load_errors": status.load_errors,
+            "features": [{"name": n, "type": t, "required": r} for n, t, r in serving.champion.columns]
+            if serving.champion
+            else [],
+        }
+
+    @app.post("/predict", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}})
+    async def predict(request: Request) -> Response:
+        """Score one record `{"request_id", "features": {...}}` or a batch `{"records": [...]}`."""
+        started = time.perf_counter()
+        serving = follower.serving
+        if serving.champion is None:
+            metrics.requests.labels("503", "none", "none").inc()
+            return _json({"detail": follower.not_ready_reason()}, 503)
+        parsed = _parse(await request.body(), cfg.max_batch)
+        if isinstance(parsed, Response):
+            metrics.requests.labels("422", "none", "none").inc()
+            return parsed
+        records, is_batch = parsed
+        groups: dict[str, tuple[LoadedModel, list[int]]] = {}
+        ids, features, errors = [], [], []
+        for i, rec in enumerate(records):
+            rid = rec.request_id or uuid.uuid4().hex
+            variant, model = serving.pick(rid)
+            try:
+                features.append(model.record_model.model_validate(rec.features).model_dump())
+            except ValidationError as exc:
+                prefix = ("body", "records", i, "features") if is_batch else ("body", "features")
+                errors += error_detail(exc, prefix)
+                continue
+            ids.append(rid)
+            groups.setdefault(variant, (model, []))[1].append(len(ids) - 1)
+        if errors:
+            metrics.requests.labels("422", "none", "none").inc()
+            return _unprocessable(errors)
+        out: list[dict[str, Any]] = [{} for _ in ids]
+        for variant, (model, index) in groups.items():
+            predictions, probabilities = model.score([features[i] for i in index])
+            for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):
+                out[i] = {"request_id": ids[i], "prediction": pred, "probability": proba,
+                          "model_version": model.version, "variant": variant}
+        elapsed = time.perf_counter() - started
+        now = time.time()
+        holder["log"].log(
+            [PredictionRow(now, o["request_id"], o["model_version"], o["variant"], o["prediction"],
+                           o["probability"], elapsed * 1000, f) for o, f in zip(out, features, strict=True)]
+        )
+        for variant, (model, index) in groups.items():
+            metrics.requests.labels("200", variant, model.version).inc()
+            metrics.records.labels(variant, model.version).inc(len(index))
+            metrics.latency.labels(variant).observe(elapsed)
+            for i in index:
+                metrics.score.labels(variant).observe(out[i]["probability"])
+        return _json({"predictions": out} if is_batch else out[0])
+
+    @app.post("/feedback", status_code=202)
+    def feedback(body: FeedbackIn) -> dict[str, str]:
+        """Record the delayed ground-truth label of a request."""
+        holder["log"].log([FeedbackRow(time.time(), body.request_id, body.label)])
+        return {"status": "accepted"}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        serving = follower.serving
+        for variant, loaded in (("champion", serving.champion), ("challenger", serving.challenger)):
+            metrics.model_version.labels(variant).set(float(loaded.version) if loaded else 0)
+        metrics.canary_weight.set(serving.weight)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document, with /predict's body schema taken from the serving champion."""
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        champion = follower.serving.champion
+        record = RecordIn.model_json_schema()
+        if champion:
+            record["properties"]["features"] = champion.record_model.model_json_schema()
+        body = {"oneOf": [record, {"type": "object", "properties": {"records": {"type": "array", "items": record}}}]}
+        schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,264 @@
+"""A small supervisor of real subprocesses: dependency-ordered parallel start, health waits, clean stop.
+
+Each service runs in its own process group with a pid file under `run_dir` and a log under `logs_dir`,
+so `lab down` from another shell finds and stops every process a service started, children included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
+from lab_runtime.settings import HOST
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service and how to tell that it is healthy (an HTTP URL or a heartbeat file)."""
+
+    name: str
+    argv: list[str]
+    port: int | None = None
+    health_url: str | None = None
+    heartbeat: Path | None = None
+    depends_on: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """The pid file of a running service."""
+
+    name: str
+    pid: int
+    create_time: float
+    port: int | None
+    started_at: float
+    log: str
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    port: int | None
+    uptime: float | None
+    log: str
+
+
+def start_order(specs: Sequence[ServiceSpec]) -> list[list[ServiceSpec]]:
+    """Specs in levels: each level depends only on earlier ones, so a level can start in parallel."""
+    by_name = {s.name: s for s in specs}
+    for spec in specs:
+        for dep in spec.depends_on:
+            if dep not in by_name:
+                raise ConfigError(f"service {spec.name!r} depends on unknown service {dep!r}")
+    levels: list[list[ServiceSpec]] = []
+    placed: set[str] = set()
+    while len(placed) < len(specs):
+        level = [s for s in specs if s.name not in placed and set(s.depends_on) <= placed]
+        if not level:
+            cycle = sorted(s.name for s in specs if s.name not in placed)
+            raise ConfigError(f"services {cycle} depend on each other in a cycle")
+        levels.append(level)
+        placed |= {s.name for s in level}
+    return levels
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+class Supervisor:
+    def __init__(self, run_dir: Path, logs_dir: Path, cwd: Path | None = None) -> None:
+        self.run_dir = run_dir
+        self.logs_dir = logs_dir
+        self.cwd = cwd
+
+    def _pidfile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.json"
+
+    def record(self, name: str) -> ProcessRecord | None:
+        """The pid file of `name`, or None when there is none."""
+        path = self._pidfile(name)
+        if not path.exists():
+            return None
+        try:
+            return ProcessRecord(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"pid file {path} is corrupt ({exc}); run `lab down --force` to clear it"
+            ) from exc
+
+    def process(self, name: str) -> psutil.Process | None:
+        """The live process of `name`, or None (pid files of dead or reused pids count as not running)."""
+        rec = self.record(name)
+        if rec is None:
+            return None
+        try:
+            proc = psutil.Process(rec.pid)
+            if abs(proc.create_time() - rec.create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            return None
+        return proc
+
+    def healthy(self, spec: ServiceSpec) -> bool:
+        if self.process(spec.name) is None:
+            return False
+        if spec.health_url:
+            try:
+                return httpx.get(spec.health_url, timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+        if spec.heartbeat:
+            try:
+                return time.time() - spec.heartbeat.stat().st_mtime < 5.0
+            except OSError:
+                return False
+        return True
+
+    def _spawn(self, spec: ServiceSpec) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{spec.name}.log"
+        if spec.heartbeat:
+            spec.heartbeat.unlink(missing_ok=True)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                spec.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                env={**os.environ, **spec.env},
+                start_new_session=True,  # its own process group: stop() reaches its children too
+            )
+        rec = ProcessRecord(spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path))
+        self._pidfile(spec.name).write_text(json.dumps(asdict(rec)))
+
+    def start(self, specs: Sequence[ServiceSpec], timeout: float) -> list[str]:
+        """Start what is not running, level by level; returns the names started. Stops them all on failure."""
+        pending = [s for s in specs if self.process(s.name) is None]
+        for spec in pending:
+            if spec.port is not None and not port_free(spec.port):
+                raise PortInUse(
+                    f"port {spec.port} for {spec.name} is already in use by another process; stop that "
+                    f"process or choose another port (LAB_{spec.name.upper().replace('-', '_')}_PORT)"
+                )
+        started: list[str] = []
+        try:
+            for level in start_order(specs):
+                todo = [s for s in level if s in pending]
+                for spec in todo:
+                    self._spawn(spec)
+                    started.append(spec.name)
+                self._wait_healthy(todo, timeout)
+        except BaseException:
+            self.stop(started)
+            raise
+        return started
+
+    def _wait_healthy(self, specs: list[ServiceSpec], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = list(specs)
+        while waiting:
+            for spec in list(waiting):
+                if self.process(spec.name) is None:
+                    log = self.logs_dir / f"{spec.name}.log"
+                    raise ServiceStartFailed(
+                        f"{spec.name} exited during start-up; read {log}. Last lines:\n{_tail(log)}"
+                    )
+                if self.healthy(spec):
+                    waiting.remove(spec)
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(s.name for s in waiting)
+                raise ServiceStartFailed(
+                    f"{names} not healthy after {timeout:.0f}s; read {self.logs_dir}/{waiting[0].name}.log"
+                )
+            time.sleep(0.1)
+
+    def stop(self, names: Sequence[str], timeout: float = 10.0) -> list[str]:
+        """Stop services (their whole process groups), newest first; returns the names stopped."""
+        stopped = []
+        for name in reversed(list(names)):
+            proc = self.process(name)
+            if proc is not None:
+                _stop_group(proc, timeout)
+                stopped.append(name)
+            self._pidfile(name).unlink(missing_ok=True)
+        return stopped
+
+    def signal(self, name: str, sig: signal.Signals) -> bool:
+        """Send `sig` to the process group of `name`; False when it is not running."""
+        proc = self.process(name)
+        if proc is None:
+            return False
+        os.killpg(proc.pid, sig)
+        return True
+
+    def status(self, specs: Sequence[ServiceSpec]) -> list[ServiceStatus]:
+        out = []
+        for spec in specs:
+            rec, proc = self.record(spec.name), self.process(spec.name)
+            running = proc is not None and rec is not None
+            out.append(
+                ServiceStatus(
+                    spec.name,
+                    running,
+                    running and self.healthy(spec),
+                    rec.pid if running and rec else None,
+                    spec.port,
+                    time.time() - rec.started_at if running and rec else None,
+                    str(self.logs_dir / f"{spec.name}.log"),
+                )
+            )
+        return out
+
+
+def _stop_group(proc: psutil.Process, timeout: float) -> None:
+    """SIGTERM the process group, wait, then SIGKILL whatever is left of it."""
+    try:
+        members = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        members = [proc]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        for member in members:  # a member stopped by SIGSTOP must wake up to die of SIGTERM
+            try:
+                member.resume()
+            except psutil.Error:
+                pass
+        _, members = psutil.wait_procs(members, timeout=timeout if sig == signal.SIGTERM else 3.0)
+        if not members:
+            return

@@ -1,0 +1,71 @@
+"""The registry watcher: journals every alias change (`registry.alias_changed`), whoever made it.
+
+MLflow keeps no history of which version held an alias; this process polls every registered model
+and records each difference, so changes made in the MLflow UI or by a plain `MlflowClient` are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from lab_runtime.errors import LabError
+from lab_runtime.journal import ALIAS_CHANGED, Event, Journal
+from lab_runtime.registry import Registry, alias_changes
+from lab_runtime.settings import Settings, load_settings
+
+log = logging.getLogger("lab_runtime.watcher")
+
+
+def known_aliases(events: list[Event]) -> dict[str, dict[str, str]]:
+    """The alias map {model: {alias: version}} that a sequence of alias-change events leads to."""
+    state: dict[str, dict[str, str]] = {}
+    for event in events:
+        aliases = state.setdefault(event.payload["model"], {})
+        if event.payload.get("after") is None:
+            aliases.pop(event.payload["alias"], None)
+        else:
+            aliases[event.payload["alias"]] = event.payload["after"]
+    return state
+
+
+class RegistryWatcher:
+    def __init__(self, settings: Settings) -> None:
+        self.registry = Registry(settings.mlflow_url)
+        self.journal = Journal(settings.journal_path, source="registry-watcher", learner=settings.learner)
+        self.heartbeat = settings.run_dir / "registry-watcher.heartbeat"
+        # Start from what the journal knows, so changes made while the watcher was down are recorded too.
+        self.known = known_aliases(self.journal.events([ALIAS_CHANGED]))
+
+    def poll_once(self) -> int:
+        """Journal the alias changes since the last poll; returns how many there were."""
+        snapshot = {m.name: m.aliases for m in self.registry.all_models()}
+        changes = alias_changes(self.known, snapshot)
+        for change in changes:
+            self.journal.append(
+                ALIAS_CHANGED,
+                {"model": change.model, "alias": change.alias, "before": change.before, "after": change.after},
+            )
+        self.known = snapshot
+        return len(changes)
+
+    def run(self, interval: float) -> None:
+        while True:
+            try:
+                self.poll_once()
+            except LabError as exc:  # MLflow down or late: keep watching
+                log.warning("%s", exc)
+            self.heartbeat.touch()
+            time.sleep(interval)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_settings()
+    settings.ensure_dirs()
+    RegistryWatcher(settings).run(settings.poll_interval)
+
+
+if __name__ == "__main__":
+    main()
