@@ -2,6 +2,7 @@
 
     LabError
     ├── ConfigError          settings, a corrupt state directory, a bad path
+    ├── NotFound             an unknown lab, service, model version or alias
     ├── InvalidLab           a lab file that fails validation (names file and field)
     ├── InvalidDrill         a drill file that fails validation (names file and field)
     ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
@@ -21,6 +22,10 @@ class LabError(Exception):
 
 class ConfigError(LabError):
     """Raised for bad settings or a corrupt state directory."""
+
+
+class NotFound(LabError):
+    """Raised when a named thing (lab, service, version, alias) does not exist; lists what does."""
 
 
 class InvalidLab(LabError):

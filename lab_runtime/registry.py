@@ -100,6 +100,27 @@ class Registry:
             if not token:
                 return models
 
+    def experiment_runs(self, experiment: str) -> list[dict] | None:  # type: ignore[type-arg]
+        """The runs of experiment `experiment` (newest first), or None when there is no such experiment."""
+        resp = self._get("/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": experiment})
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise RegistryError(f"MLflow answered {resp.status_code} for experiment {experiment!r}: {resp.text[:200]}")
+        exp_id = resp.json()["experiment"]["experiment_id"]
+        try:
+            runs = self._http.post("/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id], "max_results": 1000})
+        except httpx.HTTPError as exc:
+            raise RuntimeNotReady(f"MLflow is unreachable at {self.url}; start the sandbox with `lab up`") from exc
+        return list(runs.json().get("runs", []))
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of each metric a run logged."""
+        resp = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
+        if resp.status_code != 200:
+            return {}
+        return {m["key"]: float(m["value"]) for m in resp.json()["run"]["data"].get("metrics", [])}
+
     def versions(self, name: str) -> list[dict[str, str]]:
         """Every version of model `name` (MLflow's model-version records), oldest first."""
         resp = self._get("/api/2.0/mlflow/model-versions/search", {"filter": f"name='{name}'", "max_results": 1000})

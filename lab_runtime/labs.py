@@ -1,0 +1,128 @@
+"""Labs as data: `labs/lab-NN-<slug>/lab.yaml` validated into `Lab`, and the steps judged by checks."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lab_runtime.checks import CATALOG, CheckContext, CheckResult, run_check
+from lab_runtime.errors import InvalidLab, NotFound
+
+LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
+_SLUG = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class CheckRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bind(self) -> CheckRef:
+        fn = CATALOG.get(self.name)
+        if fn is None:
+            raise ValueError(f"unknown check {self.name!r}; checks are: {', '.join(sorted(CATALOG))}")
+        try:
+            inspect.signature(fn).bind(None, **self.args)
+        except TypeError as exc:
+            params = [p for p in inspect.signature(fn).parameters if p != "ctx"]
+            raise ValueError(f"bad arguments for check {self.name!r} ({exc}); it takes: {', '.join(params) or 'none'}")
+        return self
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    id: str = Field(pattern=_SLUG)
+    title: str = Field(min_length=1)
+    check: CheckRef
+    hint: str = Field(min_length=1)
+
+
+class Lab(BaseModel):
+    """One lab, as its lab.yaml says."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    id: str = Field(pattern=r"^lab-\d\d$")
+    title: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    objectives: list[str] = Field(min_length=1)
+    brief: str = Field(min_length=1)
+    starter: list[str] = Field(default_factory=list)
+    solution: str = "solution.py"
+    steps: list[Step] = Field(min_length=1)
+    directory: Path = Field(Path("."), exclude=True)
+
+    @field_validator("steps")
+    @classmethod
+    def _unique(cls, steps: list[Step]) -> list[Step]:
+        seen: set[str] = set()
+        for step in steps:
+            if step.id in seen:
+                raise ValueError(f"step id {step.id!r} is used twice")
+            seen.add(step.id)
+        return steps
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> Lab:
+        for name in [*self.starter, self.solution]:
+            if not (self.directory / name).is_file():
+                raise ValueError(f"file {name!r} named by the lab does not exist in {self.directory}")
+        return self
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_lab(path: Path) -> Lab:
+    """Read and validate a lab file; errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InvalidLab(f"{path}: cannot read the lab file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidLab(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InvalidLab(f"{path}: a lab file must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        return Lab.model_validate({**raw, "directory": path.parent})
+    except ValidationError as exc:
+        errors = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidLab(f"{path}: {errors}") from exc
+
+
+def all_labs(labs_dir: Path = LABS_DIR) -> list[Lab]:
+    return [load_lab(p) for p in sorted(labs_dir.glob("lab-*/lab.yaml"))]
+
+
+def find_lab(lab_id: str, labs_dir: Path = LABS_DIR) -> Lab:
+    labs = {lab.id: lab for lab in all_labs(labs_dir)}
+    if lab_id not in labs:
+        raise NotFound(f"unknown lab {lab_id!r}; labs are: {', '.join(labs) or 'none'} (see `lab labs`)")
+    return labs[lab_id]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    id: str
+    title: str
+    passed: bool
+    detail: str
+    hint: str | None  # only for failing steps
+
+
+def check_lab(lab: Lab, ctx: CheckContext) -> list[StepResult]:
+    """Judge every step from observed state."""
+    results = []
+    for step in lab.steps:
+        outcome: CheckResult = run_check(step.check.name, ctx, step.check.args)
+        results.append(
+            StepResult(step.id, step.title, outcome.passed, outcome.detail, None if outcome.passed else step.hint)
+        )
+    return results
+
