@@ -101,6 +101,7 @@ class Supervisor:
         self.run_dir = run_dir
         self.logs_dir = logs_dir
         self.cwd = cwd
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # spawned by this process: reaped on stop
 
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"
@@ -161,6 +162,7 @@ class Supervisor:
                 env={**os.environ, **spec.env},
                 start_new_session=True,  # its own process group: stop() reaches its children too
             )
+        self._children[spec.name] = proc
         rec = ProcessRecord(spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path))
         self._pidfile(spec.name).write_text(json.dumps(asdict(rec)))
 
@@ -213,6 +215,9 @@ class Supervisor:
             if proc is not None:
                 _stop_group(proc, timeout)
                 stopped.append(name)
+            child = self._children.pop(name, None)
+            if child is not None:
+                child.wait(timeout)
             self._pidfile(name).unlink(missing_ok=True)
         return stopped
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, create_model
-from pydantic import StrictFloat as _StrictFloat
-from typing_extensions import Annotated
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
-FiniteFloat = Annotated[_StrictFloat | StrictInt, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]  # strict, yet takes 3 for 3.0
 
 # MLflow column types -> strict pydantic types ("wrong type" is an error, never a silent coercion).
 _TYPES: dict[str, Any] = {

@@ -1,0 +1,87 @@
+"""Lab 01 end to end through the `lab` command, as a learner runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+LAB = [sys.executable, "-m", "lab_runtime.cli"]
+
+
+def lab(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LAB, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr + result.stdout
+    assert message in result.stderr, result.stderr
+
+
+def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_env: dict[str, str]) -> None:
+    one_line_error(lab(lab_env, "check"), "no lab started yet; run `lab start lab-01` first")
+    one_line_error(lab(lab_env, "start", "lab-01"), "the sandbox is not running")
+    up = lab(lab_env, "up")
+    assert up.returncode == 0, up.stderr
+    try:
+        assert "MLflow UI" in up.stdout and lab_env["LAB_SERVICE_PORT"] in up.stdout
+        one_line_error(lab(lab_env, "start", "lab-42"), "unknown lab 'lab-42'; labs are: lab-01")
+        started = lab(lab_env, "start", "lab-01")
+        assert started.returncode == 0 and "Deploy and version a model" in started.stdout
+        assert (Path(lab_env["LAB_STATE_DIR"]) / "workspace" / "lab-01" / "train.py").is_file()
+
+        before = lab(lab_env, "check", "--json")
+        assert before.returncode == 1
+        report = json.loads(before.stdout)
+        assert report["passed"] == 0 and report["total"] == 7
+        first = report["steps"][0]
+        assert first["detail"] == "no experiment named 'lab-01'" and "mlflow.log_metrics" in first["hint"]
+        assert all(step["hint"] for step in report["steps"])
+
+        solved = lab(lab_env, "solve", "lab-01")
+        assert solved.returncode == 0, solved.stdout + solved.stderr
+        after = lab(lab_env, "check", "--json")
+        report = json.loads(after.stdout)
+        assert after.returncode == 0, report
+        assert report["passed"] == 7 and all(s["passed"] and s["hint"] is None for s in report["steps"])
+
+        status = json.loads(lab(lab_env, "status", "--json").stdout)
+        pids = [row["pid"] for row in status]
+        assert all(row["healthy"] for row in status)
+        family = [psutil.Process(p) for p in pids]
+        family += [c for p in family for c in p.children(recursive=True)]
+    finally:
+        down = lab(lab_env, "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    _, alive = psutil.wait_procs(family, timeout=5)
+    assert alive == []
+    assert not any(row["running"] for row in json.loads(lab(lab_env, "status", "--json").stdout))
+
+
+def test_a_taken_port_gets_one_line_naming_port_and_fix(lab_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(lab_env["LAB_MLFLOW_PORT"])))
+        taken.listen()
+        result = lab(lab_env, "up")
+    one_line_error(result, f"port {lab_env['LAB_MLFLOW_PORT']} for mlflow is already in use")
+    assert "LAB_MLFLOW_PORT" in result.stderr
+
+
+def test_a_corrupt_state_directory_gets_one_line_naming_the_file(lab_env: dict[str, str]) -> None:
+    state = Path(lab_env["LAB_STATE_DIR"])
+    state.mkdir(parents=True)
+    (state / "journal.db").write_bytes(b"garbage" * 500)
+    one_line_error(lab(lab_env, "check"), "journal.db is corrupt or not a database")
+    (state / "run").mkdir(exist_ok=True)
+    (state / "run" / "mlflow.json").write_text("{oops")
+    one_line_error(lab(lab_env, "status"), "mlflow.json is corrupt")
+    cleared = lab(lab_env, "down", "--force")
+    assert cleared.returncode == 0 and not (state / "run" / "mlflow.json").exists()

@@ -1,0 +1,183 @@
+"""The real sandbox on free ports: MLflow server, the model service on uvicorn, the registry watcher."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+from lab_runtime.backends import get_backend
+from lab_runtime.backends.local import LocalBackend
+from lab_runtime.data import FEATURES, DataGenerator
+from lab_runtime.journal import ALIAS_CHANGED, Journal
+from lab_runtime.modeling import Registered, train_and_register
+from lab_runtime.predlog import PredictionLog
+from lab_runtime.settings import Settings, load_settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, LocalBackend, list[Registered]]]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_STATE_DIR", str(tmp_path_factory.mktemp("sandbox") / "state"))
+        mp.setenv("LAB_MLFLOW_PORT", str(free_port()))
+        mp.setenv("LAB_SERVICE_PORT", str(free_port()))
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        settings = load_settings()
+        backend = get_backend(settings)
+        assert isinstance(backend, LocalBackend)
+        backend.up()
+        try:
+            v1 = train_and_register(settings.mlflow_url, settings.model_name, alias="champion")
+            v2 = train_and_register(settings.mlflow_url, settings.model_name, C=0.001)
+            yield settings, backend, [v1, v2]
+        finally:
+            pids = [r.pid for r in backend.status() if r.pid]
+            backend.down()
+            assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `predicate` held; fails the test after `timeout`."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "condition not met in time"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def features(i: int = 0) -> dict[str, Any]:
+    frame = DataGenerator(9).production(i, 1)
+    return dict(json.loads(frame[list(FEATURES)].to_json(orient="records"))[0])
+
+
+def model(settings: Settings) -> dict[str, Any]:
+    return dict(httpx.get(f"{settings.service_url}/model").json())
+
+
+def test_the_service_serves_the_champion_and_logs_each_prediction(sandbox: Any) -> None:
+    settings, _, (v1, _) = sandbox
+    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    assert httpx.get(f"{settings.service_url}/ready").json() == {"ready": True}
+    answer = httpx.post(f"{settings.service_url}/predict", json={"request_id": "one", "features": features()})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["request_id"] == "one" and body["model_version"] == v1.version and body["variant"] == "champion"
+    assert 0.0 <= body["probability"] <= 1.0 and body["prediction"] in (0, 1)
+    batch = httpx.post(f"{settings.service_url}/predict", json={"records": [{"features": features(i)} for i in range(5)]})
+    assert [p["model_version"] for p in batch.json()["predictions"]] == [v1.version] * 5
+    feedback = httpx.post(f"{settings.service_url}/feedback", json={"request_id": "one", "label": 1})
+    assert feedback.status_code == 202
+    log = PredictionLog(settings.prediction_log_path)
+    wait_for(lambda: log.count(model_version=v1.version) >= 6 and log.labels() == 1, 5)
+    metrics = httpx.get(f"{settings.service_url}/metrics").text
+    assert f'lab_requests_total{{status="200",variant="champion",version="{v1.version}"}}' in metrics
+    assert "lab_prediction_log_queue_depth" in metrics and "lab_request_latency_seconds_bucket" in metrics
+    schema = httpx.get(f"{settings.service_url}/openapi.json").json()
+    body_schema = json.dumps(schema["paths"]["/predict"]["post"]["requestBody"])
+    assert "credit_score" in body_schema
+
+
+BAD_REQUESTS: list[tuple[str, bytes, str]] = [
+    ("invalid JSON", b"{not json", "invalid JSON"),
+    ("missing feature", json.dumps({"features": {"age": 30}}).encode(), "Field required"),
+    ("wrong type", json.dumps({"features": {**features(), "age": "old"}}).encode(), "valid integer"),
+    ("NaN", json.dumps({"features": {**features(), "income": float("nan")}}).encode(), "finite number"),
+    ("infinity", json.dumps({"features": {**features(), "income": float("inf")}}).encode(), "finite number"),
+    ("unknown field", json.dumps({"features": {**features(), "salary": 1.0}}).encode(), "Extra inputs"),
+    ("empty batch", json.dumps({"records": []}).encode(), "at least one record"),
+    ("batch over the limit", json.dumps({"records": [{"features": features()}] * 1001}).encode(), "at most 1000"),
+    ("not an object", b"[1, 2]", "valid dictionary"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "message"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_a_malformed_request_gets_422_naming_the_field_never_500(sandbox: Any, case: str, body: bytes, message: str) -> None:
+    settings, _, (v1, _) = sandbox
+    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    answer = httpx.post(f"{settings.service_url}/predict", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert message in answer.text
+    detail = answer.json()["detail"]
+    if case in ("missing feature", "wrong type", "NaN", "infinity", "unknown field"):
+        assert any(e["loc"][:2] == ["body", "features"] and len(e["loc"]) == 3 for e in detail), detail
+
+
+def test_an_alias_moved_by_a_plain_client_is_followed_and_journaled(sandbox: Any) -> None:
+    settings, _, (v1, v2) = sandbox
+    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    MlflowClient(settings.mlflow_url).set_registered_model_alias(settings.model_name, "champion", v2.version)
+    followed = wait_for(lambda: model(settings)["champion"] == v2.version, 2.0)
+    answer = httpx.post(f"{settings.service_url}/predict", json={"features": features()})
+    assert answer.json()["model_version"] == v2.version
+    journal = Journal(settings.journal_path, source="test")
+
+    def journaled() -> bool:
+        return any(e.payload.get("after") == v2.version and e.payload.get("before") == v1.version
+                   for e in journal.events([ALIAS_CHANGED]))
+
+    wait_for(journaled, 2.0)
+    MlflowClient(settings.mlflow_url).set_registered_model_alias(settings.model_name, "champion", v1.version)
+    wait_for(lambda: model(settings)["champion"] == v1.version, 2.0)
+    assert followed < 2.0
+
+
+def test_the_challenger_gets_the_canary_share_sticky_by_request_id(sandbox: Any) -> None:
+    settings, _, (v1, v2) = sandbox
+    client = MlflowClient(settings.mlflow_url)
+    client.set_registered_model_alias(settings.model_name, "challenger", v2.version)
+    client.set_registered_model_tag(settings.model_name, "canary_weight", "0.3")
+    try:
+        wait_for(lambda: model(settings)["challenger"] == v2.version and model(settings)["canary_weight"] == 0.3, 5)
+        records = [{"request_id": f"user-{i}", "features": features(i)} for i in range(400)]
+        first = httpx.post(f"{settings.service_url}/predict", json={"records": records}).json()["predictions"]
+        again = httpx.post(f"{settings.service_url}/predict", json={"records": records}).json()["predictions"]
+        share = sum(p["variant"] == "challenger" for p in first) / len(first)
+        assert 0.22 < share < 0.38
+        assert [p["variant"] for p in first] == [p["variant"] for p in again]
+        assert {p["model_version"] for p in first if p["variant"] == "challenger"} == {v2.version}
+    finally:
+        client.delete_registered_model_alias(settings.model_name, "challenger")
+        client.delete_registered_model_tag(settings.model_name, "canary_weight")
+    wait_for(lambda: model(settings)["challenger"] is None, 5)
+
+
+def test_a_version_without_signature_is_not_served_and_the_old_one_keeps_serving(sandbox: Any) -> None:
+    import mlflow
+
+    settings, _, (v1, _) = sandbox
+    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    from lab_runtime.data import split_features
+    from lab_runtime.modeling import PIP_REQUIREMENTS, build_pipeline
+
+    X, y = split_features(DataGenerator(1).training(500))
+    mlflow.set_tracking_uri(settings.mlflow_url)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(build_pipeline().fit(X, y), name="model", registered_model_name=settings.model_name,
+                                        pip_requirements=PIP_REQUIREMENTS)
+    bad = str(info.registered_model_version)
+    client = MlflowClient(settings.mlflow_url)
+    client.set_registered_model_alias(settings.model_name, "champion", bad)
+    try:
+        wait_for(lambda: bad in model(settings)["load_errors"], 10)
+        assert "no input signature" in model(settings)["load_errors"][bad]
+        assert model(settings)["champion"] == v1.version
+        answer = httpx.post(f"{settings.service_url}/predict", json={"features": features()})
+        assert answer.status_code == 200 and answer.json()["model_version"] == v1.version
+    finally:
+        client.set_registered_model_alias(settings.model_name, "champion", v1.version)
+
+
+def test_status_reports_every_service_healthy_with_pid_and_uptime(sandbox: Any) -> None:
+    _, backend, _ = sandbox
+    rows = {r.name: r for r in backend.status()}
+    assert set(rows) == {"mlflow", "model-service", "registry-watcher"}
+    assert all(r.healthy and r.pid and r.uptime is not None and r.uptime > 0 for r in rows.values())
