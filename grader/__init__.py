@@ -1,0 +1,1 @@
+"""Grading from the journal (issue 6). Imports lab_runtime.journal only."""

@@ -103,14 +103,19 @@ def alias_on_best(ctx: CheckContext, alias: str, metric: str) -> CheckResult:
     current = ctx.alias_version(alias)
     if current is None:
         return CheckResult(False, f"{name!r} has no '@{alias}' alias")
-    scores = {v["version"]: ctx.registry.run_metrics(v.get("run_id", "")).get(metric) for v in ctx.registry.versions(name)}
+    scores = {
+        v["version"]: ctx.registry.run_metrics(v.get("run_id", "")).get(metric) for v in ctx.registry.versions(name)
+    }
     known = {v: s for v, s in scores.items() if s is not None}
     if scores.get(current) is None:
         return CheckResult(False, f"'@{alias}' is version {current}, whose run logged no {metric!r}")
     best = max(known, key=lambda v: known[v])
     if known[current] < known[best]:
-        return CheckResult(False, f"'@{alias}' is version {current} ({metric}={known[current]:.4f}), "
-                                  f"but version {best} scores {known[best]:.4f}")
+        return CheckResult(
+            False,
+            f"'@{alias}' is version {current} ({metric}={known[current]:.4f}), "
+            f"but version {best} scores {known[best]:.4f}",
+        )
     return CheckResult(True, f"'@{alias}' is version {current}, the best on {metric} ({known[current]:.4f})")
 
 
@@ -139,8 +144,9 @@ def predictions_served(ctx: CheckContext, alias: str, min_count: int) -> CheckRe
         count = log.count(since=ctx.lab_started_at, model_version=version)
     finally:
         log.close()
-    return CheckResult(count >= min_count, f"{count} prediction(s) by version {version} since the lab started, "
-                                           f"{min_count} needed")
+    return CheckResult(
+        count >= min_count, f"{count} prediction(s) by version {version} since the lab started, {min_count} needed"
+    )
 
 
 def run_check(name: str, ctx: CheckContext, args: dict[str, Any]) -> CheckResult:

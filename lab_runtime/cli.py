@@ -252,7 +252,9 @@ def solve(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
     env = {**os.environ, **settings_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_url}
     result = subprocess.run([sys.executable, str(lab.directory / lab.solution)], cwd=workspace, env=env, check=False)
     if result.returncode != 0:
-        raise LabError(f"the reference solution of {lab.id} failed (exit code {result.returncode}); see its output above")
+        raise LabError(
+            f"the reference solution of {lab.id} failed (exit code {result.returncode}); see its output above"
+        )
     out.print(f"{lab.id} solved; run [bold]lab check[/] to see every step pass")
 
 

@@ -26,9 +26,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = ("home_ownership", "purpose", "region")
 FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-INTEGER_FEATURES = frozenset(
-    {"age", "loan_term_months", "num_open_accounts", "num_late_payments", "employment_years"}
-)
+INTEGER_FEATURES = frozenset({"age", "loan_term_months", "num_open_accounts", "num_late_payments", "employment_years"})
 LABEL = "default"
 REQUEST_ID = "request_id"
 
@@ -51,9 +49,7 @@ class Population:
     dti_beta: float = 6.0
     open_accounts_rate: float = 5.0
     late_payments_rate: float = 0.6
-    home_ownership: dict[str, float] = field(
-        default_factory=lambda: {"rent": 0.42, "mortgage": 0.4, "own": 0.18}
-    )
+    home_ownership: dict[str, float] = field(default_factory=lambda: {"rent": 0.42, "mortgage": 0.4, "own": 0.18})
     purpose: dict[str, float] = field(
         default_factory=lambda: {
             "debt_consolidation": 0.38,
@@ -63,9 +59,7 @@ class Population:
             "business": 0.13,
         }
     )
-    region: dict[str, float] = field(
-        default_factory=lambda: {"north": 0.27, "south": 0.3, "east": 0.22, "west": 0.21}
-    )
+    region: dict[str, float] = field(default_factory=lambda: {"north": 0.27, "south": 0.3, "east": 0.22, "west": 0.21})
     # feature -> (added shift in reference standard deviations, multiplicative scale about the mean)
     shifts: dict[str, tuple[float, float]] = field(default_factory=dict)
     null_features: frozenset[str] = frozenset()
@@ -105,7 +99,8 @@ class LabelFunction:
         for key, weight in self.category_effect.items():
             column, value = key.split("=", 1)
             logit += weight * (frame[column].to_numpy() == value)
-        return 1.0 / (1.0 + np.exp(-logit))
+        result: np.ndarray = 1.0 / (1.0 + np.exp(-logit))
+        return result
 
 
 def _draw(rng: np.random.Generator, n: int, pop: Population) -> pd.DataFrame:

@@ -1,16 +1,16 @@
 """The project's one exception tree. The CLI turns any of these into one line and exit code 1.
 
-    LabError
-    ├── ConfigError          settings, a corrupt state directory, a bad path
-    ├── NotFound             an unknown lab, service, model version or alias
-    ├── InvalidLab           a lab file that fails validation (names file and field)
-    ├── InvalidDrill         a drill file that fails validation (names file and field)
-    ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
-    ├── ServiceStartFailed   a service did not become healthy (names service and log file)
-    ├── PortInUse            a port the sandbox needs is taken
-    ├── RegistryError        MLflow refused or failed an operation
-    ├── FaultInjectionFailed a drill fault could not be injected or reverted
-    └── GradingError         the journal does not allow a grade
+LabError
+├── ConfigError          settings, a corrupt state directory, a bad path
+├── NotFound             an unknown lab, service, model version or alias
+├── InvalidLab           a lab file that fails validation (names file and field)
+├── InvalidDrill         a drill file that fails validation (names file and field)
+├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
+├── ServiceStartFailed   a service did not become healthy (names service and log file)
+├── PortInUse            a port the sandbox needs is taken
+├── RegistryError        MLflow refused or failed an operation
+├── FaultInjectionFailed a drill fault could not be injected or reverted
+└── GradingError         the journal does not allow a grade
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ class CheckRef(BaseModel):
             inspect.signature(fn).bind(None, **self.args)
         except TypeError as exc:
             params = [p for p in inspect.signature(fn).parameters if p != "ctx"]
-            raise ValueError(f"bad arguments for check {self.name!r} ({exc}); it takes: {', '.join(params) or 'none'}")
+            takes = ", ".join(params) or "none"
+            raise ValueError(f"bad arguments for check {self.name!r} ({exc}); it takes: {takes}") from None
         return self
 
 
@@ -125,4 +126,3 @@ def check_lab(lab: Lab, ctx: CheckContext) -> list[StepResult]:
             StepResult(step.id, step.title, outcome.passed, outcome.detail, None if outcome.passed else step.hint)
         )
     return results
-

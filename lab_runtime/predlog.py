@@ -123,8 +123,16 @@ class PredictionLogger:
 
     def _write(self, rows: list[Row]) -> None:
         predictions = [
-            (r.ts, r.request_id, r.model_version, r.variant, r.prediction, r.probability, r.latency_ms,
-             json.dumps(r.features))
+            (
+                r.ts,
+                r.request_id,
+                r.model_version,
+                r.variant,
+                r.prediction,
+                r.probability,
+                r.latency_ms,
+                json.dumps(r.features),
+            )
             for r in rows
             if isinstance(r, PredictionRow)
         ]
@@ -158,7 +166,8 @@ class PredictionLog:
         self._conn = connect(path, _SCHEMA)
 
     def count(self, since: float = 0.0, model_version: str | None = None) -> int:
-        sql, args = "SELECT COUNT(*) FROM predictions WHERE ts >= ?", [since]
+        sql = "SELECT COUNT(*) FROM predictions WHERE ts >= ?"
+        args: list[float | str] = [since]
         if model_version is not None:
             sql += " AND model_version = ?"
             args.append(model_version)

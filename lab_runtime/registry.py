@@ -109,7 +109,9 @@ class Registry:
             raise RegistryError(f"MLflow answered {resp.status_code} for experiment {experiment!r}: {resp.text[:200]}")
         exp_id = resp.json()["experiment"]["experiment_id"]
         try:
-            runs = self._http.post("/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id], "max_results": 1000})
+            runs = self._http.post(
+                "/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id], "max_results": 1000}
+            )
         except httpx.HTTPError as exc:
             raise RuntimeNotReady(f"MLflow is unreachable at {self.url}; start the sandbox with `lab up`") from exc
         return list(runs.json().get("runs", []))

@@ -6,6 +6,7 @@ so `lab down` from another shell finds and stops every process a service started
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -114,9 +115,7 @@ class Supervisor:
         try:
             return ProcessRecord(**json.loads(path.read_text()))
         except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"pid file {path} is corrupt ({exc}); run `lab down --force` to clear it"
-            ) from exc
+            raise ConfigError(f"pid file {path} is corrupt ({exc}); run `lab down --force` to clear it") from exc
 
     def process(self, name: str) -> psutil.Process | None:
         """The live process of `name`, or None (pid files of dead or reused pids count as not running)."""
@@ -163,7 +162,9 @@ class Supervisor:
                 start_new_session=True,  # its own process group: stop() reaches its children too
             )
         self._children[spec.name] = proc
-        rec = ProcessRecord(spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path))
+        rec = ProcessRecord(
+            spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path)
+        )
         self._pidfile(spec.name).write_text(json.dumps(asdict(rec)))
 
     def start(self, specs: Sequence[ServiceSpec], timeout: float) -> list[str]:
@@ -255,15 +256,11 @@ def _stop_group(proc: psutil.Process, timeout: float) -> None:
     except psutil.Error:
         members = [proc]
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         for member in members:  # a member stopped by SIGSTOP must wake up to die of SIGTERM
-            try:
+            with contextlib.suppress(psutil.Error):
                 member.resume()
-            except psutil.Error:
-                pass
         _, members = psutil.wait_procs(members, timeout=timeout if sig == signal.SIGTERM else 3.0)
         if not members:
             return

@@ -19,7 +19,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
     """The services of the sandbox. All three tolerate MLflow being late, so they start in parallel."""
-    env = {**settings_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_url, "MLFLOW_REGISTRY_URI": settings.mlflow_url}
+    env = {
+        **settings_env(settings),
+        "MLFLOW_TRACKING_URI": settings.mlflow_url,
+        "MLFLOW_REGISTRY_URI": settings.mlflow_url,
+    }
     mlflow_env = {
         **env,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # lean: no huey job runners
@@ -29,13 +33,21 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
         ServiceSpec(
             "mlflow",
             [
-                sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", f"sqlite:///{settings.mlflow_db_path}",
-                "--artifacts-destination", str(settings.artifacts_dir),
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{settings.mlflow_db_path}",
+                "--artifacts-destination",
+                str(settings.artifacts_dir),
                 "--serve-artifacts",
-                "--host", HOST,
-                "--port", str(settings.mlflow_port),
-                "--workers", "1",
+                "--host",
+                HOST,
+                "--port",
+                str(settings.mlflow_port),
+                "--workers",
+                "1",
             ],
             port=settings.mlflow_port,
             health_url=f"{settings.mlflow_url}/health",
@@ -79,9 +91,7 @@ class LocalBackend:
     def require(self, *services: str) -> None:
         down = [s.name for s in self.status() if s.name in services and not s.healthy]
         if down:
-            raise RuntimeNotReady(
-                f"the sandbox is not running ({', '.join(down)} down); start it with `lab up`"
-            )
+            raise RuntimeNotReady(f"the sandbox is not running ({', '.join(down)} down); start it with `lab up`")
 
     def _spec(self, service: str) -> ServiceSpec:
         for spec in self.specs:

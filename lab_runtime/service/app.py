@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -54,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service app; the registry follower and the prediction logger live as long as it does."""
     cfg = settings or load_settings()
     registry = Registry(cfg.mlflow_url)
-    follower = ModelFollower(registry, cfg.model_name, cfg.poll_interval, partial(load_version, cfg.mlflow_url, cfg.model_name))
+    follower = ModelFollower(
+        registry, cfg.model_name, cfg.poll_interval, partial(load_version, cfg.mlflow_url, cfg.model_name)
+    )
     holder: dict[str, PredictionLogger] = {}
     metrics = ServiceMetrics(lambda: holder["log"].depth() if "log" in holder else 0)
 
@@ -137,13 +138,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for variant, (model, index) in groups.items():
             predictions, probabilities = model.score([features[i] for i in index])
             for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):
-                out[i] = {"request_id": ids[i], "prediction": pred, "probability": proba,
-                          "model_version": model.version, "variant": variant}
+                out[i] = {
+                    "request_id": ids[i],
+                    "prediction": pred,
+                    "probability": proba,
+                    "model_version": model.version,
+                    "variant": variant,
+                }
         elapsed = time.perf_counter() - started
         now = time.time()
         holder["log"].log(
-            [PredictionRow(now, o["request_id"], o["model_version"], o["variant"], o["prediction"],
-                           o["probability"], elapsed * 1000, f) for o, f in zip(out, features, strict=True)]
+            [
+                PredictionRow(
+                    now,
+                    o["request_id"],
+                    o["model_version"],
+                    o["variant"],
+                    o["prediction"],
+                    o["probability"],
+                    elapsed * 1000,
+                    f,
+                )
+                for o, f in zip(out, features, strict=True)
+            ]
         )
         for variant, (model, index) in groups.items():
             metrics.requests.labels("200", variant, model.version).inc()

@@ -13,9 +13,7 @@ class ServiceMetrics:
         self.requests = Counter(
             "lab_requests", "Prediction requests by outcome", ["status", "variant", "version"], registry=self.registry
         )
-        self.records = Counter(
-            "lab_records", "Records scored", ["variant", "version"], registry=self.registry
-        )
+        self.records = Counter("lab_records", "Records scored", ["variant", "version"], registry=self.registry)
         self.latency = Histogram(
             "lab_request_latency_seconds",
             "Time to answer /predict",
@@ -31,11 +29,15 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.log_dropped = Counter(
-            "lab_prediction_log_dropped", "Prediction rows dropped because the log queue was full", registry=self.registry
+            "lab_prediction_log_dropped",
+            "Prediction rows dropped because the log queue was full",
+            registry=self.registry,
         )
         depth = Gauge("lab_prediction_log_queue_depth", "Rows waiting to be written", registry=self.registry)
         depth.set_function(lambda: float(queue_depth()))
         self.model_version = Gauge(
             "lab_model_version", "Model version serving each variant", ["variant"], registry=self.registry
         )
-        self.canary_weight = Gauge("lab_canary_weight", "Share of requests sent to the challenger", registry=self.registry)
+        self.canary_weight = Gauge(
+            "lab_canary_weight", "Share of requests sent to the challenger", registry=self.registry
+        )

@@ -39,7 +39,9 @@ class LoadedModel:
         """Predicted class and probability of the positive class for validated feature dicts."""
         frame = pd.DataFrame(
             {
-                name: [float(r[name]) if kind in ("double", "float") and r[name] is not None else r[name] for r in records]
+                name: [
+                    float(r[name]) if kind in ("double", "float") and r[name] is not None else r[name] for r in records
+                ]
                 for name, kind, _ in self.columns
             }
         )

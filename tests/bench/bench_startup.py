@@ -37,8 +37,12 @@ def main() -> None:
     results: dict[str, list[float]] = {"fresh": [], "warm": []}
     for _ in range(runs):
         state = Path(tempfile.mkdtemp(prefix="lab-bench-"))
-        env = {**os.environ, "LAB_STATE_DIR": str(state), "LAB_MLFLOW_PORT": str(free_port()),
-               "LAB_SERVICE_PORT": str(free_port())}
+        env = {
+            **os.environ,
+            "LAB_STATE_DIR": str(state),
+            "LAB_MLFLOW_PORT": str(free_port()),
+            "LAB_SERVICE_PORT": str(free_port()),
+        }
         for kind in ("fresh", "warm"):  # warm: the same state directory, databases already migrated
             try:
                 results[kind].append(lab(env, "up"))
@@ -48,8 +52,10 @@ def main() -> None:
     print(f"lab up to every service healthy ({os.cpu_count()} cores), target <= {TARGET_S:.0f} s")
     for kind, row in summary.items():
         verdict = "met" if row["max_s"] <= TARGET_S else "MISSED"
-        print(f"  {kind:<6} median {row['median_s']:.2f} s  max {row['max_s']:.2f} s  "
-              f"runs {', '.join(f'{r:.2f}' for r in row['runs'])}  [{verdict}]")
+        print(
+            f"  {kind:<6} median {row['median_s']:.2f} s  max {row['max_s']:.2f} s  "
+            f"runs {', '.join(f'{r:.2f}' for r in row['runs'])}  [{verdict}]"
+        )
     Path("bench-results").mkdir(exist_ok=True)
     Path("bench-results/startup.json").write_text(json.dumps(summary, indent=2))
 

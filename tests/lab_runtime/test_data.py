@@ -42,5 +42,5 @@ def test_a_shift_moves_a_feature_by_that_many_standard_deviations() -> None:
 
 
 def test_shift_of_an_unknown_feature_is_refused_with_the_choices() -> None:
-    with pytest.raises(ValueError, match="unknown numeric feature 'salary'.*credit_score"):
+    with pytest.raises(ValueError, match=r"unknown numeric feature 'salary'.*credit_score"):
         DataGenerator().population.with_shift("salary", 1.0)

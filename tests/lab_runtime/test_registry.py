@@ -17,9 +17,16 @@ def test_alias_changes_lists_set_moved_and_removed_aliases() -> None:
 
 def test_the_journal_folds_back_into_the_alias_map() -> None:
     def ev(alias: str, before: str | None, after: str | None) -> Event:
-        return Event(0, 0.0, "w", "registry.alias_changed", {"model": "m", "alias": alias, "before": before, "after": after})
+        return Event(
+            0, 0.0, "w", "registry.alias_changed", {"model": "m", "alias": alias, "before": before, "after": after}
+        )
 
-    events = [ev("champion", None, "1"), ev("challenger", None, "2"), ev("champion", "1", "2"), ev("challenger", "2", None)]
+    events = [
+        ev("champion", None, "1"),
+        ev("challenger", None, "2"),
+        ev("champion", "1", "2"),
+        ev("challenger", "2", None),
+    ]
     assert known_aliases(events) == {"m": {"champion": "2"}}
 
 

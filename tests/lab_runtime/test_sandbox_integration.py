@@ -72,7 +72,9 @@ def test_the_service_serves_the_champion_and_logs_each_prediction(sandbox: Any) 
     body = answer.json()
     assert body["request_id"] == "one" and body["model_version"] == v1.version and body["variant"] == "champion"
     assert 0.0 <= body["probability"] <= 1.0 and body["prediction"] in (0, 1)
-    batch = httpx.post(f"{settings.service_url}/predict", json={"records": [{"features": features(i)} for i in range(5)]})
+    batch = httpx.post(
+        f"{settings.service_url}/predict", json={"records": [{"features": features(i)} for i in range(5)]}
+    )
     assert [p["model_version"] for p in batch.json()["predictions"]] == [v1.version] * 5
     feedback = httpx.post(f"{settings.service_url}/feedback", json={"request_id": "one", "label": 1})
     assert feedback.status_code == 202
@@ -100,7 +102,9 @@ BAD_REQUESTS: list[tuple[str, bytes, str]] = [
 
 
 @pytest.mark.parametrize(("case", "body", "message"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
-def test_a_malformed_request_gets_422_naming_the_field_never_500(sandbox: Any, case: str, body: bytes, message: str) -> None:
+def test_a_malformed_request_gets_422_naming_the_field_never_500(
+    sandbox: Any, case: str, body: bytes, message: str
+) -> None:
     settings, _, (v1, _) = sandbox
     wait_for(lambda: model(settings)["champion"] == v1.version, 30)
     answer = httpx.post(f"{settings.service_url}/predict", content=body, headers={"content-type": "application/json"})
@@ -121,8 +125,10 @@ def test_an_alias_moved_by_a_plain_client_is_followed_and_journaled(sandbox: Any
     journal = Journal(settings.journal_path, source="test")
 
     def journaled() -> bool:
-        return any(e.payload.get("after") == v2.version and e.payload.get("before") == v1.version
-                   for e in journal.events([ALIAS_CHANGED]))
+        return any(
+            e.payload.get("after") == v2.version and e.payload.get("before") == v1.version
+            for e in journal.events([ALIAS_CHANGED])
+        )
 
     wait_for(journaled, 2.0)
     MlflowClient(settings.mlflow_url).set_registered_model_alias(settings.model_name, "champion", v1.version)
@@ -131,7 +137,7 @@ def test_an_alias_moved_by_a_plain_client_is_followed_and_journaled(sandbox: Any
 
 
 def test_the_challenger_gets_the_canary_share_sticky_by_request_id(sandbox: Any) -> None:
-    settings, _, (v1, v2) = sandbox
+    settings, _, (_v1, v2) = sandbox
     client = MlflowClient(settings.mlflow_url)
     client.set_registered_model_alias(settings.model_name, "challenger", v2.version)
     client.set_registered_model_tag(settings.model_name, "canary_weight", "0.3")
@@ -161,8 +167,12 @@ def test_a_version_without_signature_is_not_served_and_the_old_one_keeps_serving
     X, y = split_features(DataGenerator(1).training(500))
     mlflow.set_tracking_uri(settings.mlflow_url)
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(build_pipeline().fit(X, y), name="model", registered_model_name=settings.model_name,
-                                        pip_requirements=PIP_REQUIREMENTS)
+        info = mlflow.sklearn.log_model(
+            build_pipeline().fit(X, y),
+            name="model",
+            registered_model_name=settings.model_name,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
     bad = str(info.registered_model_version)
     client = MlflowClient(settings.mlflow_url)
     client.set_registered_model_alias(settings.model_name, "champion", bad)

@@ -32,13 +32,15 @@ def test_a_good_record_passes_and_an_int_is_taken_for_a_double() -> None:
         ({**GOOD, "salary": 1.0}, ["features", "salary"], "extra_forbidden"),
     ],
 )
-def test_a_bad_record_is_refused_naming_the_field_and_reason(features: dict[str, object], loc: list[str], kind: str) -> None:
+def test_a_bad_record_is_refused_naming_the_field_and_reason(
+    features: dict[str, object], loc: list[str], kind: str
+) -> None:
     found = errors(features)
     assert any(e["loc"] == loc and str(e["type"]).startswith(kind.split("_")[0]) for e in found), found
 
 
 def test_a_model_without_signature_cannot_be_served() -> None:
-    with pytest.raises(SchemaError, match="no input signature.*infer_signature"):
+    with pytest.raises(SchemaError, match=r"no input signature.*infer_signature"):
         columns_from_signature(None)
 
 

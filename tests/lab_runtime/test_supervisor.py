@@ -47,15 +47,19 @@ def test_services_start_healthy_report_status_and_stop_without_orphans(tmp_path:
     assert len(family) == 4
     assert sup.start(specs, timeout=20) == []  # already running: nothing started twice
     assert sorted(sup.stop(["web", "api"])) == ["api", "web"]
-    gone, alive = psutil.wait_procs(family, timeout=5)
+    _gone, alive = psutil.wait_procs(family, timeout=5)
     assert alive == []
     assert not any(r.running for r in sup.status(specs))
 
 
 def test_a_service_that_exits_at_start_is_named_with_its_log(tmp_path: Path) -> None:
     sup = Supervisor(tmp_path / "run", tmp_path / "logs")
-    bad = ServiceSpec("broken", [sys.executable, "-c", "raise SystemExit('boom: bad config')"], health_url="http://127.0.0.1:9/")
-    with pytest.raises(ServiceStartFailed, match=r"broken exited during start-up; read .*broken\.log(.|\n)*boom: bad config"):
+    bad = ServiceSpec(
+        "broken", [sys.executable, "-c", "raise SystemExit('boom: bad config')"], health_url="http://127.0.0.1:9/"
+    )
+    with pytest.raises(
+        ServiceStartFailed, match=r"broken exited during start-up; read .*broken\.log(.|\n)*boom: bad config"
+    ):
         sup.start([bad], timeout=10)
 
 
