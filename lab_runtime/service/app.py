@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow
 from lab_runtime.registry import Registry
+from lab_runtime.service.batching import Batcher
 from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
 from lab_runtime.service.schema import BatchIn, FeedbackIn, RecordIn, error_detail
@@ -58,12 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     holder: dict[str, PredictionLogger] = {}
     metrics = ServiceMetrics(lambda: holder["log"].depth() if "log" in holder else 0)
+    batcher = Batcher()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder["log"] = PredictionLogger(cfg.prediction_log_path, cfg.log_queue_size, on_drop=metrics.log_dropped.inc)
         follower.start()
         yield
+        batcher.close()
         follower.stop()
         holder["log"].close()
         registry.close()
@@ -136,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _unprocessable(errors)
         out: list[dict[str, Any]] = [{} for _ in ids]
         for variant, (model, index) in groups.items():
-            predictions, probabilities = model.score([features[i] for i in index])
+            predictions, probabilities = await batcher.score(model, [features[i] for i in index])
             for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):
                 out[i] = {
                     "request_id": ids[i],
