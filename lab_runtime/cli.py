@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.table import Table
 
 from lab_runtime.errors import LabError
 from lab_runtime.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from lab_runtime.backends.base import Backend
 
 app = typer.Typer(help="Model-ops training lab: sandbox, labs and drills.", no_args_is_help=True, add_completion=False)
 out = Console()
@@ -53,7 +56,7 @@ def _settings(runtime: str | None = None) -> Settings:
     return settings
 
 
-def _backend(settings: Settings):  # type: ignore[no-untyped-def]
+def _backend(settings: Settings) -> Backend:
     from lab_runtime.backends import get_backend
 
     return get_backend(settings)
@@ -94,13 +97,11 @@ def up(runtime: str = typer.Option(None, help="local (default) or compose")) -> 
 def down(force: bool = typer.Option(False, help="also clear pid files that cannot be read")) -> None:
     """Stop every sandbox service; no process is left behind."""
     settings = _settings()
-    if force and settings.run_dir.exists():
-        for pidfile in settings.run_dir.glob("*.json"):
-            try:
-                json.loads(pidfile.read_text())
-            except ValueError:
-                pidfile.unlink()
-    stopped = _backend(settings).down()
+    backend = _backend(settings)
+    if force:
+        for name in backend.clear_unreadable():
+            out.print(f"cleared the unreadable pid file of {name}")
+    stopped = backend.down()
     out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 

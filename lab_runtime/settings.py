@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     start_timeout: float = Field(60.0, gt=0, description="seconds a service may take to get healthy")
     log_queue_size: int = Field(10_000, ge=1, description="prediction-log queue bound; overflow is dropped")
     max_batch: int = Field(1000, ge=1, description="most records in one /predict call")
-    admin_token: str = Field("lab-admin", description="token for the service's admin endpoints")
 
     @cached_property
     def root(self) -> Path:

@@ -119,31 +119,21 @@ class Supervisor:
 
     def process(self, name: str) -> psutil.Process | None:
         """The live process of `name`, or None (pid files of dead or reused pids count as not running)."""
-        rec = self.record(name)
-        if rec is None:
-            return None
-        try:
-            proc = psutil.Process(rec.pid)
-            if abs(proc.create_time() - rec.create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-        except psutil.Error:
-            return None
-        return proc
+        return _live(self.record(name))
+
+    def clear_unreadable(self) -> list[str]:
+        """Delete pid files that cannot be read; returns their names. (For `lab down --force`.)"""
+        cleared = []
+        for path in sorted(self.run_dir.glob("*.json")) if self.run_dir.exists() else []:
+            try:
+                self.record(path.stem)
+            except ConfigError:
+                path.unlink()
+                cleared.append(path.stem)
+        return cleared
 
     def healthy(self, spec: ServiceSpec) -> bool:
-        if self.process(spec.name) is None:
-            return False
-        if spec.health_url:
-            try:
-                return httpx.get(spec.health_url, timeout=1.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-        if spec.heartbeat:
-            try:
-                return time.time() - spec.heartbeat.stat().st_mtime < 5.0
-            except OSError:
-                return False
-        return True
+        return self.process(spec.name) is not None and _answers(spec)
 
     def _spawn(self, spec: ServiceSpec) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -233,13 +223,13 @@ class Supervisor:
     def status(self, specs: Sequence[ServiceSpec]) -> list[ServiceStatus]:
         out = []
         for spec in specs:
-            rec, proc = self.record(spec.name), self.process(spec.name)
-            running = proc is not None and rec is not None
+            rec = self.record(spec.name)
+            running = rec is not None and _live(rec) is not None
             out.append(
                 ServiceStatus(
                     spec.name,
                     running,
-                    running and self.healthy(spec),
+                    running and _answers(spec),
                     rec.pid if running and rec else None,
                     spec.port,
                     time.time() - rec.started_at if running and rec else None,
@@ -247,6 +237,34 @@ class Supervisor:
                 )
             )
         return out
+
+
+def _live(rec: ProcessRecord | None) -> psutil.Process | None:
+    """The process a pid file names, if it is still that process (same create time) and alive."""
+    if rec is None:
+        return None
+    try:
+        proc = psutil.Process(rec.pid)
+        if abs(proc.create_time() - rec.create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    return proc
+
+
+def _answers(spec: ServiceSpec) -> bool:
+    """The service's own health signal: its HTTP health URL, or a fresh heartbeat file."""
+    if spec.health_url:
+        try:
+            return httpx.get(spec.health_url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+    if spec.heartbeat:
+        try:
+            return time.time() - spec.heartbeat.stat().st_mtime < 5.0
+        except OSError:
+            return False
+    return True
 
 
 def _stop_group(proc: psutil.Process, timeout: float) -> None:

@@ -21,6 +21,9 @@ class Backend(Protocol):
     def logs(self, service: str) -> str:
         """Path of the service's log."""
 
+    def clear_unreadable(self) -> list[str]:
+        """Forget runtime state files that cannot be read (for `lab down --force`); names the services."""
+
     def require(self, *services: str) -> None:
         """Raise RuntimeNotReady unless the named services are running and healthy."""
 

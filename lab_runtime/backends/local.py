@@ -82,6 +82,9 @@ class LocalBackend:
     def down(self) -> list[str]:
         return self.supervisor.stop([s.name for s in self.specs])
 
+    def clear_unreadable(self) -> list[str]:
+        return self.supervisor.clear_unreadable()
+
     def status(self) -> list[ServiceStatus]:
         return self.supervisor.status(self.specs)
 

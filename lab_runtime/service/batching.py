@@ -25,7 +25,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
 
     async def score(self, model: LoadedModel, records: list[dict[str, Any]]) -> Scored:
-        if self._task is None:
+        if self._task is None or self._task.done():  # a task that ended is replaced; the queue is kept
             self._task = asyncio.get_running_loop().create_task(self._run())
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
         await self._queue.put((model, records, future))
