@@ -5,6 +5,8 @@ LabError
 ├── NotFound             an unknown lab, service, model version or alias
 ├── InvalidLab           a lab file that fails validation (names file and field)
 ├── InvalidDrill         a drill file that fails validation (names file and field)
+├── InvalidRules         an alert-rule file that fails validation (names file and field)
+├── InvalidRelease       a pipeline release that fails validation (names file and field)
 ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
 ├── ServiceStartFailed   a service did not become healthy (names service and log file)
 ├── PortInUse            a port the sandbox needs is taken
@@ -34,6 +36,14 @@ class InvalidLab(LabError):
 
 class InvalidDrill(LabError):
     """Raised when a drill file fails validation."""
+
+
+class InvalidRules(LabError):
+    """Raised when an alert-rule file fails validation."""
+
+
+class InvalidRelease(LabError):
+    """Raised when a pipeline release fails validation."""
 
 
 class RuntimeNotReady(LabError):

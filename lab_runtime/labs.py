@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab_runtime.checks import CATALOG, CheckContext, CheckResult, run_check
 from lab_runtime.errors import InvalidLab, NotFound
+from lab_runtime.yamlfile import load_model
 
 LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
 _SLUG = r"^[a-z0-9][a-z0-9-]*$"
@@ -76,25 +76,9 @@ class Lab(BaseModel):
         return self
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
 def load_lab(path: Path) -> Lab:
     """Read and validate a lab file; errors name the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InvalidLab(f"{path}: cannot read the lab file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise InvalidLab(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise InvalidLab(f"{path}: a lab file must be a mapping of fields, got {type(raw).__name__}")
-    try:
-        return Lab.model_validate({**raw, "directory": path.parent})
-    except ValidationError as exc:
-        errors = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidLab(f"{path}: {errors}") from exc
+    return load_model(path, Lab, InvalidLab, "lab file", {"directory": path.parent})
 
 
 def all_labs(labs_dir: Path = LABS_DIR) -> list[Lab]:

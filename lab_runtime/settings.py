@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     start_timeout: float = Field(60.0, gt=0, description="seconds a service may take to get healthy")
     log_queue_size: int = Field(10_000, ge=1, description="prediction-log queue bound; overflow is dropped")
     max_batch: int = Field(1000, ge=1, description="most records in one /predict call")
+    prediction_retention: float = Field(3600.0, gt=0, description="seconds of prediction log kept")
+    # upstream pipeline (the production traffic)
+    pipeline_rate: float = Field(20.0, gt=0, le=1000, description="requests per second sent to the service")
+    label_delay: float = Field(10.0, ge=0, description="seconds before a request's ground-truth label is posted")
+    label_share: float = Field(0.5, ge=0, le=1, description="share of requests that ever get a label")
+    # monitor
+    monitor_port: int = Field(8100, ge=1, le=65535)
+    monitor_interval: float = Field(5.0, gt=0, description="seconds between monitor evaluations")
+    monitor_window: float = Field(60.0, gt=0, description="seconds of traffic each drift evaluation reads")
+    monitor_min_rows: int = Field(200, ge=10, description="fewer rows than this: no drift verdict")
+    monitor_max_rows: int = Field(5000, ge=10, description="newest rows an evaluation reads at most")
+    quality_window: float = Field(120.0, gt=0, description="seconds of labelled predictions for accuracy and F1")
+    min_labels: int = Field(100, ge=1, description="fewer labelled rows than this: no quality verdict")
+    drift_alpha: float = Field(0.001, gt=0, lt=1, description="family-wise false-alarm rate per evaluation")
+    reference_rows: int = Field(5000, ge=100, description="rows in the monitor's reference set")
+    alert_webhook: str | None = Field(None, description="URL that receives firing and resolved alerts as JSON")
 
     @cached_property
     def root(self) -> Path:
@@ -40,6 +56,10 @@ class Settings(BaseSettings):
     @property
     def service_url(self) -> str:
         return f"http://{HOST}:{self.service_port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{HOST}:{self.monitor_port}"
 
     @property
     def journal_path(self) -> Path:
@@ -69,8 +89,31 @@ class Settings(BaseSettings):
     def workspace_dir(self) -> Path:
         return self.root / "workspace"
 
+    @property
+    def pipeline_db_path(self) -> Path:
+        return self.root / "pipeline.db"
+
+    @property
+    def pipeline_status_path(self) -> Path:
+        """Written by the pipeline every second: its heartbeat and its traffic counters."""
+        return self.run_dir / "pipeline.status.json"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def rules_dir(self) -> Path:
+        """Alert rules added by the learner (`lab monitor rules add`), loaded after the built-in ones."""
+        return self.root / "rules"
+
+    @property
+    def load_dir(self) -> Path:
+        return self.root / "load"
+
     def ensure_dirs(self) -> None:
-        for d in (self.root, self.artifacts_dir, self.logs_dir, self.run_dir, self.workspace_dir):
+        dirs = (self.root, self.artifacts_dir, self.logs_dir, self.run_dir, self.workspace_dir, self.reports_dir)
+        for d in (*dirs, self.rules_dir, self.load_dir):
             d.mkdir(parents=True, exist_ok=True)
 
 

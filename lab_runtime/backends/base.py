@@ -6,7 +6,7 @@ from typing import Protocol
 
 from lab_runtime.supervisor import ServiceStatus
 
-SERVICES = ("mlflow", "model-service", "registry-watcher")
+SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor")
 
 
 class Backend(Protocol):

@@ -12,13 +12,13 @@ from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as `LAB_*` variables, so every child process sees exactly these settings."""
-    env = {f"LAB_{k.upper()}": str(v) for k, v in settings.model_dump().items()}
+    env = {f"LAB_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
     env["LAB_STATE_DIR"] = str(settings.root)
     return env
 
 
 def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
-    """The services of the sandbox. All three tolerate MLflow being late, so they start in parallel."""
+    """The services of the sandbox. Each tolerates the others being late, so all start in parallel."""
     env = {
         **settings_env(settings),
         "MLFLOW_TRACKING_URI": settings.mlflow_url,
@@ -64,6 +64,19 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
             "registry-watcher",
             [sys.executable, "-m", "lab_runtime.watcher"],
             heartbeat=settings.run_dir / "registry-watcher.heartbeat",
+            env=env,
+        ),
+        ServiceSpec(
+            "pipeline",
+            [sys.executable, "-m", "lab_runtime.pipeline"],
+            heartbeat=settings.pipeline_status_path,
+            env=env,
+        ),
+        ServiceSpec(
+            "monitor",
+            [sys.executable, "-m", "lab_runtime.monitor"],
+            port=settings.monitor_port,
+            health_url=f"{settings.monitor_url}/health",
             env=env,
         ),
     ]

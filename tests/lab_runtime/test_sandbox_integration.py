@@ -3,55 +3,28 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from mlflow import MlflowClient
 
-from lab_runtime.backends import get_backend
 from lab_runtime.backends.local import LocalBackend
 from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.journal import ALIAS_CHANGED, Journal
-from lab_runtime.modeling import Registered, train_and_register
+from lab_runtime.modeling import Registered
 from lab_runtime.predlog import PredictionLog
-from lab_runtime.settings import Settings, load_settings
-from tests.conftest import free_port
+from lab_runtime.settings import Settings
+from tests.sandbox import running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, LocalBackend, list[Registered]]]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAB_STATE_DIR", str(tmp_path_factory.mktemp("sandbox") / "state"))
-        mp.setenv("LAB_MLFLOW_PORT", str(free_port()))
-        mp.setenv("LAB_SERVICE_PORT", str(free_port()))
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        settings = load_settings()
-        backend = get_backend(settings)
-        assert isinstance(backend, LocalBackend)
-        backend.up()
-        try:
-            v1 = train_and_register(settings.mlflow_url, settings.model_name, alias="champion")
-            v2 = train_and_register(settings.mlflow_url, settings.model_name, C=0.001)
-            yield settings, backend, [v1, v2]
-        finally:
-            pids = [r.pid for r in backend.status() if r.pid]
-            backend.down()
-            assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> float:
-    """Seconds until `predicate` held; fails the test after `timeout`."""
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, "condition not met in time"
-        time.sleep(0.05)
-    return time.monotonic() - started
+    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "state") as box:
+        yield box.settings, box.backend, box.versions
 
 
 def features(i: int = 0) -> dict[str, Any]:

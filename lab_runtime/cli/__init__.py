@@ -1,0 +1,20 @@
+"""The `lab` command: the one place that wires runtime, labs, drills and grader together.
+
+Every `LabError` becomes one red line and exit code 1; commands that print a table also take `--json`.
+Each module here adds its commands to the one Typer `app`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lab_runtime.cli import labs, monitor, pipeline, sandbox  # noqa: F401  (each registers its commands)
+from lab_runtime.cli.common import app
+
+
+def main() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,3 @@
+from lab_runtime.cli import main
+
+main()

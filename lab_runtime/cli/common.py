@@ -1,0 +1,76 @@
+"""What every `lab` command shares: the Typer app, consoles, error handling, settings and the backend."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from lab_runtime.errors import LabError
+from lab_runtime.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from lab_runtime.backends.base import Backend
+    from lab_runtime.journal import Journal
+
+app = typer.Typer(help="Model-ops training lab: sandbox, labs and drills.", no_args_is_help=True, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+JSON = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+def friendly(fn: F) -> F:
+    """Turn a LabError into one clear line and exit code 1, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LabError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings(runtime: str | None = None) -> Settings:
+    current = load_settings()
+    if runtime:
+        current = current.model_copy(update={"runtime": runtime})
+    return current
+
+
+def backend(current: Settings) -> Backend:
+    from lab_runtime.backends import get_backend
+
+    return get_backend(current)
+
+
+def journal(current: Settings, source: str = "cli") -> Journal:
+    """The journal, written as the learner: events from the CLI are the learner's actions."""
+    from lab_runtime.journal import Journal
+
+    current.ensure_dirs()
+    return Journal(current.journal_path, source=source, learner=current.learner)
+
+
+def urls(current: Settings) -> dict[str, str]:
+    return {
+        "MLflow UI": current.mlflow_url,
+        "Model service API docs": f"{current.service_url}/docs",
+        "Service metrics": f"{current.service_url}/metrics",
+        "Monitor status": f"{current.monitor_url}/status",
+        "Drift report": str(current.reports_dir / "latest.html"),
+    }
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,143 @@
+"""Lab commands: labs, start, check, hint, solve, declare."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings, urls
+from lab_runtime.errors import LabError
+from lab_runtime.settings import Settings
+
+
+@app.command("labs")
+@friendly
+def list_labs(as_json: bool = JSON) -> None:
+    """The labs there are."""
+    from lab_runtime.labs import all_labs
+
+    labs = all_labs()
+    if as_json:
+        print_json([{"id": lab.id, "title": lab.title, "steps": len(lab.steps)} for lab in labs])
+        return
+    table = Table("lab", "title", "steps")
+    for lab in labs:
+        table.add_row(lab.id, lab.title, str(len(lab.steps)))
+    out.print(table)
+
+
+def _current_lab(current: Settings):  # type: ignore[no-untyped-def]
+    from lab_runtime.journal import LAB_STARTED
+    from lab_runtime.labs import find_lab
+
+    event = journal(current).last(LAB_STARTED) if current.journal_path.exists() else None
+    if event is None:
+        raise LabError("no lab started yet; run `lab start lab-01` first (see `lab labs`)")
+    return find_lab(event.payload["lab"]), event.ts
+
+
+def _start(current: Settings, lab_id: str):  # type: ignore[no-untyped-def]
+    from lab_runtime.journal import LAB_STARTED
+    from lab_runtime.labs import find_lab
+
+    lab = find_lab(lab_id)
+    backend(current).require("mlflow", "model-service")
+    workspace = current.workspace_dir / lab.id
+    workspace.mkdir(parents=True, exist_ok=True)
+    for name in lab.starter:
+        if not (workspace / name).exists():  # never overwrite the learner's edits
+            shutil.copy2(lab.directory / name, workspace / name)
+    journal(current).append(LAB_STARTED, {"lab": lab.id, "workspace": str(workspace)})
+    return lab, workspace
+
+
+@app.command()
+@friendly
+def start(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
+    """Start a lab: copy its starter files to your workspace and print the brief."""
+    current = settings()
+    lab, workspace = _start(current, lab_id)
+    out.rule(f"[bold]{lab.id}: {lab.title}")
+    out.print(lab.summary)
+    out.print("\n[bold]You will learn to[/]")
+    for objective in lab.objectives:
+        out.print(f"  - {objective}")
+    out.print(f"\n{lab.brief.strip()}\n")
+    out.print("[bold]Your sandbox[/]")
+    for name, url in urls(current).items():
+        out.print(f"  {name:<24} {url}")
+    out.print(f"\n[bold]Your files[/] are in {workspace}: {', '.join(lab.starter) or '(none)'}")
+    out.print(f"Lab guide: {lab.directory / 'README.md'}")
+    out.print("\nNext: work through the TODOs, then run [bold]lab check[/] (and [bold]lab hint[/] when stuck).")
+    out.print("Stop the sandbox with [bold]lab down[/] (or make down).")
+
+
+def _results(current: Settings):  # type: ignore[no-untyped-def]
+    from lab_runtime.checks import CheckContext
+    from lab_runtime.labs import check_lab
+    from lab_runtime.registry import Registry
+
+    lab, started_at = _current_lab(current)
+    backend(current).require("mlflow", "model-service")
+    registry = Registry(current.mlflow_url)
+    try:
+        return lab, check_lab(lab, CheckContext(current, registry, started_at))
+    finally:
+        registry.close()
+
+
+@app.command("check")
+@friendly
+def check_cmd(as_json: bool = JSON) -> None:
+    """Check each step of the current lab: pass or fail, with a hint for each failing step."""
+    from lab_runtime.journal import LAB_CHECK
+
+    current = settings()
+    lab, results = _results(current)
+    passed = sum(r.passed for r in results)
+    journal(current).append(LAB_CHECK, {"lab": lab.id, "passed": passed, "steps": [asdict(r) for r in results]})
+    if as_json:
+        print_json({"lab": lab.id, "passed": passed, "total": len(results), "steps": [asdict(r) for r in results]})
+    else:
+        table = Table("step", "result", "detail", title=f"{lab.id}: {lab.title}")
+        for r in results:
+            table.add_row(r.title, "[green]pass[/]" if r.passed else "[red]fail[/]", r.detail)
+        out.print(table)
+        for r in results:
+            if r.hint:
+                out.print(f"[yellow]hint[/] ({r.title}): {r.hint}")
+        out.print(f"{passed}/{len(results)} steps passed")
+    if passed < len(results):
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def hint() -> None:
+    """The hint for the first step of the current lab that does not pass yet."""
+    _, results = _results(settings())
+    failing = next((r for r in results if not r.passed), None)
+    out.print(f"[yellow]{failing.title}[/]: {failing.hint}" if failing else "every step passes: well done")
+
+
+@app.command()
+@friendly
+def solve(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
+    """Run the lab's reference solution against your sandbox."""
+    from lab_runtime.backends.local import settings_env
+
+    current = settings()
+    lab, workspace = _start(current, lab_id)
+    env = {**os.environ, **settings_env(current), "MLFLOW_TRACKING_URI": current.mlflow_url}
+    result = subprocess.run([sys.executable, str(lab.directory / lab.solution)], cwd=workspace, env=env, check=False)
+    if result.returncode != 0:
+        raise LabError(
+            f"the reference solution of {lab.id} failed (exit code {result.returncode}); see its output above"
+        )
+    out.print(f"{lab.id} solved; run [bold]lab check[/] to see every step pass")

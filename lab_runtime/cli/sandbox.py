@@ -1,0 +1,61 @@
+"""Sandbox commands: up, down, status, logs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from lab_runtime.cli.common import JSON, app, backend, friendly, out, print_json, settings, urls
+
+
+@app.command()
+@friendly
+def up(runtime: str = typer.Option(None, help="local (default) or compose")) -> None:
+    """Start the sandbox and wait until every service is healthy."""
+    current = settings(runtime)
+    started = backend(current).up()
+    out.print(f"sandbox up ({', '.join(started) or 'already running'})")
+    for name, url in urls(current).items():
+        out.print(f"  {name:<24} {url}")
+
+
+@app.command()
+@friendly
+def down(force: bool = typer.Option(False, help="also clear pid files that cannot be read")) -> None:
+    """Stop every sandbox service; no process is left behind."""
+    runtime = backend(settings())
+    if force:
+        for name in runtime.clear_unreadable():
+            out.print(f"cleared the unreadable pid file of {name}")
+    stopped = runtime.down()
+    out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+@friendly
+def status(as_json: bool = JSON) -> None:
+    """Each service with its pid, port, health and uptime."""
+    rows = backend(settings()).status()
+    if as_json:
+        print_json([asdict(r) for r in rows])
+        return
+    table = Table("service", "state", "pid", "port", "uptime", "log")
+    for r in rows:
+        state = "[green]healthy[/]" if r.healthy else ("[yellow]unhealthy[/]" if r.running else "[red]stopped[/]")
+        uptime = f"{r.uptime:.0f}s" if r.uptime is not None else "-"
+        table.add_row(r.name, state, str(r.pid or "-"), str(r.port or "-"), uptime, r.log)
+    out.print(table)
+
+
+@app.command()
+@friendly
+def logs(service: str, lines: int = typer.Option(40, help="how many lines from the end")) -> None:
+    """Print the end of a service's log."""
+    path = backend(settings()).logs(service)
+    out.print(f"[dim]{path}[/]")
+    if os.path.exists(path):
+        with open(path, errors="replace") as fh:
+            typer.echo("".join(fh.readlines()[-lines:]), nl=False)

@@ -1,0 +1,48 @@
+"""Reading YAML files into validated pydantic models, with errors that name the file and the field.
+
+Labs, alert rules, pipeline releases and drills are all data; this is the one loader they share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from lab_runtime.errors import LabError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def where(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as `steps.2.check`."""
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def describe(exc: ValidationError) -> str:
+    """Every error of a validation failure, each as `field: message`."""
+    return "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+def read_mapping(path: Path, error: type[LabError], what: str) -> dict[str, Any]:
+    """The YAML mapping in `path`; any problem raises `error` naming the file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise error(f"{path}: a {what} must be a mapping of fields, got {type(raw).__name__}")
+    return raw
+
+
+def load_model(path: Path, model: type[M], error: type[LabError], what: str, extra: dict[str, Any] | None = None) -> M:
+    """Read `path` and validate it as `model`; errors name the file and every bad field."""
+    raw = read_mapping(path, error, what)
+    try:
+        return model.model_validate({**raw, **(extra or {})})
+    except ValidationError as exc:
+        raise error(f"{path}: {describe(exc)}") from exc

@@ -1,0 +1,73 @@
+"""A real sandbox on free ports for integration tests: start it, train two versions, always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lab_runtime.backends.local import LocalBackend
+from lab_runtime.modeling import Registered, train_and_register
+from lab_runtime.settings import Settings, load_settings
+from tests.conftest import free_port
+
+# Faster than the defaults, so a test sees traffic, labels and evaluations in seconds.
+FAST = {
+    "LAB_PIPELINE_RATE": "40",
+    "LAB_LABEL_DELAY": "1",
+    "LAB_MONITOR_INTERVAL": "1",
+    "LAB_MONITOR_WINDOW": "10",
+    "LAB_QUALITY_WINDOW": "20",
+}
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    settings: Settings
+    backend: LocalBackend
+    versions: list[Registered]
+
+
+@contextlib.contextmanager
+def running_sandbox(state_dir: Path, env: dict[str, str] | None = None, versions: int = 2) -> Iterator[Sandbox]:
+    """Start every service with `env` on top of FAST, register `versions` versions (v1 is @champion), stop all."""
+    with pytest.MonkeyPatch.context() as mp:
+        ports = {
+            "LAB_MLFLOW_PORT": str(free_port()),
+            "LAB_SERVICE_PORT": str(free_port()),
+            "LAB_MONITOR_PORT": str(free_port()),
+        }
+        for key, value in {**FAST, **ports, "LAB_STATE_DIR": str(state_dir), **(env or {})}.items():
+            mp.setenv(key, value)
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        settings = load_settings()
+        backend = LocalBackend(settings)
+        backend.up()
+        try:
+            registered = [
+                train_and_register(
+                    settings.mlflow_url,
+                    settings.model_name,
+                    C=1.0 if i == 0 else 0.001 * i,
+                    alias="champion" if i == 0 else None,
+                )
+                for i in range(versions)
+            ]
+            yield Sandbox(settings, backend, registered)
+        finally:
+            pids = [r.pid for r in backend.status() if r.pid]
+            backend.down()
+            assert all(not Path(f"/proc/{pid}").exists() for pid in pids), "a sandbox process outlived `down`"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> float:
+    """Seconds until `predicate` held; fails the test after `timeout`."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"{what} not met within {timeout:.0f}s"
+        time.sleep(0.05)
+    return time.monotonic() - started
