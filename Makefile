@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint up down status lab-01 solve-01 bench bench-startup bench-serving clean
+.PHONY: install test lint up down status lab-01 lab-02 solve-01 bench bench-startup bench-serving bench-detect bench-monitor clean
 
 install: $(STAMP)
 
@@ -38,16 +38,26 @@ lab-01: install
 	$(LAB) up
 	$(LAB) start lab-01
 
+lab-02: install
+	$(LAB) up
+	$(LAB) start lab-02
+
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving
+bench: bench-startup bench-serving bench-detect bench-monitor
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
 
 bench-serving: install
 	$(PY) tests/bench/bench_serving.py
+
+bench-detect: install
+	$(PY) tests/bench/bench_detect.py
+
+bench-monitor: install
+	$(PY) tests/bench/bench_monitor.py
 
 clean: down
 	rm -rf .lab

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from lab_runtime.data import FEATURES
 from lab_runtime.errors import LabError
+from lab_runtime.journal import LAB_EVENT, LEARNER_DECLARED, Journal
+from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
+from lab_runtime.monitor.client import fetch_status
+from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import Registry
 from lab_runtime.settings import Settings
@@ -27,11 +33,24 @@ class CheckResult:
 
 @dataclass
 class CheckContext:
-    """What a check may look at: the registry, the model service and the prediction log."""
+    """What a check may look at: the registry, the services, the prediction log and the journal."""
 
     settings: Settings
     registry: Registry
     lab_started_at: float
+    lab_id: str = ""
+
+    @property
+    def workspace(self) -> Path:
+        return self.settings.workspace_dir / self.lab_id
+
+    def journal(self) -> Journal:
+        return Journal(self.settings.journal_path, source="lab-check", learner=self.settings.learner)
+
+    def scenario_at(self) -> float | None:
+        """When the lab's scenario (its first lab event) happened since the lab started, if it did."""
+        events = self.journal().events([LAB_EVENT], since=self.lab_started_at)
+        return events[0].ts if events else None
 
     def service_model(self) -> dict[str, Any] | None:
         try:
@@ -147,6 +166,118 @@ def predictions_served(ctx: CheckContext, alias: str, min_count: int) -> CheckRe
     return CheckResult(
         count >= min_count, f"{count} prediction(s) by version {version} since the lab started, {min_count} needed"
     )
+
+
+NOT_YET = CheckResult(False, "the incident has not started yet: pass the steps before this one and run `lab check`")
+
+
+@check
+def monitor_sees_traffic(ctx: CheckContext, min_rows: int) -> CheckResult:
+    """The monitor's latest evaluation read at least `min_rows` predictions and gave a verdict."""
+    status = fetch_status(ctx.settings)
+    rows = int(status.get("window", {}).get("rows", 0))
+    if status["state"] not in ("ok", "drift") or rows < min_rows:
+        return CheckResult(False, f"the monitor's latest verdict: {status['message']}")
+    return CheckResult(True, f"the monitor evaluated {rows} predictions: {status['message']}")
+
+
+@check
+def report_answers(ctx: CheckContext, file: str) -> CheckResult:
+    """The answers in the workspace's `file` match what the monitor's report shows."""
+    path = ctx.workspace / file
+    try:
+        answers = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return CheckResult(False, f"cannot read {path}: {exc}")
+    todo = [key for key in ("credit_score_test", "feature_threshold") if str(answers.get(key, "TODO")) == "TODO"]
+    if todo:
+        return CheckResult(False, f"{path.name}: {', '.join(todo)} still say TODO")
+    drift = fetch_status(ctx.settings).get("drift")
+    if not drift:
+        return CheckResult(False, "the monitor has no drift verdict yet, so there is no report to read")
+    test = {f["name"]: f["test"] for f in drift["features"]}["credit_score"]
+    wrong = []
+    if str(answers.get("credit_score_test", "")).strip().lower() != test:
+        wrong.append("credit_score_test")
+    try:
+        threshold = float(answers.get("feature_threshold", "nan"))
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not abs(threshold - drift["threshold"]) <= 0.01 * drift["threshold"]:  # NaN fails too
+        wrong.append("feature_threshold")
+    if wrong:
+        return CheckResult(False, f"{path.name}: {', '.join(wrong)} do(es) not match the report")
+    return CheckResult(True, f"{path.name} matches the report (test {test}, threshold {drift['threshold']:.3g})")
+
+
+@check
+def rule_installed(ctx: CheckContext, signal: str, min_for: float) -> CheckResult:
+    """A rule of the learner's on `signal`, holding for at least `min_for` seconds, is in force."""
+    status = fetch_status(ctx.settings)
+    rules_dir = str(ctx.settings.rules_dir)
+    mine = [r for r in status["rules"] if r["source"].startswith(rules_dir) and r["signal"] == signal]
+    refused = [p for p in status["rule_errors"] if rules_dir in p]
+    if refused:
+        return CheckResult(False, f"the monitor refused a rule file: {refused[0]}")
+    if not mine:
+        return CheckResult(False, f"no rule of yours watches {signal!r} (install one with `lab monitor add-rules`)")
+    if max(r["for"] for r in mine) < min_for:
+        return CheckResult(
+            False, f"your rule on {signal!r} would fire on one noisy evaluation; give it `for: {min_for:g}s` or more"
+        )
+    return CheckResult(True, f"rule {mine[0]['name']!r} watches {signal!r} for {mine[0]['for']:g}s")
+
+
+@check
+def alert_fired(ctx: CheckContext, rule: str) -> CheckResult:
+    """The alert `rule` fired after the lab's incident started."""
+    since = ctx.scenario_at()
+    if since is None:
+        return NOT_YET
+    fired = [e for e in ctx.journal().events([ALERT_FIRING], since=since) if e.payload["rule"] == rule]
+    if not fired:
+        return CheckResult(False, f"{rule!r} has not fired since the incident started (watch `lab alerts`)")
+    return CheckResult(True, f"{rule!r} fired {fired[0].ts - since:.0f}s after the incident started")
+
+
+@check
+def declared(ctx: CheckContext, diagnosis: str) -> CheckResult:
+    """The learner declared `diagnosis` after the incident started."""
+    since = ctx.scenario_at()
+    if since is None:
+        return NOT_YET
+    said = [e.payload["diagnosis"] for e in ctx.journal().events([LEARNER_DECLARED], since=since)]
+    if diagnosis not in said:
+        detail = f"you declared {', '.join(said)}; that is not it" if said else "no diagnosis declared yet"
+        return CheckResult(False, detail)
+    return CheckResult(True, f"declared {diagnosis}" + (f" after {len(said) - 1} other(s)" if len(said) > 1 else ""))
+
+
+@check
+def pipeline_release(ctx: CheckContext, version: str) -> CheckResult:
+    """The learner put the pipeline back on release `version` after the incident started."""
+    since = ctx.scenario_at()
+    if since is None:
+        return NOT_YET
+    with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+        active = store.active()
+    if active.version != version or active.ts < since:
+        return CheckResult(False, f"the pipeline runs release {active.version} (deployed by {active.by})")
+    return CheckResult(True, f"release {version} is back, deployed by {active.by} {active.ts - since:.0f}s in")
+
+
+@check
+def alert_resolved(ctx: CheckContext, rule: str) -> CheckResult:
+    """The alert `rule` fired during the incident and has resolved since."""
+    since = ctx.scenario_at()
+    if since is None:
+        return NOT_YET
+    events = ctx.journal().events([ALERT_FIRING, ALERT_RESOLVED])
+    if rule in firing_alerts(events):
+        return CheckResult(False, f"{rule!r} is still firing; it resolves once the window holds clean traffic")
+    if not any(e.kind == ALERT_RESOLVED and e.payload["rule"] == rule and e.ts >= since for e in events):
+        return CheckResult(False, f"{rule!r} has not fired and resolved since the incident started")
+    return CheckResult(True, f"{rule!r} resolved")
 
 
 def run_check(name: str, ctx: CheckContext, args: dict[str, Any]) -> CheckResult:

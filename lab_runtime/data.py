@@ -135,11 +135,15 @@ def _draw(rng: np.random.Generator, n: int, pop: Population) -> pd.DataFrame:
     )
 
 
+def shifted(values: pd.Series, mean: float, std: float, std_shift: float, scale: float = 1.0) -> pd.Series:
+    """`values` scaled by `scale` about `mean`, then moved by `std_shift` (reference) standard deviations `std`."""
+    return mean + (values - mean) * scale + std_shift * std
+
+
 def _shift(frame: pd.DataFrame, pop: Population, stats: dict[str, tuple[float, float]]) -> pd.DataFrame:
     """Apply shifts (in reference standard deviations) and integer types."""
     for name, (std_shift, scale) in pop.shifts.items():
-        mean, std = stats[name]
-        frame[name] = mean + (frame[name] - mean) * scale + std_shift * std
+        frame[name] = shifted(frame[name], *stats[name], std_shift, scale)
     for name in INTEGER_FEATURES:
         frame[name] = np.round(frame[name]).astype("int64")
     return frame

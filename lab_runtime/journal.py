@@ -19,6 +19,7 @@ from lab_runtime.sqlite import connect
 # Event kinds written by the runtime (others may be added by drills and the grader).
 LAB_STARTED = "lab.started"
 LAB_CHECK = "lab.check"
+LAB_EVENT = "lab.event"  # a lab's scripted incident happened (e.g. a broken release shipped)
 ALIAS_CHANGED = "registry.alias_changed"
 LEARNER_ACTION = "learner.action"
 LEARNER_DECLARED = "learner.declared"

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab_runtime.checks import CATALOG, CheckContext, CheckResult, run_check
 from lab_runtime.errors import InvalidLab, NotFound
+from lab_runtime.pipeline.releases import Release
 from lab_runtime.yamlfile import load_model
 
 LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
@@ -44,6 +45,15 @@ class Step(BaseModel):
     hint: str = Field(min_length=1)
 
 
+class LabEvent(BaseModel):
+    """A scripted incident: once step `after` passes, `lab check` ships `ship_release` to the pipeline."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    after: str
+    announce: str = Field(min_length=1)
+    ship_release: Release
+
+
 class Lab(BaseModel):
     """One lab, as its lab.yaml says."""
 
@@ -56,6 +66,8 @@ class Lab(BaseModel):
     starter: list[str] = Field(default_factory=list)
     solution: str = "solution.py"
     steps: list[Step] = Field(min_length=1)
+    events: list[LabEvent] = Field(default_factory=list)
+    needs_champion: bool = Field(False, description="`lab start` registers a @champion first if there is none")
     directory: Path = Field(Path("."), exclude=True)
 
     @field_validator("steps")
@@ -67,6 +79,14 @@ class Lab(BaseModel):
                 raise ValueError(f"step id {step.id!r} is used twice")
             seen.add(step.id)
         return steps
+
+    @model_validator(mode="after")
+    def _events_follow_steps(self) -> Lab:
+        ids = [s.id for s in self.steps]
+        for event in self.events:
+            if event.after not in ids:
+                raise ValueError(f"event after {event.after!r}: no step has that id; steps are {', '.join(ids)}")
+        return self
 
     @model_validator(mode="after")
     def _files_exist(self) -> Lab:
@@ -99,6 +119,17 @@ class StepResult:
     passed: bool
     detail: str
     hint: str | None  # only for failing steps
+
+
+def due_events(lab: Lab, results: list[StepResult], happened: int) -> list[LabEvent]:
+    """The events to run now: those after the first `happened`, in order, whose step passed."""
+    passed = {r.id for r in results if r.passed}
+    due = []
+    for event in lab.events[happened:]:
+        if event.after not in passed:
+            break
+        due.append(event)
+    return due
 
 
 def check_lab(lab: Lab, ctx: CheckContext) -> list[StepResult]:

@@ -1,7 +1,8 @@
-"""The prediction log: every prediction the service makes, written off the hot path, read by time.
+"""The prediction log: every prediction and request outcome of the service, written off the hot path, read by time.
 
 `PredictionLogger.log` never blocks: rows go to a bounded queue that one thread drains in batches;
-when the queue is full the rows are counted as dropped instead.
+when the queue is full the rows are counted as dropped instead. The same thread deletes rows older
+than the retention, so readers' cost follows their window, not the history.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,18 @@ CREATE TABLE IF NOT EXISTS feedback (
     label INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+CREATE INDEX IF NOT EXISTS feedback_ts ON feedback (ts);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    status INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    latency_ms REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 """
+_TABLES = ("predictions", "feedback", "requests")
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,18 @@ class FeedbackRow:
     label: int
 
 
-Row = PredictionRow | FeedbackRow
+@dataclass(frozen=True)
+class RequestRow:
+    """One /predict call: its HTTP status, variant ("none" when refused before routing) and latency."""
+
+    ts: float
+    status: int
+    variant: str
+    records: int
+    latency_ms: float
+
+
+Row = PredictionRow | FeedbackRow | RequestRow
 
 
 class PredictionLogger:
@@ -74,8 +97,12 @@ class PredictionLogger:
         on_drop: Callable[[int], None] = lambda n: None,
         batch: int = 500,
         flush_interval: float = 0.2,
+        retention: float = 3600.0,
     ) -> None:
         self._conn = connect(path, _SCHEMA)
+        self._retention = retention
+        self._pruned_at = 0.0
+        self._db_lock = threading.Lock()  # the writer thread and prune() share the connection
         self._queue: queue.Queue[Row | None] = queue.Queue(maxsize)
         self._on_drop = on_drop
         self._batch = batch
@@ -86,7 +113,7 @@ class PredictionLogger:
     def depth(self) -> int:
         return self._queue.qsize()
 
-    def log(self, rows: list[Row]) -> None:
+    def log(self, rows: Sequence[Row]) -> None:
         """Queue rows for writing; rows that do not fit are dropped and counted, never waited for."""
         for i, row in enumerate(rows):
             try:
@@ -120,6 +147,16 @@ class PredictionLogger:
             rows, stop = self._take()
             if rows:
                 self._write(rows)
+            if time.time() - self._pruned_at > min(60.0, self._retention / 10):
+                self.prune()
+
+    def prune(self, now: float | None = None) -> None:
+        """Delete every row older than the retention."""
+        self._pruned_at = time.time() if now is None else now
+        cutoff = self._pruned_at - self._retention
+        with self._db_lock:
+            for table in _TABLES:
+                self._conn.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
 
     def _write(self, rows: list[Row]) -> None:
         predictions = [
@@ -137,6 +174,13 @@ class PredictionLogger:
             if isinstance(r, PredictionRow)
         ]
         labels = [(r.ts, r.request_id, r.label) for r in rows if isinstance(r, FeedbackRow)]
+        requests = [(r.ts, r.status, r.variant, r.records, r.latency_ms) for r in rows if isinstance(r, RequestRow)]
+        with self._db_lock:
+            self._insert(predictions, labels, requests)
+
+    def _insert(
+        self, predictions: list[tuple[Any, ...]], labels: list[tuple[Any, ...]], requests: list[tuple[Any, ...]]
+    ) -> None:
         self._conn.execute("BEGIN")
         self._conn.executemany(
             "INSERT INTO predictions (ts, request_id, model_version, variant, prediction, probability, "
@@ -144,6 +188,9 @@ class PredictionLogger:
             predictions,
         )
         self._conn.executemany("INSERT INTO feedback (ts, request_id, label) VALUES (?, ?, ?)", labels)
+        self._conn.executemany(
+            "INSERT INTO requests (ts, status, variant, records, latency_ms) VALUES (?, ?, ?, ?, ?)", requests
+        )
         self._conn.execute("COMMIT")
 
     def close(self, timeout: float = 5.0) -> None:
@@ -176,15 +223,33 @@ class PredictionLog:
     def labels(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
-    def window(self, since: float, until: float | None = None) -> pd.DataFrame:
-        """Rows with `since <= ts < until`, features expanded into columns."""
+    def window(self, since: float, until: float | None = None, limit: int | None = None) -> pd.DataFrame:
+        """Predictions with `since <= ts < until` (the newest `limit` of them), features expanded into columns."""
         frame = pd.read_sql_query(
-            "SELECT * FROM predictions WHERE ts >= ? AND ts < ? ORDER BY ts",
+            "SELECT * FROM (SELECT * FROM predictions WHERE ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
+            self._conn,
+            params=(since, until if until is not None else float("inf"), -1 if limit is None else limit),
+        )
+        features = pd.DataFrame.from_records([json.loads(f) for f in frame.pop("features")], index=frame.index)
+        return pd.concat([frame, features], axis=1)
+
+    def labelled(self, since: float, until: float | None = None) -> pd.DataFrame:
+        """Predictions with `since <= ts < until` that received a label: prediction, probability, label."""
+        return pd.read_sql_query(
+            "SELECT p.ts, p.model_version, p.variant, p.prediction, p.probability, f.label "
+            "FROM predictions p JOIN feedback f ON f.request_id = p.request_id "
+            "WHERE p.ts >= ? AND p.ts < ? ORDER BY p.ts",
             self._conn,
             params=(since, until if until is not None else float("inf")),
         )
-        features = pd.json_normalize([json.loads(f) for f in frame.pop("features")])
-        return pd.concat([frame, features], axis=1)
+
+    def requests(self, since: float, until: float | None = None) -> pd.DataFrame:
+        """/predict calls with `since <= ts < until`: status, variant, records, latency."""
+        return pd.read_sql_query(
+            "SELECT ts, status, variant, records, latency_ms FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts",
+            self._conn,
+            params=(since, until if until is not None else float("inf")),
+        )
 
     def close(self) -> None:
         self._conn.close()

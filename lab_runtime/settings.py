@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     monitor_max_rows: int = Field(5000, ge=10, description="newest rows an evaluation reads at most")
     quality_window: float = Field(120.0, gt=0, description="seconds of labelled predictions for accuracy and F1")
     min_labels: int = Field(100, ge=1, description="fewer labelled rows than this: no quality verdict")
-    drift_alpha: float = Field(0.001, gt=0, lt=1, description="family-wise false-alarm rate per evaluation")
+    drift_alpha: float = Field(0.0001, gt=0, lt=1, description="family-wise false-alarm rate per evaluation")
     reference_rows: int = Field(5000, ge=100, description="rows in the monitor's reference set")
     alert_webhook: str | None = Field(None, description="URL that receives firing and resolved alerts as JSON")
 

@@ -7,13 +7,17 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings, urls
+from lab_runtime.cli.common import JSON, app, backend, err, friendly, journal, out, print_json, settings, urls
 from lab_runtime.errors import LabError
 from lab_runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from lab_runtime.labs import Lab, StepResult
 
 
 @app.command("labs")
@@ -42,12 +46,30 @@ def _current_lab(current: Settings):  # type: ignore[no-untyped-def]
     return find_lab(event.payload["lab"]), event.ts
 
 
+def _ensure_champion(current: Settings) -> None:
+    """Register and promote a first model version when the registry has no @champion yet."""
+    from lab_runtime.modeling import train_and_register
+    from lab_runtime.registry import CHAMPION, Registry
+
+    registry = Registry(current.mlflow_url)
+    try:
+        state = registry.model(current.model_name)
+    finally:
+        registry.close()
+    if state is None or CHAMPION not in state.aliases:
+        out.print(f"this lab starts from a served model: training {current.model_name!r} and promoting it to @champion")
+        registered = train_and_register(current.mlflow_url, current.model_name, alias=CHAMPION)
+        out.print(f"version {registered.version} is @champion (accuracy {registered.metrics['accuracy']:.3f})")
+
+
 def _start(current: Settings, lab_id: str):  # type: ignore[no-untyped-def]
     from lab_runtime.journal import LAB_STARTED
     from lab_runtime.labs import find_lab
 
     lab = find_lab(lab_id)
     backend(current).require("mlflow", "model-service")
+    if lab.needs_champion:
+        _ensure_champion(current)
     workspace = current.workspace_dir / lab.id
     workspace.mkdir(parents=True, exist_ok=True)
     for name in lab.starter:
@@ -87,9 +109,26 @@ def _results(current: Settings):  # type: ignore[no-untyped-def]
     backend(current).require("mlflow", "model-service")
     registry = Registry(current.mlflow_url)
     try:
-        return lab, check_lab(lab, CheckContext(current, registry, started_at))
+        return lab, started_at, check_lab(lab, CheckContext(current, registry, started_at, lab.id))
     finally:
         registry.close()
+
+
+def _run_events(current: Settings, lab: Lab, started_at: float, results: list[StepResult]) -> list[str]:
+    """Run the lab's scripted events whose step now passes (once each); their announcements."""
+    from lab_runtime.journal import LAB_EVENT
+    from lab_runtime.labs import due_events
+    from lab_runtime.pipeline.store import ReleaseStore, ship
+
+    log = journal(current, source=f"{lab.id}-scenario")
+    happened = len(log.events([LAB_EVENT], since=started_at))
+    announcements = []
+    for number, event in enumerate(due_events(lab, results, happened), start=happened):
+        with ReleaseStore(current.pipeline_db_path) as store:
+            ship(store, log, event.ship_release, by=f"{lab.id} scenario")
+        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "release": event.ship_release.version})
+        announcements.append(event.announce.strip())
+    return announcements
 
 
 @app.command("check")
@@ -99,9 +138,10 @@ def check_cmd(as_json: bool = JSON) -> None:
     from lab_runtime.journal import LAB_CHECK
 
     current = settings()
-    lab, results = _results(current)
+    lab, started_at, results = _results(current)
     passed = sum(r.passed for r in results)
     journal(current).append(LAB_CHECK, {"lab": lab.id, "passed": passed, "steps": [asdict(r) for r in results]})
+    announcements = _run_events(current, lab, started_at, results)
     if as_json:
         print_json({"lab": lab.id, "passed": passed, "total": len(results), "steps": [asdict(r) for r in results]})
     else:
@@ -113,6 +153,8 @@ def check_cmd(as_json: bool = JSON) -> None:
             if r.hint:
                 out.print(f"[yellow]hint[/] ({r.title}): {r.hint}")
         out.print(f"{passed}/{len(results)} steps passed")
+    for line in announcements:
+        (err if as_json else out).print(f"[bold magenta]meanwhile[/]: {line}")
     if passed < len(results):
         raise typer.Exit(1)
 
@@ -121,7 +163,7 @@ def check_cmd(as_json: bool = JSON) -> None:
 @friendly
 def hint() -> None:
     """The hint for the first step of the current lab that does not pass yet."""
-    _, results = _results(settings())
+    _, _, results = _results(settings())
     failing = next((r for r in results if not r.passed), None)
     out.print(f"[yellow]{failing.title}[/]: {failing.hint}" if failing else "every step passes: well done")
 

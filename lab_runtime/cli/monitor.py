@@ -1,10 +1,165 @@
-"""Monitoring commands: `lab monitor status|report|rules`, `lab alerts`, `lab declare`."""
+"""Monitoring commands: `lab monitor status|report|rules|add-rules`, `lab alerts`, `lab declare`."""
 
 from __future__ import annotations
 
-import typer
+import shutil
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
 
-from lab_runtime.cli.common import app
+import typer
+from rich.table import Table
+
+from lab_runtime.cli.common import JSON, app, friendly, journal, out, print_json, settings
+from lab_runtime.errors import LabError
+from lab_runtime.journal import LEARNER_ACTION, LEARNER_DECLARED
+from lab_runtime.monitor.client import fetch_status
 
 monitor_app = typer.Typer(help="The drift and quality monitor, its reports and its alert rules.")
 app.add_typer(monitor_app, name="monitor")
+
+
+def _ago(ts: float | None) -> str:
+    return "-" if ts is None else f"{time.time() - ts:.0f}s ago"
+
+
+@monitor_app.command("status")
+@friendly
+def status_cmd(as_json: bool = JSON) -> None:
+    """The latest evaluation: verdict, per-feature drift, traffic and quality signals, active alerts."""
+    body = fetch_status(settings())
+    if as_json:
+        print_json(body)
+        return
+    colour = {"ok": "green", "drift": "red"}.get(body["state"], "yellow")
+    out.print(f"[{colour}]{body['state']}[/]: {body['message']} (evaluated {_ago(body.get('evaluated_at'))})")
+    drift = body.get("drift")
+    if drift:
+        table = Table("feature", "test", "p-value", "drifted", "null", "new categories", title="Drift per feature")
+        for f in drift["features"]:
+            p = "-" if f["p_value"] is None else f"{f['p_value']:.3g}"
+            new = "-" if f["new_category_share"] is None else f"{f['new_category_share']:.1%}"
+            mark = "[red]yes[/]" if f["drifted"] else "no"
+            table.add_row(f["name"], f["test"], p, mark, f"{f['missing_share']:.1%}", new)
+        out.print(table)
+        out.print(
+            f"family alpha {drift['alpha']:g} over {drift['tested']} tests: a feature drifts when p < "
+            f"{drift['threshold']:.3g} (Bonferroni)"
+        )
+    signals = body.get("signals", {})
+    table = Table("signal", "value", title="Signals")
+    for name, value in signals.items():
+        if "." not in name:
+            table.add_row(name, f"{value:.4g}")
+    out.print(table)
+    for alert in body.get("alerts", []):
+        out.print(f"[bold red]{alert['state']}[/] {alert['rule']} ({alert['severity']}): {alert['summary']}")
+    for problem in body.get("rule_errors", []):
+        out.print(f"[yellow]rule file refused[/]: {problem}")
+
+
+@monitor_app.command("report")
+@friendly
+def report_cmd(
+    open_it: bool = typer.Option(False, "--open", help="open the HTML report in a browser"), as_json: bool = JSON
+) -> None:
+    """Where the latest Evidently drift report is (HTML and JSON)."""
+    current = settings()
+    html, data = current.reports_dir / "latest.html", current.reports_dir / "latest.json"
+    if not html.exists():
+        raise LabError(
+            "no drift report yet: the monitor writes one once a window holds enough predictions; "
+            "see `lab monitor status`"
+        )
+    journal(current).append(LEARNER_ACTION, {"action": "monitor.report"})
+    if as_json:
+        print_json({"html": str(html), "json": str(data), "generated_at": html.stat().st_mtime})
+        return
+    out.print(f"{html}\n{data}\n(written {_ago(html.stat().st_mtime)})")
+    if open_it:
+        webbrowser.open(html.as_uri())
+
+
+@monitor_app.command("rules")
+@friendly
+def rules_cmd(as_json: bool = JSON) -> None:
+    """The alert rules in force, and any rule file that was refused."""
+    body = fetch_status(settings())
+    if as_json:
+        print_json({"rules": body["rules"], "rule_errors": body["rule_errors"]})
+        return
+    table = Table("rule", "condition", "for", "severity", "source")
+    for r in body["rules"]:
+        condition = f"{r['signal']} {r['comparison']} {r['threshold']:g}"
+        table.add_row(r["name"], condition, f"{r['for']:g}s", r["severity"], Path(r["source"]).name)
+    out.print(table)
+    for problem in body["rule_errors"]:
+        out.print(f"[yellow]rule file refused[/]: {problem}")
+
+
+@monitor_app.command("add-rules")
+@friendly
+def add_rules(file: Path = typer.Argument(..., help="a YAML file of alert rules")) -> None:
+    """Validate a rule file and install it; the monitor loads it at its next evaluation."""
+    from lab_runtime.monitor.rules import load_rules
+
+    current = settings()
+    rules = load_rules(file)  # refuses a bad file before anything is installed
+    current.ensure_dirs()
+    target = current.rules_dir / f"{file.stem}.yaml"
+    shutil.copyfile(file, target)
+    journal(current).append(LEARNER_ACTION, {"action": "monitor.add_rules", "rules": [r.name for r in rules]})
+    out.print(f"installed {len(rules)} rule(s) from {file} as {target}: {', '.join(r.name for r in rules)}")
+
+
+@app.command()
+@friendly
+def alerts(
+    show_all: bool = typer.Option(False, "--all", help="also list alerts that resolved"), as_json: bool = JSON
+) -> None:
+    """Alerts firing now (and with --all, every alert of this sandbox), from the journal."""
+    from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED
+
+    current = settings()
+    events = journal(current).events([ALERT_FIRING, ALERT_RESOLVED]) if current.journal_path.exists() else []
+    rows: list[dict[str, Any]] = []
+    open_by_rule: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.kind == ALERT_FIRING:
+            row = {**e.payload, "state": "firing", "fired_at": e.ts, "resolved_at": None}
+            rows.append(row)
+            open_by_rule[e.payload["rule"]] = row
+        elif e.payload["rule"] in open_by_rule:
+            row = open_by_rule.pop(e.payload["rule"])
+            row.update(state="resolved", resolved_at=e.ts)
+    shown = rows if show_all else [r for r in rows if r["state"] == "firing"]
+    if as_json:
+        print_json(shown)
+        return
+    if not shown:
+        out.print("no alert is firing" + ("" if show_all else " (`lab alerts --all` lists resolved ones)"))
+        return
+    table = Table("rule", "severity", "state", "fired", "resolved", "summary")
+    for r in shown:
+        table.add_row(r["rule"], r["severity"], r["state"], _ago(r["fired_at"]), _ago(r["resolved_at"]), r["summary"])
+    out.print(table)
+
+
+@app.command()
+@friendly
+def declare(
+    diagnosis: str = typer.Argument(None, help="what you think is wrong; `--list` shows the vocabulary"),
+    note: str = typer.Option("", help="a line of evidence, kept with the declaration"),
+    show_list: bool = typer.Option(False, "--list", help="list the diagnoses you may declare"),
+) -> None:
+    """Declare your diagnosis of what is wrong; the grader times it from the journal."""
+    from lab_runtime.diagnoses import DIAGNOSES, check_diagnosis
+
+    if show_list or diagnosis is None:
+        for name, meaning in DIAGNOSES.items():
+            out.print(f"  [bold]{name:<18}[/] {meaning}")
+        return
+    current = settings()
+    event = journal(current).append(LEARNER_DECLARED, {"diagnosis": check_diagnosis(diagnosis), "note": note})
+    out.print(f"declared {diagnosis} at {time.strftime('%H:%M:%S', time.localtime(event.ts))}")

@@ -1,10 +1,231 @@
-"""Traffic commands: `lab pipeline status|releases|deploy|rollback` and `lab load`."""
+"""Traffic commands: `lab pipeline status|releases|deploy|rollback|ship` and `lab load`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.table import Table
 
-from lab_runtime.cli.common import app
+from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings
+from lab_runtime.errors import LabError, RuntimeNotReady
+from lab_runtime.settings import Settings
 
-pipeline_app = typer.Typer(help="The upstream pipeline that sends production traffic, and its releases.")
+if TYPE_CHECKING:
+    from lab_runtime.pipeline.store import Deployment, ReleaseStore
+
+pipeline_app = typer.Typer(
+    help="The upstream pipeline that sends production traffic, and its releases.", no_args_is_help=True
+)
 app.add_typer(pipeline_app, name="pipeline")
+
+BY = "learner"  # who the journal says made a change from the CLI
+
+
+def _store(current: Settings) -> ReleaseStore:
+    from lab_runtime.pipeline.store import ReleaseStore
+
+    current.ensure_dirs()
+    return ReleaseStore(current.pipeline_db_path)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@pipeline_app.command("status")
+@friendly
+def status_cmd(as_json: bool = JSON) -> None:
+    """The release the pipeline applies, its state, rates, counters and last error."""
+    from lab_runtime.pipeline.traffic import read_status
+
+    current = settings()
+    backend(current).require("pipeline")
+    body = read_status(current.pipeline_status_path)
+    if body is None:
+        raise RuntimeNotReady(f"the pipeline has written no status yet ({current.pipeline_status_path}); try again")
+    with _store(current) as store:
+        deployed = store.active()
+    body["deployed"] = {"version": deployed.version, "at": deployed.ts, "by": deployed.by, "reason": deployed.reason}
+    if as_json:
+        print_json(body)
+        return
+    state = body["state"] + (f": {body['reason']}" if body.get("reason") else "")
+    c = body["counters"]
+    _print(f"release    {deployed.version} (deployed {_when(deployed.ts)} by {deployed.by}, {deployed.reason})")
+    if deployed.version != body["release"]:
+        _print(f"           the pipeline still applies {body['release']}; it switches within a second")
+    _print(f"state      {state}")
+    _print(f"rate       {body['actual_rate']:.1f} req/s over the last 10 s (target {body['target_rate']:g})")
+    _print(f"requests   {c['sent']} sent, {c['ok']} ok, {c['rejected_4xx']} rejected (4xx), {c['failed_5xx']} failed "
+           f"(5xx), {c['connection_errors']} connection errors, {c['skipped']} skipped")  # fmt: skip
+    _print(f"labels     {c['labels_posted']} posted, {body['pending_labels']} pending, {c['labels_dropped']} dropped")
+    error = body.get("last_error")
+    if error:
+        code = error["status"] if error["status"] is not None else "no answer"
+        _print(f"last error {code} at {_when(error['at'])}: {error['body']}")
+    else:
+        _print("last error none")
+
+
+@pipeline_app.command("releases")
+@friendly
+def releases_cmd(as_json: bool = JSON) -> None:
+    """Every release: version, note, transforms, when it was created, and which one is active."""
+    current = settings()
+    with _store(current) as store:
+        stored, active = store.releases(), store.active().version
+    if as_json:
+        print_json(
+            [
+                {
+                    **s.release.model_dump(mode="json"),
+                    "summary": s.release.summary(),
+                    "created": s.created,
+                    "active": s.release.version == active,
+                }
+                for s in stored
+            ]
+        )
+        return
+    table = Table("", "version", "note", "transforms", "created")
+    for s in stored:
+        mark = "[green]*[/]" if s.release.version == active else ""
+        table.add_row(mark, s.release.version, s.release.note, s.release.summary(), _when(s.created))
+    out.print(table)
+    out.print("* active release")
+
+
+def _changed(deployment: Deployment | None, version: str, done: Callable[[Deployment], str]) -> None:
+    if deployment is None:
+        _print(f"{version} is already the active release; nothing changed")
+    else:
+        _print(done(deployment))
+        _print("the pipeline applies it within a second; watch it with `lab pipeline status`")
+
+
+@pipeline_app.command("deploy")
+@friendly
+def deploy_cmd(version: str = typer.Argument(..., metavar="VERSION")) -> None:
+    """Deploy an existing release (roll forward)."""
+    from lab_runtime.pipeline.store import deploy
+
+    current = settings()
+    with _store(current) as store:
+        deployment = deploy(store, journal(current), version, BY)
+    _changed(deployment, version, lambda d: f"deployed {d.version} (was {d.previous})")
+
+
+@pipeline_app.command("rollback")
+@friendly
+def rollback_cmd(
+    to: str | None = typer.Option(None, "--to", metavar="VERSION", help="default: the previous release"),
+) -> None:
+    """Go back to the release deployed before the current one (or to --to VERSION)."""
+    from lab_runtime.pipeline.store import rollback
+
+    current = settings()
+    with _store(current) as store:
+        deployment = rollback(store, journal(current), to, BY)
+    _changed(deployment, str(to), lambda d: f"rolled back from {d.previous} to {d.version}")
+
+
+@pipeline_app.command("ship")
+@friendly
+def ship_cmd(path: Path = typer.Argument(..., metavar="FILE", help="a release YAML file")) -> None:
+    """Validate a release file and deploy it (for instructors and labs)."""
+    from lab_runtime.pipeline.releases import load_release
+    from lab_runtime.pipeline.store import ship
+
+    release = load_release(path)
+    current = settings()
+    with _store(current) as store:
+        deployment = ship(store, journal(current, source="instructor"), release, "instructor")
+    _changed(deployment, release.version, lambda d: f"shipped {d.version} (was {d.previous}): {release.note}")
+
+
+def _require_ready(url: str) -> None:
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url}/ready", timeout=3.0)
+    except httpx.HTTPError as exc:
+        raise RuntimeNotReady(
+            f"the model service does not answer at {url} ({type(exc).__name__}); start the sandbox with `lab up`"
+        ) from exc
+    if answer.status_code != 200:
+        try:
+            reason = answer.json().get("reason", answer.text)
+        except ValueError:
+            reason = answer.text
+        raise RuntimeNotReady(f"the model service is not ready ({reason}); load needs a served @champion")
+
+
+@app.command()
+@friendly
+def load(
+    users: int = typer.Option(10, "--users", "-u", help="concurrent simulated users (at least 1)"),
+    spawn_rate: float = typer.Option(10.0, "--spawn-rate", "-r", help="users started per second"),
+    duration: str = typer.Option("30s", "--duration", "-t", help="how long, e.g. 30s, 2m, 1h30m"),
+    as_json: bool = JSON,
+) -> None:
+    """Load-test the model service with Locust (single-record /predict calls) and print throughput and latency."""
+    from lab_runtime.backends.local import settings_env
+    from lab_runtime.load import LOCUSTFILE, load_seconds, locust_command, read_summary
+
+    seconds = load_seconds(duration)
+    if users < 1:
+        raise LabError(f"--users must be at least 1, not {users}")
+    if not spawn_rate > 0:
+        raise LabError(f"--spawn-rate must be more than 0 users per second, not {spawn_rate:g}")
+    current = settings()
+    _require_ready(current.service_url)
+    current.ensure_dirs()
+    prefix = current.load_dir / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    argv = locust_command(LOCUSTFILE, current.service_url, users, spawn_rate, seconds, prefix)
+    if not as_json:
+        out.print(f"loading {current.service_url} with {users} users for {seconds}s ...")
+    started = time.monotonic()
+    with open(f"{prefix}.log", "wb") as log:
+        env = {**os.environ, **settings_env(current)}
+        try:
+            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=seconds + 60).returncode
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"Locust did not finish within {seconds + 60}s; read {prefix}.log") from exc
+    summary = read_summary(prefix)
+    if rc != 0 or summary is None:
+        raise LabError(f"the load run failed (Locust exit code {rc}, no completed request); read {prefix}.log")
+    result: dict[str, Any] = {
+        "users": users,
+        "spawn_rate": spawn_rate,
+        "duration_s": seconds,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        **asdict(summary),
+        "csv": f"{prefix}_stats.csv",
+    }
+    if as_json:
+        print_json(result)
+        return
+    table = Table("requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "failures")
+    failures = f"[red]{summary.failures}[/]" if summary.failures else "0"
+    table.add_row(
+        f"{summary.rps:.1f}",
+        f"{summary.p50_ms:.0f}",
+        f"{summary.p95_ms:.0f}",
+        f"{summary.p99_ms:.0f}",
+        str(summary.requests),
+        failures,
+    )
+    out.print(table)
+    _print(f"Locust's CSV files: {prefix}_*.csv")

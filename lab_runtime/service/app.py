@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow
+from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow, RequestRow
 from lab_runtime.registry import Registry
 from lab_runtime.service.batching import Batcher
 from lab_runtime.service.metrics import ServiceMetrics
@@ -63,7 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder["log"] = PredictionLogger(cfg.prediction_log_path, cfg.log_queue_size, on_drop=metrics.log_dropped.inc)
+        holder["log"] = PredictionLogger(
+            cfg.prediction_log_path,
+            cfg.log_queue_size,
+            on_drop=metrics.log_dropped.inc,
+            retention=cfg.prediction_retention,
+        )
         follower.start()
         yield
         batcher.close()
@@ -112,14 +117,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def predict(request: Request) -> Response:
         """Score one record `{"request_id", "features": {...}}` or a batch `{"records": [...]}`."""
         started = time.perf_counter()
+
+        def refused(response: Response, records: int = 1) -> Response:
+            """Count and log a request answered without a prediction."""
+            metrics.requests.labels(str(response.status_code), "none", "none").inc()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            holder["log"].log([RequestRow(time.time(), response.status_code, "none", records, elapsed_ms)])
+            return response
+
         serving = follower.serving
         if serving.champion is None:
-            metrics.requests.labels("503", "none", "none").inc()
-            return _json({"detail": follower.not_ready_reason()}, 503)
+            return refused(_json({"detail": follower.not_ready_reason()}, 503))
         parsed = _parse(await request.body(), cfg.max_batch)
         if isinstance(parsed, Response):
-            metrics.requests.labels("422", "none", "none").inc()
-            return parsed
+            return refused(parsed)
         records, is_batch = parsed
         groups: dict[str, tuple[LoadedModel, list[int]]] = {}
         ids, features, errors = [], [], []
@@ -135,8 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ids.append(rid)
             groups.setdefault(variant, (model, []))[1].append(len(ids) - 1)
         if errors:
-            metrics.requests.labels("422", "none", "none").inc()
-            return _unprocessable(errors)
+            return refused(_unprocessable(errors), len(records))
         out: list[dict[str, Any]] = [{} for _ in ids]
         for variant, (model, index) in groups.items():
             predictions, probabilities = await batcher.score(model, [features[i] for i in index])
@@ -164,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 for o, f in zip(out, features, strict=True)
             ]
+            + [RequestRow(now, 200, variant, len(index), elapsed * 1000) for variant, (_, index) in groups.items()]
         )
         for variant, (model, index) in groups.items():
             metrics.requests.labels("200", variant, model.version).inc()

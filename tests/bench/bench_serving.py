@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import httpx
 from lab_runtime.backends import get_backend
 from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.errors import LabError
+from lab_runtime.load import locust_command, read_summary
 from lab_runtime.modeling import train_and_register
 from lab_runtime.settings import HOST, Settings, load_settings
 
@@ -128,25 +129,14 @@ def check_and_warm(kind: str, url: str, records: list[dict[str, Any]]) -> int:
 def run_locust(kind: str, url: str, args: argparse.Namespace, tmp: Path, records_path: Path) -> dict[str, Any]:
     """Headless Locust in its own process (it monkey-patches on import); the CSV's Aggregated row."""
     prefix = tmp / f"locust-{kind}"
-    argv = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
-            "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.duration}s", "--host", url,
-            "--csv", str(prefix), "--only-summary", "--exit-code-on-error", "0"]  # fmt: skip
+    argv = locust_command(HERE / "locustfile.py", url, args.users, args.spawn_rate, args.duration, prefix)
     env = {**os.environ, "BENCH_TARGET": kind, "BENCH_RECORDS": str(records_path)}
     with open(f"{prefix}.log", "wb") as log:
         rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp, timeout=args.duration + 120)
-    stats, agg = Path(f"{prefix}_stats.csv"), None
-    with contextlib.suppress(FileNotFoundError), stats.open() as f:
-        agg = next((r for r in csv.DictReader(f) if r["Name"] == "Aggregated"), None)
-    if rc.returncode != 0 or agg is None or int(agg["Request Count"]) == 0:
+    summary = read_summary(prefix)
+    if rc.returncode != 0 or summary is None:
         raise BenchError(f"locust against {SIDES[kind]} failed (exit {rc.returncode}); read {prefix}.log")
-    return {
-        "requests": int(agg["Request Count"]),
-        "failures": int(agg["Failure Count"]),
-        "rps": float(agg["Requests/s"]),
-        "p50_ms": float(agg["50%"]),
-        "p95_ms": float(agg["95%"]),
-        "p99_ms": float(agg["99%"]),
-    }
+    return asdict(summary)
 
 
 def dropped_log_rows(service_url: str) -> float:

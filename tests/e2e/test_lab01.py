@@ -33,7 +33,7 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
     assert up.returncode == 0, up.stderr
     try:
         assert "MLflow UI" in up.stdout and lab_env["LAB_SERVICE_PORT"] in up.stdout
-        one_line_error(lab(lab_env, "start", "lab-42"), "unknown lab 'lab-42'; labs are: lab-01")
+        one_line_error(lab(lab_env, "start", "lab-42"), "unknown lab 'lab-42'; labs are: lab-01, lab-02")
         started = lab(lab_env, "start", "lab-01")
         assert started.returncode == 0 and "Deploy and version a model" in started.stdout
         assert (Path(lab_env["LAB_STATE_DIR"]) / "workspace" / "lab-01" / "train.py").is_file()

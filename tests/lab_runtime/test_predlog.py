@@ -2,7 +2,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from lab_runtime.predlog import FeedbackRow, PredictionLog, PredictionLogger, PredictionRow
+from lab_runtime.predlog import FeedbackRow, PredictionLog, PredictionLogger, PredictionRow, RequestRow
+
+T0 = time.time() - 1000  # recent enough for the default retention of an hour
 
 
 def row(i: int, ts: float = 0.0) -> PredictionRow:
@@ -12,16 +14,37 @@ def row(i: int, ts: float = 0.0) -> PredictionRow:
 def test_rows_are_written_in_batches_and_read_by_time(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     logger = PredictionLogger(path, maxsize=1000)
-    logger.log([row(i, ts=100.0 + i) for i in range(50)])
-    logger.log([FeedbackRow(time.time(), "r3", 1)])
+    logger.log([row(i, ts=T0 + i) for i in range(50)])
+    logger.log([FeedbackRow(time.time(), "r3", 1), FeedbackRow(time.time(), "r12", 0)])
+    logger.log([RequestRow(T0 + 5, 200, "champion", 1, 3.0), RequestRow(T0 + 6, 422, "none", 1, 1.0)])
     logger.close()
     log = PredictionLog(path)
     assert log.count() == 50
-    assert log.count(since=140.0) == 10
-    assert log.labels() == 1
-    window = log.window(since=110.0, until=120.0)
+    assert log.count(since=T0 + 40) == 10
+    assert log.labels() == 2
+    window = log.window(since=T0 + 10, until=T0 + 20)
     assert list(window["request_id"]) == [f"r{i}" for i in range(10, 20)]
     assert list(window["age"]) == list(range(40, 50))
+    newest = log.window(since=T0, limit=3)
+    assert list(newest["request_id"]) == ["r47", "r48", "r49"]
+    labelled = log.labelled(since=T0)
+    assert list(zip(labelled["prediction"], labelled["label"], strict=True)) == [(1, 1), (0, 0)]
+    assert list(log.requests(since=T0)["status"]) == [200, 422]
+
+
+def test_rows_older_than_the_retention_are_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    now = time.time()
+    logger = PredictionLogger(path, maxsize=1000, retention=60.0)
+    logger.log([row(0, ts=now - 120), row(1, ts=now - 30), RequestRow(now - 90, 200, "champion", 1, 1.0)])
+    logger.log([FeedbackRow(now - 61, "r0", 1), FeedbackRow(now - 1, "r1", 0)])
+    logger.close()
+    pruner = PredictionLogger(path, maxsize=10, retention=60.0)
+    pruner.prune()
+    pruner.close()
+    log = PredictionLog(path)
+    assert list(log.window(since=0)["request_id"]) == ["r1"]
+    assert log.labels() == 1 and log.requests(since=0).empty
 
 
 def test_a_full_queue_drops_and_counts_rows_without_blocking(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, LocalBackend, list[Registered]]]:
-    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "state") as box:
+    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "state", {"LAB_LABEL_SHARE": "0"}) as box:
         yield box.settings, box.backend, box.versions
 
 
@@ -162,5 +162,5 @@ def test_a_version_without_signature_is_not_served_and_the_old_one_keeps_serving
 def test_status_reports_every_service_healthy_with_pid_and_uptime(sandbox: Any) -> None:
     _, backend, _ = sandbox
     rows = {r.name: r for r in backend.status()}
-    assert set(rows) == {"mlflow", "model-service", "registry-watcher"}
+    assert set(rows) == {"mlflow", "model-service", "registry-watcher", "pipeline", "monitor"}
     assert all(r.healthy and r.pid and r.uptime is not None and r.uptime > 0 for r in rows.values())

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from lab_runtime.errors import InvalidLab, NotFound
-from lab_runtime.labs import all_labs, find_lab, load_lab
+from lab_runtime.labs import StepResult, all_labs, due_events, find_lab, load_lab
 
 GOOD: dict[str, Any] = {
     "id": "lab-09",
@@ -24,6 +24,12 @@ DuplicateStepLab = {**GOOD, "steps": GOOD["steps"] * 2}
 MissingStarterLab = {**GOOD, "starter": ["notebook.ipynb"]}
 BadIdLab = {**GOOD, "id": "lab one"}
 UnknownFieldLab = {**GOOD, "difficulty": "hard"}
+EVENT = {"after": "one", "announce": "a release shipped", "ship_release": {"version": "v2", "note": "n"}}
+EventAfterUnknownStepLab = {**GOOD, "events": [{**EVENT, "after": "two"}]}
+EventBadReleaseLab = {
+    **GOOD,
+    "events": [{**EVENT, "ship_release": {"version": "v2", "note": "n", "transforms": [{"type": "warp"}]}}],
+}
 
 
 def write(tmp_path: Path, data: object) -> Path:
@@ -45,6 +51,15 @@ def test_a_good_lab_file_loads(tmp_path: Path) -> None:
     assert load_lab(write(tmp_path, GOOD)).steps[0].check.args == {"min_count": 1}
 
 
+def test_a_lab_event_is_due_once_its_step_passes_and_only_once(tmp_path: Path) -> None:
+    lab = load_lab(write(tmp_path, {**GOOD, "events": [EVENT]}))
+    failing = [StepResult("one", "t", False, "", "h")]
+    passing = [StepResult("one", "t", True, "", None)]
+    assert due_events(lab, failing, happened=0) == []
+    assert [e.ship_release.version for e in due_events(lab, passing, happened=0)] == ["v2"]
+    assert due_events(lab, passing, happened=1) == []
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -55,6 +70,8 @@ def test_a_good_lab_file_loads(tmp_path: Path) -> None:
         (MissingStarterLab, r"file 'notebook\.ipynb' named by the lab does not exist"),
         (BadIdLab, r"id: String should match pattern"),
         (UnknownFieldLab, r"difficulty: Extra inputs are not permitted"),
+        (EventAfterUnknownStepLab, r"event after 'two': no step has that id; steps are one"),
+        (EventBadReleaseLab, r"events\.0\.ship_release\.transforms\.0: .*'warp'"),
         (["a", "list"], r"a lab file must be a mapping of fields, got list"),
     ],
 )
@@ -71,5 +88,5 @@ def test_a_lab_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
 
 
 def test_an_unknown_lab_lists_the_labs_there_are() -> None:
-    with pytest.raises(NotFound, match=r"unknown lab 'lab-99'; labs are: lab-01"):
+    with pytest.raises(NotFound, match=r"unknown lab 'lab-99'; labs are: lab-01, lab-02"):
         find_lab("lab-99")

@@ -1,0 +1,39 @@
+"""Durations as people write them: `30s`, `2m`, `1h30m`, `250ms`, or a plain number of seconds."""
+
+from __future__ import annotations
+
+import re
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds in `value`; raises ValueError naming the accepted forms."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().replace(" ", "")
+        parts = _PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a duration; write it like 30s, 2m, 1h30m or 250ms") from None
+        else:
+            seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"{value!r} is not a duration of zero or more seconds")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`90.0` as `1m30s`."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)

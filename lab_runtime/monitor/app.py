@@ -1,0 +1,75 @@
+"""The monitor's HTTP face: /health, /status (JSON) and /metrics (Prometheus).
+
+The evaluation loop runs in a thread started with the app; it imports Evidently there, so /health
+answers at once and `lab up` does not wait for the import.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lab_runtime.monitor.metrics import MonitorMetrics
+from lab_runtime.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from lab_runtime.monitor.runner import Monitor
+
+log = logging.getLogger("lab_runtime.monitor")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    cfg = settings or load_settings()
+    metrics = MonitorMetrics()
+    holder: dict[str, Monitor] = {}
+    stop = threading.Event()
+    failed: list[str] = []
+
+    def loop() -> None:
+        try:
+            from lab_runtime.monitor.runner import Monitor
+
+            def observe(m: Monitor) -> None:
+                metrics.update(m.latest.signals if m.latest else {}, m.firing(), m.last_seconds or 0.0)
+
+            monitor = holder["monitor"] = Monitor(cfg, on_evaluation=observe)
+        except Exception as exc:
+            failed.append(f"{type(exc).__name__}: {exc}")
+            log.exception("the monitor could not start")
+            return
+        monitor.run(stop)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = threading.Thread(target=loop, name="monitor", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join(timeout=5)
+
+    app = FastAPI(title="Drift and quality monitor", lifespan=lifespan)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        """The latest evaluation: window, signals, per-feature drift, rules, alerts, report paths."""
+        if "monitor" in holder:
+            return holder["monitor"].status()
+        state = "failed" if failed else "starting"
+        message = f"the monitor could not start: {failed[0]}" if failed else "loading Evidently and the reference set"
+        return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,143 @@
+"""One monitor evaluation: from a window of the prediction log to signals, without any I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+
+from lab_runtime.monitor.drift import DriftResult, detect, p_value
+
+OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient data"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a model version does on the reference set: its predicted probabilities and its quality."""
+
+    version: str
+    probabilities: np.ndarray
+    accuracy: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """What an evaluation reads: predictions and calls over the drift window, labelled rows over the quality window."""
+
+    predictions: pd.DataFrame
+    requests: pd.DataFrame
+    labelled: pd.DataFrame
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    alpha: float
+    min_rows: int
+    min_labels: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    at: float
+    state: str
+    message: str
+    rows: int
+    signals: dict[str, float]
+    details: dict[str, str] = field(default_factory=dict)
+    drift: DriftResult | None = None
+    model_version: str | None = None
+
+
+def serving_version(predictions: pd.DataFrame) -> str | None:
+    """The champion version that made most of the window's predictions."""
+    champion = predictions[predictions["variant"] == "champion"] if len(predictions) else predictions
+    if champion.empty:
+        return None
+    return str(champion["model_version"].mode().iloc[0])
+
+
+def _traffic(window: Window) -> dict[str, float]:
+    calls = window.requests
+    signals = {"requests": float(len(calls)), "request_rate": len(calls) / window.seconds}
+    if len(calls):
+        signals["error_rate"] = float((calls["status"] != 200).mean())
+        signals["server_error_rate"] = float((calls["status"] >= 500).mean())
+        ok = calls.loc[calls["status"] == 200, "latency_ms"]
+        if len(ok):
+            for q in (50, 95, 99):
+                signals[f"latency_p{q}_ms"] = float(np.percentile(ok, q))
+    return signals
+
+
+def _drift(result: DriftResult) -> tuple[dict[str, float], dict[str, str]]:
+    signals = {
+        "drifted_features": float(len(result.drifted)),
+        "drift_share": len(result.drifted) / max(result.tested, 1),
+        "max_missing_share": max(f.missing_share for f in result.features),
+        "max_new_category_share": max(f.new_category_share or 0.0 for f in result.features),
+    }
+    for f in result.features:
+        signals[f"drifted.{f.name}"] = float(f.drifted)
+        signals[f"missing_share.{f.name}"] = f.missing_share
+        if f.p_value is not None:
+            signals[f"drift_p_value.{f.name}"] = f.p_value
+        if f.new_category_share is not None:
+            signals[f"new_category_share.{f.name}"] = f.new_category_share
+    drifted = [f"{f.name} (p={f.p_value:.2g})" for f in result.features if f.drifted]
+    missing = [f"{f.name} ({f.missing_share:.0%} null)" for f in result.features if f.missing_share > 0]
+    new = [f"{f.name} ({f.new_category_share:.0%} new)" for f in result.features if f.new_category_share]
+    details = {
+        "drifted_features": ", ".join(drifted) or "none",
+        "max_missing_share": ", ".join(missing) or "none",
+        "max_new_category_share": ", ".join(new) or "none",
+    }
+    return signals, details
+
+
+def _quality(labelled: pd.DataFrame, baseline: Baseline | None, min_labels: int) -> dict[str, float]:
+    if baseline is not None:
+        labelled = labelled[labelled["model_version"] == baseline.version]
+    signals = {"labelled_rows": float(len(labelled))}
+    if len(labelled) >= min_labels:
+        accuracy = float(accuracy_score(labelled["label"], labelled["prediction"]))
+        f1 = float(f1_score(labelled["label"], labelled["prediction"], zero_division=0))
+        signals |= {"accuracy": accuracy, "f1": f1}
+        if baseline is not None:
+            signals |= {"accuracy_drop": baseline.accuracy - accuracy, "f1_drop": baseline.f1 - f1}
+    return signals
+
+
+def evaluate(
+    window: Window, reference: pd.DataFrame, baseline: Baseline | None, limits: Limits, now: float
+) -> Evaluation:
+    """Signals of one window: traffic, drift per feature and of the prediction, quality on labelled rows."""
+    predictions = window.predictions
+    rows = len(predictions)
+    signals = {"rows": float(rows), **_traffic(window), **_quality(window.labelled, baseline, limits.min_labels)}
+    version = serving_version(predictions)
+    if rows < limits.min_rows:
+        message = (
+            f"only {rows} prediction(s) in the last {window.seconds:g}s; drift needs at least {limits.min_rows}, "
+            "so no drift verdict yet"
+        )
+        return Evaluation(now, INSUFFICIENT, message, rows, signals, model_version=version)
+    result = detect(reference, predictions, limits.alpha)
+    drift_signals, details = _drift(result)
+    signals |= drift_signals
+    signals["mean_probability"] = float(predictions["probability"].mean())
+    if baseline is not None and baseline.version == version:
+        scores = predictions.loc[
+            (predictions["variant"] == "champion") & (predictions["model_version"] == version), "probability"
+        ]
+        if len(scores) >= limits.min_rows:
+            p = p_value(pd.Series(baseline.probabilities), scores, categorical=False)
+            signals |= {"prediction_drift_p_value": p, "prediction_drifted": float(p < limits.alpha)}
+    if result.drifted:
+        state, message = DRIFT, f"drift in {details['drifted_features']} ({rows} rows)"
+    else:
+        state, message = OK, f"no drift in {result.tested} features tested on {rows} rows"
+    return Evaluation(now, state, message, rows, signals, details, result, version)

@@ -1,0 +1,245 @@
+"""The monitor's loop: every few seconds read the latest window, evaluate it, step the alert rules,
+journal what fired or resolved, and hand the window to the report writer. All the I/O lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+
+from lab_runtime.data import FEATURES, LABEL, DataGenerator
+from lab_runtime.journal import Journal
+from lab_runtime.monitor import report
+from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine, Transition, firing_alerts
+from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version
+from lab_runtime.monitor.rules import RuleBook
+from lab_runtime.predlog import PredictionLog
+from lab_runtime.settings import Settings
+
+log = logging.getLogger("lab_runtime.monitor")
+RETRY_BASELINE_AFTER = 30.0
+
+
+class Baselines:
+    """Each served version's predictions and quality on the reference set, loaded once per version."""
+
+    def __init__(self, settings: Settings, reference: pd.DataFrame) -> None:
+        self.settings = settings
+        self.reference = reference
+        self.cache: dict[str, Baseline] = {}
+        self.errors: dict[str, tuple[float, str]] = {}
+
+    def get(self, version: str | None) -> Baseline | None:
+        if version is None:
+            return None
+        if version in self.cache:
+            return self.cache[version]
+        failed = self.errors.get(version)
+        if failed and time.time() - failed[0] < RETRY_BASELINE_AFTER:
+            return None
+        try:
+            self.cache[version] = self._load(version)
+            self.errors.pop(version, None)
+        except Exception as exc:  # the registry is down or the version cannot load: no prediction drift for now
+            self.errors[version] = (time.time(), f"{type(exc).__name__}: {exc}")
+            log.warning("cannot score the reference set with version %s: %s", version, exc)
+            return None
+        return self.cache[version]
+
+    def _load(self, version: str) -> Baseline:
+        from lab_runtime.service.models import load_version
+
+        model = load_version(self.settings.mlflow_url, self.settings.model_name, version)
+        predictions, probabilities = model.score(self.reference[list(FEATURES)].to_dict("records"))
+        labels = self.reference[LABEL]
+        return Baseline(
+            version,
+            probabilities,
+            float(accuracy_score(labels, predictions)),
+            float(f1_score(labels, predictions, zero_division=0)),
+        )
+
+
+class Webhook:
+    """Posts alert transitions to a URL from its own thread; a slow or failing receiver never delays alerts."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.sent = 0
+        self.last_error: str | None = None
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(1000)
+        if url:
+            threading.Thread(target=self._run, name="webhook", daemon=True).start()
+
+    def send(self, body: dict[str, Any]) -> None:
+        if self.url:
+            try:
+                self._queue.put_nowait(body)
+            except queue.Full:
+                self.last_error = "queue full: alert dropped"
+
+    def _run(self) -> None:
+        assert self.url is not None
+        with httpx.Client(timeout=3.0) as client:
+            while True:
+                body = self._queue.get()
+                try:
+                    client.post(self.url, json=body).raise_for_status()
+                    self.sent += 1
+                except httpx.HTTPError as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("alert webhook %s failed: %s", self.url, exc)
+
+
+class ReportWriter:
+    """Renders Evidently reports in its own thread; when rendering lags, the newest window wins."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.latest: report.ReportFiles | None = None
+        self.last_error: str | None = None
+        self._queue: queue.Queue[tuple[pd.DataFrame, pd.DataFrame, float, float]] = queue.Queue(1)
+        threading.Thread(target=self._run, name="reports", daemon=True).start()
+
+    def submit(self, reference: pd.DataFrame, current: pd.DataFrame, threshold: float, alpha: float) -> None:
+        with contextlib.suppress(queue.Empty):
+            self._queue.get_nowait()  # drop the window still waiting: a newer one replaces it
+        self._queue.put_nowait((reference, current, threshold, alpha))
+
+    def _run(self) -> None:
+        while True:
+            reference, current, threshold, alpha = self._queue.get()
+            try:
+                self.latest = report.write(reference, current, threshold, alpha, self.settings.reports_dir)
+                self.last_error = None
+            except Exception as exc:  # a report that fails to render must not stop monitoring
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("drift report failed")
+
+
+class Monitor:
+    def __init__(self, settings: Settings, on_evaluation: Callable[[Monitor], None] = lambda m: None) -> None:
+        self.settings = settings
+        self.on_evaluation = on_evaluation
+        self.limits = Limits(settings.drift_alpha, settings.monitor_min_rows, settings.min_labels)
+        self.reference = DataGenerator(settings.seed).reference(settings.reference_rows)
+        self.baselines = Baselines(settings, self.reference)
+        self.rulebook = RuleBook(settings.rules_dir)
+        self.rules = self.rulebook.reload()
+        self.journal = Journal(settings.journal_path, source="monitor", learner=settings.learner)
+        self.engine = AlertEngine(firing_alerts(self.journal.events([ALERT_FIRING, ALERT_RESOLVED])))
+        self.log = PredictionLog(settings.prediction_log_path)
+        self.webhook = Webhook(settings.alert_webhook)
+        self.reports = ReportWriter(settings)
+        self.latest: Evaluation | None = None
+        self.last_seconds: float | None = None
+        self.evaluations = 0
+        self.last_error: str | None = None
+
+    def window(self, now: float) -> Window:
+        cfg = self.settings
+        return Window(
+            self.log.window(now - cfg.monitor_window, now, limit=cfg.monitor_max_rows),
+            self.log.requests(now - cfg.monitor_window, now),
+            self.log.labelled(now - cfg.quality_window, now),
+            cfg.monitor_window,
+        )
+
+    def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition]]:
+        """Evaluate the latest window, step the rules, journal and send what fired or resolved."""
+        started = time.perf_counter()
+        at = time.time() if now is None else now
+        self.rules = self.rulebook.reload()
+        window = self.window(at)
+        baseline = self.baselines.get(serving_version(window.predictions))
+        evaluation = evaluate(window, self.reference, baseline, self.limits, at)
+        transitions = self.engine.step(self.rules, evaluation.signals, evaluation.details, at)
+        for t in transitions:
+            event = self.journal.append(t.kind, t.payload)
+            self.webhook.send({"kind": t.kind, "ts": event.ts, "learner": self.settings.learner, **t.payload})
+            log.info("%s %s: %s", t.kind, t.payload["rule"], t.payload.get("summary", ""))
+        self.latest, self.evaluations = evaluation, self.evaluations + 1
+        self.last_seconds = time.perf_counter() - started
+        self.on_evaluation(self)
+        if evaluation.drift is not None:
+            reference = self.reference.copy()
+            if baseline is not None:
+                reference[report.PREDICTION] = baseline.probabilities
+            self.reports.submit(reference, window.predictions, evaluation.drift.threshold, self.limits.alpha)
+        return evaluation, transitions
+
+    def run(self, stop: threading.Event) -> None:
+        cfg = self.settings
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.evaluate_once()
+                self.last_error = None
+            except Exception as exc:  # keep monitoring through a locked database or a bad window
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("evaluation failed")
+            stop.wait(max(0.0, cfg.monitor_interval - (time.monotonic() - started)))
+
+    def firing(self) -> list[tuple[str, str]]:
+        """(rule, severity) of every firing alert."""
+        return [(a.rule.name, a.rule.severity) for a in self.engine.active.values() if a.state == "firing"]
+
+    def status(self) -> dict[str, Any]:
+        """Everything `GET /status` shows."""
+        cfg, ev = self.settings, self.latest
+        body: dict[str, Any] = {
+            "state": ev.state if ev else "starting",
+            "message": ev.message if ev else "the first evaluation has not run yet",
+            "evaluated_at": ev.at if ev else None,
+            "evaluation_seconds": self.last_seconds,
+            "evaluations": self.evaluations,
+            "last_error": self.last_error,
+            "window": {
+                "seconds": cfg.monitor_window,
+                "rows": ev.rows if ev else 0,
+                "min_rows": cfg.monitor_min_rows,
+                "max_rows": cfg.monitor_max_rows,
+                "quality_seconds": cfg.quality_window,
+                "interval": cfg.monitor_interval,
+                "model_version": ev.model_version if ev else None,
+            },
+            "drift": None,
+            "signals": ev.signals if ev else {},
+            "details": ev.details if ev else {},
+            "rules": [{**r.model_dump(by_alias=True), "source": self.rulebook.source(r)} for r in self.rules],
+            "rule_errors": self.rulebook.problems(),
+            "alerts": [
+                {
+                    "rule": a.rule.name,
+                    "severity": a.rule.severity,
+                    "state": a.state,
+                    "since": a.firing_since or a.pending_since,
+                    "value": a.value,
+                    "summary": a.rule.describe(a.value, a.detail),
+                }
+                for a in self.engine.active.values()
+            ],
+            "baseline_errors": {v: e for v, (_, e) in self.baselines.errors.items()},
+            "report": asdict(self.reports.latest) if self.reports.latest else None,
+            "report_error": self.reports.last_error,
+            "webhook": {"url": self.webhook.url, "sent": self.webhook.sent, "last_error": self.webhook.last_error},
+        }
+        if ev and ev.drift:
+            body["drift"] = {
+                "alpha": ev.drift.alpha,
+                "threshold": ev.drift.threshold,
+                "tested": ev.drift.tested,
+                "drifted": ev.drift.drifted,
+                "features": [asdict(f) for f in ev.drift.features],
+            }
+        return body

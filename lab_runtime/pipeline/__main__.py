@@ -1,0 +1,3 @@
+from lab_runtime.pipeline.traffic import main
+
+main()

@@ -1,0 +1,376 @@
+"""The upstream pipeline process: open-loop production traffic to the model service, under the active release.
+
+One record per `POST /predict`, `pipeline_rate` times a second on a fixed schedule (at most MAX_IN_FLIGHT
+requests open; ticks beyond that are counted as skipped), rows from the seeded production stream with the
+active release's transforms applied. For `label_share` of the answered requests the true label is posted to
+`/feedback` `label_delay` seconds later. While the service is not ready nothing is sent. Every second the
+status file (the supervisor's heartbeat) is rewritten with the counters; SIGTERM ends it within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from lab_runtime.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
+from lab_runtime.pipeline.releases import Release, Stats, apply, to_features
+from lab_runtime.pipeline.store import Deployment, ReleaseStore
+from lab_runtime.settings import Settings, load_settings
+
+log = logging.getLogger("lab_runtime.pipeline")
+
+MAX_IN_FLIGHT = 64
+CHUNK = 100  # rows drawn at a time; the cursor is saved at each chunk
+RATE_WINDOW = 10.0
+RELEASE_POLL = 0.5
+READY_POLL = 1.0
+STATUS_EVERY = 1.0
+SUMMARY_EVERY = 30  # status writes between two summary log lines
+LABEL_GIVE_UP = 60.0  # seconds past due after which an undeliverable label is dropped
+_TRANSFORM_STREAM, _LABEL_STREAM = 101, 102  # seeds of the rows a `share` picks and the rows that get labels
+
+
+@dataclass
+class Counters:
+    sent: int = 0
+    ok: int = 0
+    rejected_4xx: int = 0
+    failed_5xx: int = 0
+    connection_errors: int = 0
+    labels_posted: int = 0
+    labels_dropped: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class Chunk:
+    """Production rows `start`.. of the stream: ids, untransformed features, true labels, and the payloads to send."""
+
+    start: int
+    ids: list[str]
+    raw: pd.DataFrame
+    labels: list[int]
+    labelled: list[bool]
+    payloads: list[dict[str, Any]]
+    next: int = 0
+
+    def done(self) -> bool:
+        return self.next >= len(self.ids)
+
+
+def payloads(raw: pd.DataFrame, start: int, release: Release, stats: Stats, seed: int) -> list[dict[str, Any]]:
+    """Feature dicts of the rows from stream position `start` under `release` (share choices seeded by position)."""
+    rng = np.random.default_rng([seed, _TRANSFORM_STREAM, start])
+    return to_features(apply(raw, release.transforms, stats, rng))
+
+
+def make_chunk(gen: DataGenerator, start: int, n: int, release: Release, label_share: float) -> Chunk:
+    frame = gen.production(start, n)
+    raw = frame[list(FEATURES)]
+    labelled = np.random.default_rng([gen.seed, _LABEL_STREAM, start]).random(n) < label_share
+    return Chunk(
+        start,
+        frame[REQUEST_ID].tolist(),
+        raw,
+        frame[LABEL].astype(int).tolist(),
+        labelled.tolist(),
+        payloads(raw, start, release, gen.stats, gen.seed),
+    )
+
+
+def retransform(chunk: Chunk, release: Release, gen: DataGenerator) -> None:
+    """Re-build the payloads of the rows not sent yet under another release."""
+    rest = chunk.raw.iloc[chunk.next :]
+    chunk.payloads[chunk.next :] = payloads(rest, chunk.start + chunk.next, release, gen.stats, gen.seed)
+
+
+class RateMeter:
+    """Events per second over the last `window` seconds (or since the start, if that is shorter)."""
+
+    def __init__(self, window: float, now: float) -> None:
+        self.window = window
+        self.started = now
+        self._times: deque[float] = deque()
+
+    def add(self, now: float) -> None:
+        self._times.append(now)
+
+    def rate(self, now: float) -> float:
+        while self._times and self._times[0] < now - self.window:
+            self._times.popleft()
+        span = min(self.window, now - self.started)
+        return len(self._times) / span if span > 0 else 0.0
+
+
+def write_json_atomic(path: Path, body: dict[str, Any]) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, path)
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The pipeline's last status, or None if there is none (yet)."""
+    try:
+        body: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return body
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class Pipeline:
+    """One pipeline: its schedule, in-flight requests, pending labels, counters and status file."""
+
+    def __init__(
+        self, settings: Settings, store: ReleaseStore, client: httpx.AsyncClient, gen: DataGenerator | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.gen = gen or DataGenerator(settings.seed)
+        self.counters = Counters()
+        self.meter = RateMeter(RATE_WINDOW, time.monotonic())
+        self.ready = False
+        self.state = "waiting"
+        self.reason: str | None = "checking the model service"
+        self.last_error: dict[str, Any] | None = None
+        self.deployment: Deployment = store.active()
+        self.release = store.get(self.deployment.version)
+        self.position = store.cursor()  # the next stream row to send
+        self.chunk: Chunk | None = None
+        self.labels: list[tuple[float, str, int, float]] = []  # heap of (due, request_id, label, give up at)
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self._writes = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; then cancel what is in flight, save the cursor and write a last status."""
+        log.info("pipeline started at row %d with release %s", self.position, self.release.version)
+        helpers = [
+            asyncio.create_task(self._every(STATUS_EVERY, self.write_status, stop)),
+            asyncio.create_task(self._every(RELEASE_POLL, self.refresh_release, stop)),
+            asyncio.create_task(self._post_labels(stop)),
+        ]
+        try:
+            await self._traffic(stop)
+        finally:
+            tasks = [*helpers, *self.in_flight]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.store.save_cursor(self.position)
+            self.state, self.reason = "stopped", None
+            self.write_status()
+            log.info("pipeline stopped at row %d: %s", self.position, asdict(self.counters))
+
+    async def _every(self, seconds: float, action: Callable[[], None], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                action()
+            except Exception:  # a failed status write or store read must not end the pipeline
+                log.exception("%s failed", getattr(action, "__name__", action))
+            await _pause(stop, seconds)
+
+    def refresh_release(self) -> None:
+        """Follow the active release: the rows not sent yet are rebuilt under a new one."""
+        deployment = self.store.active()
+        if deployment.id == self.deployment.id:
+            return
+        self.release = self.store.get(deployment.version)
+        self.deployment = deployment
+        if self.chunk is not None:
+            retransform(self.chunk, self.release, self.gen)
+        log.info("release %s is active (%s): %s", self.release.version, deployment.reason, self.release.summary())
+
+    async def _traffic(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.settings.pipeline_rate
+        next_at = loop.time()
+        while not stop.is_set():
+            if not self.ready:
+                await self._wait_until_ready(stop)
+                next_at = loop.time()
+                continue
+            now = loop.time()
+            if now < next_at:
+                await asyncio.sleep(min(next_at - now, 0.25))
+                continue
+            if now - next_at > 1.0:  # the loop stalled: skip the backlog instead of bursting it out
+                missed = int((now - next_at) / interval)
+                self.counters.skipped += missed
+                next_at += missed * interval
+            next_at += interval
+            if len(self.in_flight) >= MAX_IN_FLIGHT:
+                self.counters.skipped += 1
+            else:
+                self._launch()
+
+    async def _wait_until_ready(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            reason = await self._not_ready_reason()
+            if reason is None:
+                self.ready = True
+                self.state, self.reason = "sending", None
+                log.info("sending %g requests/s to %s", self.settings.pipeline_rate, self.settings.service_url)
+                return
+            self._not_ready(reason)
+            await _pause(stop, READY_POLL)
+
+    async def _not_ready_reason(self) -> str | None:
+        url = self.settings.service_url
+        try:
+            answer = await self.client.get("/ready", timeout=2.0)
+        except httpx.ConnectError:
+            return f"connection refused at {url}"
+        except httpx.HTTPError as exc:
+            return f"{url}/ready did not answer ({type(exc).__name__})"
+        if answer.status_code == 200:
+            return None
+        try:
+            reason = answer.json().get("reason") or answer.text
+        except (ValueError, AttributeError):
+            reason = answer.text
+        return f"the model service is not ready ({answer.status_code}: {str(reason)[:200]})"
+
+    def _not_ready(self, reason: str) -> None:
+        if reason != self.reason:
+            log.info("waiting: %s", reason)
+        self.ready = False
+        self.state, self.reason = "waiting", reason
+
+    def _launch(self) -> None:
+        if self.chunk is None or self.chunk.done():
+            self.chunk = make_chunk(self.gen, self.position, CHUNK, self.release, self.settings.label_share)
+            self.store.save_cursor(self.position)
+        chunk, i = self.chunk, self.chunk.next
+        chunk.next += 1
+        self.position += 1
+        self.counters.sent += 1
+        self.meter.add(time.monotonic())
+        label = chunk.labels[i] if chunk.labelled[i] else None
+        task = asyncio.create_task(self._predict(chunk.ids[i], chunk.payloads[i], label))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def _predict(self, request_id: str, features: dict[str, Any], label: int | None) -> None:
+        try:
+            answer = await self.client.post("/predict", json={"request_id": request_id, "features": features})
+        except httpx.HTTPError as exc:  # refused, timed out, dropped
+            self.counters.connection_errors += 1
+            self._error(None, f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, httpx.ConnectError):
+                self._not_ready(f"connection refused at {self.settings.service_url}")
+            return
+        if answer.status_code == 200:
+            self.counters.ok += 1
+            if label is not None:
+                due = time.monotonic() + self.settings.label_delay
+                heapq.heappush(self.labels, (due, request_id, label, due + LABEL_GIVE_UP))
+            return
+        self._error(answer.status_code, answer.text)
+        if answer.status_code >= 500:
+            self.counters.failed_5xx += 1
+            if answer.status_code == 503:
+                self._not_ready(f"the model service answered 503: {answer.text[:200]}")
+        else:
+            self.counters.rejected_4xx += 1
+
+    def _error(self, status: int | None, body: str) -> None:
+        """Keep the last error (status code, first 200 characters); log it when its status differs from the last."""
+        if self.last_error is None or self.last_error["status"] != status:
+            log.warning("%s: %s", status or "no answer", body[:200])
+        self.last_error = {"status": status, "body": body[:200], "at": time.time()}
+
+    async def _post_labels(self, stop: asyncio.Event) -> None:
+        """Post due labels, oldest first; when the service cannot take one, try again a second later."""
+        while not stop.is_set():
+            while self.labels and self.labels[0][0] <= time.monotonic():
+                _, request_id, label, give_up = heapq.heappop(self.labels)
+                if time.monotonic() > give_up:
+                    self.counters.labels_dropped += 1
+                    continue
+                if not await self._post_label(request_id, label):
+                    heapq.heappush(self.labels, (time.monotonic() + 1.0, request_id, label, give_up))
+                    break
+            await _pause(stop, 0.1)
+
+    async def _post_label(self, request_id: str, label: int) -> bool:
+        """False when it is worth trying again (the service is down or failing)."""
+        try:
+            answer = await self.client.post("/feedback", json={"request_id": request_id, "label": label})
+        except httpx.HTTPError:
+            return False
+        if answer.status_code >= 500:
+            return False
+        if answer.status_code >= 300:  # refused: trying again will not help
+            self.counters.labels_dropped += 1
+            self._error(answer.status_code, answer.text)
+        else:
+            self.counters.labels_posted += 1
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "state": self.state,
+            "reason": self.reason,
+            "release": self.release.version,
+            "target_rate": self.settings.pipeline_rate,
+            "actual_rate": round(self.meter.rate(time.monotonic()), 2),
+            "in_flight": len(self.in_flight),
+            "pending_labels": len(self.labels),
+            "cursor": self.position,
+            "counters": asdict(self.counters),
+            "last_error": self.last_error,
+            "updated": time.time(),
+        }
+
+    def write_status(self) -> None:
+        """Rewrite the status file: the supervisor reads its age as the pipeline's health."""
+        body = self.status()
+        write_json_atomic(self.settings.pipeline_status_path, body)
+        self._writes += 1
+        if self._writes % SUMMARY_EVERY == 0:
+            log.info("%s %s, %.1f req/s: %s", body["state"], body["release"], body["actual_rate"], body["counters"])
+
+
+async def run(settings: Settings) -> None:
+    """The pipeline until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT + 4, max_keepalive_connections=MAX_IN_FLIGHT)
+    with ReleaseStore(settings.pipeline_db_path) as store:
+        async with httpx.AsyncClient(
+            base_url=settings.service_url, timeout=5.0, limits=limits, trust_env=False
+        ) as client:
+            await Pipeline(settings, store, client).run(stop)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_settings()
+    settings.ensure_dirs()
+    asyncio.run(run(settings))

@@ -1,0 +1,71 @@
+"""Reference solution of lab 02, run by `lab solve lab-02` in your workspace with your sandbox's settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lab_runtime.settings import load_settings
+
+settings = load_settings()
+LAB = [sys.executable, "-m", "lab_runtime.cli"]
+
+
+def lab(*args: str, check: bool = True) -> str:
+    result = subprocess.run([*LAB, *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise SystemExit(f"`lab {' '.join(args)}` failed: {result.stderr or result.stdout}")
+    return result.stdout
+
+
+def wait(what: str, condition: Any, timeout: float = 300.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise SystemExit(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def status() -> dict[str, Any]:
+    return dict(httpx.get(f"{settings.monitor_url}/status", timeout=5.0).json())
+
+
+def firing(rule: str) -> bool:
+    return any(a["rule"] == rule for a in json.loads(lab("alerts", "--json")))
+
+
+# 1-2. Read the report: the test per feature and the corrected threshold are in the monitor's status.
+drift = wait("a drift verdict", lambda: status().get("drift"))
+test = {f["name"]: f["test"] for f in drift["features"]}["credit_score"]
+Path("answers.yaml").write_text(f"credit_score_test: {test}\nfeature_threshold: {drift['threshold']}\n")
+print(f"credit_score is tested with {test}; a feature drifts below p={drift['threshold']:.3g}")
+
+# 3. A prediction-drift rule that must hold for 15 s before it fires.
+rule = Path("prediction-drift.yaml")
+text = rule.read_text()
+for field, value in {"signal": "prediction_drifted", "comparison": '">="', "threshold": "1", "for": "15s"}.items():
+    text = text.replace(f"    {field}: TODO", f"    {field}: {value}")
+rule.write_text(text)
+lab("monitor", "add-rules", str(rule))
+wait("the rule to load", lambda: any(r["name"] == "prediction-drift" for r in status()["rules"]), 30)
+
+# 4. `lab check` moves the lab on: the incident starts once the steps before it pass.
+print(lab("check", check=False).splitlines()[-1])
+wait("the feature-drift alert", lambda: firing("feature-drift"))
+print("feature-drift fired:", status()["details"].get("drifted_features"))
+
+# 5-6. Declare, then roll the release back.
+lab("declare", "data-drift", "--note", "credit_score shifted right after pipeline release v2 shipped")
+print(lab("pipeline", "rollback").strip())
+
+# 7. The alert resolves once the window holds clean traffic again.
+wait("feature-drift to resolve", lambda: not firing("feature-drift"))
+print("feature-drift resolved")

@@ -1,0 +1,114 @@
+"""The monitor in a real sandbox: pipeline traffic through the model service, Evidently, alert rules, journal."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from lab_runtime.journal import Journal
+from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
+from lab_runtime.pipeline.releases import Release
+from lab_runtime.pipeline.store import ReleaseStore, rollback, ship
+from lab_runtime.settings import HOST
+from tests.conftest import free_port
+from tests.sandbox import Sandbox, running_sandbox, wait_for
+
+pytestmark = pytest.mark.integration
+RECEIVED: list[dict[str, Any]] = []
+
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        RECEIVED.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    server = HTTPServer((HOST, free_port()), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    webhook = f"http://{HOST}:{server.server_port}/alerts"
+    try:
+        with running_sandbox(tmp_path_factory.mktemp("monitor") / "state", {"LAB_ALERT_WEBHOOK": webhook}) as sandbox:
+            yield sandbox
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def status(box: Sandbox) -> dict[str, Any]:
+    return dict(httpx.get(f"{box.settings.monitor_url}/status", timeout=5).json())
+
+
+def alerts(box: Sandbox) -> Journal:
+    return Journal(box.settings.journal_path, source="test")
+
+
+def test_clean_traffic_is_evaluated_reported_and_raises_no_alert(box: Sandbox) -> None:
+    wait_for(lambda: status(box)["state"] == "ok" and status(box)["evaluations"] >= 5, 90, "clean verdicts")
+    body = status(box)
+    assert body["window"]["rows"] >= box.settings.monitor_min_rows
+    assert body["drift"]["tested"] == 12 and body["drift"]["drifted"] == []
+    assert body["signals"]["error_rate"] == 0 and body["signals"]["prediction_drifted"] == 0
+    assert {f["name"]: f["test"] for f in body["drift"]["features"]}["purpose"] == "chisquare"
+    assert alerts(box).events([ALERT_FIRING]) == []
+    wait_for(lambda: (box.settings.reports_dir / "latest.json").exists(), 30, "a report")
+    assert "credit_score" in (box.settings.reports_dir / "latest.html").read_text()
+    metrics = httpx.get(f"{box.settings.monitor_url}/metrics").text
+    assert 'lab_monitor_feature{feature="credit_score",signal="drift_p_value"}' in metrics
+    assert 'lab_monitor_signal{signal="error_rate"} 0.0' in metrics
+
+
+def test_a_bad_rule_file_is_reported_and_the_last_good_rules_keep_running(box: Sandbox) -> None:
+    mine = box.settings.rules_dir / "mine.yaml"
+    mine.write_text("rules:\n  - name: x\n    signal: nope\n")
+    try:
+        wait_for(lambda: any(str(mine) in p for p in status(box)["rule_errors"]), 15, "the refusal")
+        problem = next(p for p in status(box)["rule_errors"] if str(mine) in p)
+        assert "rules.0.signal: Value error, unknown signal 'nope'" in problem
+        assert "rules.0.comparison: Field required" in problem
+        assert "feature-drift" in [r["name"] for r in status(box)["rules"]]
+        evaluations = status(box)["evaluations"]
+        wait_for(lambda: status(box)["evaluations"] > evaluations + 1, 15, "evaluations to go on")
+    finally:
+        mine.unlink()
+
+
+def test_a_shipped_shift_fires_the_drift_alert_and_a_rollback_resolves_it(box: Sandbox) -> None:
+    cfg = box.settings
+    journal = alerts(box)
+    release = Release.model_validate(
+        {"version": "v9", "note": "bad feed", "transforms": [{"type": "shift", "feature": "credit_score", "std": 1.0}]}
+    )
+    with ReleaseStore(cfg.pipeline_db_path) as store:
+        shipped = ship(store, journal, release, by="test")
+    assert shipped is not None
+
+    def fired() -> bool:
+        return any(e.payload["rule"] == "feature-drift" for e in journal.events([ALERT_FIRING], since=shipped.ts))
+
+    # Detection needs a share of the window shifted, then `for: 10s` of holding; 2 windows is the budget.
+    delay = wait_for(fired, 2 * cfg.monitor_window + 20, "feature-drift to fire")
+    event = next(e for e in journal.events([ALERT_FIRING], since=shipped.ts) if e.payload["rule"] == "feature-drift")
+    assert "credit_score" in event.payload["summary"] and event.payload["severity"] == "warning"
+    assert event.ts - event.payload["pending_since"] >= 10
+    assert status(box)["drift"]["drifted"] == ["credit_score"]
+    with ReleaseStore(cfg.pipeline_db_path) as store:
+        rollback(store, journal, by="test")
+    wait_for(
+        lambda: "feature-drift" not in firing_alerts(journal.events([ALERT_FIRING, ALERT_RESOLVED])), 60, "resolve"
+    )
+    wait_for(lambda: any(r["kind"] == ALERT_RESOLVED and r["rule"] == "feature-drift" for r in RECEIVED), 10, "hook")
+    firing_hook = next(r for r in RECEIVED if r["kind"] == ALERT_FIRING and r["rule"] == "feature-drift")
+    assert firing_hook["summary"] == event.payload["summary"] and firing_hook["learner"] == cfg.learner
+    assert delay < 2 * cfg.monitor_window + 20
