@@ -45,7 +45,7 @@ def bureau(lab_env: dict[str, str], tmp_path: Path) -> Path:
     return path
 
 
-def test_ship_then_deploy_then_rollback_each_journaled_as_the_learner(lab_env: dict[str, str], bureau: Path) -> None:
+def test_ship_then_deploy_then_rollback_each_journaled_with_who_did_it(lab_env: dict[str, str], bureau: Path) -> None:
     assert [(r["version"], r["active"], r["transforms"]) for r in releases()] == [("v1", True, [])]
     shipped = lab("pipeline", "ship", str(bureau))
     assert shipped.exit_code == 0, shipped.output
@@ -65,7 +65,8 @@ def test_ship_then_deploy_then_rollback_each_journaled_as_the_learner(lab_env: d
         ("v2-bureau", "v1", "rollback"),
         ("v1", "v2-bureau", "rollback"),
     ]
-    assert {e.payload["by"] for e in events} == {"learner"} and {e.source for e in events} == {"cli"}
+    # the instructor ships; the learner's moves are journaled as the learner's (the grader credits only those)
+    assert [(e.payload["by"], e.source) for e in events] == [("instructor", "instructor")] + [("learner", "cli")] * 3
 
 
 def test_a_bad_release_file_is_refused_in_one_line_and_changes_nothing(

@@ -82,7 +82,7 @@ def test_pipeline_rollback_restores_healthy_traffic(sandbox: Sandbox, tmp_path: 
     assert error["status"] == 422 and "annual_income" in error["body"]
     shown = lab("pipeline", "status")
     assert shown.returncode == 0, shown.stderr
-    assert "release    v2-renamed (deployed" in shown.stdout and "by learner, ship)" in shown.stdout
+    assert "release    v2-renamed (deployed" in shown.stdout and "by instructor, ship)" in shown.stdout
     assert re.search(r"\d+ rejected \(4xx\)", shown.stdout) and "last error 422 at" in shown.stdout
 
     rolled = lab("pipeline", "rollback")
