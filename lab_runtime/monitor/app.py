@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,8 +31,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     holder: dict[str, Monitor] = {}
     stop = threading.Event()
     failed: list[str] = []
+    waiting = threading.Event()
+    waiting.set()
+
+    def traffic_seen() -> bool:
+        from lab_runtime.predlog import PredictionLog
+
+        log = PredictionLog(cfg.prediction_log_path)
+        try:
+            return log.count(since=time.time() - cfg.monitor_window) > 0
+        finally:
+            log.close()
 
     def loop() -> None:
+        # Evidently's import costs seconds of CPU: wait for traffic, so `lab up` does not compete with it.
+        while not stop.is_set() and not traffic_seen():
+            stop.wait(cfg.monitor_interval)
+        waiting.clear()
         try:
             from lab_runtime.monitor.runner import Monitor
 
@@ -64,8 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The latest evaluation: window, signals, per-feature drift, rules, alerts, report paths."""
         if "monitor" in holder:
             return holder["monitor"].status()
-        state = "failed" if failed else "starting"
-        message = f"the monitor could not start: {failed[0]}" if failed else "loading Evidently and the reference set"
+        if failed:
+            state, message = "failed", f"the monitor could not start: {failed[0]}"
+        elif waiting.is_set():
+            state, message = "waiting", "no traffic yet: the monitor starts evaluating once predictions arrive"
+        else:
+            state, message = "starting", "loading Evidently and the reference set"
         return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}
 
     @app.get("/metrics")

@@ -42,6 +42,7 @@ def main() -> None:
             "LAB_STATE_DIR": str(state),
             "LAB_MLFLOW_PORT": str(free_port()),
             "LAB_SERVICE_PORT": str(free_port()),
+            "LAB_MONITOR_PORT": str(free_port()),
         }
         for kind in ("fresh", "warm"):  # warm: the same state directory, databases already migrated
             try:
