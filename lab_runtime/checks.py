@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from lab_runtime.data import FEATURES
+from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
 from lab_runtime.journal import LAB_EVENT, LEARNER_DECLARED, Journal
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
@@ -154,17 +154,19 @@ def service_serves(ctx: CheckContext, alias: str) -> CheckResult:
 
 @check
 def predictions_served(ctx: CheckContext, alias: str, min_count: int) -> CheckResult:
-    """At least `min_count` predictions by the `@alias` version were logged since the lab started."""
+    """At least `min_count` of the learner's own predictions by `@alias` were logged since the lab started."""
     version = ctx.alias_version(alias)
     if version is None:
         return CheckResult(False, f"no '@{alias}' alias yet")
     log = PredictionLog(ctx.settings.prediction_log_path)
     try:
-        count = log.count(since=ctx.lab_started_at, model_version=version)
+        count = log.count(since=ctx.lab_started_at, model_version=version, exclude_ids=STREAM_ID_GLOB)
     finally:
         log.close()
     return CheckResult(
-        count >= min_count, f"{count} prediction(s) by version {version} since the lab started, {min_count} needed"
+        count >= min_count,
+        f"{count} prediction(s) of yours by version {version} since the lab started (the pipeline's traffic "
+        f"does not count), {min_count} needed",
     )
 
 

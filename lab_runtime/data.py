@@ -29,6 +29,7 @@ FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 INTEGER_FEATURES = frozenset({"age", "loan_term_months", "num_open_accounts", "num_late_payments", "employment_years"})
 LABEL = "default"
 REQUEST_ID = "request_id"
+STREAM_ID_GLOB = "s[0-9]*-[0-9]*"  # SQLite GLOB of the production stream's request ids (`s<seed>-<row>`)
 
 # Independent random streams per purpose, so drawing more training rows never changes the stream.
 _STREAMS = {"reference": 1, "train": 2, "holdout": 3, "production": 4}

@@ -10,8 +10,8 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 def parse_duration(value: str | float | int) -> float:
     """Seconds in `value`; raises ValueError naming the accepted forms."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{value!r} is not a duration; write it like 30s, 2m, 1h30m or 250ms")
     if isinstance(value, int | float):
         seconds = float(value)
     else:

@@ -212,12 +212,16 @@ class PredictionLog:
     def __init__(self, path: Path) -> None:
         self._conn = connect(path, _SCHEMA)
 
-    def count(self, since: float = 0.0, model_version: str | None = None) -> int:
+    def count(self, since: float = 0.0, model_version: str | None = None, exclude_ids: str | None = None) -> int:
+        """Predictions since `since`, of one version, leaving out request ids matching the GLOB `exclude_ids`."""
         sql = "SELECT COUNT(*) FROM predictions WHERE ts >= ?"
         args: list[float | str] = [since]
         if model_version is not None:
             sql += " AND model_version = ?"
             args.append(model_version)
+        if exclude_ids is not None:
+            sql += " AND request_id NOT GLOB ?"
+            args.append(exclude_ids)
         return int(self._conn.execute(sql, args).fetchone()[0])
 
     def labels(self) -> int:

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
 
     @property
     def rules_dir(self) -> Path:
-        """Alert rules added by the learner (`lab monitor rules add`), loaded after the built-in ones."""
+        """Alert rules added by the learner (`lab monitor add-rules`), loaded after the built-in ones."""
         return self.root / "rules"
 
     @property

@@ -45,10 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def loop() -> None:
         # Evidently's import costs seconds of CPU: wait for traffic, so `lab up` does not compete with it.
-        while not stop.is_set() and not traffic_seen():
-            stop.wait(cfg.monitor_interval)
-        waiting.clear()
         try:
+            while not stop.is_set() and not traffic_seen():
+                stop.wait(cfg.monitor_interval)
+            waiting.clear()
             from lab_runtime.monitor.runner import Monitor
 
             def observe(m: Monitor) -> None:

@@ -65,8 +65,8 @@ class Rule(BaseModel):
     def _template(cls, summary: str) -> str:
         try:
             summary.format(value=1.0, threshold=1.0, detail="x")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"the summary may use only {{value}}, {{threshold}} and {{detail}} ({exc})") from None
+        except Exception as exc:  # any formatting error is a bad template, named as such
+            raise ValueError(f"the summary may use only {{value}}, {{threshold}} and {{detail}} ({exc!r})") from None
         return summary
 
     def holds(self, value: float) -> bool:
@@ -113,10 +113,10 @@ class RuleBook:
     def reload(self) -> list[Rule]:
         """The rules in force: each file's last good version; a name defined twice keeps the first."""
         files = self.files()
-        for gone in set(self._good) - set(files):
-            del self._good[gone]
+        for gone in (set(self._good) | set(self._seen)) - set(files):
+            self._good.pop(gone, None)
             self._seen.pop(gone, None)
-            self.errors.pop(str(gone), None)
+        self.errors = {f: e for f, e in self.errors.items() if Path(f) in files}
         for path in files:
             try:
                 mtime = path.stat().st_mtime
@@ -124,12 +124,12 @@ class RuleBook:
                 continue
             if self._seen.get(path) == mtime:
                 continue
-            self._seen[path] = mtime
             try:
                 self._good[path] = load_rules(path)
                 self.errors.pop(str(path), None)
             except InvalidRules as exc:
                 self.errors[str(path)] = str(exc)
+            self._seen[path] = mtime  # after the attempt: a failure is recorded, not skipped next time
         rules: dict[str, Rule] = {}
         self.duplicates = []
         for path in files:

@@ -145,6 +145,7 @@ class Monitor:
         self.last_seconds: float | None = None
         self.evaluations = 0
         self.last_error: str | None = None
+        self.snapshot = self._status()  # replaced whole by the monitor thread; /status reads it without a lock
 
     def window(self, now: float) -> Window:
         cfg = self.settings
@@ -170,6 +171,7 @@ class Monitor:
             log.info("%s %s: %s", t.kind, t.payload["rule"], t.payload.get("summary", ""))
         self.latest, self.evaluations = evaluation, self.evaluations + 1
         self.last_seconds = time.perf_counter() - started
+        self.snapshot = self._status()
         self.on_evaluation(self)
         if evaluation.drift is not None:
             reference = self.reference.copy()
@@ -187,6 +189,7 @@ class Monitor:
                 self.last_error = None
             except Exception as exc:  # keep monitoring through a locked database or a bad window
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.snapshot = {**self.snapshot, "last_error": self.last_error}
                 log.exception("evaluation failed")
             stop.wait(max(0.0, cfg.monitor_interval - (time.monotonic() - started)))
 
@@ -195,7 +198,16 @@ class Monitor:
         return [(a.rule.name, a.rule.severity) for a in self.engine.active.values() if a.state == "firing"]
 
     def status(self) -> dict[str, Any]:
-        """Everything `GET /status` shows."""
+        """Everything `GET /status` shows: the last evaluation's snapshot, with the report and webhook now."""
+        return {
+            **self.snapshot,
+            "report": asdict(self.reports.latest) if self.reports.latest else None,
+            "report_error": self.reports.last_error,
+            "webhook": {"url": self.webhook.url, "sent": self.webhook.sent, "last_error": self.webhook.last_error},
+        }
+
+    def _status(self) -> dict[str, Any]:
+        """The snapshot of the monitor's state, built in the monitor's thread."""
         cfg, ev = self.settings, self.latest
         body: dict[str, Any] = {
             "state": ev.state if ev else "starting",
@@ -230,9 +242,6 @@ class Monitor:
                 for a in self.engine.active.values()
             ],
             "baseline_errors": {v: e for v, (_, e) in self.baselines.errors.items()},
-            "report": asdict(self.reports.latest) if self.reports.latest else None,
-            "report_error": self.reports.last_error,
-            "webhook": {"url": self.webhook.url, "sent": self.webhook.sent, "last_error": self.webhook.last_error},
         }
         if ev and ev.drift:
             body["drift"] = {

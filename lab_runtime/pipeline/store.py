@@ -166,13 +166,19 @@ class ReleaseStore:
             return self._record(version, current, by, reason)
 
     def previous(self) -> str:
-        """The release deployed before the current one (repeats of the current version skipped)."""
+        """The release deployed before the current one, skipping repeats of it and releases rolled back from."""
         history = self.history()
         current = history[-1].version
+        rolled_back = {d.previous for d in history if d.reason == "rollback"}
         for deployment in reversed(history):
-            if deployment.version != current:
+            if deployment.version != current and deployment.version not in rolled_back:
                 return deployment.version
-        raise NotFound(f"no earlier release to roll back to; {current} is the only release ever deployed")
+        if {d.version for d in history} == {current}:
+            raise NotFound(f"no earlier release to roll back to; {current} is the only release ever deployed")
+        raise NotFound(
+            "no earlier release to roll back to: every other release was rolled back from; "
+            "pick one with `lab pipeline rollback --to VERSION` (see `lab pipeline releases`)"
+        )
 
     def cursor(self) -> int:
         """The next production row the pipeline sends."""

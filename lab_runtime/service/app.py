@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +24,8 @@ from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
 from lab_runtime.service.schema import BatchIn, FeedbackIn, RecordIn, error_detail
 from lab_runtime.settings import Settings, load_settings
+
+log = logging.getLogger("lab_runtime.service")
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -149,7 +152,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return refused(_unprocessable(errors), len(records))
         out: list[dict[str, Any]] = [{} for _ in ids]
         for variant, (model, index) in groups.items():
-            predictions, probabilities = await batcher.score(model, [features[i] for i in index])
+            try:
+                predictions, probabilities = await batcher.score(model, [features[i] for i in index])
+            except Exception as exc:  # the model failed on valid input: a logged, counted 500, never a bare one
+                log.exception("version %s failed to score %d record(s)", model.version, len(index))
+                detail = f"model version {model.version} failed to score: {type(exc).__name__}: {exc}"
+                return refused(_json({"detail": detail}, 500), len(records))
             for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):
                 out[i] = {
                     "request_id": ids[i],

@@ -55,8 +55,8 @@ while httpx.get(f"{settings.service_url}/model").json()["champion"] != best:
         raise SystemExit(f"the service did not pick up version {best} within 30 s: see GET /model")
     time.sleep(0.2)
 
-for _, row in data.production(0, 10).iterrows():
+for i, (_, row) in enumerate(data.production(0, 10).iterrows()):
     features = json.loads(row[list(FEATURES)].to_json())
-    answer = httpx.post(f"{settings.service_url}/predict", json={"request_id": row.request_id, "features": features})
+    answer = httpx.post(f"{settings.service_url}/predict", json={"request_id": f"mine-{i}", "features": features})
     answer.raise_for_status()
     print(answer.json())

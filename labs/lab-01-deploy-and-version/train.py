@@ -43,5 +43,6 @@ with mlflow.start_run(run_name="logreg-C1"):
 # TODO 6: wait until the service serves your champion (GET {settings.service_url}/model), then
 #         POST a few production records to /predict:
 #         rows = data.production(0, 5)  -> one request per row:
-#         {"request_id": row.request_id, "features": {feature: value, ...}}
+#         {"request_id": f"mine-{i}", "features": {feature: value, ...}}
+#         (your own request ids: the pipeline's traffic uses ids like s42-1001, and lab check counts only yours)
 _ = (httpx, MlflowClient, infer_signature, PIP_REQUIREMENTS)  # used once the TODOs are done

@@ -2,7 +2,7 @@
 
 Simulated time, real statistics: traffic at 20 rows/s, an evaluation every 5 s over the last 60 s (the
 monitor's defaults), the first shifted row at t=120 s. The same windows go to
-- ours: the monitor's `evaluate` (Evidently's K-S / chi-square, Bonferroni at family alpha 0.001) and its
+- ours: the monitor's `evaluate` (Evidently's K-S / chi-square, Bonferroni at the default family alpha, 0.0001) and its
   built-in data rules with their `for` durations (feature-drift, missing-values, new-category);
 - naive: Evidently's K-S / chi-square per column at p < 0.05, alarm when any column rejects;
 - evidently-any: Evidently's default per-column tests (what DataDriftPreset picks), alarm on any column;

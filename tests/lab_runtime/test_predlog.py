@@ -30,6 +30,7 @@ def test_rows_are_written_in_batches_and_read_by_time(tmp_path: Path) -> None:
     labelled = log.labelled(since=T0)
     assert list(zip(labelled["prediction"], labelled["label"], strict=True)) == [(1, 1), (0, 0)]
     assert list(log.requests(since=T0)["status"]) == [200, 422]
+    assert log.count(exclude_ids="r1*") == 39  # r1, r10..r19 left out
 
 
 def test_rows_older_than_the_retention_are_deleted(tmp_path: Path) -> None:

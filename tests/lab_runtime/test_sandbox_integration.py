@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lab_runtime.backends.local import LocalBackend
-from lab_runtime.data import FEATURES, DataGenerator
+from lab_runtime.data import FEATURES, STREAM_ID_GLOB, DataGenerator
 from lab_runtime.journal import ALIAS_CHANGED, Journal
 from lab_runtime.modeling import Registered
 from lab_runtime.predlog import PredictionLog
@@ -52,7 +52,7 @@ def test_the_service_serves_the_champion_and_logs_each_prediction(sandbox: Any) 
     feedback = httpx.post(f"{settings.service_url}/feedback", json={"request_id": "one", "label": 1})
     assert feedback.status_code == 202
     log = PredictionLog(settings.prediction_log_path)
-    wait_for(lambda: log.count(model_version=v1.version) >= 6 and log.labels() == 1, 5)
+    wait_for(lambda: log.count(model_version=v1.version, exclude_ids=STREAM_ID_GLOB) == 6 and log.labels() == 1, 5)
     metrics = httpx.get(f"{settings.service_url}/metrics").text
     assert f'lab_requests_total{{status="200",variant="champion",version="{v1.version}"}}' in metrics
     assert "lab_prediction_log_queue_depth" in metrics and "lab_request_latency_seconds_bucket" in metrics

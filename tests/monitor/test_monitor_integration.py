@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -55,8 +56,12 @@ def alerts(box: Sandbox) -> Journal:
 
 
 def test_clean_traffic_is_evaluated_reported_and_raises_no_alert(box: Sandbox) -> None:
-    wait_for(lambda: status(box)["state"] == "ok" and status(box)["evaluations"] >= 5, 90, "clean verdicts")
+    wait_for(lambda: status(box)["state"] == "ok", 90, "a clean verdict")
+    first = status(box)["evaluations"]
+    longest_for = max(r["for"] for r in status(box)["rules"])
+    time.sleep(longest_for * 1.5)  # long enough for any rule to fire if a clean window tripped it
     body = status(box)
+    assert body["evaluations"] >= first + longest_for  # one evaluation a second in these tests
     assert body["window"]["rows"] >= box.settings.monitor_min_rows
     assert body["drift"]["tested"] == 12 and body["drift"]["drifted"] == []
     assert body["signals"]["error_rate"] == 0 and body["signals"]["prediction_drifted"] == 0
@@ -98,7 +103,7 @@ def test_a_shipped_shift_fires_the_drift_alert_and_a_rollback_resolves_it(box: S
         return any(e.payload["rule"] == "feature-drift" for e in journal.events([ALERT_FIRING], since=shipped.ts))
 
     # Detection needs a share of the window shifted, then `for: 10s` of holding; 2 windows is the budget.
-    delay = wait_for(fired, 2 * cfg.monitor_window + 20, "feature-drift to fire")
+    wait_for(fired, 2 * cfg.monitor_window + 20, "feature-drift to fire")
     event = next(e for e in journal.events([ALERT_FIRING], since=shipped.ts) if e.payload["rule"] == "feature-drift")
     assert "credit_score" in event.payload["summary"] and event.payload["severity"] == "warning"
     assert event.ts - event.payload["pending_since"] >= 10
@@ -111,4 +116,6 @@ def test_a_shipped_shift_fires_the_drift_alert_and_a_rollback_resolves_it(box: S
     wait_for(lambda: any(r["kind"] == ALERT_RESOLVED and r["rule"] == "feature-drift" for r in RECEIVED), 10, "hook")
     firing_hook = next(r for r in RECEIVED if r["kind"] == ALERT_FIRING and r["rule"] == "feature-drift")
     assert firing_hook["summary"] == event.payload["summary"] and firing_hook["learner"] == cfg.learner
-    assert delay < 2 * cfg.monitor_window + 20
+    # The default budget (2 windows of 60 s) is measured by `make bench-detect`; here the window is 10 s and the
+    # rule's `for` alone is 10 s, so allow 2 windows plus the `for` from the release to the firing.
+    assert event.ts - shipped.ts <= 2 * cfg.monitor_window + 10, event.ts - shipped.ts

@@ -95,7 +95,7 @@ def test_pipeline_rollback_restores_healthy_traffic(sandbox: Sandbox, tmp_path: 
     assert counter(sandbox, "ok") - ok > 50
     events = Journal(sandbox.settings.journal_path, source="test").events([PIPELINE_DEPLOYED])
     assert [(e.payload["version"], e.payload["reason"], e.payload["by"]) for e in events] == [
-        ("v2-renamed", "ship", "learner"),
+        ("v2-renamed", "ship", "instructor"),
         ("v1", "rollback", "learner"),
     ]
 

@@ -82,11 +82,19 @@ def test_rollback_goes_to_the_release_deployed_before_the_current_one(store: Rel
     ship(store, journal, V3, by="instructor")
     back = rollback(store, journal, by="learner")
     assert back is not None and (back.previous, back.version, back.reason) == ("v3-nulls", "v2", "rollback")
-    assert store.previous() == "v3-nulls"  # rolling back a rollback goes forward again
+    assert store.previous() == "v1"  # never back to the release just rolled back from
     back = rollback(store, journal, to="v1", by="learner")
     assert back is not None and (back.previous, back.version) == ("v2", "v1")
     assert [e.payload["version"] for e in journal.events([PIPELINE_DEPLOYED])] == ["v2", "v3-nulls", "v2", "v1"]
     assert all(e.payload["by"] == "learner" for e in journal.events([PIPELINE_DEPLOYED])[2:])
+
+
+def test_a_second_rollback_does_not_bring_back_the_broken_release(store: ReleaseStore, journal: Journal) -> None:
+    ship(store, journal, V2, by="instructor")
+    rollback(store, journal, by="learner")
+    with pytest.raises(NotFound, match="every other release was rolled back from"):
+        rollback(store, journal, by="learner")
+    assert store.active().version == "v1"
 
 
 def test_previous_skips_repeats_of_the_current_version(store: ReleaseStore) -> None:
