@@ -54,6 +54,8 @@ def test_the_builtin_rules_are_valid() -> None:
         (RULE.replace("    runbook: read the report\n", ""), "rules.0.runbook: Field required"),
         (RULE.replace("{detail}", "{feature}"), "rules.0.summary: Value error, the summary may use only"),
         (RULE.replace("drifted_features", "drift_p_value.salary"), "unknown signal 'drift_p_value.salary'"),
+        (RULE.replace("{detail}", "{value[0]}"), "rules.0.summary: Value error, the summary may use only"),
+        (RULE.replace("for: 10s", "for:"), "rules.0.for: Value error, None is not a duration"),
         ("rules: []", "rules: List should have at least 1 item"),
         ("- just a list", "a rule file must be a mapping of fields, got list"),
     ],
