@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     drift_alpha: float = Field(0.0001, gt=0, lt=1, description="family-wise false-alarm rate per evaluation")
     reference_rows: int = Field(5000, ge=100, description="rows in the monitor's reference set")
     alert_webhook: str | None = Field(None, description="URL that receives firing and resolved alerts as JSON")
+    # drills
+    admin_token: str | None = Field(
+        None, description="token of the service's admin (fault) endpoints; default: made once in <state>/admin.token"
+    )
+    drill_probe_interval: float = Field(2.0, gt=0, description="seconds between a running drill's probes")
+    drill_time_scale: float = Field(
+        1.0, gt=0, le=10, description="multiplies every drill's hold time, time limit and delays (demos, tests)"
+    )
 
     @cached_property
     def root(self) -> Path:
@@ -110,6 +118,15 @@ class Settings(BaseSettings):
     @property
     def load_dir(self) -> Path:
         return self.root / "load"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.root / "admin.token"
+
+    @property
+    def drills_db_path(self) -> Path:
+        """Drill runs and the durable table of active faults (what `lab reset` reverts)."""
+        return self.root / "drills.db"
 
     def ensure_dirs(self) -> None:
         dirs = (self.root, self.artifacts_dir, self.logs_dir, self.run_dir, self.workspace_dir, self.reports_dir)

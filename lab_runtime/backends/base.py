@@ -32,3 +32,9 @@ class Backend(Protocol):
     def pause(self, service: str) -> None: ...
 
     def resume(self, service: str) -> None: ...
+
+    def restart(self, service: str) -> None:
+        """Stop the service whatever its state (paused, hung, dead) and start it again; waits until healthy."""
+
+    def ensure_running(self, service: str) -> bool:
+        """Start the service if it is not running (a paused one is resumed); True if anything was done."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 
+import psutil
+
 from lab_runtime.errors import RuntimeNotReady
 from lab_runtime.settings import HOST, Settings
 from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
@@ -127,3 +129,21 @@ class LocalBackend:
 
     def resume(self, service: str) -> None:
         self._signal(service, signal.SIGCONT)
+
+    def restart(self, service: str) -> None:
+        spec = self._spec(service)
+        self.supervisor.stop([spec.name])
+        self.settings.ensure_dirs()
+        self.supervisor.start([spec], self.settings.start_timeout)
+
+    def ensure_running(self, service: str) -> bool:
+        spec = self._spec(service)
+        proc = self.supervisor.process(spec.name)
+        if proc is not None:
+            if proc.status() != psutil.STATUS_STOPPED:
+                return False
+            self.resume(service)
+            return True
+        self.settings.ensure_dirs()
+        self.supervisor.start([spec], self.settings.start_timeout)
+        return True

@@ -1,4 +1,4 @@
-"""Sandbox commands: up, down, status, logs."""
+"""Sandbox commands: up, down, status, logs, restart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from dataclasses import asdict
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, friendly, out, print_json, settings, urls
+from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings, urls
+from lab_runtime.journal import LEARNER_ACTION
 
 
 @app.command()
@@ -17,6 +18,8 @@ def up(runtime: str = typer.Option(None, help="local (default) or compose")) -> 
     """Start the sandbox and wait until every service is healthy."""
     current = settings(runtime)
     started = backend(current).up()
+    if started:
+        journal(current).append(LEARNER_ACTION, {"action": "up", "started": started})
     out.print(f"sandbox up ({', '.join(started) or 'already running'})")
     for name, url in urls(current).items():
         out.print(f"  {name:<24} {url}")
@@ -59,3 +62,13 @@ def logs(service: str, lines: int = typer.Option(40, help="how many lines from t
     if os.path.exists(path):
         with open(path, errors="replace") as fh:
             typer.echo("".join(fh.readlines()[-lines:]), nl=False)
+
+
+@app.command()
+@friendly
+def restart(service: str) -> None:
+    """Stop one service whatever its state (hung, paused, crashed) and start it again."""
+    current = settings()
+    backend(current).restart(service)
+    journal(current).append(LEARNER_ACTION, {"action": "restart", "service": service})
+    out.print(f"{service} restarted and healthy")
