@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from http import HTTPStatus
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from lab_runtime.admin import admin_token
 from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow, RequestRow
 from lab_runtime.registry import Registry
 from lab_runtime.service.batching import Batcher
+from lab_runtime.service.faults import FaultTable, ServiceFault, check_fault_id
 from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
 from lab_runtime.service.schema import BatchIn, FeedbackIn, RecordIn, error_detail
@@ -53,6 +59,74 @@ def _parse(body: bytes, max_batch: int) -> tuple[list[RecordIn], bool] | Respons
     return records, is_batch
 
 
+def _reason(status: int) -> str:
+    """The detail of an injected error: what a real failing server would say, nothing about a fault."""
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "internal server error"
+
+
+def _fault_out(fault_id: str, fault: ServiceFault, expires_at: float, now: float) -> dict[str, Any]:
+    return {"id": fault_id, **fault.model_dump(), "expires_at": expires_at, "expires_in": max(0.0, expires_at - now)}
+
+
+def _admin_router(token: str, faults: FaultTable) -> APIRouter:
+    """`/admin/faults`: the drills' fault table, behind `Authorization: Bearer <token>`, left out of /docs."""
+    where = "the token is in <state dir>/admin.token, or LAB_ADMIN_TOKEN"
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            detail = f"admin endpoints need the header `Authorization: Bearer <token>`; {where}"
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+        if not secrets.compare_digest(given.strip().encode(), token.encode()):
+            detail = f"the admin token does not match; {where}"
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+    router = APIRouter(prefix="/admin/faults", include_in_schema=False, dependencies=[Depends(authorized)])
+
+    def bad_id(fault_id: str) -> Response | None:
+        try:
+            check_fault_id(fault_id)
+        except ValueError as exc:
+            return _unprocessable([{"loc": ["path", "fault_id"], "msg": str(exc), "type": "fault_id"}])
+        return None
+
+    @router.get("")
+    def list_faults() -> dict[str, Any]:
+        now = time.time()
+        return {"faults": [_fault_out(i, f, exp, now) for i, (f, exp) in faults.active(now).items()]}
+
+    @router.put("/{fault_id}")
+    async def put_fault(fault_id: str, request: Request) -> Response:
+        """Add or replace a fault; its expiry restarts at `ttl` from now."""
+        if invalid := bad_id(fault_id):
+            return invalid
+        try:  # parsed here, not by FastAPI, so a bad token is refused before the body is even read
+            fault = ServiceFault.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _unprocessable(error_detail(exc, ("body",)))
+        now = time.time()
+        return _json(_fault_out(fault_id, fault, faults.put(fault_id, fault, now), now))
+
+    @router.delete("/{fault_id}")
+    def delete_fault(fault_id: str) -> Response:
+        if invalid := bad_id(fault_id):
+            return invalid
+        faults.active(time.time())  # an expired fault counts as absent
+        if not faults.remove(fault_id):
+            return _json({"detail": f"no active fault {fault_id!r}; GET /admin/faults lists the active ones"}, 404)
+        return _json({"removed": fault_id})
+
+    @router.delete("")
+    def clear_faults() -> dict[str, int]:
+        faults.active(time.time())
+        return {"removed": faults.clear()}
+
+    return router
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service app; the registry follower and the prediction logger live as long as it does."""
     cfg = settings or load_settings()
@@ -63,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     holder: dict[str, PredictionLogger] = {}
     metrics = ServiceMetrics(lambda: holder["log"].depth() if "log" in holder else 0)
     batcher = Batcher()
+    faults = FaultTable()
+    rng = random.Random()  # the faults' share draws; not seeded: drills are blind, not replayed
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Credit-risk model service", lifespan=lifespan)
     app.state.follower = follower
+    app.state.faults = faults
+    app.include_router(_admin_router(admin_token(cfg), faults))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -121,11 +199,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Score one record `{"request_id", "features": {...}}` or a batch `{"records": [...]}`."""
         started = time.perf_counter()
 
-        def refused(response: Response, records: int = 1) -> Response:
-            """Count and log a request answered without a prediction."""
-            metrics.requests.labels(str(response.status_code), "none", "none").inc()
+        def refused(response: Response, records: int = 1, variant: str = "none", version: str = "none") -> Response:
+            """Count and log a request answered without a prediction (`variant` "none": refused before routing)."""
+            metrics.requests.labels(str(response.status_code), variant, version).inc()
             elapsed_ms = (time.perf_counter() - started) * 1000
-            holder["log"].log([RequestRow(time.time(), response.status_code, "none", records, elapsed_ms)])
+            holder["log"].log([RequestRow(time.time(), response.status_code, variant, records, elapsed_ms)])
             return response
 
         serving = follower.serving
@@ -137,9 +215,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         records, is_batch = parsed
         groups: dict[str, tuple[LoadedModel, list[int]]] = {}
         ids, features, errors = [], [], []
+        first: tuple[str, str] = ("none", "none")
         for i, rec in enumerate(records):
             rid = rec.request_id or uuid.uuid4().hex
             variant, model = serving.pick(rid)
+            if i == 0:
+                first = (variant, model.version)
             try:
                 features.append(model.record_model.model_validate(rec.features).model_dump())
             except ValidationError as exc:
@@ -150,6 +231,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             groups.setdefault(variant, (model, []))[1].append(len(ids) - 1)
         if errors:
             return refused(_unprocessable(errors), len(records))
+        # Drill faults hit valid requests only, once per request, by the variant of its first record. The delay
+        # comes before scoring so it shows in the logged and measured latency, like a real slow dependency.
+        fault = faults.decide(first[0], time.time(), rng)
+        if fault.delay_s > 0:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status is not None:
+            return refused(_json({"detail": _reason(fault.status)}, fault.status), len(records), *first)
         out: list[dict[str, Any]] = [{} for _ in ids]
         for variant, (model, index) in groups.items():
             try:
