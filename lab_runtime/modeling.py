@@ -1,42 +1,147 @@
-"""The sandbox's toy model: a scikit-learn pipeline for the credit-risk data, trained and registered."""
+"""The sandbox's toy model: a scikit-learn pipeline for the credit-risk data, trained and registered.
+
+One code path (`train_on_rows`) trains, evaluates, logs and registers every version: the seeded
+baseline, the regressed versions drills serve, and retraining on recent labelled traffic.
+"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
+import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from lab_runtime.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, DataGenerator, split_features
+from lab_runtime.data import (
+    CATEGORICAL_FEATURES,
+    FEATURES,
+    INTEGER_FEATURES,
+    LABEL,
+    NUMERIC_FEATURES,
+    DataGenerator,
+    split_features,
+)
+from lab_runtime.durations import format_duration
+from lab_runtime.errors import NotFound
+
+if TYPE_CHECKING:
+    from lab_runtime.settings import Settings
 
 # Listing requirements skips MLflow's slow inference of them (a subprocess that imports the model).
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]
+RETRAIN_EXPERIMENT = "retraining"
 
 
-def build_pipeline(C: float = 1.0, features: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES) -> Pipeline:
-    """Scale the numeric features, one-hot the categorical ones, then a logistic regression."""
+class Regression(BaseModel):
+    """What makes a drill's version worse. None of it is logged: a learner finds it from metrics or behaviour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    noisy_labels: float = Field(
+        0.0, ge=0.0, le=0.5, description="share of training labels flipped (seeded), where a fit is surest"
+    )
+    drop_feature: str | None = Field(None, description="a feature the model ignores (the signature keeps it)")
+    slow_predict_ms: float = Field(0.0, ge=0.0, le=10_000.0, description="sleep added to every predict call")
+
+    @field_validator("drop_feature")
+    @classmethod
+    def _known_feature(cls, value: str | None) -> str | None:
+        if value is not None and value not in FEATURES:
+            raise ValueError(f"unknown feature {value!r}; choose one of {', '.join(FEATURES)}")
+        return value
+
+
+class SlowStep(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """A pass-through step whose transform sleeps `ms` milliseconds: a model that is slow to score.
+
+    Defined here (not in a test or a drill) so the model service, which imports `lab_runtime`, can unpickle it.
+    """
+
+    def __init__(self, ms: float = 0.0) -> None:
+        self.ms = ms
+
+    def fit(self, X: Any, y: Any = None) -> SlowStep:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        time.sleep(self.ms / 1000.0)
+        return X
+
+
+# MLflow saves with skops, which loads only trusted types. Every version lists the same ones (whether it
+# holds a SlowStep or not), so the model's files do not give a slow version away.
+TRUSTED_TYPES = [f"{SlowStep.__module__}.{SlowStep.__qualname__}"]
+
+
+def build_pipeline(
+    C: float = 1.0, features: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES, slow_ms: float = 0.0
+) -> Pipeline:
+    """Scale the numeric features, one-hot the categorical ones, then a logistic regression.
+
+    Columns not in `features` are dropped by the ColumnTransformer, so the model still accepts them.
+    """
     numeric = [f for f in features if f in NUMERIC_FEATURES]
     categorical = [f for f in features if f in CATEGORICAL_FEATURES]
     prep = ColumnTransformer(
         [("num", StandardScaler(), numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)]
     )
-    return Pipeline([("prep", prep), ("clf", LogisticRegression(C=C, max_iter=500))])
+    steps: list[tuple[str, Any]] = [("prep", prep)]
+    if slow_ms > 0:
+        steps.append(("slow", SlowStep(slow_ms)))
+    return Pipeline([*steps, ("clf", LogisticRegression(C=C, max_iter=500))])
+
+
+def flip_labels(y: np.ndarray, confidence: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """`y` with a `share` of its labels flipped: a seeded random half of the 2*share rows of highest `confidence`.
+
+    Uniform random flips barely move a logistic regression (30 % flipped costs under a point of accuracy:
+    the decision boundary stays where it was); flipping where a fit is surest does lower accuracy and AUC.
+    """
+    flipped = np.asarray(y).copy()
+    count = round(share * len(flipped))
+    if count == 0:
+        return flipped
+    pool = np.argsort(-confidence, kind="stable")[: min(len(flipped), 2 * count)]
+    chosen = np.random.default_rng(seed).choice(pool, count, replace=False)
+    flipped[chosen] = 1 - flipped[chosen]
+    return flipped
+
+
+def fit(
+    X: pd.DataFrame, y: pd.Series, *, C: float = 1.0, seed: int = 42, regression: Regression | None = None
+) -> Pipeline:
+    """The pipeline fitted on `X`, `y`, made worse as `regression` says."""
+    worse = regression or Regression()
+    features = tuple(f for f in FEATURES if f != worse.drop_feature)
+    labels = y.to_numpy()
+    if worse.noisy_labels > 0:
+        clean = build_pipeline(C, features).fit(X, labels)
+        confidence = np.abs(clean.predict_proba(X)[:, 1] - 0.5)
+        labels = flip_labels(labels, confidence, worse.noisy_labels, seed)
+    return build_pipeline(C, features, worse.slow_predict_ms).fit(X, labels)
 
 
 def evaluate(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
-    """Accuracy, F1 and ROC AUC of `model` on labelled rows."""
+    """Accuracy, F1 and ROC AUC of `model` on labelled rows (no AUC when they hold only one class)."""
     X, y = split_features(frame)
     proba = model.predict_proba(X)[:, 1]
     pred = (proba >= 0.5).astype(int)
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "f1": float(f1_score(y, pred, zero_division=0)),
-        "roc_auc": float(roc_auc_score(y, proba)),
-    }
+    metrics = {"accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0))}
+    if y.nunique() > 1:
+        metrics["roc_auc"] = float(roc_auc_score(y, proba))
+    return metrics
 
 
 @dataclass(frozen=True)
@@ -44,6 +149,59 @@ class Registered:
     version: str
     run_id: str
     metrics: dict[str, float]
+    train_rows: int = 0
+    test_rows: int = 0
+
+
+def train_on_rows(
+    tracking_url: str,
+    model_name: str,
+    frame: pd.DataFrame,
+    *,
+    holdout: pd.DataFrame | None = None,
+    seed: int = 42,
+    C: float = 1.0,
+    regression: Regression | None = None,
+    alias: str | None = None,
+    description: str | None = None,
+    experiment: str = "sandbox",
+    params: dict[str, Any] | None = None,
+) -> Registered:
+    """Train on labelled `frame`, evaluate on `holdout` (default: a seeded 20 % of `frame`), log, register.
+
+    The run's params are `C`, `seed`, `train_rows` and `params`: never the regression, so drills stay blind.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    if holdout is None:
+        frame, holdout = _split(frame, seed)
+    X, y = split_features(frame)
+    model = fit(X, y, C=C, seed=seed, regression=regression)
+    metrics = evaluate(model, holdout)
+    mlflow.set_tracking_uri(tracking_url)
+    mlflow.set_registry_uri(tracking_url)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run, warnings.catch_warnings():
+        # Integer columns are meant: the service refuses a float where the data has whole numbers.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
+        mlflow.log_params({"C": C, "seed": seed, "train_rows": len(frame), **(params or {})})
+        mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X, model.predict(X)),
+            registered_model_name=model_name,
+            pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=TRUSTED_TYPES,
+        )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient(tracking_url, registry_uri=tracking_url)
+    if description:
+        client.update_model_version(model_name, version, description=description)
+    if alias:
+        client.set_registered_model_alias(model_name, alias, version)
+    return Registered(version, run.info.run_id, metrics, len(frame), len(holdout))
 
 
 def train_and_register(
@@ -52,30 +210,95 @@ def train_and_register(
     *,
     seed: int = 42,
     C: float = 1.0,
+    regression: Regression | None = None,
     alias: str | None = None,
+    description: str | None = None,
     experiment: str = "sandbox",
 ) -> Registered:
-    """Train on the seeded training set, log to MLflow with a signature, register, optionally alias."""
-    import mlflow
-    from mlflow.models import infer_signature
-
+    """Train on the seeded training set, evaluate on the seeded holdout, register, optionally alias."""
     data = DataGenerator(seed)
-    X, y = split_features(data.training())
-    model = build_pipeline(C).fit(X, y)
-    metrics = evaluate(model, data.holdout())
-    mlflow.set_tracking_uri(tracking_url)
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run() as run:
-        mlflow.log_params({"C": C, "seed": seed})
-        mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X, model.predict(X)),
-            registered_model_name=model_name,
-            pip_requirements=PIP_REQUIREMENTS,
+    return train_on_rows(
+        tracking_url,
+        model_name,
+        data.training(),
+        holdout=data.holdout(),
+        seed=seed,
+        C=C,
+        regression=regression,
+        alias=alias,
+        description=description,
+        experiment=experiment,
+    )
+
+
+def _split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    counts = frame[LABEL].value_counts()
+    stratify = frame[LABEL] if len(counts) == 2 and counts.min() >= 5 else None
+    train, test = train_test_split(frame, test_size=0.2, random_state=seed, stratify=stratify)
+    return train, test
+
+
+def typed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Features (model order) and label with the training set's types, so the signature is the baseline's."""
+    frame = rows[[*FEATURES, LABEL]].copy()
+    for name in NUMERIC_FEATURES:
+        frame[name] = frame[name].astype("int64" if name in INTEGER_FEATURES else "float64")
+    for name in CATEGORICAL_FEATURES:
+        frame[name] = frame[name].astype(str)
+    frame[LABEL] = frame[LABEL].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+# The newest label of each request (a request labelled twice counts once), joined to its prediction.
+_LABELLED_FEATURES = """
+SELECT p.features, f.label FROM predictions p
+JOIN (SELECT request_id, label FROM feedback
+      WHERE id IN (SELECT MAX(id) FROM feedback WHERE ts >= ? GROUP BY request_id)) f
+  ON f.request_id = p.request_id
+WHERE p.ts >= ? ORDER BY p.ts
+"""
+
+
+def labelled_traffic(settings: Settings, since: float) -> tuple[pd.DataFrame, int]:
+    """Served predictions since `since` that got a label, as typed training rows; and how many lacked a feature."""
+    path = settings.prediction_log_path
+    if not path.exists():
+        return typed(pd.DataFrame(columns=[*FEATURES, LABEL])), 0
+    conn = sqlite3.connect(path, timeout=30.0)
+    try:
+        rows = conn.execute(_LABELLED_FEATURES, (since, since)).fetchall()
+    except sqlite3.Error as exc:
+        raise NotFound(f"cannot read labelled predictions from {path} ({exc}); is the sandbox up?") from exc
+    finally:
+        conn.close()
+    records = [{**json.loads(features), LABEL: label} for features, label in rows]
+    frame = pd.DataFrame.from_records(records, columns=[*FEATURES, LABEL])
+    complete = frame.dropna()
+    return typed(complete), len(frame) - len(complete)
+
+
+def retrain_recent(settings: Settings, window_seconds: float, min_rows: int, *, seed: int = 42) -> Registered:
+    """Train on the labelled traffic of the last `window_seconds`, evaluate on 20 % of it, register a version."""
+    from lab_runtime.model_ops import fail_fast
+
+    rows, incomplete = labelled_traffic(settings, time.time() - window_seconds)
+    window = format_duration(window_seconds)
+    skipped = f" ({incomplete} more lack a feature)" if incomplete else ""
+    if len(rows) < min_rows:
+        raise NotFound(
+            f"only {len(rows)} labelled predictions in the last {window}{skipped}, fewer than the {min_rows} "
+            "needed; wait for more labels or widen --window"
         )
-    version = str(info.registered_model_version)
-    if alias:
-        mlflow.MlflowClient().set_registered_model_alias(model_name, alias, version)
-    return Registered(version, run.info.run_id, metrics)
+    if rows[LABEL].nunique() < 2:
+        only = rows[LABEL].iloc[0]
+        raise NotFound(f"all {len(rows)} labelled predictions in the window have label {only}; widen --window")
+    with fail_fast():
+        return train_on_rows(
+            settings.mlflow_url,
+            settings.model_name,
+            rows,
+            seed=seed,
+            experiment=RETRAIN_EXPERIMENT,
+            description=f"retrained on {len(rows)} labelled predictions of the last {window}",
+            params={"source": "labelled traffic", "window_s": window_seconds},
+        )
