@@ -1,4 +1,4 @@
-"""Traffic commands: `lab pipeline status|releases|deploy|rollback|ship` and `lab load`."""
+"""Traffic commands: `lab pipeline status|releases|deploy|rollback|ship|labels resume` and `lab load`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.table import Table
 
 from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings
 from lab_runtime.errors import LabError, RuntimeNotReady
+from lab_runtime.journal import LEARNER_ACTION
 from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ pipeline_app = typer.Typer(
     help="The upstream pipeline that sends production traffic, and its releases.", no_args_is_help=True
 )
 app.add_typer(pipeline_app, name="pipeline")
+labels_app = typer.Typer(help="The label feed: the delayed true labels the pipeline posts.", no_args_is_help=True)
+pipeline_app.add_typer(labels_app, name="labels")
 
 BY = "learner"  # who the journal says made a change from the CLI
 
@@ -47,7 +50,8 @@ def _print(text: str) -> None:
 @pipeline_app.command("status")
 @friendly
 def status_cmd(as_json: bool = JSON) -> None:
-    """The release the pipeline applies, its state, rates, counters and last error."""
+    """The release the pipeline applies, its state, rates, counters, the label feed and the last error."""
+    from lab_runtime.pipeline.conditions import LABEL_FEED, LabelFeedStop, label_feed_status
     from lab_runtime.pipeline.traffic import read_status
 
     current = settings()
@@ -57,7 +61,12 @@ def status_cmd(as_json: bool = JSON) -> None:
         raise RuntimeNotReady(f"the pipeline has written no status yet ({current.pipeline_status_path}); try again")
     with _store(current) as store:
         deployed = store.active()
+        stop = store.conditions().get(LABEL_FEED)
     body["deployed"] = {"version": deployed.version, "at": deployed.ts, "by": deployed.by, "reason": deployed.reason}
+    stored_feed = label_feed_status(
+        LabelFeedStop.model_validate(stop.value) if stop else None, stop.set_at if stop else None
+    )
+    feed = body.setdefault("label_feed", stored_feed)  # a pipeline started before label feeds existed has none
     if as_json:
         print_json(body)
         return
@@ -70,7 +79,15 @@ def status_cmd(as_json: bool = JSON) -> None:
     _print(f"rate       {body['actual_rate']:.1f} req/s over the last 10 s (target {body['target_rate']:g})")
     _print(f"requests   {c['sent']} sent, {c['ok']} ok, {c['rejected_4xx']} rejected (4xx), {c['failed_5xx']} failed "
            f"(5xx), {c['connection_errors']} connection errors, {c['skipped']} skipped")  # fmt: skip
-    _print(f"labels     {c['labels_posted']} posted, {body['pending_labels']} pending, {c['labels_dropped']} dropped")
+    _print(f"labels     {c['labels_posted']} posted, {body['pending_labels']} pending, {c['labels_dropped']} dropped, "
+           f"{c.get('labels_withheld', 0)} withheld")  # fmt: skip
+    if feed["state"] == "stopped":
+        _print(f"label feed stopped since {_when(feed['since'])}: {feed['reason']}; "
+               "labels that come due are withheld; resume it with `lab pipeline labels resume`")  # fmt: skip
+    else:
+        _print("label feed running")
+    if feed["state"] != stored_feed["state"]:
+        _print(f"           the label feed is {stored_feed['state']} now; the pipeline follows within a second")
     error = body.get("last_error")
     if error:
         code = error["status"] if error["status"] is not None else "no answer"
@@ -153,6 +170,22 @@ def ship_cmd(path: Path = typer.Argument(..., metavar="FILE", help="a release YA
     with _store(current) as store:
         deployment = ship(store, journal(current, source="instructor"), release, "instructor")
     _changed(deployment, release.version, lambda d: f"shipped {d.version} (was {d.previous}): {release.note}")
+
+
+@labels_app.command("resume")
+@friendly
+def labels_resume_cmd() -> None:
+    """Resume the label feed after an outage; labels withheld meanwhile stay lost."""
+    from lab_runtime.pipeline.conditions import LABEL_FEED
+
+    current = settings()
+    with _store(current) as store:
+        resumed = store.clear_condition(LABEL_FEED)
+    if not resumed:
+        _print("the label feed is running already; nothing changed")
+        return
+    journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"})
+    _print("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
 
 
 def _require_ready(url: str) -> None:

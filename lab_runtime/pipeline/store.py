@@ -1,22 +1,32 @@
-"""The release store (SQLite, WAL): releases, their deployments, and the pipeline's stream cursor.
+"""The release store (SQLite, WAL): releases, their deployments, world conditions and the pipeline's stream cursor.
 
 `ship`, `deploy` and `rollback` are the one code path for every change of the active release (CLI,
 labs, drills): each records a deployment and journals `pipeline.deployed {version, previous, by, reason}`.
+World conditions (`CONCEPT`, `LABEL_FEED`; see `conditions.py`) are set and cleared by drills (which journal
+them) and by `lab pipeline labels resume`; one past its `expires_at` is absent, so it ends with its drill.
+Every process may open the store while the pipeline runs: WAL lets readers go on during a write, and each
+write is one `BEGIN IMMEDIATE` transaction that waits (up to 30 s) for the lock.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pydantic import TypeAdapter
 
-from lab_runtime.errors import InvalidRelease, NotFound
+from lab_runtime.errors import FaultInjectionFailed, InvalidRelease, NotFound
 from lab_runtime.journal import Journal
+from lab_runtime.pipeline.conditions import CONCEPT as CONCEPT
+from lab_runtime.pipeline.conditions import LABEL_FEED as LABEL_FEED
+from lab_runtime.pipeline.conditions import validate_condition
 from lab_runtime.pipeline.releases import Release, Transform
 from lab_runtime.sqlite import connect
 
@@ -43,7 +53,16 @@ CREATE TABLE IF NOT EXISTS cursor (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS conditions (
+    name TEXT PRIMARY KEY,
+    value JSON NOT NULL,
+    note TEXT NOT NULL,
+    set_at REAL NOT NULL,
+    expires_at REAL,
+    set_by TEXT NOT NULL
+);
 """
+_CONDITION_COLUMNS = "name, value, note, set_at, expires_at, set_by"
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,23 @@ class Deployment:
 class StoredRelease:
     release: Release
     created: float
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A world condition in force: its validated `value` (JSON) since `set_at`, until `expires_at` (None: cleared)."""
+
+    name: str
+    value: dict[str, Any]
+    note: str
+    set_at: float
+    expires_at: float | None
+    set_by: str
+
+
+def _condition(row: tuple[str, str, str, float, float | None, str]) -> Condition:
+    name, value, note, set_at, expires_at, set_by = row
+    return Condition(name, json.loads(value), note, set_at, expires_at, set_by)
 
 
 def _deployment(row: tuple[int, float, str, str | None, str, str]) -> Deployment:
@@ -191,6 +227,46 @@ class ReleaseStore:
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (position,),
         )
+
+    def set_condition(
+        self, name: str, value: Mapping[str, Any], note: str, by: str, expires_at: float | None = None
+    ) -> None:
+        """Put condition `name` in force (replacing it), or raise FaultInjectionFailed naming the bad field.
+
+        Setting the same value again keeps its `set_at` (it has been in force since then) and takes the new
+        note, author and expiry, so a runner may renew it.
+        """
+        try:
+            validated = validate_condition(name, value)
+        except ValueError as exc:
+            raise FaultInjectionFailed(str(exc)) from None
+        now = time.time()
+        if expires_at is not None and not (math.isfinite(expires_at) and expires_at > now):
+            raise FaultInjectionFailed(f"pipeline condition {name!r}: expires_at {expires_at} is not in the future")
+        body = validated.model_dump(mode="json")
+        with self._write():
+            current = self.conditions(now).get(name)
+            set_at = current.set_at if current is not None and current.value == body else now
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO conditions ({_CONDITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, json.dumps(body, sort_keys=True), note, set_at, expires_at, by),
+            )
+
+    def clear_condition(self, name: str) -> bool:
+        """End condition `name`; False if it was not in force (never set, cleared, or expired)."""
+        with self._write():
+            active = name in self.conditions()
+            self._conn.execute("DELETE FROM conditions WHERE name = ?", (name,))
+        return active
+
+    def conditions(self, now: float | None = None) -> dict[str, Condition]:
+        """The conditions in force at `now` (default: now), by name; expired ones are absent."""
+        at = time.time() if now is None else now
+        rows = self._conn.execute(
+            f"SELECT {_CONDITION_COLUMNS} FROM conditions WHERE expires_at IS NULL OR expires_at > ? ORDER BY name",
+            (at,),
+        )
+        return {row[0]: _condition(row) for row in rows}
 
     def close(self) -> None:
         self._conn.close()

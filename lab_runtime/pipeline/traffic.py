@@ -5,6 +5,10 @@ requests open; ticks beyond that are counted as skipped), rows from the seeded p
 active release's transforms applied. For `label_share` of the answered requests the true label is posted to
 `/feedback` `label_delay` seconds later. While the service is not ready nothing is sent. Every second the
 status file (the supervisor's heartbeat) is rewritten with the counters; SIGTERM ends it within a second.
+
+It also follows the world conditions in the release store: a changed concept (rows drawn from then on get
+their labels from the changed label function; neither the status nor the log says so, since the learner
+reads both) and a stopped label feed (labels that come due are withheld and counted, and lost).
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 import pandas as pd
 
 from lab_runtime.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
+from lab_runtime.pipeline.conditions import CONCEPT, LABEL_FEED, ConceptChange, LabelFeedStop, label_feed_status
 from lab_runtime.pipeline.releases import Release, Stats, apply, to_features
-from lab_runtime.pipeline.store import Deployment, ReleaseStore
+from lab_runtime.pipeline.store import Condition, Deployment, ReleaseStore
 from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.pipeline")
@@ -43,6 +48,7 @@ STATUS_EVERY = 1.0
 SUMMARY_EVERY = 30  # status writes between two summary log lines
 LABEL_GIVE_UP = 60.0  # seconds past due after which an undeliverable label is dropped
 _TRANSFORM_STREAM, _LABEL_STREAM = 101, 102  # seeds of the rows a `share` picks and the rows that get labels
+M = TypeVar("M", ConceptChange, LabelFeedStop)
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Counters:
     connection_errors: int = 0
     labels_posted: int = 0
     labels_dropped: int = 0
+    labels_withheld: int = 0  # came due while the label feed was stopped: never posted
     skipped: int = 0
 
 
@@ -97,6 +104,20 @@ def retransform(chunk: Chunk, release: Release, gen: DataGenerator) -> None:
     """Re-build the payloads of the rows not sent yet under another release."""
     rest = chunk.raw.iloc[chunk.next :]
     chunk.payloads[chunk.next :] = payloads(rest, chunk.start + chunk.next, release, gen.stats, gen.seed)
+
+
+def relabel(chunk: Chunk, gen: DataGenerator) -> None:
+    """Re-draw the true labels of the rows not sent yet under `gen`'s label function (same rows, same draws)."""
+    if not chunk.done():
+        rest = gen.production(chunk.start + chunk.next, len(chunk.ids) - chunk.next)
+        chunk.labels[chunk.next :] = rest[LABEL].astype(int).tolist()
+
+
+def concept_generator(base: DataGenerator, change: ConceptChange | None) -> DataGenerator:
+    """`base` itself, or a generator of the same rows whose labels come from the changed label function."""
+    if change is None:
+        return base
+    return DataGenerator(base.seed, base.population, change.apply(base.labels))
 
 
 class RateMeter:
@@ -148,7 +169,8 @@ class Pipeline:
         self.settings = settings
         self.store = store
         self.client = client
-        self.gen = gen or DataGenerator(settings.seed)
+        self.base_gen = gen or DataGenerator(settings.seed)
+        self.gen = self.base_gen  # draws the rows; its label function follows the concept condition
         self.counters = Counters()
         self.meter = RateMeter(RATE_WINDOW, time.monotonic())
         self.ready = False
@@ -162,6 +184,10 @@ class Pipeline:
         self.labels: list[tuple[float, str, int, float]] = []  # heap of (due, request_id, label, give up at)
         self.in_flight: set[asyncio.Task[None]] = set()
         self._writes = 0
+        self.concept: ConceptChange | None = None  # never in the status or the log: the learner reads those
+        self.feed_stop: LabelFeedStop | None = None
+        self.feed_stopped_at: float | None = None
+        self.refresh_conditions()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set; then cancel what is in flight, save the cursor and write a last status."""
@@ -169,6 +195,7 @@ class Pipeline:
         helpers = [
             asyncio.create_task(self._every(STATUS_EVERY, self.write_status, stop)),
             asyncio.create_task(self._every(RELEASE_POLL, self.refresh_release, stop)),
+            asyncio.create_task(self._every(RELEASE_POLL, self.refresh_conditions, stop)),
             asyncio.create_task(self._post_labels(stop)),
         ]
         try:
@@ -201,6 +228,31 @@ class Pipeline:
         if self.chunk is not None:
             retransform(self.chunk, self.release, self.gen)
         log.info("release %s is active (%s): %s", self.release.version, deployment.reason, self.release.summary())
+
+    def refresh_conditions(self) -> None:
+        """Follow the world conditions: the concept (labels of rows not sent yet) and the label feed."""
+        active = self.store.conditions()
+        self._follow_concept(_parsed(active.get(CONCEPT), ConceptChange))
+        feed = active.get(LABEL_FEED)
+        self._follow_label_feed(_parsed(feed, LabelFeedStop), feed.set_at if feed else None)
+
+    def _follow_concept(self, change: ConceptChange | None) -> None:
+        if change == self.concept:
+            return
+        # Deliberately not logged: the learner reads this log and must find the change in the quality metrics.
+        self.concept = change
+        self.gen = concept_generator(self.base_gen, change)
+        if self.chunk is not None:
+            relabel(self.chunk, self.gen)
+
+    def _follow_label_feed(self, stop: LabelFeedStop | None, since: float | None) -> None:
+        if (stop, since) == (self.feed_stop, self.feed_stopped_at):
+            return
+        if stop is not None:
+            log.warning("label feed stopped: %s; labels that come due are withheld", stop.reason)
+        else:
+            log.info("label feed running again (%d labels withheld so far)", self.counters.labels_withheld)
+        self.feed_stop, self.feed_stopped_at = stop, since
 
     async def _traffic(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -306,6 +358,9 @@ class Pipeline:
         while not stop.is_set():
             while self.labels and self.labels[0][0] <= time.monotonic():
                 _, request_id, label, give_up = heapq.heappop(self.labels)
+                if self.feed_stop is not None:  # an outage: this label never arrives
+                    self.counters.labels_withheld += 1
+                    continue
                 if time.monotonic() > give_up:
                     self.counters.labels_dropped += 1
                     continue
@@ -339,6 +394,7 @@ class Pipeline:
             "actual_rate": round(self.meter.rate(time.monotonic()), 2),
             "in_flight": len(self.in_flight),
             "pending_labels": len(self.labels),
+            "label_feed": label_feed_status(self.feed_stop, self.feed_stopped_at),
             "cursor": self.position,
             "counters": asdict(self.counters),
             "last_error": self.last_error,
@@ -352,6 +408,17 @@ class Pipeline:
         self._writes += 1
         if self._writes % SUMMARY_EVERY == 0:
             log.info("%s %s, %.1f req/s: %s", body["state"], body["release"], body["actual_rate"], body["counters"])
+
+
+def _parsed(condition: Condition | None, model: type[M]) -> M | None:
+    """The condition's value, or None when absent or not valid (the store validates on write, so only a store
+    written by other code holds one; it is ignored without a log line, which could name the concept)."""
+    if condition is None:
+        return None
+    try:
+        return model.model_validate(condition.value)
+    except ValueError:
+        return None
 
 
 async def run(settings: Settings) -> None:

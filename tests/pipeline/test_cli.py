@@ -1,16 +1,24 @@
-"""`lab pipeline ...` and `lab load` without a sandbox: releases, ship, deploy, rollback, and every refusal."""
+"""`lab pipeline ...` and `lab load` without a sandbox: releases, ship, deploy, rollback, the label feed, and every
+refusal."""
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from lab_runtime.cli import app
-from lab_runtime.journal import Journal
-from lab_runtime.pipeline.store import PIPELINE_DEPLOYED
+from lab_runtime.cli import pipeline as pipeline_cli
+from lab_runtime.journal import LEARNER_ACTION, Journal
+from lab_runtime.pipeline.conditions import LabelFeedStop, label_feed_status
+from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, PIPELINE_DEPLOYED, ReleaseStore
+from lab_runtime.pipeline.traffic import Counters, write_json_atomic
+from lab_runtime.settings import load_settings
 
 BUREAU = """\
 version: v2-bureau
@@ -111,3 +119,75 @@ def test_load_refuses_bad_options_and_a_service_that_is_not_up(
 ) -> None:
     refused(lab("load", *args), message)
     assert not list((Path(lab_env["LAB_STATE_DIR"]) / "load").glob("*"))
+
+
+OUTAGE = {"reason": "the labelling vendor's export job fails"}
+
+
+def learner_actions(lab_env: dict[str, str]) -> list[dict[str, Any]]:
+    journal = Journal(Path(lab_env["LAB_STATE_DIR"]) / "journal.db", source="test")
+    return [e.payload for e in journal.events([LEARNER_ACTION])]
+
+
+def test_labels_resume_clears_the_outage_and_is_journaled_as_the_learners_action(lab_env: dict[str, str]) -> None:
+    with ReleaseStore(load_settings().pipeline_db_path) as store:
+        store.set_condition(LABEL_FEED, OUTAGE, note="drill d1", by="drill", expires_at=time.time() + 60)
+        store.set_condition(CONCEPT, {"intercept_shift": 1.0}, note="drill d1", by="drill")
+    result = lab("pipeline", "labels", "resume")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("resumed the label feed") and result.stdout.count("\n") == 1
+    assert learner_actions(lab_env) == [{"action": "pipeline.labels_resume"}]
+    with ReleaseStore(load_settings().pipeline_db_path) as store:
+        assert list(store.conditions()) == [CONCEPT]  # only the label feed is the learner's to resume
+
+
+def test_labels_resume_when_the_feed_runs_says_so_and_journals_nothing(lab_env: dict[str, str]) -> None:
+    result = lab("pipeline", "labels", "resume")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "the label feed is running already; nothing changed\n"
+    with ReleaseStore(load_settings().pipeline_db_path) as store:  # an expired outage is over already
+        store.set_condition(LABEL_FEED, OUTAGE, note="drill", by="drill", expires_at=time.time() + 0.05)
+    time.sleep(0.1)
+    assert "running already" in lab("pipeline", "labels", "resume").stdout
+    assert learner_actions(lab_env) == []
+
+
+class _Running:
+    def require(self, *services: str) -> None:
+        pass
+
+
+def test_status_shows_a_stopped_label_feed_with_its_reason_and_how_to_resume_it(
+    lab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_cli, "backend", lambda current: _Running())
+    settings = load_settings()
+    settings.ensure_dirs()
+    with ReleaseStore(settings.pipeline_db_path) as store:
+        store.set_condition(LABEL_FEED, OUTAGE, note="drill", by="drill")
+        since = store.conditions()[LABEL_FEED].set_at
+    feed = label_feed_status(LabelFeedStop.model_validate(OUTAGE), since)
+    write_json_atomic(
+        settings.pipeline_status_path,
+        {
+            "state": "sending",
+            "reason": None,
+            "release": "v1",
+            "target_rate": 20.0,
+            "actual_rate": 19.9,
+            "pending_labels": 3,
+            "label_feed": feed,
+            "counters": asdict(Counters(sent=100, ok=100, labels_posted=20, labels_withheld=30)),
+            "last_error": None,
+        },
+    )
+    as_json = lab("pipeline", "status", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["label_feed"] == {"state": "stopped", "reason": OUTAGE["reason"], "since": since}
+    table = lab("pipeline", "status").stdout
+    assert "labels     20 posted, 3 pending, 0 dropped, 30 withheld" in table
+    assert f"label feed stopped since {pipeline_cli._when(since)}: {OUTAGE['reason']}" in table
+    assert "`lab pipeline labels resume`" in table
+    assert lab("pipeline", "labels", "resume").exit_code == 0
+    table = lab("pipeline", "status").stdout  # the pipeline has not rewritten its status yet
+    assert "the label feed is running now; the pipeline follows within a second" in table

@@ -1,4 +1,5 @@
-"""The pipeline process: chunks of the stream, the schedule, labels, readiness, releases, status and SIGTERM.
+"""The pipeline process: chunks of the stream, the schedule, labels, readiness, releases, world conditions,
+status and SIGTERM.
 
 Against a small real HTTP service (standard library) that takes exactly the production features, so these
 run in seconds; the real model service is in test_integration.py.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,9 +27,18 @@ import pytest
 
 from lab_runtime.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.journal import Journal
+from lab_runtime.pipeline.conditions import ConceptChange
 from lab_runtime.pipeline.releases import Release
-from lab_runtime.pipeline.store import ReleaseStore, ship
-from lab_runtime.pipeline.traffic import Pipeline, RateMeter, make_chunk, read_status, retransform
+from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore, ship
+from lab_runtime.pipeline.traffic import (
+    Pipeline,
+    RateMeter,
+    concept_generator,
+    make_chunk,
+    read_status,
+    relabel,
+    retransform,
+)
 from lab_runtime.settings import HOST, Settings
 from tests.conftest import free_port
 from tests.sandbox import wait_for
@@ -36,6 +47,8 @@ GEN = DataGenerator(42)
 RENAME = Release.model_validate(
     {"version": "v2", "note": "renamed", "transforms": [{"type": "rename", "feature": "income", "to": "salary"}]}
 )
+REVERSED = {"coef": {"credit_score": 1.3}}  # a good credit score now means default
+OUTAGE = {"reason": "the labelling vendor's export job fails"}
 
 
 @dataclass
@@ -230,3 +243,142 @@ def test_the_process_waits_for_a_service_that_is_down_and_ends_promptly_on_sigte
     status = read_status(settings.pipeline_status_path)
     assert status is not None and status["state"] == "stopped" and status["counters"]["sent"] == 0
     assert "waiting: connection refused" in output and "Traceback" not in output
+
+
+def truth(gen: DataGenerator, start: int, n: int) -> dict[str, int]:
+    rows = gen.production(start, n)
+    return dict(zip(rows["request_id"], rows[LABEL].astype(int), strict=True))
+
+
+def test_a_concept_change_keeps_the_features_and_draws_but_not_the_labels() -> None:
+    changed = concept_generator(GEN, ConceptChange.model_validate(REVERSED))
+    base_rows, changed_rows = GEN.production(0, 2000), changed.production(0, 2000)
+    assert base_rows.drop(columns=LABEL).equals(changed_rows.drop(columns=LABEL))
+    flipped = base_rows[LABEL] != changed_rows[LABEL]
+    assert 0.05 < flipped.mean() < 0.5
+    defaults = changed_rows[changed_rows[LABEL] == 1]["credit_score"].mean()
+    repaid = changed_rows[changed_rows[LABEL] == 0]["credit_score"].mean()
+    assert defaults > repaid  # reversed: under the base truth defaulters have the lower scores
+    # same seed and same concept, same labels; the base concept gives back the base generator
+    again = DataGenerator(42, labels=ConceptChange.model_validate(REVERSED).apply(DataGenerator(42).labels))
+    assert again.production(0, 2000)[LABEL].equals(changed_rows[LABEL])
+    assert concept_generator(GEN, None) is GEN
+
+
+def test_a_concept_change_relabels_only_the_rows_not_sent_yet() -> None:
+    changed = concept_generator(GEN, ConceptChange.model_validate(REVERSED))
+    chunk = make_chunk(GEN, 300, 100, Release(version="v1", note="n"), label_share=0.5)
+    payloads, labelled = list(chunk.payloads), list(chunk.labelled)
+    chunk.next = 40
+    relabel(chunk, changed)
+    assert chunk.labels[:40] == GEN.production(300, 40)[LABEL].tolist()
+    assert chunk.labels[40:] == changed.production(340, 60)[LABEL].tolist()
+    assert chunk.labels[40:] != GEN.production(340, 60)[LABEL].tolist()
+    assert chunk.payloads == payloads and chunk.labelled == labelled
+    relabel(chunk, GEN)  # the concept cleared: back to the base truth
+    assert chunk.labels == GEN.production(300, 100)[LABEL].tolist()
+
+
+async def _until(check: Any, seconds: float, what: str, pipeline: Pipeline | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        counters = f": {pipeline.counters}, {len(pipeline.labels)} labels pending" if pipeline else ""
+        assert time.monotonic() < deadline, f"no {what} within {seconds}s{counters}"
+        await asyncio.sleep(0.02)
+
+
+def test_labels_follow_the_concept_from_the_row_after_it_changes_and_back_when_it_is_cleared(
+    tmp_path: Path, service: tuple[FakeService, int]
+) -> None:
+    seen, port = service
+    settings = settings_for(tmp_path, port, pipeline_rate=50, label_delay=0.1, label_share=1.0)
+    changed = concept_generator(GEN, ConceptChange.model_validate(REVERSED))
+    marks: dict[str, int] = {}
+
+    async def script(pipeline: Pipeline) -> None:
+        await _until(lambda: pipeline.position > 20, 3.0, "traffic")
+        with ReleaseStore(settings.pipeline_db_path) as store:
+            marks["set"] = pipeline.position
+            store.set_condition(CONCEPT, REVERSED, note="drill", by="drill")
+            await _until(lambda: pipeline.gen is not GEN, 1.0, "concept change")
+            marks["applied"] = pipeline.position
+            await _until(lambda: pipeline.position > marks["applied"] + 60, 5.0, "traffic under the new concept")
+            marks["cleared"] = pipeline.position
+            assert store.clear_condition(CONCEPT)
+            await _until(lambda: pipeline.gen is GEN, 1.0, "return to the base concept")
+            marks["restored"] = pipeline.position
+        end = marks["restored"] + 20
+        await _until(lambda: {f"s42-{i}" for i in range(end)} <= set(seen.labels), 10.0, "labels", pipeline)
+
+    pipeline = asyncio.run(drive(settings, script))
+    base, new = truth(GEN, 0, pipeline.position), truth(changed, 0, pipeline.position)
+    assert 0 < marks["set"] <= marks["applied"] < marks["cleared"] <= marks["restored"] < pipeline.position
+    ids = list(base)
+    before = ids[: marks["set"]]
+    during = ids[marks["applied"] : marks["cleared"]]
+    after = ids[marks["restored"] :]
+    posted = seen.labels
+    assert all(posted[i] == base[i] for i in before if i in posted)
+    assert all(posted[i] == new[i] for i in during if i in posted)
+    assert all(posted[i] == base[i] for i in after if i in posted)
+    assert all(i in posted for i in [*before, *during, *after[:20]])
+    assert any(posted[i] != base[i] for i in during if i in posted)  # the quality drop the learner must find
+
+
+def test_a_stopped_label_feed_withholds_the_labels_that_come_due_until_it_resumes(
+    tmp_path: Path, service: tuple[FakeService, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen, port = service
+    settings = settings_for(tmp_path, port, pipeline_rate=50, label_delay=0.1, label_share=1.0)
+    caplog.set_level(logging.INFO, logger="lab_runtime.pipeline")
+
+    async def script(pipeline: Pipeline) -> None:
+        await _until(lambda: len(seen.labels) > 20, 5.0, "labels", pipeline)
+        with ReleaseStore(settings.pipeline_db_path) as store:
+            store.set_condition(CONCEPT, REVERSED, note="drill", by="drill")  # a drill may combine both
+            store.set_condition(LABEL_FEED, OUTAGE, note="drill", by="drill", expires_at=time.time() + 60)
+            since = store.conditions()[LABEL_FEED].set_at
+            await _until(lambda: pipeline.feed_stop is not None, 1.0, "stopped label feed")
+            posted = len(seen.labels)
+            await _until(lambda: pipeline.counters.labels_withheld > 20, 5.0, "withheld labels", pipeline)
+            assert len(seen.labels) - posted <= 1  # at most the one being posted when the feed stopped
+            await asyncio.sleep(1.1)  # a fresh status file
+            status = read_status(settings.pipeline_status_path)
+            assert status is not None
+            assert status["label_feed"] == {"state": "stopped", "reason": OUTAGE["reason"], "since": since}
+            assert status["counters"]["labels_withheld"] > 20
+            assert "concept" not in json.dumps(status) and "credit_score" not in json.dumps(status)
+            assert store.clear_condition(LABEL_FEED)
+            await _until(lambda: pipeline.feed_stop is None, 1.0, "resumed label feed")
+            withheld, posted = pipeline.counters.labels_withheld, len(seen.labels)
+            await _until(lambda: len(seen.labels) > posted + 20, 5.0, "labels after the resume", pipeline)
+            assert pipeline.counters.labels_withheld == withheld
+            await asyncio.sleep(1.1)
+            status = read_status(settings.pipeline_status_path)
+            assert status is not None and status["label_feed"] == {"state": "running", "reason": None, "since": None}
+
+    pipeline = asyncio.run(drive(settings, script))
+    c = pipeline.counters
+    # every answered row's label was posted, withheld (lost), or still pending; one may have been mid-post at the stop
+    assert 0 <= len(seen.labels) - c.labels_posted <= 1
+    accounted = c.labels_posted + c.labels_withheld + c.labels_dropped + len(pipeline.labels)
+    assert 0 <= c.ok - accounted <= 1
+    log = caplog.text
+    assert f"label feed stopped: {OUTAGE['reason']}" in log and "label feed running again" in log
+    assert "concept" not in log and "credit_score" not in log and "label function" not in log
+
+
+def test_a_label_feed_stopped_before_the_start_withholds_from_the_first_label(
+    tmp_path: Path, service: tuple[FakeService, int]
+) -> None:
+    seen, port = service
+    settings = settings_for(tmp_path, port, pipeline_rate=50, label_delay=0.1, label_share=1.0)
+    settings.ensure_dirs()
+    with ReleaseStore(settings.pipeline_db_path) as store:
+        store.set_condition(LABEL_FEED, OUTAGE, note="drill", by="drill")
+
+    async def script(pipeline: Pipeline) -> None:
+        await _until(lambda: pipeline.counters.labels_withheld > 20, 5.0, "withheld labels", pipeline)
+
+    pipeline = asyncio.run(drive(settings, script))
+    assert seen.labels == {} and pipeline.counters.labels_posted == 0
