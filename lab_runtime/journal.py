@@ -23,6 +23,17 @@ LAB_EVENT = "lab.event"  # a lab's scripted incident happened (e.g. a broken rel
 ALIAS_CHANGED = "registry.alias_changed"
 LEARNER_ACTION = "learner.action"
 LEARNER_DECLARED = "learner.declared"
+# Written by the drill engine (source "drill"), each with the drill run's id; the grader reads these.
+DRILL_STARTED = "drill.started"
+FAULT_INJECTED = "fault.injected"
+FAULT_ACTION = "fault.action"  # a fault did something while active (e.g. a restart policy restarted a service)
+PROBE_RESULT = "probe.result"
+DRILL_REMEDIATED = "drill.remediated"
+FAULT_REVERTED = "fault.reverted"
+FAULT_REVERT_FAILED = "fault.revert_failed"
+DRILL_STEADY_STATE = "drill.steady_state"  # the steady state checked again after the faults were reverted
+DRILL_ENDED = "drill.ended"
+SANDBOX_RESET = "sandbox.reset"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

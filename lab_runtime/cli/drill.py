@@ -1,3 +1,309 @@
-"""Drill commands: `lab drill list|show|validate|run|status|abort|gameday` and `lab reset`."""
+"""Drill commands: `lab drill list|show|validate|run|status|abort|gameday` and `lab reset`.
+
+The drill engine lives in the `drills` package; this module only parses options and prints.
+"""
 
 from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.table import Table
+
+from lab_runtime.cli.common import JSON, app, backend, friendly, out, print_json, settings
+from lab_runtime.durations import format_duration, parse_duration
+from lab_runtime.errors import InvalidDrill, LabError
+
+if TYPE_CHECKING:
+    from drills.engine import RunResult
+    from drills.spec import Drill
+    from lab_runtime.settings import Settings
+
+drill_app = typer.Typer(
+    help="Failure drills: inject faults into the running sandbox, and measure.", no_args_is_help=True
+)
+app.add_typer(drill_app, name="drill")
+
+
+def _print(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
+
+
+def _seconds(value: str, option: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise LabError(f"{option}: {exc}") from None
+
+
+@drill_app.command("list")
+@friendly
+def list_cmd(as_json: bool = JSON) -> None:
+    """The drills in the catalog."""
+    from drills.spec import catalog
+
+    drills = catalog()
+    if as_json:
+        print_json([{"id": d.id, "title": d.title, "kind": d.kind, "difficulty": d.difficulty} for d in drills])
+        return
+    table = Table("drill", "kind", "difficulty", "title")
+    for d in drills:
+        table.add_row(d.id, d.kind, d.difficulty, d.title)
+    out.print(table)
+
+
+@drill_app.command("show")
+@friendly
+def show(drill_id: str, as_json: bool = JSON) -> None:
+    """One drill: brief, diagnosis, faults, steady state, remediation and its reference solution."""
+    from drills.spec import find_drill
+
+    drill = find_drill(drill_id)
+    if as_json:
+        print_json(drill.model_dump(mode="json"))
+        return
+    _print(f"{drill.id}: {drill.title} ({drill.kind}, {drill.difficulty})")
+    _print(f"brief: {drill.brief.strip()}")
+    _print(f"diagnosis: {drill.diagnosis}")
+    for i, fault in enumerate(drill.faults):
+        at = f" at +{format_duration(fault.at)}" if fault.at else ""
+        _print(f"fault {i}: {fault.type} {fault.args}{at}")
+    _print(f"steady state: {'; '.join(drill.steady_state)}")
+    _print(
+        f"remediated when: {'; '.join(drill.remediation.conditions)} (held {format_duration(drill.remediation.hold)})"
+    )
+    _print(f"reference remediation: {' && '.join(drill.remediation.reference)}")
+    _print(f"time limit: {format_duration(drill.time_limit)}")
+
+
+@drill_app.command("validate")
+@friendly
+def validate(files: list[Path] = typer.Argument(None, help="drill files; default: the whole catalog")) -> None:
+    """Validate drill files (every field, every fault's arguments) without running anything."""
+    from drills.spec import CATALOG_DIR, load_drill
+
+    paths = files or sorted(CATALOG_DIR.glob("*.yaml"))
+    problems = []
+    for path in paths:
+        try:
+            load_drill(path)
+            _print(f"ok  {path}")
+        except InvalidDrill as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InvalidDrill("\n".join(problems))
+
+
+def _options(current: Settings, learner: str | None, seed: int | None) -> tuple[str, int]:
+    return learner or current.learner, seed if seed is not None else secrets.randbelow(1_000_000)
+
+
+def _run_one(
+    current: Settings,
+    drill: Drill,
+    learner: str,
+    seed: int,
+    delay: float,
+    blind: bool,
+    gate: float = 30.0,
+    run_id: str | None = None,
+) -> RunResult:
+    from drills.engine import DrillRunner, RunOptions
+
+    say = (lambda line: _print(f"[{_when(time.time())}] {line}")) if not blind else (lambda line: None)
+    runner = DrillRunner(
+        drill,
+        current,
+        backend(current),
+        RunOptions(learner=learner, seed=seed, delay=delay, blind=blind, gate_timeout=gate),
+        say=say,
+        run_id=run_id,
+    )
+    _print(f"drill run {runner.run_id} (seed {seed}){'' if blind else ': ' + drill.id}")
+    return runner.run()
+
+
+def _report(result: RunResult, blind: bool) -> None:
+    if blind:
+        _print(f"drill run {result.run_id} ended")
+        return
+    line = f"drill run {result.run_id}: {result.outcome}"
+    if result.detail:
+        line += f" ({result.detail})"
+    if result.remediated_at and result.injected_at:
+        line += f"; remediated {result.remediated_at - result.injected_at:.1f}s after injection"
+    if result.steady_after is not None:
+        line += "; steady state holds again" if result.steady_after else f"; not steady: {result.failing_after}"
+    _print(line)
+
+
+@drill_app.command("run")
+@friendly
+def run(
+    drill_id: str = typer.Argument(..., help="a drill id, `random` for one drawn from the seed, or a drill file"),
+    learner: str = typer.Option(None, help="whose drill this is (default: LAB_LEARNER)"),
+    seed: int = typer.Option(None, help="replay a run exactly (default: a new seed, printed)"),
+    after: str = typer.Option(None, help="inject after this delay, e.g. 2m"),
+    between: tuple[str, str] | None = typer.Option(None, help="inject after a seeded delay in this range: 1m 5m"),
+    blind: bool = typer.Option(False, help="tell nobody which fault is active"),
+    kind: str = typer.Option(None, help="with `random`: draw among drills of this kind"),
+    detach: bool = typer.Option(False, help="run in the background; `lab drill status` follows it"),
+    gate_timeout: str = typer.Option("30s", help="how long to wait for the steady state before refusing"),
+    run_id: str = typer.Option(None, hidden=True),
+) -> None:
+    """Run a drill on the running sandbox: gate, inject, probe, detect remediation, revert."""
+    from drills.schedule import draw_delay, pick
+    from drills.spec import catalog, find_drill, load_drill
+
+    current = settings()
+    who, chosen_seed = _options(current, learner, seed)
+    if drill_id == "random":
+        drill_id = pick(chosen_seed, [d.id for d in catalog() if kind is None or d.kind == kind])
+    drill = load_drill(Path(drill_id)) if drill_id.endswith((".yaml", ".yml")) else find_drill(drill_id)
+    span = None
+    if between is not None:
+        span = (_seconds(between[0], "--between"), _seconds(between[1], "--between"))
+    delay = draw_delay(chosen_seed, drill.id, _seconds(after, "--after") if after else None, span)
+    gate = _seconds(gate_timeout, "--gate-timeout")
+    if detach:
+        target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
+        _detach(current, target, who, chosen_seed, delay, blind, gate)
+        return
+    backend(current).require("model-service")
+    result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind, gate, run_id)
+    _report(result, blind)
+    if result.outcome in ("error", "refused"):
+        raise typer.Exit(1)
+
+
+def _detach(current: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float) -> None:
+    from drills.engine import new_run_id
+
+    run_id = new_run_id()
+    log = current.logs_dir / f"drill-{run_id}.log"
+    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
+    argv += ["--seed", str(seed), "--after", f"{delay}s", "--gate-timeout", f"{gate}s", "--run-id", run_id]
+    argv += ["--blind"] if blind else []
+    current.ensure_dirs()
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ},
+        )
+    _print(f"drill run {run_id} started in the background (pid {proc.pid}); `lab drill status` follows it")
+
+
+@drill_app.command("status")
+@friendly
+def status_cmd(as_json: bool = JSON) -> None:
+    """The running drill (or the last one): state, time left, faults and the last probe. Blind runs show less."""
+    from drills.control import status
+
+    st = status(settings())
+    if st is None:
+        raise LabError("no drill has run in this sandbox yet (`lab drill list`, then `lab drill run ID`)")
+    run = st.run
+    body: dict[str, Any] = {
+        "run_id": run.run_id,
+        "state": st.state,
+        "outcome": run.outcome,
+        "learner": run.learner,
+        "started": run.started,
+        "blind": run.blind,
+    }
+    if run.deadline and st.state == "running":
+        body["time_left"] = max(run.deadline - time.time(), 0.0)
+    if not run.blind:
+        body |= {"drill": run.drill, "seed": run.seed, "faults": st.faults, "last_probe": st.last_probe}
+    if as_json:
+        print_json(body)
+        return
+    name = "(blind)" if run.blind else run.drill
+    _print(f"drill run {run.run_id} {name}: {st.state}{f' ({run.outcome})' if run.outcome else ''}")
+    _print(f"learner {run.learner}, started {_when(run.started)}")
+    if "time_left" in body:
+        _print(f"time left: {format_duration(body['time_left'])}")
+    for fault in body.get("faults", []):
+        _print(
+            f"fault {fault['fault']}: {fault['type']} {fault['state']}"
+            + (f" ({fault['result']})" if fault["result"] else "")
+        )
+    probe = body.get("last_probe")
+    if probe:
+        verdict = "remediation holds" if probe["remediated"] and probe["steady"] else "; ".join(probe["failing"])
+        _print(f"last probe {_when(probe['at'])}: {verdict}")
+
+
+@drill_app.command("abort")
+@friendly
+def abort_cmd() -> None:
+    """End the running drill now; every fault it injected is reverted."""
+    from drills.control import abort
+
+    current = settings()
+    run = abort(current, backend(current), _print)
+    _print(f"drill run {run.run_id} aborted; its faults are reverted")
+
+
+@drill_app.command("gameday")
+@friendly
+def gameday(
+    drills: str = typer.Option(..., help="drill ids in order, comma-separated"),
+    between: tuple[str, str] = typer.Option(..., help="a seeded delay in this range before each drill: 2m 6m"),
+    seed: int = typer.Option(None, help="replay a game day exactly"),
+    learner: str = typer.Option(None, help="whose game day this is"),
+    blind: bool = typer.Option(False, help="tell nobody which faults are active"),
+) -> None:
+    """Several drills in sequence, each after a seeded random delay."""
+    from drills.schedule import gameday as plan_gameday
+    from drills.spec import find_drill
+
+    current = settings()
+    who, chosen_seed = _options(current, learner, seed)
+    ids = [d.strip() for d in drills.split(",") if d.strip()]
+    chosen = [find_drill(d) for d in ids]  # every id checked before the first drill starts
+    span = (_seconds(between[0], "--between"), _seconds(between[1], "--between"))
+    backend(current).require("model-service")
+    _print(f"game day of {len(chosen)} drills (seed {chosen_seed})")
+    outcomes = []
+    for drill, (_, delay) in zip(chosen, plan_gameday(chosen_seed, ids, span), strict=True):
+        result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind)
+        _report(result, blind)
+        outcomes.append(result.outcome)
+        if result.outcome in ("interrupted", "aborted", "refused", "error"):
+            raise LabError(f"the game day stopped: drill run {result.run_id} ended {result.outcome}")
+    _print(f"game day done: {', '.join(outcomes)}")
+
+
+@app.command()
+@friendly
+def reset(as_json: bool = JSON) -> None:
+    """Put the sandbox back in its steady state: end drills, revert every fault left, start what is down."""
+    from drills.control import reset as do_reset
+
+    current = settings()
+    report = do_reset(current, backend(current), _print)
+    if as_json:
+        print_json(report)
+        return
+    _print(
+        f"reset: {len(report['runs_ended'])} drill run(s) ended, {report['faults_reverted']} fault(s) reverted, "
+        f"started {', '.join(report['services_started']) or 'nothing'}"
+    )
+    if report["failures"]:
+        raise LabError("could not revert: " + "; ".join(report["failures"]))

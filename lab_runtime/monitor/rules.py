@@ -12,11 +12,11 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lab_runtime.durations import parse_duration
+from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidRules
 from lab_runtime.monitor.signals import catalog, is_known
 from lab_runtime.yamlfile import load_model
@@ -30,7 +30,6 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Rule(BaseModel):

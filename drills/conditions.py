@@ -1,0 +1,83 @@
+"""Conditions on observed signals, written as `signal op number` (e.g. `error_rate < 0.05`), and the probe signals.
+
+A probe observes the sandbox as a flat mapping of signal -> number: the monitor's signals (error rate, latency,
+drift, quality; `lab monitor status --json`) plus the runtime's own: `up.<service>`, `ready`, `registry_reachable`,
+`challenger`, `canary_weight`. Pure: nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lab_runtime.backends.base import SERVICES
+from lab_runtime.monitor.rules import COMPARISONS
+from lab_runtime.monitor.signals import catalog, is_known
+
+RUNTIME_SIGNALS: dict[str, str] = {
+    **{f"up.{s}": f"1 when {s} is running and healthy, else 0" for s in SERVICES},
+    "ready": "1 when the model service has a champion loaded and answers /predict",
+    "registry_reachable": "1 when the model service could reach the MLflow registry at its last poll",
+    "challenger": "1 when a challenger version serves part of the traffic",
+    "canary_weight": "share of traffic sent to the challenger (0 without one)",
+}
+_FORM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
+
+
+def known_signal(signal: str) -> bool:
+    return signal in RUNTIME_SIGNALS or is_known(signal)
+
+
+@dataclass(frozen=True)
+class Condition:
+    signal: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.signal} {self.op} {self.value:g}"
+
+    def holds(self, observed: Mapping[str, float]) -> bool | None:
+        """True or False, or None when the signal has no value (not measured yet)."""
+        value = observed.get(self.signal)
+        if value is None:
+            return None
+        return COMPARISONS[self.op](value, self.value)
+
+
+def parse_condition(text: str) -> Condition:
+    """`error_rate < 0.05` as a Condition; ValueError naming the form or the unknown signal."""
+    match = _FORM.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a condition; write `signal op number`, e.g. `error_rate < 0.05`")
+    signal, op, raw = match.groups()
+    if not known_signal(signal):
+        raise ValueError(f"unknown signal {signal!r}; signals are {', '.join(RUNTIME_SIGNALS)}, {catalog()}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{text!r}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r}: the threshold must be a finite number")
+    return Condition(signal, op, value)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether every condition holds, and a line for each one that does not."""
+
+    ok: bool
+    failing: tuple[str, ...]
+
+
+def judge(conditions: tuple[Condition, ...], observed: Mapping[str, float]) -> Verdict:
+    failing = []
+    for cond in conditions:
+        holds = cond.holds(observed)
+        if holds is None:
+            failing.append(f"{cond}: no value yet")
+        elif not holds:
+            failing.append(f"{cond}: is {observed[cond.signal]:.4g}")
+    return Verdict(not failing, tuple(failing))

@@ -1,0 +1,430 @@
+"""Running one drill: steady-state gate, seeded plan, injection, probes, remediation, and a revert on every exit.
+
+Every exit path reverts what was injected: the normal end, the time limit, `lab drill abort`, Ctrl-C, SIGTERM,
+an exception in a probe or a fault. Each fault is written to the ledger before it is injected, so `lab reset`
+reverts what a runner killed by SIGKILL left, and faults held by a service expire on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import psutil
+
+from drills.conditions import Condition, Verdict, judge
+from drills.faults import REVERTED, Fault, FaultContext
+from drills.ledger import ACTIVE, FaultRecord, Ledger, RunRecord
+from drills.probes import observe
+from drills.spec import Drill, FaultSpec
+from lab_runtime import journal as kinds
+from lab_runtime.backends.base import Backend
+from lab_runtime.errors import LabError
+from lab_runtime.journal import Journal
+from lab_runtime.settings import Settings
+
+EXPIRY_GRACE = 60.0  # seconds faults held by a service outlive the drill's time limit (if the runner died)
+REVERT_RETRY = 1.0
+Observer = Callable[[Settings, Backend], dict[str, float]]
+Say = Callable[[str], None]
+
+
+class DrillRefused(LabError):
+    """The sandbox is not in its steady state, so the drill would measure nothing."""
+
+
+class DrillBusy(LabError):
+    """Another drill is running, or a dead runner left faults that `lab reset` must revert first."""
+
+
+class Interrupted(Exception):
+    """SIGTERM (or `lab drill abort`) reached the runner."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    learner: str
+    seed: int
+    delay: float = 0.0  # seconds between the gate and the injection (already scaled)
+    blind: bool = False
+    gate_timeout: float = 30.0
+    settle_timeout: float | None = None  # how long to wait for the steady state after the revert
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    outcome: str
+    detail: str | None = None
+    injected_at: float | None = None
+    remediated_at: float | None = None
+    steady_after: bool | None = None
+    failing_after: list[str] = field(default_factory=list)
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def runner_alive(run: RunRecord) -> bool:
+    """Whether the process that runs `run` is still that process."""
+    try:
+        return abs(psutil.Process(run.pid).create_time() - run.pid_created) < 0.01
+    except psutil.Error:
+        return False
+
+
+def fault_rng(seed: int, drill_id: str, idx: int) -> random.Random:
+    return random.Random(f"{seed}:{drill_id}:{idx}")
+
+
+def context(
+    settings: Settings, backend: Backend, journal: Journal, record: FaultRecord, seed: int, drill_id: str
+) -> FaultContext:
+    return FaultContext(
+        settings,
+        backend,
+        journal,
+        fault_rng(seed, drill_id, record.idx),
+        record.run_id,
+        f"{record.run_id}-{record.idx}",
+        record.expires_at,
+        settings.drill_time_scale,
+    )
+
+
+def build(record: FaultRecord) -> Fault:
+    return FaultSpec(type=record.type, args=record.args).build()
+
+
+def revert_faults(
+    settings: Settings, backend: Backend, journal: Journal, ledger: Ledger, run: RunRecord, by: str
+) -> list[str]:
+    """Revert every fault of `run` not reverted yet, newest first; returns a line per failure (kept for a retry)."""
+    failures = []
+    for record in ledger.unreverted(run.run_id):
+        ctx = context(settings, backend, journal, record, run.seed, run.drill)
+        fault = build(record)
+        for attempt in (1, 2):
+            try:
+                result = fault.revert(ctx, record.plan)
+            except Exception as exc:  # a revert must never stop the others; it is retried, then left for `lab reset`
+                error = f"{type(exc).__name__}: {exc}"
+                if attempt == 1:
+                    time.sleep(REVERT_RETRY)
+                    continue
+                ledger.mark_reverted(record.id, error, failed=True)
+                journal.append(
+                    kinds.FAULT_REVERT_FAILED,
+                    {"fault": record.idx, "type": record.type, "error": error},
+                    run_id=run.run_id,
+                )
+                failures.append(f"fault {record.idx} ({record.type}): {error}")
+            else:
+                ledger.mark_reverted(record.id, result)
+                if record.state == ACTIVE or result == REVERTED:
+                    journal.append(
+                        kinds.FAULT_REVERTED,
+                        {"fault": record.idx, "type": record.type, "result": result, "by": by},
+                        run_id=run.run_id,
+                    )
+            break
+    return failures
+
+
+def wait_steady(
+    settings: Settings,
+    backend: Backend,
+    conditions: tuple[Condition, ...],
+    timeout: float,
+    observer: Observer = observe,
+) -> Verdict:
+    """Probe until the steady state holds or `timeout` passes; the last verdict."""
+    deadline = time.monotonic() + timeout
+    while True:
+        verdict = judge(conditions, observer(settings, backend))
+        if verdict.ok or time.monotonic() >= deadline:
+            return verdict
+        time.sleep(min(settings.drill_probe_interval, 1.0))
+
+
+@contextmanager
+def _signals(on_term: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class DrillRunner:
+    """Runs one drill in this process, start to revert. `say` gets a line for each step (blind runs say less)."""
+
+    def __init__(
+        self,
+        drill: Drill,
+        settings: Settings,
+        backend: Backend,
+        options: RunOptions,
+        say: Say = lambda line: None,
+        observer: Observer = observe,
+        run_id: str | None = None,
+    ) -> None:
+        self.drill = drill
+        self.settings = settings
+        self.backend = backend
+        self.options = options
+        self.say = say
+        self.observer = observer
+        self.run_id = run_id or new_run_id()
+        scale = settings.drill_time_scale
+        self.hold = drill.remediation.hold * scale
+        self.time_limit = drill.time_limit * scale
+        self.steady_conditions = drill.steady()
+        self.remedy_conditions = drill.remediation.parsed()
+        settings.ensure_dirs()
+        self.journal = Journal(settings.journal_path, source="drill", learner=options.learner)
+        self.ledger = Ledger(settings.drills_db_path)
+
+    # -- the run ---------------------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self._claim()
+        result = RunResult(self.run_id, "error")
+        self._event(
+            kinds.DRILL_STARTED,
+            {
+                "drill": self.drill.id,
+                "title": self.drill.title,
+                "kind": self.drill.kind,
+                "diagnosis": self.drill.diagnosis,
+                "seed": self.options.seed,
+                "blind": self.options.blind,
+                "delay": self.options.delay,
+                "time_limit": self.time_limit,
+                "hold": self.hold,
+                "faults": [f.type for f in self.drill.faults],
+                "steady_state": list(self.drill.steady_state),
+                "remediation": list(self.drill.remediation.conditions),
+            },
+        )
+
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            raise Interrupted("SIGTERM")
+
+        try:
+            with _signals(on_term):
+                try:
+                    self._drill(result)
+                except DrillRefused as exc:
+                    result.outcome, result.detail = "refused", str(exc)
+                except (Interrupted, KeyboardInterrupt) as exc:
+                    aborted = self._abort_requested()
+                    result.outcome = "aborted" if aborted else "interrupted"
+                    result.detail = "aborted by the instructor" if aborted else f"interrupted ({exc or 'Ctrl-C'})"
+                except Exception as exc:  # a probe or a fault failed: the drill ends, and still reverts
+                    result.outcome, result.detail = "error", f"{type(exc).__name__}: {exc}"
+                finally:
+                    self._finish(result)
+        finally:
+            self.journal.close()
+            self.ledger.close()
+        return result
+
+    def _claim(self) -> None:
+        for run in self.ledger.open_runs():
+            if runner_alive(run):
+                raise DrillBusy(
+                    f"drill run {run.run_id} is running (pid {run.pid}); wait for it or end it with `lab drill abort`"
+                )
+            raise DrillBusy(f"drill run {run.run_id} ended without reverting (its runner died); run `lab reset` first")
+        me = psutil.Process(os.getpid())
+        self.ledger.start_run(
+            RunRecord(
+                self.run_id,
+                self.drill.id,
+                self.options.learner,
+                self.options.seed,
+                self.options.blind,
+                me.pid,
+                me.create_time(),
+                time.time(),
+                None,
+                None,
+                None,
+                False,
+            )
+        )
+
+    def _drill(self, result: RunResult) -> None:
+        self._say(f"gate: waiting for the steady state ({', '.join(self.drill.steady_state)})")
+        verdict = wait_steady(
+            self.settings, self.backend, self.steady_conditions, self.options.gate_timeout, self.observer
+        )
+        if not verdict.ok:
+            raise DrillRefused(
+                f"the sandbox is not in its steady state, so drill {self.drill.id} would measure nothing: "
+                f"{'; '.join(verdict.failing)}. Fix that (or `lab reset`) and run it again"
+            )
+        planned = self._plan()
+        if self.options.delay > 0:
+            self._say(f"injecting in {self.options.delay:.0f}s")
+            self._sleep_until(time.monotonic() + self.options.delay)
+        self._probe_loop(planned, result)
+
+    def _plan(self) -> list[tuple[FaultSpec, Fault, FaultRecord]]:
+        """Record every fault in the ledger with its plan (the undo record) before any is injected."""
+        expires_at = time.time() + self.options.delay + self.time_limit + EXPIRY_GRACE
+        planned = []
+        for idx, spec in enumerate(self.drill.faults):
+            fault = spec.build()
+            draft = FaultRecord(0, self.run_id, idx, spec.type, spec.args, {}, "planned", None, expires_at, None, None)
+            ctx = context(self.settings, self.backend, self.journal, draft, self.options.seed, self.drill.id)
+            plan = fault.plan(ctx)
+            fault_id = self.ledger.plan_fault(self.run_id, idx, spec.type, spec.args, plan, expires_at)
+            record = FaultRecord(
+                fault_id, self.run_id, idx, spec.type, spec.args, plan, "planned", None, expires_at, None, None
+            )
+            planned.append((spec, fault, record))
+        return planned
+
+    def _probe_loop(self, planned: list[tuple[FaultSpec, Fault, FaultRecord]], result: RunResult) -> None:
+        start = time.time()
+        self.ledger.set_deadline(self.run_id, start + self.time_limit)
+        result.injected_at = start
+        pending = sorted(planned, key=lambda p: p[0].at)
+        active: list[tuple[Fault, FaultRecord, float]] = []
+        broken_seen, span_start = False, None
+        scale = self.settings.drill_time_scale
+        while True:
+            now = time.time()
+            while pending and pending[0][0].at * scale <= now - start:
+                _, fault, record = pending.pop(0)
+                active.append((fault, record, self._inject(fault, record)))
+            steady, remedy = self._probe()
+            ok = steady.ok and remedy.ok and not pending
+            broken_seen = broken_seen or not ok
+            at = time.time()
+            for fault, record, injected in active:
+                line = fault.tick(self._ctx(record), record.plan, at - injected)
+                if line:
+                    self._event(kinds.FAULT_ACTION, {"fault": record.idx, "type": record.type, "action": line})
+                    self._say(line)
+            if ok and broken_seen:
+                span_start = span_start or at
+                if at - span_start >= self.hold:
+                    result.outcome, result.remediated_at = "remediated", span_start
+                    self._event(kinds.DRILL_REMEDIATED, {"span_start": span_start, "held": at - span_start})
+                    self._say(f"remediated: the remediation condition and the steady state held for {self.hold:g}s")
+                    return
+            else:
+                span_start = None
+            if at - start >= self.time_limit:
+                result.outcome = "time_limit"
+                self._say(f"time limit ({self.time_limit:g}s) reached")
+                return
+            if self._abort_requested():
+                raise Interrupted("abort requested")
+            self._sleep_until(time.monotonic() + self.settings.drill_probe_interval)
+
+    def _ctx(self, record: FaultRecord) -> FaultContext:
+        return context(self.settings, self.backend, self.journal, record, self.options.seed, self.drill.id)
+
+    def _inject(self, fault: Fault, record: FaultRecord) -> float:
+        details = fault.inject(self._ctx(record), record.plan)
+        self.ledger.mark_injected(record.id)
+        injected = time.time()
+        self._event(kinds.FAULT_INJECTED, {"fault": record.idx, "type": record.type, "details": details})
+        self._say(f"injected fault {record.idx}: {record.type} {details}")
+        return injected
+
+    def _probe(self) -> tuple[Verdict, Verdict]:
+        observed = self.observer(self.settings, self.backend)
+        steady = judge(self.steady_conditions, observed)
+        remedy = judge(self.remedy_conditions, observed)
+        used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
+        values = {s: observed[s] for s in sorted(used) if s in observed}
+        self._event(
+            kinds.PROBE_RESULT,
+            {
+                "steady": steady.ok,
+                "remediated": remedy.ok,
+                "failing": [*steady.failing, *remedy.failing],
+                "values": values,
+            },
+        )
+        return steady, remedy
+
+    # -- the end ---------------------------------------------------------------------------------------------
+
+    def _finish(self, result: RunResult) -> None:
+        """Revert, check the steady state again, journal the end. Signals only get noted from here on."""
+        interrupts: list[int] = []
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            interrupts.append(signum)
+            self._say("still reverting the drill's faults; the runner ends as soon as that is done")
+
+        previous_int = signal.signal(signal.SIGINT, note)
+        previous_term = signal.signal(signal.SIGTERM, note)
+        try:
+            run = self.ledger.run(self.run_id)
+            assert run is not None
+            failures = revert_faults(self.settings, self.backend, self.journal, self.ledger, run, by="runner")
+            if failures:
+                self._say("could not revert: " + "; ".join(failures) + " -- run `lab reset`")
+            if result.outcome != "refused":
+                settle = self.options.settle_timeout
+                if settle is None:
+                    settle = self.settings.monitor_window + 5 * self.settings.monitor_interval
+                try:
+                    verdict = wait_steady(
+                        self.settings, self.backend, self.steady_conditions, 0 if interrupts else settle, self.observer
+                    )
+                except Exception as exc:  # the probe itself fails: the end is still journaled
+                    verdict = Verdict(False, (f"the steady-state probe failed: {type(exc).__name__}: {exc}",))
+                result.steady_after, result.failing_after = verdict.ok, list(verdict.failing)
+                self._event(kinds.DRILL_STEADY_STATE, {"ok": verdict.ok, "failing": list(verdict.failing)})
+                self._say("steady state holds again" if verdict.ok else f"not steady yet: {'; '.join(verdict.failing)}")
+            self._event(
+                kinds.DRILL_ENDED,
+                {
+                    "drill": self.drill.id,
+                    "outcome": result.outcome,
+                    "detail": result.detail,
+                    "remediated_at": result.remediated_at,
+                    "steady_after": result.steady_after,
+                    "revert_failures": failures,
+                },
+            )
+            self.ledger.end_run(self.run_id, result.outcome)
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous_term)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> None:
+        self.journal.append(kind, payload, run_id=self.run_id)
+
+    def _say(self, line: str) -> None:
+        if not self.options.blind:
+            self.say(line)
+
+    def _abort_requested(self) -> bool:
+        run = self.ledger.run(self.run_id)
+        return bool(run and run.abort_requested)
+
+    def _sleep_until(self, until: float) -> None:
+        while (left := until - time.monotonic()) > 0:
+            if self._abort_requested():
+                raise Interrupted("abort requested")
+            time.sleep(min(left, 0.25))

@@ -1,0 +1,89 @@
+"""A regressed model version, trained and registered for the drill, then given an alias that serves traffic."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field
+
+from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime import model_ops
+from lab_runtime.errors import FaultInjectionFailed
+from lab_runtime.modeling import Regression
+from lab_runtime.registry import CHALLENGER, Registry
+
+SERVED_TIMEOUT = 60.0  # seconds the service may take to load the new version
+
+
+class BadModelParams(Params):
+    regression: Regression = Field(default_factory=Regression, description="what makes the version worse")
+    alias: Literal["champion", "challenger"] = "challenger"
+    weight: float = Field(0.2, gt=0, le=1, description="challenger: the canary share it gets")
+
+
+def _serving(ctx: FaultContext, alias: str) -> str | None:
+    try:
+        body = httpx.get(f"{ctx.settings.service_url}/model", timeout=2.0, trust_env=False).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    version = body.get(alias)
+    return str(version) if version is not None else None
+
+
+def _wait_served(ctx: FaultContext, alias: str, version: str | None) -> bool:
+    deadline = time.monotonic() + SERVED_TIMEOUT
+    while time.monotonic() < deadline:
+        if _serving(ctx, alias) == version:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class BadModel(Fault):
+    type = "bad_model"
+    params = BadModelParams
+    summary = "a regressed version (noisy labels, a dropped feature or a slow predict) gets @champion or @challenger"
+    args: BadModelParams
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        from lab_runtime.modeling import train_and_register  # sklearn and mlflow: imported only when needed
+
+        cfg = ctx.settings
+        registered = train_and_register(
+            cfg.mlflow_url,
+            cfg.model_name,
+            seed=ctx.rng.randrange(1_000_000),
+            regression=self.args.regression,
+            experiment="retraining",
+        )
+        state = Registry(cfg.mlflow_url).model(cfg.model_name)
+        before = state.aliases.get(self.args.alias) if state else None
+        weight = state.canary_weight if state else 0.0
+        return {"version": registered.version, "alias": self.args.alias, "before": before, "weight_before": weight}
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        version, alias = plan["version"], plan["alias"]
+        if alias == CHALLENGER:
+            model_ops.set_canary_weight(ctx.settings, self.args.weight)
+        model_ops.set_alias(ctx.settings, alias, version)
+        if not _wait_served(ctx, alias, version):
+            raise FaultInjectionFailed(
+                f"the model service did not serve version {version} as @{alias} within {SERVED_TIMEOUT:.0f}s; "
+                "read `lab logs model-service`"
+            )
+        return {"version": version, "alias": alias, "metrics": {}}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        version, alias, before = plan["version"], plan["alias"], plan["before"]
+        if model_ops.aliases(ctx.settings).get(alias) != version:
+            return ALREADY_CLEARED
+        if before is None:
+            model_ops.delete_alias(ctx.settings, alias)
+        else:
+            model_ops.set_alias(ctx.settings, alias, before)
+        if alias == CHALLENGER:
+            model_ops.set_canary_weight(ctx.settings, plan["weight_before"])
+        _wait_served(ctx, alias, before)
+        return REVERTED

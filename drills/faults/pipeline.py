@@ -1,0 +1,186 @@
+"""Faults upstream of the model: broken or drifted pipeline releases, a changed world, a stopped label feed."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population
+from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop
+from lab_runtime.pipeline.releases import Null as NullValues
+from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform
+from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore, rollback, ship
+from lab_runtime.pipeline.traffic import read_status
+
+SHIPPED_BY = "upstream-team"  # who `lab pipeline releases` says shipped a drill's release
+APPLIED_TIMEOUT = 3.0
+
+
+def _known(features: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    bad = [f for f in features if f not in allowed]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not {what} features; choose from {', '.join(allowed)}")
+    return features
+
+
+def _next_version(store: ReleaseStore) -> str:
+    numbers = [int(m.group(1)) for v in store.versions() if (m := re.match(r"v(\d+)", v))]
+    return f"v{max(numbers, default=1) + 1}"
+
+
+def _wait_applied(ctx: FaultContext, version: str) -> bool:
+    """Until the pipeline reports `version` as its release (it re-reads the store every 0.5 s)."""
+    deadline = time.monotonic() + APPLIED_TIMEOUT
+    while time.monotonic() < deadline:
+        status = read_status(ctx.settings.pipeline_status_path)
+        if status is not None and status.get("release") == version:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class _ReleaseFault(Fault):
+    """Ships a pipeline release made of `transforms()`; reverted by rolling back to the release it replaced."""
+
+    def transforms(self, ctx: FaultContext) -> tuple[list[Transform], str]:
+        raise NotImplementedError
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        transforms, note = self.transforms(ctx)
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            release = Release(version=_next_version(store), note=note, transforms=transforms)
+            return {"release": release.model_dump(mode="json"), "previous": store.active().version}
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        release = Release.model_validate(plan["release"])
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            ship(store, ctx.journal, release, by=SHIPPED_BY)
+        applied = _wait_applied(ctx, release.version)
+        return {"release": release.version, "change": release.summary(), "pipeline_applied": applied}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        version = plan["release"]["version"]
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            if store.active().version != version:
+                return ALREADY_CLEARED
+            rollback(store, ctx.journal, to=plan["previous"], by="drill")
+        _wait_applied(ctx, plan["previous"])
+        return REVERTED
+
+
+class CovariateDriftParams(Params):
+    features: list[str] = Field(default_factory=list, description="numeric features to move; empty: `pick` at random")
+    pick: int = Field(1, ge=1, le=len(NUMERIC_FEATURES))
+    shift_sd: float = Field(1.0, ge=-10, le=10, description="shift in reference standard deviations")
+    scale: float = Field(1.0, gt=0, le=10, description="spread multiplier about the mean")
+    note: str = "scheduled upstream release"
+
+    @field_validator("features")
+    @classmethod
+    def _numeric(cls, features: list[str]) -> list[str]:
+        return _known(features, NUMERIC_FEATURES, "numeric")
+
+
+class CovariateDrift(_ReleaseFault):
+    type = "covariate_drift"
+    params = CovariateDriftParams
+    summary = "an upstream release moves (shifts or scales) numeric features of the stream"
+    args: CovariateDriftParams
+
+    def transforms(self, ctx: FaultContext) -> tuple[list[Transform], str]:
+        a = self.args
+        features = a.features or sorted(ctx.rng.sample(NUMERIC_FEATURES, a.pick))
+        return [Shift(type="shift", feature=f, std=a.shift_sd, scale=a.scale) for f in features], a.note
+
+
+class SchemaSkewParams(Params):
+    change: Literal["unit", "rename", "nulls", "new_category"]
+    feature: str | None = Field(None, description="the feature it breaks; default: one picked at random")
+    factor: float = Field(1000.0, description="unit change: the multiplier")
+    share: float = Field(1.0, gt=0, le=1, description="nulls and new_category: share of rows affected")
+    note: str = "scheduled upstream release"
+
+    @field_validator("feature")
+    @classmethod
+    def _real(cls, feature: str | None) -> str | None:
+        return feature if feature is None else _known([feature], FEATURES, "known")[0]
+
+    def eligible(self) -> tuple[str, ...]:
+        return {"unit": NUMERIC_FEATURES, "new_category": CATEGORICAL_FEATURES}.get(self.change, FEATURES)
+
+
+class SchemaSkew(_ReleaseFault):
+    type = "schema_skew"
+    params = SchemaSkewParams
+    summary = "an upstream release breaks the schema: a unit change, a renamed column, nulls, or a new category"
+    args: SchemaSkewParams
+
+    def transforms(self, ctx: FaultContext) -> tuple[list[Transform], str]:
+        a = self.args
+        feature = a.feature or ctx.rng.choice(a.eligible())
+        if feature not in a.eligible():
+            raise ValueError(f"a {a.change} change needs one of {', '.join(a.eligible())}, not {feature}")
+        transform: Transform
+        if a.change == "unit":
+            transform = Scale(type="scale", feature=feature, factor=a.factor)
+        elif a.change == "rename":
+            transform = Rename(type="rename", feature=feature, to=f"{feature}_v2")
+        elif a.change == "nulls":
+            transform = NullValues(type="null", feature=feature, share=a.share)
+        else:
+            categories = list(getattr(Population(), feature))
+            transform = Remap(type="remap", feature=feature, mapping={c: c.upper() for c in categories}, share=a.share)
+        return [transform], a.note
+
+
+class _ConditionFault(Fault):
+    """Sets a condition of the world the pipeline reads (it expires on its own); reverted by clearing it."""
+
+    name: str
+
+    def value(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            store.set_condition(self.name, self.value(), ctx.fault_id, "drill", ctx.expires_at)
+        time.sleep(0.6)  # the pipeline re-reads conditions every 0.5 s
+        return {"condition": self.name, "expires_at": ctx.expires_at}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            return REVERTED if store.clear_condition(self.name) else ALREADY_CLEARED
+
+
+class ConceptDriftParams(Params, ConceptChange):
+    pass
+
+
+class ConceptDrift(_ConditionFault):
+    type = "concept_drift"
+    params = ConceptDriftParams
+    summary = "the relation between features and outcome changes; quality drops once labels arrive"
+    name = CONCEPT
+    args: ConceptDriftParams
+
+    def value(self) -> dict[str, Any]:
+        return ConceptChange.model_validate(self.args.model_dump()).model_dump(mode="json")
+
+
+class FeedbackOutageParams(Params, LabelFeedStop):
+    pass
+
+
+class FeedbackOutage(_ConditionFault):
+    type = "feedback_outage"
+    params = FeedbackOutageParams
+    summary = "the label feed stops: no ground truth arrives, so quality monitoring goes blind"
+    name = LABEL_FEED
+    args: FeedbackOutageParams
+
+    def value(self) -> dict[str, Any]:
+        return LabelFeedStop.model_validate(self.args.model_dump()).model_dump(mode="json")

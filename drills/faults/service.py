@@ -1,0 +1,64 @@
+"""Faults held by the model service itself (its fault table): added latency and error answers, with an expiry."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import Field
+
+from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime.service.admin_client import ServiceAdmin
+from lab_runtime.service.faults import ServiceFault
+
+Variant = Literal["any", "champion", "challenger"]
+
+
+class LatencyParams(Params):
+    latency_ms: float = Field(gt=0, le=30_000)
+    jitter_ms: float = Field(0.0, ge=0, le=30_000)
+    share: float = Field(1.0, gt=0, le=1, description="share of requests slowed")
+    variant: Variant = "any"
+
+
+class ErrorsParams(Params):
+    status: int = Field(500, ge=500, le=599)
+    share: float = Field(1.0, gt=0, le=1, description="share of requests answered with an error")
+    variant: Variant = "any"
+
+
+class _ServiceFault(Fault):
+    def service_fault(self, ttl: float) -> ServiceFault:
+        raise NotImplementedError
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        ttl = max(ctx.expires_at - time.time(), 1.0)
+        expires_at = ServiceAdmin(ctx.settings).put(ctx.fault_id, self.service_fault(ttl))
+        return {"service_fault": ctx.fault_id, "expires_at": expires_at}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        return REVERTED if ServiceAdmin(ctx.settings).delete(ctx.fault_id) else ALREADY_CLEARED
+
+
+class Latency(_ServiceFault):
+    type = "latency"
+    params = LatencyParams
+    summary = "the model service answers slowly: added latency with jitter on a share of requests"
+    args: LatencyParams
+
+    def service_fault(self, ttl: float) -> ServiceFault:
+        a = self.args
+        return ServiceFault(
+            kind="latency", share=a.share, latency_ms=a.latency_ms, jitter_ms=a.jitter_ms, variant=a.variant, ttl=ttl
+        )
+
+
+class Errors(_ServiceFault):
+    type = "errors"
+    params = ErrorsParams
+    summary = "the model service answers a share of requests with a 5xx error"
+    args: ErrorsParams
+
+    def service_fault(self, ttl: float) -> ServiceFault:
+        a = self.args
+        return ServiceFault(kind="errors", share=a.share, status=a.status, variant=a.variant, ttl=ttl)

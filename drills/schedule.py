@@ -1,0 +1,31 @@
+"""Seeded choices of a drill run or a game day: which drill, and how long before the injection. Pure."""
+
+from __future__ import annotations
+
+import random
+
+from lab_runtime.errors import LabError
+
+
+def draw_delay(seed: int, key: str, after: float | None, between: tuple[float, float] | None) -> float:
+    """Seconds before the injection: `after`, or uniform in `between`, drawn from the seed (0 by default)."""
+    if after is not None and between is not None:
+        raise LabError("give either --after or --between, not both")
+    if between is not None:
+        low, high = between
+        if low > high:
+            raise LabError(f"--between needs the shorter delay first (got {low:g}s then {high:g}s)")
+        return random.Random(f"{seed}:delay:{key}").uniform(low, high)
+    return after or 0.0
+
+
+def pick(seed: int, ids: list[str]) -> str:
+    """One of `ids`, drawn from the seed."""
+    if not ids:
+        raise LabError("no drill matches; see `lab drill list`")
+    return random.Random(f"{seed}:pick").choice(sorted(ids))
+
+
+def gameday(seed: int, ids: list[str], between: tuple[float, float]) -> list[tuple[str, float]]:
+    """The game day's drills in the given order, each with its seeded delay before injection."""
+    return [(drill_id, draw_delay(seed, f"{i}:{drill_id}", None, between)) for i, drill_id in enumerate(ids)]

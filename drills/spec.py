@@ -1,0 +1,134 @@
+"""Drills as data: `drills/catalog/<id>.yaml`, validated before anything runs.
+
+A drill names its kind, a brief for the learner, the ground-truth diagnosis, the steady state (conditions on
+probe signals), the faults (type, arguments checked against the fault's parameters, when), the remediation
+condition with a hold time, a time limit, and the reference remediation (the `lab` commands that fix it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drills.conditions import Condition, parse_condition
+from drills.faults import FAULTS, Fault
+from lab_runtime.diagnoses import DIAGNOSES
+from lab_runtime.durations import Seconds
+from lab_runtime.errors import InvalidDrill, NotFound
+from lab_runtime.yamlfile import describe, load_model
+
+CATALOG_DIR = Path(__file__).with_name("catalog")
+KINDS = ("drift", "canary", "rollback", "incident")
+# The steady state every drill checks unless it names its own: the service up, answering, fast and correct.
+DEFAULT_STEADY_STATE = (
+    "up.model-service == 1",
+    "ready == 1",
+    "server_error_rate < 0.02",
+    "latency_p99_ms < 250",
+)
+
+
+class FaultSpec(BaseModel):
+    """One fault of a drill: its type, its arguments, and when it starts (after the drill's injection time)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    at: Seconds = Field(0.0, description="delay after the drill's injection time")
+
+    @model_validator(mode="after")
+    def _args_fit(self) -> FaultSpec:
+        fault = FAULTS.get(self.type)
+        if fault is None:
+            raise ValueError(f"unknown fault type {self.type!r}; types are {', '.join(FAULTS)}")
+        try:
+            fault.params.model_validate(self.args)
+        except ValidationError as exc:
+            raise ValueError(f"{self.type} args: {describe(exc)}") from None
+        return self
+
+    def build(self) -> Fault:
+        fault = FAULTS[self.type]
+        return fault(fault.params.model_validate(self.args))
+
+
+class Remediation(BaseModel):
+    """Remediated when every condition (and the steady state) has held for `hold` without a break."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    conditions: tuple[str, ...] = Field(min_length=1)
+    hold: Seconds = Field(30.0, gt=0)
+    reference: tuple[str, ...] = Field(min_length=1, description="`lab` commands that remediate (the solution)")
+
+    @field_validator("conditions")
+    @classmethod
+    def _parse(cls, conditions: tuple[str, ...]) -> tuple[str, ...]:
+        for text in conditions:
+            parse_condition(text)
+        return conditions
+
+    def parsed(self) -> tuple[Condition, ...]:
+        return tuple(parse_condition(c) for c in self.conditions)
+
+
+class Drill(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str = Field(min_length=1)
+    kind: Literal["drift", "canary", "rollback", "incident"]
+    difficulty: Literal["easy", "medium", "hard"]
+    brief: str = Field(min_length=1, description="what the learner is told (blind runs tell less)")
+    diagnosis: str
+    steady_state: tuple[str, ...] = DEFAULT_STEADY_STATE
+    faults: tuple[FaultSpec, ...] = Field(min_length=1)
+    remediation: Remediation
+    time_limit: Seconds = Field(600.0, gt=0)
+
+    @field_validator("diagnosis")
+    @classmethod
+    def _known_diagnosis(cls, diagnosis: str) -> str:
+        if diagnosis not in DIAGNOSES:
+            raise ValueError(f"unknown diagnosis {diagnosis!r}; diagnoses are {', '.join(DIAGNOSES)}")
+        return diagnosis
+
+    @field_validator("steady_state")
+    @classmethod
+    def _parse(cls, conditions: tuple[str, ...]) -> tuple[str, ...]:
+        for text in conditions:
+            parse_condition(text)
+        return conditions
+
+    @model_validator(mode="after")
+    def _fits_in_time(self) -> Drill:
+        last = max(f.at for f in self.faults)
+        if last + self.remediation.hold >= self.time_limit:
+            raise ValueError(
+                f"time_limit {self.time_limit:g}s leaves no time to remediate after the last fault "
+                f"(at {last:g}s) and the hold ({self.remediation.hold:g}s)"
+            )
+        return self
+
+    def steady(self) -> tuple[Condition, ...]:
+        return tuple(parse_condition(c) for c in self.steady_state)
+
+
+def load_drill(path: Path) -> Drill:
+    """A drill from a YAML file; its id must match the file name. Errors name the file and the field."""
+    drill = load_model(path, Drill, InvalidDrill, "drill")
+    if drill.id != path.stem:
+        raise InvalidDrill(f"{path}: id: {drill.id!r} must match the file name ({path.stem!r})")
+    return drill
+
+
+def catalog(directory: Path = CATALOG_DIR) -> list[Drill]:
+    return [load_drill(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+def find_drill(drill_id: str, directory: Path = CATALOG_DIR) -> Drill:
+    path = directory / f"{drill_id}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml")))
+        raise NotFound(f"no drill {drill_id!r}; drills are {known} (`lab drill list`)")
+    return load_drill(path)

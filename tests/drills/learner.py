@@ -1,0 +1,109 @@
+"""An automated learner for drill tests: runs a drill in its own process, waits until the fault shows in the
+probes, declares the drill's diagnosis, applies the drill's reference remediation, and waits for the end."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from drills.spec import Drill
+from lab_runtime import journal as kinds
+from lab_runtime.durations import parse_duration
+from lab_runtime.journal import Event, Journal
+from lab_runtime.settings import Settings
+from tests.sandbox import wait_for
+
+
+def lab(*args: str, timeout: float = 120) -> str:
+    """Run a `lab` command as a learner does (its own process); fails the test unless it exits 0."""
+    argv = [sys.executable, "-m", "lab_runtime.cli", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+    assert result.returncode == 0, f"`lab {' '.join(args)}` exited {result.returncode}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def drill_argv(drill: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill, "--seed", "11", *extra]
+
+
+def start_drill(drill: str, *extra: str) -> subprocess.Popen[str]:
+    """`lab drill run DRILL` in its own process (real signals, real exit paths)."""
+    argv = drill_argv(drill, *extra)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+
+
+def events(settings: Settings, run_id: str | None = None, kinds_: Sequence[str] | None = None) -> list[Event]:
+    journal = Journal(settings.journal_path, source="test")
+    try:
+        return journal.events(kinds_, run_id=run_id)
+    finally:
+        journal.close()
+
+
+def run_id_after(settings: Settings, since_id: int, timeout: float = 60) -> str:
+    found: list[str] = []
+
+    def started() -> bool:
+        found.extend(e.run_id for e in events(settings, kinds_=[kinds.DRILL_STARTED]) if e.id > since_id and e.run_id)
+        return bool(found)
+
+    wait_for(started, timeout, "drill.started")
+    return found[0]
+
+
+def last_event_id(settings: Settings) -> int:
+    all_events = events(settings)
+    return all_events[-1].id if all_events else 0
+
+
+def fault_visible(settings: Settings, run_id: str, n_faults: int) -> bool:
+    """Every fault injected, and a probe after the last injection in which the drill's conditions fail."""
+    run = events(settings, run_id)
+    injected = [e for e in run if e.kind == kinds.FAULT_INJECTED]
+    if len(injected) < n_faults:
+        return False
+    after = [e for e in run if e.kind == kinds.PROBE_RESULT and e.id > injected[-1].id]
+    return any(not (p.payload["steady"] and p.payload["remediated"]) for p in after)
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    returncode: int
+    output: str
+    events: list[Event]
+
+
+def solve(settings: Settings, drill: Drill, timeout: float = 240) -> Outcome:
+    """Run `drill`, detect it, declare, remediate with its reference commands; the run's journal at the end."""
+    since = last_event_id(settings)
+    proc = start_drill(drill.id)
+    try:
+        run_id = run_id_after(settings, since)
+        wait_for(lambda: fault_visible(settings, run_id, len(drill.faults)), 90, f"{drill.id}: the fault in the probes")
+        injected = events(settings, run_id, [kinds.FAULT_INJECTED])[-1].ts
+        lab("declare", drill.diagnosis)
+        for command in drill.remediation.reference:
+            window = re.search(r"--window (\S+)", command)
+            if window:  # a learner retraining on fresh labels waits until the window holds only fresh ones
+                fresh = injected + parse_duration(window.group(1)) + settings.label_delay + 1
+                time.sleep(max(fresh - time.time(), 0))
+            lab(*shlex.split(command)[1:])
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return Outcome(run_id, proc.returncode, output, events(settings, run_id))
+
+
+def in_order(run: list[Event], expected: Sequence[str]) -> bool:
+    """Whether the kinds in `expected` occur in the run's events in that order (others may come between)."""
+    kinds_seen = iter(e.kind for e in run)
+    return all(any(k == want for k in kinds_seen) for want in expected)

@@ -1,0 +1,67 @@
+"""Every drill of the catalog, on a real sandbox: injected, detected by an automated learner, remediated with the
+drill's reference remediation, reverted, and journaled in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from drills.spec import catalog
+from lab_runtime import journal as kinds
+from lab_runtime import model_ops
+from lab_runtime.pipeline.store import ReleaseStore
+from lab_runtime.registry import CHALLENGER, CHAMPION
+from tests.drills.learner import in_order, solve
+from tests.sandbox import Sandbox, wait_for
+
+pytestmark = pytest.mark.integration
+DRILLS = {d.id: d for d in catalog()}
+
+
+@pytest.fixture
+def healthy(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """After each drill: the first version champion again, no challenger (a learner's retrain is theirs to keep)."""
+    yield sandbox
+    settings, v1 = sandbox.settings, sandbox.versions[0].version
+    aliases = model_ops.aliases(settings)
+    if aliases.get(CHAMPION) != v1:
+        model_ops.set_alias(settings, CHAMPION, v1)
+    if CHALLENGER in aliases:
+        model_ops.delete_alias(settings, CHALLENGER)
+        model_ops.set_canary_weight(settings, 0.0)
+
+    def serving_v1() -> bool:
+        body = httpx.get(f"{settings.service_url}/model", timeout=2).json()
+        return bool(body["champion"] == v1 and body["challenger"] is None)
+
+    wait_for(serving_v1, 30, "v1 serving alone")
+
+
+@pytest.mark.parametrize("drill_id", sorted(DRILLS))
+def test_the_drill_is_detected_remediated_and_reverted(healthy: Sandbox, drill_id: str) -> None:
+    drill, settings = DRILLS[drill_id], healthy.settings
+    outcome = solve(settings, drill)
+    assert outcome.returncode == 0, outcome.output
+    ended = [e for e in outcome.events if e.kind == kinds.DRILL_ENDED]
+    assert len(ended) == 1 and ended[0].payload["outcome"] == "remediated", outcome.output
+    assert ended[0].payload["steady_after"] is True, outcome.output
+    injected = [e for e in outcome.events if e.kind == kinds.FAULT_INJECTED]
+    reverted = [e for e in outcome.events if e.kind == kinds.FAULT_REVERTED]
+    assert len(injected) == len(drill.faults) == len(reverted)
+    assert in_order(
+        outcome.events,
+        [
+            kinds.DRILL_STARTED,
+            kinds.FAULT_INJECTED,
+            kinds.PROBE_RESULT,
+            kinds.DRILL_REMEDIATED,
+            kinds.FAULT_REVERTED,
+            kinds.DRILL_STEADY_STATE,
+            kinds.DRILL_ENDED,
+        ],
+    ), [e.kind for e in outcome.events]
+    assert all(e.learner == "ada" and e.source == "drill" for e in outcome.events)
+    with ReleaseStore(settings.pipeline_db_path) as store:
+        assert store.active().version == "v1" and not store.conditions()

@@ -1,0 +1,225 @@
+"""Every exit path of a drill leaves the sandbox healthy: time limit, abort, Ctrl-C, SIGTERM, an exception in a
+probe or a fault, a runner killed by SIGKILL (then `lab reset`), a gate that refuses; blind runs tell nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from drills.engine import DrillRunner, RunOptions
+from drills.ledger import Ledger
+from drills.spec import load_drill
+from lab_runtime import journal as kinds
+from lab_runtime.pipeline.store import ReleaseStore
+from lab_runtime.service.admin_client import ServiceAdmin
+from tests.drills.learner import drill_argv, events, in_order, lab, last_event_id, run_id_after, start_drill
+from tests.sandbox import Sandbox, wait_for
+
+pytestmark = pytest.mark.integration
+
+# Latency on every request plus a drifted release: one fault held by the service, one by the pipeline.
+TWO_FAULTS: dict[str, Any] = {
+    "id": "two-faults",
+    "title": "Two faults",
+    "kind": "incident",
+    "difficulty": "easy",
+    "brief": "Test drill.",
+    "diagnosis": "latency",
+    "faults": [
+        {"type": "latency", "args": {"latency_ms": 300}},
+        {"type": "covariate_drift", "args": {"features": ["age"], "shift_sd": 2}},
+    ],
+    "remediation": {"conditions": ["latency_p99_ms < 250"], "hold": "20s", "reference": ["lab reset"]},
+    "time_limit": "2m",  # 30 s at the tests' time scale
+}
+
+
+@pytest.fixture(autouse=True)
+def no_drill_left(sandbox: Sandbox) -> Iterator[None]:
+    """Whatever a test leaves running (say, after a failed assertion) is reset before the next one."""
+    yield
+    with Ledger(sandbox.settings.drills_db_path) as ledger:
+        left = ledger.open_runs()
+    if left:
+        lab("reset")
+
+
+def drill_file(tmp_path: Path, **change: Any) -> Path:
+    body = {**TWO_FAULTS, **change}
+    path = tmp_path / f"{body['id']}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def predict_latency(sandbox: Sandbox) -> float:
+    from lab_runtime.data import FEATURES, DataGenerator
+
+    row = DataGenerator(3).production(0, 1)[list(FEATURES)].iloc[0].to_dict()
+    features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    answer = httpx.post(f"{sandbox.settings.service_url}/predict", json={"features": features}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.elapsed.total_seconds()
+
+
+def assert_clean(sandbox: Sandbox, run_id: str, outcome: str) -> None:
+    """The run ended with `outcome`, every fault is reverted, and the service is fast and on release v1."""
+    run = events(sandbox.settings, run_id)
+    ended = [e for e in run if e.kind == kinds.DRILL_ENDED]
+    assert len(ended) == 1 and ended[0].payload["outcome"] == outcome, [(e.kind, e.payload) for e in run]
+    injected = {e.payload["fault"] for e in run if e.kind == kinds.FAULT_INJECTED}
+    reverted = {e.payload["fault"] for e in run if e.kind == kinds.FAULT_REVERTED}
+    assert injected == reverted
+    assert ServiceAdmin(sandbox.settings).list() == {}
+    with ReleaseStore(sandbox.settings.pipeline_db_path) as store:
+        assert store.active().version == "v1"
+    assert predict_latency(sandbox) < 0.25
+    with Ledger(sandbox.settings.drills_db_path) as ledger:
+        assert ledger.open_runs() == [] and ledger.unreverted(run_id) == []
+
+
+def injected(sandbox: Sandbox, run_id: str, n: int = 2) -> bool:
+    return len(events(sandbox.settings, run_id, [kinds.FAULT_INJECTED])) >= n
+
+
+def test_the_time_limit_ends_the_drill_and_reverts(sandbox: Sandbox, tmp_path: Path) -> None:
+    since = last_event_id(sandbox.settings)
+    proc = start_drill(str(drill_file(tmp_path)))
+    run_id = run_id_after(sandbox.settings, since)
+    wait_for(lambda: injected(sandbox, run_id), 60, "faults injected")
+    assert predict_latency(sandbox) >= 0.3
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "time_limit" in output, output
+    assert_clean(sandbox, run_id, "time_limit")
+    assert in_order(
+        events(sandbox.settings, run_id),
+        [
+            kinds.DRILL_STARTED,
+            kinds.FAULT_INJECTED,
+            kinds.FAULT_INJECTED,
+            kinds.PROBE_RESULT,
+            kinds.FAULT_REVERTED,
+            kinds.FAULT_REVERTED,
+            kinds.DRILL_STEADY_STATE,
+            kinds.DRILL_ENDED,
+        ],
+    )
+
+
+@pytest.mark.parametrize("how", ["abort", "SIGINT", "SIGTERM"])
+def test_abort_ctrl_c_and_sigterm_revert_everything(sandbox: Sandbox, tmp_path: Path, how: str) -> None:
+    since = last_event_id(sandbox.settings)
+    proc = start_drill(str(drill_file(tmp_path, time_limit="20m")))
+    run_id = run_id_after(sandbox.settings, since)
+    wait_for(lambda: injected(sandbox, run_id), 60, "faults injected")
+    if how == "abort":
+        assert "aborted; its faults are reverted" in lab("drill", "abort")
+    else:
+        proc.send_signal(getattr(signal, how))
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert_clean(sandbox, run_id, "aborted" if how == "abort" else "interrupted")
+
+
+def test_sigkill_of_the_runner_is_cleaned_up_by_lab_reset(sandbox: Sandbox, tmp_path: Path) -> None:
+    since = last_event_id(sandbox.settings)
+    proc = start_drill(str(drill_file(tmp_path, time_limit="20m")))
+    run_id = run_id_after(sandbox.settings, since)
+    wait_for(lambda: injected(sandbox, run_id), 60, "faults injected")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert predict_latency(sandbox) >= 0.3, "the faults outlive the runner until reset or expiry"
+    assert "runner died" in lab("drill", "status")
+    refused = subprocess.run(drill_argv(str(drill_file(tmp_path))), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "run `lab reset` first" in refused.stdout + refused.stderr
+    assert "1 drill run(s) ended, 2 fault(s) reverted" in lab("reset")
+    run = events(sandbox.settings, run_id)
+    assert {e.payload["by"] for e in run if e.kind == kinds.FAULT_REVERTED} == {"reset"}
+    assert_clean(sandbox, run_id, "reset")
+
+
+def test_an_exception_in_a_probe_or_a_fault_still_reverts(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = sandbox.settings
+    calls = {"n": 0}
+
+    def failing_probe(cfg: Any, backend: Any) -> dict[str, float]:
+        from drills.probes import observe
+
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("probe exploded")
+        return observe(cfg, backend)
+
+    drill = load_drill(drill_file(tmp_path))
+    runner = DrillRunner(
+        drill, settings, sandbox.backend, RunOptions("ada", 5, settle_timeout=30), observer=failing_probe
+    )
+    result = runner.run()
+    assert result.outcome == "error" and result.detail == "RuntimeError: probe exploded"
+    assert_clean(sandbox, result.run_id, "error")
+    # A fault that cannot be injected (a service-held fault longer than the service allows): the first is reverted.
+    too_long = load_drill(drill_file(tmp_path, faults=list(reversed(TWO_FAULTS["faults"])), time_limit="70h"))
+    result = DrillRunner(too_long, settings, sandbox.backend, RunOptions("ada", 5, settle_timeout=30)).run()
+    assert result.outcome == "error" and "ttl" in (result.detail or ""), result.detail
+    assert_clean(sandbox, result.run_id, "error")
+
+
+def test_the_gate_refuses_an_unhealthy_baseline_and_injects_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = drill_file(tmp_path, steady_state=["latency_p99_ms < 0.001"])
+    since = last_event_id(sandbox.settings)
+    proc = start_drill(str(path), "--gate-timeout", "2s")
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "not in its steady state" in output and "latency_p99_ms < 0.001: is" in output
+    run_id = run_id_after(sandbox.settings, since)
+    run = events(sandbox.settings, run_id)
+    assert not [e for e in run if e.kind == kinds.FAULT_INJECTED]
+    assert [e.payload["outcome"] for e in run if e.kind == kinds.DRILL_ENDED] == ["refused"]
+
+
+def test_a_blind_run_reveals_nothing_to_the_commands_a_learner_runs(sandbox: Sandbox, tmp_path: Path) -> None:
+    since = last_event_id(sandbox.settings)
+    proc = start_drill("incident-latency-spike", "--blind")
+    run_id = run_id_after(sandbox.settings, since)
+    wait_for(lambda: injected(sandbox, run_id, 1), 60, "fault injected")
+    shown = lab("drill", "status") + lab("drill", "status", "--json") + lab("status") + lab("pipeline", "status")
+    shown += (
+        httpx.get(f"{sandbox.settings.service_url}/model").text
+        + httpx.get(f"{sandbox.settings.service_url}/metrics").text
+    )
+    shown += httpx.get(f"{sandbox.settings.service_url}/openapi.json").text
+    assert "(blind)" in shown
+    for secret in ("latency-spike", "latency_ms", '"faults"', "injected", "admin"):
+        assert secret not in shown, secret
+    lab("drill", "abort")
+    output, _ = proc.communicate(timeout=120)
+    assert "latency" not in output and "injected" not in output, output
+    assert_clean(sandbox, run_id, "aborted")
+
+
+def test_a_gameday_runs_its_drills_in_sequence_with_seeded_gaps(sandbox: Sandbox, tmp_path: Path) -> None:
+    since = last_event_id(sandbox.settings)
+    drills = "incident-error-burst,incident-latency-spike"
+    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "gameday", "--drills", drills]
+    argv += ["--between", "1s", "2s", "--seed", "4"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(2):
+        since = remediate_next(sandbox, since)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "game day done: remediated, remediated" in output, output
+
+
+def remediate_next(sandbox: Sandbox, since: int) -> int:
+    """Wait for the next drill's fault, restart the service (the fix for both), and wait for its end."""
+    run_id = run_id_after(sandbox.settings, since)
+    wait_for(lambda: injected(sandbox, run_id, 1), 60, "fault injected")
+    lab("restart", "model-service")
+    wait_for(lambda: bool(events(sandbox.settings, run_id, [kinds.DRILL_ENDED])), 120, "drill ended")
+    return events(sandbox.settings, run_id, [kinds.DRILL_ENDED])[0].id
