@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint up down status lab-01 lab-02 solve-01 bench bench-startup bench-serving bench-detect bench-monitor clean
+.PHONY: install test lint up down status lab-01 lab-02 solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills clean
 
 install: $(STAMP)
 
@@ -45,7 +45,7 @@ lab-02: install
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -58,6 +58,9 @@ bench-detect: install
 
 bench-monitor: install
 	$(PY) tests/bench/bench_monitor.py
+
+bench-drills: install
+	$(PY) tests/bench/bench_drills.py
 
 clean: down
 	rm -rf .lab

@@ -104,43 +104,63 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
                 journal.close()
             if failures:
                 raise LabError("could not revert: " + "; ".join(failures) + "; run `lab reset` again")
+        left = ledger.unreverted(run.run_id)
+        if left:
+            raise LabError(
+                f"drill run {run.run_id} ended, but {len(left)} fault(s) could not be reverted "
+                f"({', '.join(f.type for f in left)}); run `lab reset`"
+            )
         return run
 
 
 def reset(settings: Settings, backend: Backend, say: Callable[[str], None]) -> dict[str, Any]:
-    """Put the sandbox back in its steady state: end open drills, revert every fault left, restart what is down."""
+    """Put the sandbox back in its steady state: start what is down, end open drills, revert every fault left,
+    clear the service's fault table and the pipeline's conditions, then check the steady state."""
+    from drills.conditions import parse_condition
+    from drills.engine import wait_steady
+    from drills.spec import DEFAULT_STEADY_STATE
     from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore
     from lab_runtime.service.admin_client import ServiceAdmin
 
     settings.ensure_dirs()
     report: dict[str, Any] = {"runs_ended": [], "faults_reverted": 0, "failures": [], "services_started": []}
+    for service in SERVICES:  # first: a revert needs the services it acts through
+        try:
+            if backend.ensure_running(service):
+                report["services_started"].append(service)
+        except LabError as exc:
+            report["failures"].append(f"{service}: {exc}")
+    with Ledger(settings.drills_db_path) as ledger:
+        for run in ledger.open_runs():
+            if runner_alive(run):
+                say(f"drill run {run.run_id} is running: aborting it")
+                try:
+                    abort(settings, backend, say)
+                except LabError as exc:
+                    report["failures"].append(str(exc))
+            report["runs_ended"].append(run.run_id)
+        left = {r.run_id: r for r in [*ledger.open_runs(), *ledger.runs_with_unreverted()]}
+        for run in left.values():
+            journal = Journal(settings.journal_path, source="reset", learner=run.learner)
+            try:
+                before = len(ledger.unreverted(run.run_id))
+                if (current := ledger.run(run.run_id)) is not None and current.ended is None:
+                    report["failures"] += _close_dead_run(settings, backend, ledger, run, journal)
+                    say(f"drill run {run.run_id} ({run.drill}): its runner died; reverted what it left")
+                else:
+                    report["failures"] += revert_faults(settings, backend, journal, ledger, run, by="reset")
+                report["faults_reverted"] += before - len(ledger.unreverted(run.run_id))
+            finally:
+                journal.close()
+    with contextlib.suppress(LabError):
+        report["service_faults_cleared"] = ServiceAdmin(settings).clear()
+    with ReleaseStore(settings.pipeline_db_path) as store:
+        report["conditions_cleared"] = [n for n in (CONCEPT, LABEL_FEED) if store.clear_condition(n)]
+    steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
+    verdict = wait_steady(settings, backend, steady, settings.monitor_window + 5 * settings.monitor_interval)
+    report["steady"], report["not_steady"] = verdict.ok, list(verdict.failing)
     journal = Journal(settings.journal_path, source="reset", learner=settings.learner)
     try:
-        with Ledger(settings.drills_db_path) as ledger:
-            for run in ledger.open_runs():
-                if runner_alive(run):
-                    say(f"drill run {run.run_id} is running: aborting it")
-                    abort(settings, backend, say)
-                else:
-                    before = len(ledger.unreverted(run.run_id))
-                    report["failures"] += _close_dead_run(settings, backend, ledger, run, journal)
-                    report["faults_reverted"] += before - len(ledger.unreverted(run.run_id))
-                    say(f"drill run {run.run_id} ({run.drill}): its runner died; reverted what it left")
-                report["runs_ended"].append(run.run_id)
-            for run in ledger.runs_with_unreverted():
-                before = len(ledger.unreverted(run.run_id))
-                report["failures"] += revert_faults(settings, backend, journal, ledger, run, by="reset")
-                report["faults_reverted"] += before - len(ledger.unreverted(run.run_id))
-        for service in SERVICES:
-            try:
-                if backend.ensure_running(service):
-                    report["services_started"].append(service)
-            except LabError as exc:
-                report["failures"].append(f"{service}: {exc}")
-        with contextlib.suppress(LabError):
-            report["service_faults_cleared"] = ServiceAdmin(settings).clear()
-        with ReleaseStore(settings.pipeline_db_path) as store:
-            report["conditions_cleared"] = [n for n in (CONCEPT, LABEL_FEED) if store.clear_condition(n)]
         journal.append(kinds.SANDBOX_RESET, report)
     finally:
         journal.close()

@@ -7,31 +7,30 @@ reverts what a runner killed by SIGKILL left, and faults held by a service expir
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 import psutil
 
-from drills.conditions import Condition, Verdict, judge
+from drills.conditions import RUNTIME_SIGNALS, Condition, Verdict, judge
 from drills.faults import REVERTED, Fault, FaultContext
-from drills.ledger import ACTIVE, FaultRecord, Ledger, RunRecord
-from drills.probes import observe
-from drills.spec import Drill, FaultSpec
+from drills.ledger import ACTIVE, PLANNED, FaultRecord, Ledger, RunRecord
+from drills.probes import MONITOR_EVALUATED_AT, observe
+from drills.spec import EXPIRY_GRACE, Drill, FaultSpec
 from lab_runtime import journal as kinds
 from lab_runtime.backends.base import Backend
 from lab_runtime.errors import LabError
 from lab_runtime.journal import Journal
 from lab_runtime.settings import Settings
 
-EXPIRY_GRACE = 60.0  # seconds faults held by a service outlive the drill's time limit (if the runner died)
 REVERT_RETRY = 1.0
 Observer = Callable[[Settings, Backend], dict[str, float]]
 Say = Callable[[str], None]
@@ -68,6 +67,8 @@ class RunResult:
     remediated_at: float | None = None
     steady_after: bool | None = None
     failing_after: list[str] = field(default_factory=list)
+    revert_failures: list[str] = field(default_factory=list)
+    interrupted: bool = False  # a signal arrived while reverting: a game day stops after this drill
 
 
 def new_run_id() -> str:
@@ -111,22 +112,19 @@ def revert_faults(
     """Revert every fault of `run` not reverted yet, newest first; returns a line per failure (kept for a retry)."""
     failures = []
     for record in ledger.unreverted(run.run_id):
-        ctx = context(settings, backend, journal, record, run.seed, run.drill)
-        fault = build(record)
         for attempt in (1, 2):
             try:
-                result = fault.revert(ctx, record.plan)
+                result = build(record).revert(
+                    context(settings, backend, journal, record, run.seed, run.drill), record.plan
+                )
             except Exception as exc:  # a revert must never stop the others; it is retried, then left for `lab reset`
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt == 1:
                     time.sleep(REVERT_RETRY)
                     continue
-                ledger.mark_reverted(record.id, error, failed=True)
-                journal.append(
-                    kinds.FAULT_REVERT_FAILED,
-                    {"fault": record.idx, "type": record.type, "error": error},
-                    run_id=run.run_id,
-                )
+                ledger.mark_failed(record.id, error)
+                payload = {"fault": record.idx, "type": record.type, "error": error}
+                journal.append(kinds.FAULT_REVERT_FAILED, payload, run_id=run.run_id)
                 failures.append(f"fault {record.idx} ({record.type}): {error}")
             else:
                 ledger.mark_reverted(record.id, result)
@@ -146,23 +144,15 @@ def wait_steady(
     conditions: tuple[Condition, ...],
     timeout: float,
     observer: Observer = observe,
+    stop: Callable[[], bool] = lambda: False,
 ) -> Verdict:
-    """Probe until the steady state holds or `timeout` passes; the last verdict."""
+    """Probe until the steady state holds, `timeout` passes or `stop()` is true; the last verdict."""
     deadline = time.monotonic() + timeout
     while True:
         verdict = judge(conditions, observer(settings, backend))
-        if verdict.ok or time.monotonic() >= deadline:
+        if verdict.ok or time.monotonic() >= deadline or stop():
             return verdict
         time.sleep(min(settings.drill_probe_interval, 1.0))
-
-
-@contextmanager
-def _signals(on_term: Callable[[int, FrameType | None], None]) -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class DrillRunner:
@@ -193,12 +183,80 @@ class DrillRunner:
         settings.ensure_dirs()
         self.journal = Journal(settings.journal_path, source="drill", learner=options.learner)
         self.ledger = Ledger(settings.drills_db_path)
+        self._uses_monitor = any(
+            c.signal not in RUNTIME_SIGNALS for c in (*self.steady_conditions, *self.remedy_conditions)
+        )
+        self._signalled: str | None = None
+        self._finishing = False
 
     # -- the run ---------------------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        self._claim()
+        """The whole run. Signals are caught from the first line, so no exit path skips the revert."""
         result = RunResult(self.run_id, "error")
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        claimed = False
+        try:
+            try:
+                self._claim()
+                claimed = True
+                self._started()
+                self._drill(result)
+            except DrillBusy:
+                raise
+            except DrillRefused as exc:
+                result.outcome, result.detail = "refused", str(exc)
+            except Interrupted as exc:
+                aborted = self._abort_requested()
+                result.outcome = "aborted" if aborted else "interrupted"
+                result.detail = "aborted by the instructor" if aborted else f"interrupted ({exc})"
+            except Exception as exc:  # a probe or a fault failed: the drill ends, and still reverts
+                result.outcome, result.detail = "error", f"{type(exc).__name__}: {exc}"
+            finally:
+                if claimed:
+                    self._finish(result)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.journal.close()
+            self.ledger.close()
+        return result
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Note the signal; outside the revert, also end the drill now (checked again at every pause)."""
+        self._signalled = signal.Signals(signum).name
+        if not self._finishing:
+            raise Interrupted(self._signalled)
+
+    def _claim(self) -> None:
+        me = psutil.Process(os.getpid())
+        record = RunRecord(
+            self.run_id,
+            self.drill.id,
+            self.options.learner,
+            self.options.seed,
+            self.options.blind,
+            me.pid,
+            me.create_time(),
+            time.time(),
+            None,
+            None,
+            None,
+            False,
+        )
+        blocker = self.ledger.claim(record)
+        if blocker is None:
+            return
+        if blocker.ended is not None:
+            raise DrillBusy(f"faults of drill run {blocker.run_id} could not be reverted; run `lab reset` first")
+        if runner_alive(blocker):
+            raise DrillBusy(
+                f"drill run {blocker.run_id} is running (pid {blocker.pid}); "
+                "wait for it or end it with `lab drill abort`"
+            )
+        raise DrillBusy(f"drill run {blocker.run_id} ended without reverting (its runner died); run `lab reset` first")
+
+    def _started(self) -> None:
         self._event(
             kinds.DRILL_STARTED,
             {
@@ -217,101 +275,56 @@ class DrillRunner:
             },
         )
 
-        def on_term(signum: int, frame: FrameType | None) -> None:
-            raise Interrupted("SIGTERM")
-
-        try:
-            with _signals(on_term):
-                try:
-                    self._drill(result)
-                except DrillRefused as exc:
-                    result.outcome, result.detail = "refused", str(exc)
-                except (Interrupted, KeyboardInterrupt) as exc:
-                    aborted = self._abort_requested()
-                    result.outcome = "aborted" if aborted else "interrupted"
-                    result.detail = "aborted by the instructor" if aborted else f"interrupted ({exc or 'Ctrl-C'})"
-                except Exception as exc:  # a probe or a fault failed: the drill ends, and still reverts
-                    result.outcome, result.detail = "error", f"{type(exc).__name__}: {exc}"
-                finally:
-                    self._finish(result)
-        finally:
-            self.journal.close()
-            self.ledger.close()
-        return result
-
-    def _claim(self) -> None:
-        for run in self.ledger.open_runs():
-            if runner_alive(run):
-                raise DrillBusy(
-                    f"drill run {run.run_id} is running (pid {run.pid}); wait for it or end it with `lab drill abort`"
-                )
-            raise DrillBusy(f"drill run {run.run_id} ended without reverting (its runner died); run `lab reset` first")
-        me = psutil.Process(os.getpid())
-        self.ledger.start_run(
-            RunRecord(
-                self.run_id,
-                self.drill.id,
-                self.options.learner,
-                self.options.seed,
-                self.options.blind,
-                me.pid,
-                me.create_time(),
-                time.time(),
-                None,
-                None,
-                None,
-                False,
-            )
-        )
-
     def _drill(self, result: RunResult) -> None:
         self._say(f"gate: waiting for the steady state ({', '.join(self.drill.steady_state)})")
         verdict = wait_steady(
-            self.settings, self.backend, self.steady_conditions, self.options.gate_timeout, self.observer
+            self.settings, self.backend, self.steady_conditions, self.options.gate_timeout, self.observer, self._stop
         )
+        self._check_signal()
         if not verdict.ok:
             raise DrillRefused(
                 f"the sandbox is not in its steady state, so drill {self.drill.id} would measure nothing: "
                 f"{'; '.join(verdict.failing)}. Fix that (or `lab reset`) and run it again"
             )
-        planned = self._plan()
         if self.options.delay > 0:
             self._say(f"injecting in {self.options.delay:.0f}s")
             self._sleep_until(time.monotonic() + self.options.delay)
-        self._probe_loop(planned, result)
+        self._probe_loop(result)
 
-    def _plan(self) -> list[tuple[FaultSpec, Fault, FaultRecord]]:
-        """Record every fault in the ledger with its plan (the undo record) before any is injected."""
-        expires_at = time.time() + self.options.delay + self.time_limit + EXPIRY_GRACE
-        planned = []
-        for idx, spec in enumerate(self.drill.faults):
-            fault = spec.build()
-            draft = FaultRecord(0, self.run_id, idx, spec.type, spec.args, {}, "planned", None, expires_at, None, None)
-            ctx = context(self.settings, self.backend, self.journal, draft, self.options.seed, self.drill.id)
-            plan = fault.plan(ctx)
-            fault_id = self.ledger.plan_fault(self.run_id, idx, spec.type, spec.args, plan, expires_at)
-            record = FaultRecord(
-                fault_id, self.run_id, idx, spec.type, spec.args, plan, "planned", None, expires_at, None, None
-            )
-            planned.append((spec, fault, record))
-        return planned
+    def _inject(self, idx: int, spec: FaultSpec) -> tuple[Fault, FaultRecord, float]:
+        """Plan the fault now (seeded choices, the state its revert restores), record it, then inject it."""
+        fault = spec.build()
+        expires_at = time.time() + self.time_limit + EXPIRY_GRACE
+        draft = FaultRecord(0, self.run_id, idx, spec.type, spec.args, {}, PLANNED, None, expires_at, None, None)
+        plan = fault.plan(self._ctx(draft))
+        record = dataclasses.replace(
+            draft, id=self.ledger.plan_fault(self.run_id, idx, spec.type, spec.args, plan, expires_at), plan=plan
+        )
+        details = fault.inject(self._ctx(record), plan)
+        self.ledger.mark_injected(record.id)
+        injected = time.time()
+        self._event(kinds.FAULT_INJECTED, {"fault": idx, "type": spec.type, "details": details})
+        self._say(f"injected fault {idx}: {spec.type} {details}")
+        return fault, record, injected
 
-    def _probe_loop(self, planned: list[tuple[FaultSpec, Fault, FaultRecord]], result: RunResult) -> None:
+    def _probe_loop(self, result: RunResult) -> None:
         start = time.time()
         self.ledger.set_deadline(self.run_id, start + self.time_limit)
         result.injected_at = start
-        pending = sorted(planned, key=lambda p: p[0].at)
+        pending = sorted(enumerate(self.drill.faults), key=lambda p: p[1].at)
         active: list[tuple[Fault, FaultRecord, float]] = []
-        broken_seen, span_start = False, None
+        broken_seen, span_start, last_injected = False, None, start
         scale = self.settings.drill_time_scale
         while True:
-            now = time.time()
-            while pending and pending[0][0].at * scale <= now - start:
-                _, fault, record = pending.pop(0)
-                active.append((fault, record, self._inject(fault, record)))
-            steady, remedy = self._probe()
-            ok = steady.ok and remedy.ok and not pending
-            broken_seen = broken_seen or not ok
+            while pending and pending[0][1].at * scale <= time.time() - start:
+                idx, spec = pending.pop(0)
+                active.append(self._inject(idx, spec))
+                last_injected = active[-1][2]
+            steady, remedy, observed = self._probe()
+            # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
+            fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected
+            broken_seen = broken_seen or (not pending and fresh and not remedy.ok)
+            ok = steady.ok and remedy.ok and not pending and fresh
             at = time.time()
             for fault, record, injected in active:
                 line = fault.tick(self._ctx(record), record.plan, at - injected)
@@ -331,22 +344,12 @@ class DrillRunner:
                 result.outcome = "time_limit"
                 self._say(f"time limit ({self.time_limit:g}s) reached")
                 return
-            if self._abort_requested():
-                raise Interrupted("abort requested")
             self._sleep_until(time.monotonic() + self.settings.drill_probe_interval)
 
     def _ctx(self, record: FaultRecord) -> FaultContext:
         return context(self.settings, self.backend, self.journal, record, self.options.seed, self.drill.id)
 
-    def _inject(self, fault: Fault, record: FaultRecord) -> float:
-        details = fault.inject(self._ctx(record), record.plan)
-        self.ledger.mark_injected(record.id)
-        injected = time.time()
-        self._event(kinds.FAULT_INJECTED, {"fault": record.idx, "type": record.type, "details": details})
-        self._say(f"injected fault {record.idx}: {record.type} {details}")
-        return injected
-
-    def _probe(self) -> tuple[Verdict, Verdict]:
+    def _probe(self) -> tuple[Verdict, Verdict, dict[str, float]]:
         observed = self.observer(self.settings, self.backend)
         steady = judge(self.steady_conditions, observed)
         remedy = judge(self.remedy_conditions, observed)
@@ -361,39 +364,37 @@ class DrillRunner:
                 "values": values,
             },
         )
-        return steady, remedy
+        return steady, remedy, observed
 
     # -- the end ---------------------------------------------------------------------------------------------
 
     def _finish(self, result: RunResult) -> None:
-        """Revert, check the steady state again, journal the end. Signals only get noted from here on."""
-        interrupts: list[int] = []
-
-        def note(signum: int, frame: FrameType | None) -> None:
-            interrupts.append(signum)
-            self._say("still reverting the drill's faults; the runner ends as soon as that is done")
-
-        previous_int = signal.signal(signal.SIGINT, note)
-        previous_term = signal.signal(signal.SIGTERM, note)
+        """Revert, check the steady state again, journal the end. From here on signals are only noted."""
+        self._finishing = True
+        signalled_before = self._signalled
+        failures: list[str] = []
         try:
             run = self.ledger.run(self.run_id)
             assert run is not None
             failures = revert_faults(self.settings, self.backend, self.journal, self.ledger, run, by="runner")
+            result.revert_failures = failures
             if failures:
-                self._say("could not revert: " + "; ".join(failures) + " -- run `lab reset`")
+                self.say("could not revert: " + "; ".join(failures) + " -- run `lab reset`")  # even when blind
             if result.outcome != "refused":
                 settle = self.options.settle_timeout
                 if settle is None:
                     settle = self.settings.monitor_window + 5 * self.settings.monitor_interval
                 try:
                     verdict = wait_steady(
-                        self.settings, self.backend, self.steady_conditions, 0 if interrupts else settle, self.observer
+                        self.settings, self.backend, self.steady_conditions, settle, self.observer, self._stop
                     )
                 except Exception as exc:  # the probe itself fails: the end is still journaled
                     verdict = Verdict(False, (f"the steady-state probe failed: {type(exc).__name__}: {exc}",))
                 result.steady_after, result.failing_after = verdict.ok, list(verdict.failing)
                 self._event(kinds.DRILL_STEADY_STATE, {"ok": verdict.ok, "failing": list(verdict.failing)})
                 self._say("steady state holds again" if verdict.ok else f"not steady yet: {'; '.join(verdict.failing)}")
+        finally:
+            result.interrupted = self._signalled is not None and self._signalled != signalled_before
             self._event(
                 kinds.DRILL_ENDED,
                 {
@@ -406,9 +407,6 @@ class DrillRunner:
                 },
             )
             self.ledger.end_run(self.run_id, result.outcome)
-        finally:
-            signal.signal(signal.SIGINT, previous_int)
-            signal.signal(signal.SIGTERM, previous_term)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -423,8 +421,18 @@ class DrillRunner:
         run = self.ledger.run(self.run_id)
         return bool(run and run.abort_requested)
 
+    def _stop(self) -> bool:
+        """Whether a signal or `lab drill abort` asked the runner to end."""
+        return self._signalled is not None or self._abort_requested()
+
+    def _check_signal(self) -> None:
+        if self._signalled is not None:
+            raise Interrupted(self._signalled)
+        if self._abort_requested():
+            raise Interrupted("abort requested")
+
     def _sleep_until(self, until: float) -> None:
         while (left := until - time.monotonic()) > 0:
-            if self._abort_requested():
-                raise Interrupted("abort requested")
+            self._check_signal()
             time.sleep(min(left, 0.25))
+        self._check_signal()

@@ -100,6 +100,22 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self._conn = connect(path, _SCHEMA)
 
+    def claim(self, run: RunRecord) -> RunRecord | None:
+        """Start `run` unless another run is open or left a fault unreverted: then that run, and nothing written.
+
+        One transaction holds the write lock from the check to the insert, so two runners cannot both start.
+        """
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            blockers = self.open_runs() or self.runs_with_unreverted()
+            if not blockers:
+                self.start_run(run)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return blockers[0] if blockers else None
+
     def start_run(self, run: RunRecord) -> None:
         self._conn.execute(
             f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 12)})",
@@ -164,11 +180,15 @@ class Ledger:
     def mark_injected(self, fault_id: int) -> None:
         self._conn.execute("UPDATE faults SET state = ?, injected_at = ? WHERE id = ?", (ACTIVE, time.time(), fault_id))
 
-    def mark_reverted(self, fault_id: int, result: str, failed: bool = False) -> None:
+    def mark_reverted(self, fault_id: int, result: str) -> None:
         self._conn.execute(
             "UPDATE faults SET state = ?, reverted_at = ?, result = ? WHERE id = ?",
-            (FAILED if failed else REVERTED, time.time(), result, fault_id),
+            (REVERTED, time.time(), result, fault_id),
         )
+
+    def mark_failed(self, fault_id: int, error: str) -> None:
+        """The revert failed: the fault stays for `lab reset` to try again."""
+        self._conn.execute("UPDATE faults SET state = ?, result = ? WHERE id = ?", (FAILED, error, fault_id))
 
     def faults(self, run_id: str) -> list[FaultRecord]:
         rows = self._conn.execute(f"SELECT {_FAULT_COLUMNS} FROM faults WHERE run_id = ? ORDER BY id", (run_id,))

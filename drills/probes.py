@@ -12,6 +12,7 @@ from lab_runtime.settings import Settings
 
 TIMEOUT = 1.5
 STALE_AFTER = 3  # monitor evaluations older than this many intervals are not trusted
+MONITOR_EVALUATED_AT = "monitor.evaluated_at"  # not a signal conditions may name: when the monitor's values are from
 
 
 def _get(url: str) -> dict[str, Any] | None:
@@ -43,4 +44,5 @@ def observe(settings: Settings, backend: Backend) -> dict[str, float]:
     evaluated = status.get("evaluated_at") if status else None
     if status and evaluated and time.time() - evaluated < STALE_AFTER * settings.monitor_interval + 2:
         observed |= {k: float(v) for k, v in status.get("signals", {}).items() if isinstance(v, int | float)}
+        observed[MONITOR_EVALUATED_AT] = float(evaluated)
     return observed

@@ -17,9 +17,12 @@ from drills.faults import FAULTS, Fault
 from lab_runtime.diagnoses import DIAGNOSES
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidDrill, NotFound
+from lab_runtime.service.faults import MAX_TTL
 from lab_runtime.yamlfile import describe, load_model
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
+EXPIRY_GRACE = 60.0  # seconds faults held by a service or the pipeline outlive the drill's time limit
+SERVICE_HELD = ("latency", "errors")
 KINDS = ("drift", "canary", "rollback", "incident")
 # The steady state every drill checks unless it names its own: the service up, answering, fast and correct.
 DEFAULT_STEADY_STATE = (
@@ -107,6 +110,16 @@ class Drill(BaseModel):
             raise ValueError(
                 f"time_limit {self.time_limit:g}s leaves no time to remediate after the last fault "
                 f"(at {last:g}s) and the hold ({self.remediation.hold:g}s)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _service_can_hold_it(self) -> Drill:
+        held = [f.type for f in self.faults if f.type in SERVICE_HELD]
+        if held and self.time_limit + EXPIRY_GRACE > MAX_TTL:
+            raise ValueError(
+                f"time_limit {self.time_limit:g}s: the model service holds a {held[0]} fault for at most "
+                f"{MAX_TTL - EXPIRY_GRACE:g}s (its time limit plus {EXPIRY_GRACE:g}s of grace)"
             )
         return self
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
@@ -35,6 +34,7 @@ from lab_runtime.data import (
 )
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import NotFound
+from lab_runtime.regression import Regression
 
 if TYPE_CHECKING:
     from lab_runtime.settings import Settings
@@ -42,25 +42,6 @@ if TYPE_CHECKING:
 # Listing requirements skips MLflow's slow inference of them (a subprocess that imports the model).
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]
 RETRAIN_EXPERIMENT = "retraining"
-
-
-class Regression(BaseModel):
-    """What makes a drill's version worse. None of it is logged: a learner finds it from metrics or behaviour."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    noisy_labels: float = Field(
-        0.0, ge=0.0, le=0.5, description="share of training labels flipped (seeded), where a fit is surest"
-    )
-    drop_feature: str | None = Field(None, description="a feature the model ignores (the signature keeps it)")
-    slow_predict_ms: float = Field(0.0, ge=0.0, le=10_000.0, description="sleep added to every predict call")
-
-    @field_validator("drop_feature")
-    @classmethod
-    def _known_feature(cls, value: str | None) -> str | None:
-        if value is not None and value not in FEATURES:
-            raise ValueError(f"unknown feature {value!r}; choose one of {', '.join(FEATURES)}")
-        return value
 
 
 class SlowStep(BaseEstimator, TransformerMixin):  # type: ignore[misc]

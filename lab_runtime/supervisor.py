@@ -151,6 +151,9 @@ class Supervisor:
                 env={**os.environ, **spec.env},
                 start_new_session=True,  # its own process group: stop() reaches its children too
             )
+        previous = self._children.get(spec.name)
+        if previous is not None:
+            previous.poll()  # reap the one this replaces (killed or crashed), so no zombie is left
         self._children[spec.name] = proc
         rec = ProcessRecord(
             spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path)

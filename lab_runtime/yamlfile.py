@@ -32,6 +32,8 @@ def read_mapping(path: Path, error: type[LabError], what: str) -> dict[str, Any]
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise error(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not a text file in UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):

@@ -11,8 +11,8 @@ from pydantic import Field
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from lab_runtime import model_ops
 from lab_runtime.errors import FaultInjectionFailed
-from lab_runtime.modeling import Regression
 from lab_runtime.registry import CHALLENGER, Registry
+from lab_runtime.regression import Regression
 
 SERVED_TIMEOUT = 60.0  # seconds the service may take to load the new version
 
@@ -65,25 +65,30 @@ class BadModel(Fault):
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         version, alias = plan["version"], plan["alias"]
+        model_ops.set_alias(ctx.settings, alias, version)  # first: a revert keys on the alias naming this version
         if alias == CHALLENGER:
             model_ops.set_canary_weight(ctx.settings, self.args.weight)
-        model_ops.set_alias(ctx.settings, alias, version)
         if not _wait_served(ctx, alias, version):
             raise FaultInjectionFailed(
                 f"the model service did not serve version {version} as @{alias} within {SERVED_TIMEOUT:.0f}s; "
                 "read `lab logs model-service`"
             )
-        return {"version": version, "alias": alias, "metrics": {}}
+        return {"version": version, "alias": alias}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        """Undo each step that is still the drill's: the alias if it names the bad version, the weight if unchanged."""
         version, alias, before = plan["version"], plan["alias"], plan["before"]
-        if model_ops.aliases(ctx.settings).get(alias) != version:
-            return ALREADY_CLEARED
-        if before is None:
-            model_ops.delete_alias(ctx.settings, alias)
-        else:
-            model_ops.set_alias(ctx.settings, alias, before)
-        if alias == CHALLENGER:
-            model_ops.set_canary_weight(ctx.settings, plan["weight_before"])
-        _wait_served(ctx, alias, before)
-        return REVERTED
+        cfg = ctx.settings
+        state = Registry(cfg.mlflow_url).model(cfg.model_name)
+        undone = False
+        if alias == CHALLENGER and state is not None and state.canary_weight == self.args.weight:
+            model_ops.set_canary_weight(cfg, plan["weight_before"])
+            undone = True
+        if state is not None and state.aliases.get(alias) == version:
+            if before is None:
+                model_ops.delete_alias(cfg, alias)
+            else:
+                model_ops.set_alias(cfg, alias, before)
+            _wait_served(ctx, alias, before)
+            undone = True
+        return REVERTED if undone else ALREADY_CLEARED

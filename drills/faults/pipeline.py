@@ -6,15 +6,15 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime.atomic import read_json as read_status
 from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population
 from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop
 from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform
-from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore, rollback, ship
-from lab_runtime.pipeline.traffic import read_status
+from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, RELEASE_POLL, ReleaseStore, rollback, ship
 
 SHIPPED_BY = "upstream-team"  # who `lab pipeline releases` says shipped a drill's release
 APPLIED_TIMEOUT = 3.0
@@ -112,6 +112,12 @@ class SchemaSkewParams(Params):
     def eligible(self) -> tuple[str, ...]:
         return {"unit": NUMERIC_FEATURES, "new_category": CATEGORICAL_FEATURES}.get(self.change, FEATURES)
 
+    @model_validator(mode="after")
+    def _fits_change(self) -> SchemaSkewParams:
+        if self.feature is not None and self.feature not in self.eligible():
+            raise ValueError(f"a {self.change} change needs one of {', '.join(self.eligible())}, not {self.feature}")
+        return self
+
 
 class SchemaSkew(_ReleaseFault):
     type = "schema_skew"
@@ -122,8 +128,6 @@ class SchemaSkew(_ReleaseFault):
     def transforms(self, ctx: FaultContext) -> tuple[list[Transform], str]:
         a = self.args
         feature = a.feature or ctx.rng.choice(a.eligible())
-        if feature not in a.eligible():
-            raise ValueError(f"a {a.change} change needs one of {', '.join(a.eligible())}, not {feature}")
         transform: Transform
         if a.change == "unit":
             transform = Scale(type="scale", feature=feature, factor=a.factor)
@@ -148,11 +152,14 @@ class _ConditionFault(Fault):
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         with ReleaseStore(ctx.settings.pipeline_db_path) as store:
             store.set_condition(self.name, self.value(), ctx.fault_id, "drill", ctx.expires_at)
-        time.sleep(0.6)  # the pipeline re-reads conditions every 0.5 s
+        time.sleep(RELEASE_POLL + 0.1)  # the pipeline re-reads its conditions every RELEASE_POLL
         return {"condition": self.name, "expires_at": ctx.expires_at}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
         with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            mine = store.conditions().get(self.name)
+            if mine is None or mine.note != ctx.fault_id:  # gone, or another run's: not ours to clear
+                return ALREADY_CLEARED
             return REVERTED if store.clear_condition(self.name) else ALREADY_CLEARED
 
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime.errors import RuntimeNotReady
 from lab_runtime.service.admin_client import ServiceAdmin
-from lab_runtime.service.faults import ServiceFault
-
-Variant = Literal["any", "champion", "challenger"]
+from lab_runtime.service.faults import MAX_LATENCY_MS, ServiceFault, Variant
 
 
 class LatencyParams(Params):
-    latency_ms: float = Field(gt=0, le=30_000)
-    jitter_ms: float = Field(0.0, ge=0, le=30_000)
+    latency_ms: float = Field(gt=0, le=MAX_LATENCY_MS)
+    jitter_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
     share: float = Field(1.0, gt=0, le=1, description="share of requests slowed")
     variant: Variant = "any"
 
@@ -37,7 +36,12 @@ class _ServiceFault(Fault):
         return {"service_fault": ctx.fault_id, "expires_at": expires_at}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
-        return REVERTED if ServiceAdmin(ctx.settings).delete(ctx.fault_id) else ALREADY_CLEARED
+        try:
+            return REVERTED if ServiceAdmin(ctx.settings).delete(ctx.fault_id) else ALREADY_CLEARED
+        except RuntimeNotReady:
+            if any(s.name == "model-service" and s.running for s in ctx.backend.status()):
+                raise  # alive but not answering: the fault may still be there (it expires on its own)
+            return ALREADY_CLEARED  # a dead process holds no faults, and a restarted one starts with none
 
 
 class Latency(_ServiceFault):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, friendly, out, print_json, settings
+from lab_runtime.cli.common import JSON, app, backend, err, friendly, out, print_json, settings
 from lab_runtime.durations import format_duration, parse_duration
 from lab_runtime.errors import InvalidDrill, LabError
 
@@ -130,11 +130,13 @@ def _run_one(
         say=say,
         run_id=run_id,
     )
-    _print(f"drill run {runner.run_id} (seed {seed}){'' if blind else ': ' + drill.id}")
+    _print(f"drill run {runner.run_id}" if blind else f"drill run {runner.run_id} (seed {seed}): {drill.id}")
     return runner.run()
 
 
 def _report(result: RunResult, blind: bool) -> None:
+    if result.revert_failures:  # said even in blind mode: the sandbox is not clean
+        err.print(f"could not revert: {'; '.join(result.revert_failures)}; run `lab reset`", markup=False)
     if blind:
         _print(f"drill run {result.run_id} ended")
         return
@@ -168,6 +170,8 @@ def run(
 
     current = settings()
     who, chosen_seed = _options(current, learner, seed)
+    if kind is not None and drill_id != "random":
+        raise LabError("--kind only applies to `lab drill run random`")
     if drill_id == "random":
         drill_id = pick(chosen_seed, [d.id for d in catalog() if kind is None or d.kind == kind])
     drill = load_drill(Path(drill_id)) if drill_id.endswith((".yaml", ".yml")) else find_drill(drill_id)
@@ -176,14 +180,14 @@ def run(
         span = (_seconds(between[0], "--between"), _seconds(between[1], "--between"))
     delay = draw_delay(chosen_seed, drill.id, _seconds(after, "--after") if after else None, span)
     gate = _seconds(gate_timeout, "--gate-timeout")
+    backend(current).require("model-service")
     if detach:
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
         _detach(current, target, who, chosen_seed, delay, blind, gate)
         return
-    backend(current).require("model-service")
     result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind, gate, run_id)
     _report(result, blind)
-    if result.outcome in ("error", "refused"):
+    if result.outcome in ("error", "refused") or result.revert_failures:
         raise typer.Exit(1)
 
 
@@ -193,7 +197,7 @@ def _detach(current: Settings, drill_id: str, learner: str, seed: int, delay: fl
     run_id = new_run_id()
     log = current.logs_dir / f"drill-{run_id}.log"
     argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
-    argv += ["--seed", str(seed), "--after", f"{delay}s", "--gate-timeout", f"{gate}s", "--run-id", run_id]
+    argv += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
     argv += ["--blind"] if blind else []
     current.ensure_dirs()
     with open(log, "ab") as handle:
@@ -276,16 +280,19 @@ def gameday(
     current = settings()
     who, chosen_seed = _options(current, learner, seed)
     ids = [d.strip() for d in drills.split(",") if d.strip()]
+    if not ids:
+        raise LabError("--drills names no drill; give drill ids separated by commas (`lab drill list`)")
     chosen = [find_drill(d) for d in ids]  # every id checked before the first drill starts
     span = (_seconds(between[0], "--between"), _seconds(between[1], "--between"))
+    plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
-    _print(f"game day of {len(chosen)} drills (seed {chosen_seed})")
+    _print(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
     outcomes = []
-    for drill, (_, delay) in zip(chosen, plan_gameday(chosen_seed, ids, span), strict=True):
+    for drill, (_, delay) in zip(chosen, plan, strict=True):
         result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind)
         _report(result, blind)
         outcomes.append(result.outcome)
-        if result.outcome in ("interrupted", "aborted", "refused", "error"):
+        if result.outcome in ("interrupted", "aborted", "refused", "error") or result.interrupted:
             raise LabError(f"the game day stopped: drill run {result.run_id} ended {result.outcome}")
     _print(f"game day done: {', '.join(outcomes)}")
 
@@ -303,7 +310,8 @@ def reset(as_json: bool = JSON) -> None:
         return
     _print(
         f"reset: {len(report['runs_ended'])} drill run(s) ended, {report['faults_reverted']} fault(s) reverted, "
-        f"started {', '.join(report['services_started']) or 'nothing'}"
+        f"started {', '.join(report['services_started']) or 'nothing'}; "
+        + ("steady state holds" if report["steady"] else f"not steady yet: {'; '.join(report['not_steady'])}")
     )
     if report["failures"]:
         raise LabError("could not revert: " + "; ".join(report["failures"]))

@@ -51,8 +51,8 @@ def _print(text: str) -> None:
 @friendly
 def status_cmd(as_json: bool = JSON) -> None:
     """The release the pipeline applies, its state, rates, counters, the label feed and the last error."""
+    from lab_runtime.atomic import read_json as read_status
     from lab_runtime.pipeline.conditions import LABEL_FEED, LabelFeedStop, label_feed_status
-    from lab_runtime.pipeline.traffic import read_status
 
     current = settings()
     backend(current).require("pipeline")

@@ -6,7 +6,6 @@ what the learner reads in it is what the alerts saw.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
+from lab_runtime.atomic import write_atomic
 from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from lab_runtime.monitor.drift import CHI_SQUARE, KS
 
@@ -70,9 +70,7 @@ def write(
     snapshot.save_html(str(html))
     data.write_text(snapshot.json())
     for source, name in ((html, "latest.html"), (data, "latest.json")):
-        tmp = directory / f".{name}.tmp"
-        tmp.write_bytes(source.read_bytes())
-        os.replace(tmp, directory / name)
+        write_atomic(directory / name, source.read_bytes())
     for old in sorted(directory.glob("drift-*.html"))[:-KEEP]:
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from lab_runtime.pipeline.releases import Release, Transform
 from lab_runtime.sqlite import connect
 
 PIPELINE_DEPLOYED = "pipeline.deployed"
+RELEASE_POLL = 0.5  # seconds between the pipeline's reads of the active release and the world conditions
 INITIAL = Release(version="v1", note="initial release")
 
 _TRANSFORMS = TypeAdapter(list[Transform])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import json
 import logging
 import os
 import signal
@@ -31,10 +30,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from lab_runtime.atomic import read_json, write_json_atomic
 from lab_runtime.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
 from lab_runtime.pipeline.conditions import CONCEPT, LABEL_FEED, ConceptChange, LabelFeedStop, label_feed_status
 from lab_runtime.pipeline.releases import Release, Stats, apply, to_features
-from lab_runtime.pipeline.store import Condition, Deployment, ReleaseStore
+from lab_runtime.pipeline.store import RELEASE_POLL, Condition, Deployment, ReleaseStore
 from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.pipeline")
@@ -42,7 +42,6 @@ log = logging.getLogger("lab_runtime.pipeline")
 MAX_IN_FLIGHT = 64
 CHUNK = 100  # rows drawn at a time; the cursor is saved at each chunk
 RATE_WINDOW = 10.0
-RELEASE_POLL = 0.5
 READY_POLL = 1.0
 STATUS_EVERY = 1.0
 SUMMARY_EVERY = 30  # status writes between two summary log lines
@@ -138,20 +137,9 @@ class RateMeter:
         return len(self._times) / span if span > 0 else 0.0
 
 
-def write_json_atomic(path: Path, body: dict[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(json.dumps(body))
-    os.replace(tmp, path)
-
-
 def read_status(path: Path) -> dict[str, Any] | None:
     """The pipeline's last status, or None if there is none (yet)."""
-    try:
-        body: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return body
+    return read_json(path)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
@@ -228,6 +216,7 @@ class Pipeline:
         if self.chunk is not None:
             retransform(self.chunk, self.release, self.gen)
         log.info("release %s is active (%s): %s", self.release.version, deployment.reason, self.release.summary())
+        self.write_status()  # at once: drills and `lab pipeline status` wait for the new release to show
 
     def refresh_conditions(self) -> None:
         """Follow the world conditions: the concept (labels of rows not sent yet) and the label feed."""

@@ -77,6 +77,11 @@ def test_a_good_drill_loads_with_durations_in_seconds(tmp_path: Path) -> None:
         ({"steady_state": ["error_rate is low"]}, "'error_rate is low' is not a condition; write `signal op number`"),
         ({"time_limit": "15s"}, "time_limit 15s leaves no time to remediate"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+        ({"time_limit": "7h"}, "the model service holds a latency fault for at most 21540s"),
+        (
+            {"faults": [{"type": "schema_skew", "args": {"change": "unit", "feature": "region"}}]},
+            "a unit change needs one of age, income",
+        ),
     ],
 )
 def test_a_bad_drill_is_refused_naming_the_file_and_the_field(tmp_path: Path, change: dict, message: str) -> None:

@@ -1,0 +1,26 @@
+"""What makes a drill's model version worse (validated options; light to import: no scikit-learn)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lab_runtime.data import FEATURES
+
+
+class Regression(BaseModel):
+    """What makes a drill's version worse. None of it is logged: a learner finds it from metrics or behaviour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    noisy_labels: float = Field(
+        0.0, ge=0.0, le=0.5, description="share of training labels flipped (seeded), where a fit is surest"
+    )
+    drop_feature: str | None = Field(None, description="a feature the model ignores (the signature keeps it)")
+    slow_predict_ms: float = Field(0.0, ge=0.0, le=10_000.0, description="sleep added to every predict call")
+
+    @field_validator("drop_feature")
+    @classmethod
+    def _known_feature(cls, value: str | None) -> str | None:
+        if value is not None and value not in FEATURES:
+            raise ValueError(f"unknown feature {value!r}; choose one of {', '.join(FEATURES)}")
+        return value
