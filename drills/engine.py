@@ -320,6 +320,10 @@ class DrillRunner:
                 idx, spec = pending.pop(0)
                 active.append(self._inject(idx, spec))
                 last_injected = active[-1][2]
+                if len(active) == 1:  # the time limit runs from the first fault in place (a plan may train a model)
+                    start = last_injected - spec.at * scale
+                    self.ledger.set_deadline(self.run_id, start + self.time_limit)
+                    result.injected_at = start
             steady, remedy, observed = self._probe()
             # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
             fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected

@@ -8,9 +8,9 @@ condition with a hold time, a time limit, and the reference remediation (the `la
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drills.conditions import Condition, parse_condition
 from drills.faults import FAULTS, Fault
@@ -23,7 +23,8 @@ from lab_runtime.yamlfile import describe, load_model
 CATALOG_DIR = Path(__file__).with_name("catalog")
 EXPIRY_GRACE = 60.0  # seconds faults held by a service or the pipeline outlive the drill's time limit
 SERVICE_HELD = ("latency", "errors")
-KINDS = ("drift", "canary", "rollback", "incident")
+Kind = Literal["drift", "canary", "rollback", "incident"]
+KINDS: tuple[str, ...] = get_args(Kind)
 # The steady state every drill checks unless it names its own: the service up, answering, fast and correct.
 DEFAULT_STEADY_STATE = (
     "up.model-service == 1",
@@ -31,6 +32,15 @@ DEFAULT_STEADY_STATE = (
     "server_error_rate < 0.02",
     "latency_p99_ms < 250",
 )
+
+
+def _conditions(conditions: tuple[str, ...]) -> tuple[str, ...]:
+    for text in conditions:
+        parse_condition(text)
+    return conditions
+
+
+Conditions = Annotated[tuple[str, ...], AfterValidator(_conditions)]  # each `signal op number`, checked
 
 
 class FaultSpec(BaseModel):
@@ -61,16 +71,9 @@ class Remediation(BaseModel):
     """Remediated when every condition (and the steady state) has held for `hold` without a break."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    conditions: tuple[str, ...] = Field(min_length=1)
+    conditions: Conditions = Field(min_length=1)
     hold: Seconds = Field(30.0, gt=0)
     reference: tuple[str, ...] = Field(min_length=1, description="`lab` commands that remediate (the solution)")
-
-    @field_validator("conditions")
-    @classmethod
-    def _parse(cls, conditions: tuple[str, ...]) -> tuple[str, ...]:
-        for text in conditions:
-            parse_condition(text)
-        return conditions
 
     def parsed(self) -> tuple[Condition, ...]:
         return tuple(parse_condition(c) for c in self.conditions)
@@ -80,11 +83,11 @@ class Drill(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str = Field(min_length=1)
-    kind: Literal["drift", "canary", "rollback", "incident"]
+    kind: Kind
     difficulty: Literal["easy", "medium", "hard"]
     brief: str = Field(min_length=1, description="what the learner is told (blind runs tell less)")
     diagnosis: str
-    steady_state: tuple[str, ...] = DEFAULT_STEADY_STATE
+    steady_state: Conditions = DEFAULT_STEADY_STATE
     faults: tuple[FaultSpec, ...] = Field(min_length=1)
     remediation: Remediation
     time_limit: Seconds = Field(600.0, gt=0)
@@ -95,13 +98,6 @@ class Drill(BaseModel):
         if diagnosis not in DIAGNOSES:
             raise ValueError(f"unknown diagnosis {diagnosis!r}; diagnoses are {', '.join(DIAGNOSES)}")
         return diagnosis
-
-    @field_validator("steady_state")
-    @classmethod
-    def _parse(cls, conditions: tuple[str, ...]) -> tuple[str, ...]:
-        for text in conditions:
-            parse_condition(text)
-        return conditions
 
     @model_validator(mode="after")
     def _fits_in_time(self) -> Drill:

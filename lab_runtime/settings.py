@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     min_labels: int = Field(100, ge=1, description="fewer labelled rows than this: no quality verdict")
     drift_alpha: float = Field(0.0001, gt=0, lt=1, description="family-wise false-alarm rate per evaluation")
     reference_rows: int = Field(5000, ge=100, description="rows in the monitor's reference set")
+    report_interval: float = Field(10.0, ge=0, description="seconds between two Evidently reports (each costs ~2 s)")
     alert_webhook: str | None = Field(None, description="URL that receives firing and resolved alerts as JSON")
     # drills
     admin_token: str | None = Field(

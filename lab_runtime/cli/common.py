@@ -72,5 +72,20 @@ def urls(current: Settings) -> dict[str, str]:
     }
 
 
+def plain(text: str) -> None:
+    """Print `text` as it is: no Rich markup or highlighting (it may hold brackets, paths, user input)."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def seconds_option(value: str, option: str) -> float:
+    """A duration option (`30s`, `2m`) in seconds; a bad one is a LabError naming the option."""
+    from lab_runtime.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise LabError(f"{option}: {exc}") from None
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))

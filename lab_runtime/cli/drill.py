@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, err, friendly, out, print_json, settings
-from lab_runtime.durations import format_duration, parse_duration
+from lab_runtime.cli.common import JSON, app, backend, err, friendly, out, plain, print_json, seconds_option, settings
+from lab_runtime.durations import format_duration
 from lab_runtime.errors import InvalidDrill, LabError
 
 if TYPE_CHECKING:
@@ -32,19 +32,8 @@ drill_app = typer.Typer(
 app.add_typer(drill_app, name="drill")
 
 
-def _print(text: str) -> None:
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
-
-
-def _seconds(value: str, option: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise LabError(f"{option}: {exc}") from None
 
 
 @drill_app.command("list")
@@ -73,18 +62,18 @@ def show(drill_id: str, as_json: bool = JSON) -> None:
     if as_json:
         print_json(drill.model_dump(mode="json"))
         return
-    _print(f"{drill.id}: {drill.title} ({drill.kind}, {drill.difficulty})")
-    _print(f"brief: {drill.brief.strip()}")
-    _print(f"diagnosis: {drill.diagnosis}")
+    plain(f"{drill.id}: {drill.title} ({drill.kind}, {drill.difficulty})")
+    plain(f"brief: {drill.brief.strip()}")
+    plain(f"diagnosis: {drill.diagnosis}")
     for i, fault in enumerate(drill.faults):
         at = f" at +{format_duration(fault.at)}" if fault.at else ""
-        _print(f"fault {i}: {fault.type} {fault.args}{at}")
-    _print(f"steady state: {'; '.join(drill.steady_state)}")
-    _print(
+        plain(f"fault {i}: {fault.type} {fault.args}{at}")
+    plain(f"steady state: {'; '.join(drill.steady_state)}")
+    plain(
         f"remediated when: {'; '.join(drill.remediation.conditions)} (held {format_duration(drill.remediation.hold)})"
     )
-    _print(f"reference remediation: {' && '.join(drill.remediation.reference)}")
-    _print(f"time limit: {format_duration(drill.time_limit)}")
+    plain(f"reference remediation: {' && '.join(drill.remediation.reference)}")
+    plain(f"time limit: {format_duration(drill.time_limit)}")
 
 
 @drill_app.command("validate")
@@ -98,7 +87,7 @@ def validate(files: list[Path] = typer.Argument(None, help="drill files; default
     for path in paths:
         try:
             load_drill(path)
-            _print(f"ok  {path}")
+            plain(f"ok  {path}")
         except InvalidDrill as exc:
             problems.append(str(exc))
     if problems:
@@ -121,7 +110,7 @@ def _run_one(
 ) -> RunResult:
     from drills.engine import DrillRunner, RunOptions
 
-    say = (lambda line: _print(f"[{_when(time.time())}] {line}")) if not blind else (lambda line: None)
+    say = (lambda line: plain(f"[{_when(time.time())}] {line}")) if not blind else (lambda line: None)
     runner = DrillRunner(
         drill,
         current,
@@ -130,7 +119,7 @@ def _run_one(
         say=say,
         run_id=run_id,
     )
-    _print(f"drill run {runner.run_id}" if blind else f"drill run {runner.run_id} (seed {seed}): {drill.id}")
+    plain(f"drill run {runner.run_id}" if blind else f"drill run {runner.run_id} (seed {seed}): {drill.id}")
     return runner.run()
 
 
@@ -138,7 +127,7 @@ def _report(result: RunResult, blind: bool) -> None:
     if result.revert_failures:  # said even in blind mode: the sandbox is not clean
         err.print(f"could not revert: {'; '.join(result.revert_failures)}; run `lab reset`", markup=False)
     if blind:
-        _print(f"drill run {result.run_id} ended")
+        plain(f"drill run {result.run_id} ended")
         return
     line = f"drill run {result.run_id}: {result.outcome}"
     if result.detail:
@@ -147,7 +136,7 @@ def _report(result: RunResult, blind: bool) -> None:
         line += f"; remediated {result.remediated_at - result.injected_at:.1f}s after injection"
     if result.steady_after is not None:
         line += "; steady state holds again" if result.steady_after else f"; not steady: {result.failing_after}"
-    _print(line)
+    plain(line)
 
 
 @drill_app.command("run")
@@ -177,9 +166,9 @@ def run(
     drill = load_drill(Path(drill_id)) if drill_id.endswith((".yaml", ".yml")) else find_drill(drill_id)
     span = None
     if between is not None:
-        span = (_seconds(between[0], "--between"), _seconds(between[1], "--between"))
-    delay = draw_delay(chosen_seed, drill.id, _seconds(after, "--after") if after else None, span)
-    gate = _seconds(gate_timeout, "--gate-timeout")
+        span = (seconds_option(between[0], "--between"), seconds_option(between[1], "--between"))
+    delay = draw_delay(chosen_seed, drill.id, seconds_option(after, "--after") if after else None, span)
+    gate = seconds_option(gate_timeout, "--gate-timeout")
     backend(current).require("model-service")
     if detach:
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
@@ -209,7 +198,7 @@ def _detach(current: Settings, drill_id: str, learner: str, seed: int, delay: fl
             start_new_session=True,
             env={**os.environ},
         )
-    _print(f"drill run {run_id} started in the background (pid {proc.pid}); `lab drill status` follows it")
+    plain(f"drill run {run_id} started in the background (pid {proc.pid}); `lab drill status` follows it")
 
 
 @drill_app.command("status")
@@ -238,19 +227,19 @@ def status_cmd(as_json: bool = JSON) -> None:
         print_json(body)
         return
     name = "(blind)" if run.blind else run.drill
-    _print(f"drill run {run.run_id} {name}: {st.state}{f' ({run.outcome})' if run.outcome else ''}")
-    _print(f"learner {run.learner}, started {_when(run.started)}")
+    plain(f"drill run {run.run_id} {name}: {st.state}{f' ({run.outcome})' if run.outcome else ''}")
+    plain(f"learner {run.learner}, started {_when(run.started)}")
     if "time_left" in body:
-        _print(f"time left: {format_duration(body['time_left'])}")
+        plain(f"time left: {format_duration(body['time_left'])}")
     for fault in body.get("faults", []):
-        _print(
+        plain(
             f"fault {fault['fault']}: {fault['type']} {fault['state']}"
             + (f" ({fault['result']})" if fault["result"] else "")
         )
     probe = body.get("last_probe")
     if probe:
         verdict = "remediation holds" if probe["remediated"] and probe["steady"] else "; ".join(probe["failing"])
-        _print(f"last probe {_when(probe['at'])}: {verdict}")
+        plain(f"last probe {_when(probe['at'])}: {verdict}")
 
 
 @drill_app.command("abort")
@@ -260,8 +249,8 @@ def abort_cmd() -> None:
     from drills.control import abort
 
     current = settings()
-    run = abort(current, backend(current), _print)
-    _print(f"drill run {run.run_id} aborted; its faults are reverted")
+    run = abort(current, backend(current), plain)
+    plain(f"drill run {run.run_id} aborted; its faults are reverted")
 
 
 @drill_app.command("gameday")
@@ -283,10 +272,10 @@ def gameday(
     if not ids:
         raise LabError("--drills names no drill; give drill ids separated by commas (`lab drill list`)")
     chosen = [find_drill(d) for d in ids]  # every id checked before the first drill starts
-    span = (_seconds(between[0], "--between"), _seconds(between[1], "--between"))
+    span = (seconds_option(between[0], "--between"), seconds_option(between[1], "--between"))
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
-    _print(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
+    plain(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
     outcomes = []
     for drill, (_, delay) in zip(chosen, plan, strict=True):
         result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind)
@@ -294,7 +283,7 @@ def gameday(
         outcomes.append(result.outcome)
         if result.outcome in ("interrupted", "aborted", "refused", "error") or result.interrupted:
             raise LabError(f"the game day stopped: drill run {result.run_id} ended {result.outcome}")
-    _print(f"game day done: {', '.join(outcomes)}")
+    plain(f"game day done: {', '.join(outcomes)}")
 
 
 @app.command()
@@ -304,11 +293,11 @@ def reset(as_json: bool = JSON) -> None:
     from drills.control import reset as do_reset
 
     current = settings()
-    report = do_reset(current, backend(current), _print)
+    report = do_reset(current, backend(current), plain)
     if as_json:
         print_json(report)
         return
-    _print(
+    plain(
         f"reset: {len(report['runs_ended'])} drill run(s) ended, {report['faults_reverted']} fault(s) reverted, "
         f"started {', '.join(report['services_started']) or 'nothing'}; "
         + ("steady state holds" if report["steady"] else f"not steady yet: {'; '.join(report['not_steady'])}")

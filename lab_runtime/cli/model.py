@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from lab_runtime.cli.common import JSON, app, friendly, journal, out, print_json, settings
+from lab_runtime.cli.common import JSON, app, friendly, journal, plain, print_json, seconds_option, settings
 from lab_runtime.errors import LabError
 
 model_app = typer.Typer(help="Model versions: roll the champion back, retrain on recent traffic.", no_args_is_help=True)
@@ -16,10 +16,6 @@ app.add_typer(model_app, name="model")
 app.add_typer(canary_app, name="canary")
 
 RETRAIN = "model.retrain"
-
-
-def _print(text: str) -> None:
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @model_app.command("rollback")
@@ -36,10 +32,10 @@ def rollback_cmd(
     if as_json:
         print_json({"from": done.before, "to": done.after, "changed": done.changed})
     elif not done.changed:
-        _print(f"version {done.after} is @champion already; nothing changed")
+        plain(f"version {done.after} is @champion already; nothing changed")
     else:
-        _print(f"@champion rolled back from version {done.before} to {done.after}")
-        _print("the service switches once it has loaded it; watch `lab status`")
+        plain(f"@champion rolled back from version {done.before} to {done.after}")
+        plain("the service switches once it has loaded it; watch `lab status`")
 
 
 @model_app.command("retrain")
@@ -52,20 +48,16 @@ def retrain_cmd(
 ) -> None:
     """Train a new version on recent labelled traffic (80 %), evaluate it on the rest, register it."""
     from lab_runtime import model_ops
-    from lab_runtime.durations import parse_duration
     from lab_runtime.journal import LEARNER_ACTION
     from lab_runtime.modeling import retrain_recent
     from lab_runtime.registry import CHAMPION
 
-    try:
-        seconds = parse_duration(window)
-    except ValueError as exc:
-        raise LabError(f"--window: {exc}") from None
+    seconds = seconds_option(window, "--window")
     if min_rows < 1:
         raise LabError(f"--min-rows must be at least 1, not {min_rows}")
     current = settings()
     if not as_json:
-        _print(f"training on the labelled predictions of the last {window} ...")
+        plain(f"training on the labelled predictions of the last {window} ...")
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's URL: keep stdout for our output
         registered = retrain_recent(current, seconds, min_rows)
     promoted = False
@@ -90,10 +82,10 @@ def retrain_cmd(
         )
         return
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in registered.metrics.items())
-    _print(f"registered version {registered.version} (trained on {registered.train_rows} rows, "
+    plain(f"registered version {registered.version} (trained on {registered.train_rows} rows, "
            f"evaluated on {registered.test_rows}): {metrics}")  # fmt: skip
     if promoted:
-        _print(f"version {registered.version} is now @champion; undo with `lab model rollback`")
+        plain(f"version {registered.version} is now @champion; undo with `lab model rollback`")
 
 
 @canary_app.command("abort")
@@ -107,4 +99,4 @@ def abort_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json({"aborted": version})
     else:
-        _print(f"canary aborted: version {version} is no longer @challenger and gets no traffic")
+        plain(f"canary aborted: version {version} is no longer @challenger and gets no traffic")

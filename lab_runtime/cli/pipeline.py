@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings
+from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, plain, print_json, settings
 from lab_runtime.errors import LabError, RuntimeNotReady
 from lab_runtime.journal import LEARNER_ACTION
 from lab_runtime.settings import Settings
@@ -43,10 +43,6 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _print(text: str) -> None:
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 @pipeline_app.command("status")
 @friendly
 def status_cmd(as_json: bool = JSON) -> None:
@@ -72,28 +68,28 @@ def status_cmd(as_json: bool = JSON) -> None:
         return
     state = body["state"] + (f": {body['reason']}" if body.get("reason") else "")
     c = body["counters"]
-    _print(f"release    {deployed.version} (deployed {_when(deployed.ts)} by {deployed.by}, {deployed.reason})")
+    plain(f"release    {deployed.version} (deployed {_when(deployed.ts)} by {deployed.by}, {deployed.reason})")
     if deployed.version != body["release"]:
-        _print(f"           the pipeline still applies {body['release']}; it switches within a second")
-    _print(f"state      {state}")
-    _print(f"rate       {body['actual_rate']:.1f} req/s over the last 10 s (target {body['target_rate']:g})")
-    _print(f"requests   {c['sent']} sent, {c['ok']} ok, {c['rejected_4xx']} rejected (4xx), {c['failed_5xx']} failed "
+        plain(f"           the pipeline still applies {body['release']}; it switches within a second")
+    plain(f"state      {state}")
+    plain(f"rate       {body['actual_rate']:.1f} req/s over the last 10 s (target {body['target_rate']:g})")
+    plain(f"requests   {c['sent']} sent, {c['ok']} ok, {c['rejected_4xx']} rejected (4xx), {c['failed_5xx']} failed "
            f"(5xx), {c['connection_errors']} connection errors, {c['skipped']} skipped")  # fmt: skip
-    _print(f"labels     {c['labels_posted']} posted, {body['pending_labels']} pending, {c['labels_dropped']} dropped, "
+    plain(f"labels     {c['labels_posted']} posted, {body['pending_labels']} pending, {c['labels_dropped']} dropped, "
            f"{c.get('labels_withheld', 0)} withheld")  # fmt: skip
     if feed["state"] == "stopped":
-        _print(f"label feed stopped since {_when(feed['since'])}: {feed['reason']}; "
+        plain(f"label feed stopped since {_when(feed['since'])}: {feed['reason']}; "
                "labels that come due are withheld; resume it with `lab pipeline labels resume`")  # fmt: skip
     else:
-        _print("label feed running")
+        plain("label feed running")
     if feed["state"] != stored_feed["state"]:
-        _print(f"           the label feed is {stored_feed['state']} now; the pipeline follows within a second")
+        plain(f"           the label feed is {stored_feed['state']} now; the pipeline follows within a second")
     error = body.get("last_error")
     if error:
         code = error["status"] if error["status"] is not None else "no answer"
-        _print(f"last error {code} at {_when(error['at'])}: {error['body']}")
+        plain(f"last error {code} at {_when(error['at'])}: {error['body']}")
     else:
-        _print("last error none")
+        plain("last error none")
 
 
 @pipeline_app.command("releases")
@@ -126,10 +122,10 @@ def releases_cmd(as_json: bool = JSON) -> None:
 
 def _changed(deployment: Deployment | None, version: str, done: Callable[[Deployment], str]) -> None:
     if deployment is None:
-        _print(f"{version} is already the active release; nothing changed")
+        plain(f"{version} is already the active release; nothing changed")
     else:
-        _print(done(deployment))
-        _print("the pipeline applies it within a second; watch it with `lab pipeline status`")
+        plain(done(deployment))
+        plain("the pipeline applies it within a second; watch it with `lab pipeline status`")
 
 
 @pipeline_app.command("deploy")
@@ -182,10 +178,10 @@ def labels_resume_cmd() -> None:
     with _store(current) as store:
         resumed = store.clear_condition(LABEL_FEED)
     if not resumed:
-        _print("the label feed is running already; nothing changed")
+        plain("the label feed is running already; nothing changed")
         return
     journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"})
-    _print("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
+    plain("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
 
 
 def _require_ready(url: str) -> None:
@@ -261,4 +257,4 @@ def load(
         failures,
     )
     out.print(table)
-    _print(f"Locust's CSV files: {prefix}_*.csv")
+    plain(f"Locust's CSV files: {prefix}_*.csv")

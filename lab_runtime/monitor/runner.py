@@ -102,7 +102,7 @@ class Webhook:
 
 
 class ReportWriter:
-    """Renders Evidently reports in its own thread; when rendering lags, the newest window wins."""
+    """Renders Evidently reports in its own thread, at most one per `report_interval`; the newest window wins."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -119,12 +119,15 @@ class ReportWriter:
     def _run(self) -> None:
         while True:
             reference, current, threshold, alpha = self._queue.get()
+            started = time.monotonic()
             try:
                 self.latest = report.write(reference, current, threshold, alpha, self.settings.reports_dir)
                 self.last_error = None
             except Exception as exc:  # a report that fails to render must not stop monitoring
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("drift report failed")
+            # Rendering takes about 2 s of a core; one report per interval keeps the monitor light.
+            time.sleep(max(self.settings.report_interval - (time.monotonic() - started), 0.0))
 
 
 class Monitor:

@@ -61,6 +61,8 @@ wait("the rule to load", lambda: any(r["name"] == "prediction-drift" for r in st
 print(lab("check", check=False).splitlines()[-1])
 wait("the feature-drift alert", lambda: firing("feature-drift"))
 print("feature-drift fired:", status()["details"].get("drifted_features"))
+wait("your prediction-drift alert (it holds 15 s before it fires)", lambda: firing("prediction-drift"))
+print("prediction-drift fired: the model's output moved with its input")
 
 # 5-6. Declare, then roll the release back.
 lab("declare", "data-drift", "--note", "credit_score shifted right after pipeline release v2 shipped")

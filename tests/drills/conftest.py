@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from drills.conditions import parse_condition
+from drills.engine import wait_steady
+from drills.ledger import Ledger
+from drills.spec import DEFAULT_STEADY_STATE
+from tests.drills.learner import lab
 from tests.sandbox import Sandbox, running_sandbox
 
 DRILL_ENV = {
@@ -23,4 +28,17 @@ DRILL_ENV = {
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     state: Path = tmp_path_factory.mktemp("drills") / "state"
     with running_sandbox(state, DRILL_ENV, versions=1) as box:
+        steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
+        verdict = wait_steady(box.settings, box.backend, steady, 120)
+        assert verdict.ok, f"the sandbox never reached its steady state: {verdict.failing}"
         yield box
+
+
+@pytest.fixture(autouse=True)
+def no_drill_left(sandbox: Sandbox) -> Iterator[None]:
+    """Whatever a test leaves running or unreverted (say, after a failed assertion) is reset before the next."""
+    yield
+    with Ledger(sandbox.settings.drills_db_path) as ledger:
+        left = ledger.open_runs() or ledger.runs_with_unreverted()
+    if left:
+        lab("reset")

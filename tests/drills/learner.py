@@ -72,6 +72,18 @@ def fault_visible(settings: Settings, run_id: str, n_faults: int) -> bool:
     return any(not (p.payload["steady"] and p.payload["remediated"]) for p in after)
 
 
+def stop(proc: subprocess.Popen[str]) -> str:
+    """End a drill runner the way an instructor would (SIGTERM: it reverts), SIGKILL only if it hangs."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        output, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    return output or ""
+
+
 @dataclass
 class Outcome:
     run_id: str
@@ -86,7 +98,12 @@ def solve(settings: Settings, drill: Drill, timeout: float = 240) -> Outcome:
     proc = start_drill(drill.id)
     try:
         run_id = run_id_after(settings, since)
-        wait_for(lambda: fault_visible(settings, run_id, len(drill.faults)), 90, f"{drill.id}: the fault in the probes")
+        wait_for(
+            lambda: fault_visible(settings, run_id, len(drill.faults)) or proc.poll() is not None,
+            120,
+            f"{drill.id}: the fault in the probes",
+        )
+        assert proc.poll() is None, f"the drill ended before its fault showed:\n{stop(proc)}"
         injected = events(settings, run_id, [kinds.FAULT_INJECTED])[-1].ts
         lab("declare", drill.diagnosis)
         for command in drill.remediation.reference:
@@ -96,10 +113,11 @@ def solve(settings: Settings, drill: Drill, timeout: float = 240) -> Outcome:
                 time.sleep(max(fresh - time.time(), 0))
             lab(*shlex.split(command)[1:])
         output, _ = proc.communicate(timeout=timeout)
+    except AssertionError as exc:
+        output = stop(proc)
+        raise AssertionError(f"{exc}\n--- lab drill run said:\n{output}") from None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     return Outcome(run_id, proc.returncode, output, events(settings, run_id))
 
 

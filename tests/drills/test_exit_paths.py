@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +39,6 @@ TWO_FAULTS: dict[str, Any] = {
     "remediation": {"conditions": ["latency_p99_ms < 250"], "hold": "20s", "reference": ["lab reset"]},
     "time_limit": "2m",  # 30 s at the tests' time scale
 }
-
-
-@pytest.fixture(autouse=True)
-def no_drill_left(sandbox: Sandbox) -> Iterator[None]:
-    """Whatever a test leaves running (say, after a failed assertion) is reset before the next one."""
-    yield
-    with Ledger(sandbox.settings.drills_db_path) as ledger:
-        left = ledger.open_runs()
-    if left:
-        lab("reset")
 
 
 def drill_file(tmp_path: Path, **change: Any) -> Path:
