@@ -6,7 +6,7 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from lab_runtime.atomic import read_json as read_status
@@ -145,9 +145,10 @@ class _ConditionFault(Fault):
     """Sets a condition of the world the pipeline reads (it expires on its own); reverted by clearing it."""
 
     name: str
+    model: type[BaseModel]  # the pipeline's own model of the condition's value
 
     def value(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return self.model.model_validate(self.args.model_dump()).model_dump(mode="json")
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         with ReleaseStore(ctx.settings.pipeline_db_path) as store:
@@ -172,10 +173,7 @@ class ConceptDrift(_ConditionFault):
     params = ConceptDriftParams
     summary = "the relation between features and outcome changes; quality drops once labels arrive"
     name = CONCEPT
-    args: ConceptDriftParams
-
-    def value(self) -> dict[str, Any]:
-        return ConceptChange.model_validate(self.args.model_dump()).model_dump(mode="json")
+    model = ConceptChange
 
 
 class FeedbackOutageParams(Params, LabelFeedStop):
@@ -187,7 +185,4 @@ class FeedbackOutage(_ConditionFault):
     params = FeedbackOutageParams
     summary = "the label feed stops: no ground truth arrives, so quality monitoring goes blind"
     name = LABEL_FEED
-    args: FeedbackOutageParams
-
-    def value(self) -> dict[str, Any]:
-        return LabelFeedStop.model_validate(self.args.model_dump()).model_dump(mode="json")
+    model = LabelFeedStop
