@@ -187,6 +187,7 @@ class DrillRunner:
             c.signal not in RUNTIME_SIGNALS for c in (*self.steady_conditions, *self.remedy_conditions)
         )
         self._signalled: str | None = None
+        self._signal_count = 0
         self._finishing = False
 
     # -- the run ---------------------------------------------------------------------------------------------
@@ -225,6 +226,7 @@ class DrillRunner:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Note the signal; outside the revert, also end the drill now (checked again at every pause)."""
         self._signalled = signal.Signals(signum).name
+        self._signal_count += 1
         if not self._finishing:
             raise Interrupted(self._signalled)
 
@@ -375,7 +377,11 @@ class DrillRunner:
     def _finish(self, result: RunResult) -> None:
         """Revert, check the steady state again, journal the end. From here on signals are only noted."""
         self._finishing = True
-        signalled_before = self._signalled
+        signals_before = self._signal_count
+
+        def again() -> bool:  # a signal during the revert cuts the steady-state wait short (never the revert)
+            return self._signal_count > signals_before
+
         failures: list[str] = []
         try:
             run = self.ledger.run(self.run_id)
@@ -390,7 +396,7 @@ class DrillRunner:
                     settle = self.settings.monitor_window + 5 * self.settings.monitor_interval
                 try:
                     verdict = wait_steady(
-                        self.settings, self.backend, self.steady_conditions, settle, self.observer, self._stop
+                        self.settings, self.backend, self.steady_conditions, settle, self.observer, again
                     )
                 except Exception as exc:  # the probe itself fails: the end is still journaled
                     verdict = Verdict(False, (f"the steady-state probe failed: {type(exc).__name__}: {exc}",))
@@ -398,7 +404,7 @@ class DrillRunner:
                 self._event(kinds.DRILL_STEADY_STATE, {"ok": verdict.ok, "failing": list(verdict.failing)})
                 self._say("steady state holds again" if verdict.ok else f"not steady yet: {'; '.join(verdict.failing)}")
         finally:
-            result.interrupted = self._signalled is not None and self._signalled != signalled_before
+            result.interrupted = again()
             self._event(
                 kinds.DRILL_ENDED,
                 {
