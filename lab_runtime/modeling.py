@@ -6,7 +6,6 @@ baseline, the regressed versions drills serve, and retraining on recent labelled
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 import warnings
@@ -231,28 +230,21 @@ def typed(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # The newest label of each request (a request labelled twice counts once), joined to its prediction.
-_LABELLED_FEATURES = """
-SELECT p.features, f.label FROM predictions p
-JOIN (SELECT request_id, label FROM feedback
-      WHERE id IN (SELECT MAX(id) FROM feedback WHERE ts >= ? GROUP BY request_id)) f
-  ON f.request_id = p.request_id
-WHERE p.ts >= ? ORDER BY p.ts
-"""
-
-
 def labelled_traffic(settings: Settings, since: float) -> tuple[pd.DataFrame, int]:
     """Served predictions since `since` that got a label, as typed training rows; and how many lacked a feature."""
+    from lab_runtime.predlog import PredictionLog
+
     path = settings.prediction_log_path
     if not path.exists():
         return typed(pd.DataFrame(columns=[*FEATURES, LABEL])), 0
-    conn = sqlite3.connect(path, timeout=30.0)
+    log = PredictionLog(path)
     try:
-        rows = conn.execute(_LABELLED_FEATURES, (since, since)).fetchall()
+        rows = log.labelled_features(since)
     except sqlite3.Error as exc:
         raise NotFound(f"cannot read labelled predictions from {path} ({exc}); is the sandbox up?") from exc
     finally:
-        conn.close()
-    records = [{**json.loads(features), LABEL: label} for features, label in rows]
+        log.close()
+    records = [{**features, LABEL: label} for features, label in rows]
     frame = pd.DataFrame.from_records(records, columns=[*FEATURES, LABEL])
     complete = frame.dropna()
     return typed(complete), len(frame) - len(complete)

@@ -247,6 +247,18 @@ class PredictionLog:
             params=(since, until if until is not None else float("inf")),
         )
 
+    def labelled_features(self, since: float) -> list[tuple[dict[str, Any], int]]:
+        """Predictions since `since` with their features and label (the newest label of a request): training rows."""
+        rows = self._conn.execute(
+            "SELECT p.features, f.label FROM predictions p "
+            "JOIN (SELECT request_id, label FROM feedback "
+            "      WHERE id IN (SELECT MAX(id) FROM feedback WHERE ts >= ? GROUP BY request_id)) f "
+            "  ON f.request_id = p.request_id "
+            "WHERE p.ts >= ? ORDER BY p.ts",
+            (since, since),
+        ).fetchall()
+        return [(json.loads(features), int(label)) for features, label in rows]
+
     def requests(self, since: float, until: float | None = None) -> pd.DataFrame:
         """/predict calls with `since <= ts < until`: status, variant, records, latency."""
         return pd.read_sql_query(
