@@ -7,6 +7,7 @@ LabError
 ├── InvalidDrill         a drill file that fails validation (names file and field)
 ├── InvalidRules         an alert-rule file that fails validation (names file and field)
 ├── InvalidRelease       a pipeline release that fails validation (names file and field)
+├── InvalidAnalysis      a canary analysis file that fails validation (names file and field)
 ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
 ├── ServiceStartFailed   a service did not become healthy (names service and log file)
 ├── PortInUse            a port the sandbox needs is taken
@@ -44,6 +45,10 @@ class InvalidRules(LabError):
 
 class InvalidRelease(LabError):
     """Raised when a pipeline release fails validation."""
+
+
+class InvalidAnalysis(LabError):
+    """Raised when a canary analysis file fails validation."""
 
 
 class RuntimeNotReady(LabError):

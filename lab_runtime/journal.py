@@ -21,6 +21,8 @@ LAB_STARTED = "lab.started"
 LAB_CHECK = "lab.check"
 LAB_EVENT = "lab.event"  # a lab's scripted incident happened (e.g. a broken release shipped)
 ALIAS_CHANGED = "registry.alias_changed"
+ALIAS_REQUESTED = "registry.alias_requested"  # a lab command is about to move an alias (how a change was made)
+CANARY_ANALYSIS = "canary.analysis"  # one decision of the automated canary analysis, with what it measured
 LEARNER_ACTION = "learner.action"
 LEARNER_DECLARED = "learner.declared"
 # Written by the drill engine (source "drill"), each with the drill run's id; the grader reads these.

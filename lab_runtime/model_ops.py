@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 # One attempt with a short timeout, unless the user set these: MLflow's defaults (7 retries with
 # back-off, a 120 s timeout) make a stopped registry hang a command for minutes.
 FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-ROLLBACK = "model.rollback"
-CANARY_ABORT = "canary.abort"
+# `learner.action` names of the operations below.
+ROLLBACK, PROMOTE = "model.rollback", "model.promote"
+CANARY_START, CANARY_SET, CANARY_PROMOTE, CANARY_ABORT = "canary.start", "canary.set", "canary.promote", "canary.abort"
 
 
 @contextlib.contextmanager
@@ -95,26 +96,46 @@ def _require_version(client: MlflowClient, name: str, version: str) -> None:
         raise RegistryError(f"model {name!r} has no version {version!r}; its versions: {listing}") from None
 
 
-def set_alias(settings: Settings, alias: str, version: str) -> None:
-    """Point `@alias` at `version`; an unknown version is refused (naming the versions there are)."""
+def _request(settings: Settings, journal: Journal | None, via: str, alias: str, version: str | None) -> None:
+    """Journal which command is about to move `@alias`, so the registry watcher can say how the change was made."""
+    if journal is not None:
+        from lab_runtime.journal import ALIAS_REQUESTED
+
+        journal.append(ALIAS_REQUESTED, {"model": settings.model_name, "alias": alias, "version": version, "via": via})
+
+
+def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal | None = None, via: str = "") -> None:
+    """Point `@alias` at `version`; an unknown version is refused (naming the versions there are).
+
+    With a `journal`, the change is announced first as made `via` that command (see `lab_runtime.alias_history`).
+    """
     name = settings.model_name
     with _mlflow(settings, f"set @{alias} of {name!r} to version {version}") as client:
         _require_version(client, name, version)
+        _request(settings, journal, via, alias, version)
         client.set_registered_model_alias(name, alias, version)
 
 
-def delete_alias(settings: Settings, alias: str) -> None:
+def delete_alias(settings: Settings, alias: str, *, journal: Journal | None = None, via: str = "") -> None:
     """Remove `@alias` (nothing happens if it is not set)."""
     name = settings.model_name
     with _mlflow(settings, f"remove @{alias} of {name!r}") as client:
         if alias in client.get_registered_model(name).aliases:
+            _request(settings, journal, via, alias, None)
             client.delete_registered_model_alias(name, alias)
+
+
+def _share(weight: float, *, allow_zero: bool = True) -> float:
+    low_ok = weight >= 0.0 if allow_zero else weight > 0.0
+    if not (low_ok and weight <= 1.0):  # NaN fails too
+        bound = "between 0 and 1" if allow_zero else "above 0 and at most 1"
+        raise RegistryError(f"a canary weight is a share {bound}, not {weight:g}; nothing changed")
+    return weight
 
 
 def set_canary_weight(settings: Settings, weight: float) -> None:
     """The share of traffic (0 to 1) the service routes to `@challenger`."""
-    if not 0.0 <= weight <= 1.0:
-        raise RegistryError(f"a canary weight is a share between 0 and 1, not {weight:g}")
+    _share(weight)
     name = settings.model_name
     with _mlflow(settings, f"set the canary weight of {name!r} to {weight:g}") as client:
         client.set_registered_model_tag(name, CANARY_WEIGHT_TAG, f"{weight:g}")
@@ -198,19 +219,143 @@ def rollback_champion(settings: Settings, journal: Journal, to: str | None = Non
             )
     if to == champion:
         return Rollback(champion, to, changed=False)
-    set_alias(settings, CHAMPION, to)
+    set_alias(settings, CHAMPION, to, journal=journal, via="lab model rollback")
     journal.append(LEARNER_ACTION, {"action": ROLLBACK, "from": champion, "to": to})
     return Rollback(champion, to, changed=True)
 
 
-def abort_canary(settings: Settings, journal: Journal) -> str:
+def abort_canary(settings: Settings, journal: Journal, *, via: str = "lab canary abort") -> str:
     """Canary share to zero, then `@challenger` removed; journaled. Returns the version that was challenger."""
     from lab_runtime.journal import LEARNER_ACTION
 
-    challenger = aliases(settings).get(CHALLENGER)
-    if challenger is None:
-        raise NotFound("there is no @challenger, so no canary to abort; nothing changed")
+    challenger = _challenger(settings, "abort")
     set_canary_weight(settings, 0.0)  # first, so no request is routed to a challenger on its way out
-    delete_alias(settings, CHALLENGER)
-    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger})
+    delete_alias(settings, CHALLENGER, journal=journal, via=via)
+    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via})
     return challenger
+
+
+GATE_METRIC = "accuracy"
+
+
+def gate_refusal(candidate: Mapping[str, float], champion: Mapping[str, float], max_drop: float) -> str | None:
+    """Why the candidate fails the validation gate (worse than the champion on the holdout), or None when it passes."""
+    drop = champion[GATE_METRIC] - candidate[GATE_METRIC]
+    if drop <= max_drop:
+        return None
+    return (
+        f"{GATE_METRIC} {candidate[GATE_METRIC]:.4f} against the champion's {champion[GATE_METRIC]:.4f} on the holdout "
+        f"(a drop of {drop:.4f}, at most {max_drop:g} allowed)"
+    )
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: str
+    alias: str
+    before: str | None  # the version that held the alias (None: nobody)
+    forced: bool
+    gate: dict[str, dict[str, float]]  # holdout metrics per version the gate compared (empty: no gate ran)
+
+
+def promote(
+    settings: Settings, journal: Journal, version: str, alias: str = CHAMPION, *, force: bool = False, max_drop: float
+) -> Promotion:
+    """Point `@alias` at `version`, behind the validation gate unless `force`; journaled.
+
+    The gate scores the candidate and the current `@champion` on the same seeded holdout and refuses a candidate
+    whose accuracy is more than `max_drop` below the champion's. A refusal raises RegistryError and changes nothing.
+    """
+    from lab_runtime.journal import LEARNER_ACTION
+
+    current = aliases(settings)
+    champion = current.get(CHAMPION)
+    with _mlflow(settings, f"find version {version} of {settings.model_name!r}") as client:
+        _require_version(client, settings.model_name, version)
+    gate: dict[str, dict[str, float]] = {}
+    if not force and champion is not None and champion != version:
+        from lab_runtime.modeling import holdout_metrics
+
+        with _mlflow(settings, f"score versions {version} and {champion} on the holdout"):
+            gate = holdout_metrics(settings, [version, champion])
+        refusal = gate_refusal(gate[version], gate[champion], max_drop)
+        if refusal:
+            raise RegistryError(
+                f"version {version} failed the validation gate: {refusal}; nothing changed "
+                "(`--force` promotes it anyway, and the journal records that you did)"
+            )
+    before = current.get(alias)
+    if before != version:
+        set_alias(settings, alias, version, journal=journal, via="lab model promote")
+    journal.append(
+        LEARNER_ACTION,
+        {"action": PROMOTE, "version": version, "alias": alias, "from": before, "forced": force, "gate": gate},
+    )
+    return Promotion(version, alias, before, force, gate)
+
+
+def start_canary(
+    settings: Settings, journal: Journal, version: str, weight: float, *, via: str = "lab canary start"
+) -> None:
+    """`@challenger` on `version` with a `weight` share of the traffic; refused while another canary runs."""
+    from lab_runtime.journal import LEARNER_ACTION
+
+    _share(weight, allow_zero=False)
+    current = aliases(settings)
+    if current.get(CHALLENGER) is not None:
+        raise RegistryError(
+            f"a canary of version {current[CHALLENGER]} is running; change its share with `lab canary set`, "
+            "or end it with `lab canary promote` or `lab canary abort` first"
+        )
+    if current.get(CHAMPION) == version:
+        raise RegistryError(f"version {version} is @champion already; a canary needs another version")
+    with _mlflow(settings, f"find version {version} of {settings.model_name!r}") as client:
+        _require_version(client, settings.model_name, version)
+    # The share first: the service routes to a challenger only once the alias exists, so it starts at `weight`.
+    set_canary_weight(settings, weight)
+    set_alias(settings, CHALLENGER, version, journal=journal, via=via)
+    journal.append(LEARNER_ACTION, {"action": CANARY_START, "version": version, "weight": weight, "via": via})
+
+
+def _challenger(settings: Settings, what: str) -> str:
+    version = aliases(settings).get(CHALLENGER)
+    if version is None:
+        raise NotFound(
+            f"there is no @challenger, so no canary to {what}; nothing changed (`lab canary start VERSION` starts one)"
+        )
+    return version
+
+
+def set_canary(settings: Settings, journal: Journal, weight: float, *, via: str = "lab canary set") -> float:
+    """The running canary's share of traffic; returns the share it had."""
+    from lab_runtime.journal import LEARNER_ACTION
+    from lab_runtime.registry import Registry
+
+    _share(weight)
+    version = _challenger(settings, "re-weight")
+    registry = Registry(settings.mlflow_url)
+    try:
+        state = registry.model(settings.model_name)
+    finally:
+        registry.close()
+    before = state.canary_weight if state else 0.0
+    set_canary_weight(settings, weight)
+    journal.append(LEARNER_ACTION, {"action": CANARY_SET, "version": version, "from": before, "to": weight, "via": via})
+    return before
+
+
+def promote_canary(settings: Settings, journal: Journal, *, via: str = "lab canary promote") -> tuple[str, str | None]:
+    """The challenger becomes `@champion`, then its share goes to zero and `@challenger` is removed.
+
+    Returns (the promoted version, the champion it replaced). Both aliases name the promoted version for a moment,
+    so every request is served by it throughout.
+    """
+    from lab_runtime.journal import LEARNER_ACTION
+
+    version = _challenger(settings, "promote")
+    before = aliases(settings).get(CHAMPION)
+    set_alias(settings, CHAMPION, version, journal=journal, via=via)
+    set_canary_weight(settings, 0.0)
+    delete_alias(settings, CHALLENGER, journal=journal, via=via)
+    journal.append(LEARNER_ACTION, {"action": CANARY_PROMOTE, "version": version, "from": before, "via": via})
+    return version, before

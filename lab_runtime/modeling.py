@@ -275,3 +275,16 @@ def retrain_recent(settings: Settings, window_seconds: float, min_rows: int, *, 
             description=f"retrained on {len(rows)} labelled predictions of the last {window}",
             params={"source": "labelled traffic", "window_s": window_seconds},
         )
+
+
+def holdout_metrics(settings: Settings, versions: list[str]) -> dict[str, dict[str, float]]:
+    """Accuracy, F1 and ROC AUC of each registered version on the seeded holdout, all scored on the same rows."""
+    import mlflow.sklearn
+
+    from lab_runtime.model_ops import fail_fast
+
+    mlflow.set_tracking_uri(settings.mlflow_url)
+    mlflow.set_registry_uri(settings.mlflow_url)
+    holdout = DataGenerator(settings.seed).holdout()
+    with fail_fast():
+        return {v: evaluate(mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v}"), holdout) for v in versions}

@@ -47,10 +47,13 @@ CREATE TABLE IF NOT EXISTS requests (
     status INTEGER NOT NULL,
     variant TEXT NOT NULL,
     records INTEGER NOT NULL,
-    latency_ms REAL NOT NULL
+    latency_ms REAL NOT NULL,
+    model_version TEXT NOT NULL DEFAULT 'none'
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 """
+# Columns added after a table first shipped: (table, column, definition), added to older files on open.
+_ADDED_COLUMNS = (("requests", "model_version", "TEXT NOT NULL DEFAULT 'none'"),)
 _TABLES = ("predictions", "feedback", "requests")
 
 
@@ -75,13 +78,14 @@ class FeedbackRow:
 
 @dataclass(frozen=True)
 class RequestRow:
-    """One /predict call: its HTTP status, variant ("none" when refused before routing) and latency."""
+    """One /predict call: its HTTP status, variant and version ("none" when refused before routing), latency."""
 
     ts: float
     status: int
     variant: str
     records: int
     latency_ms: float
+    model_version: str = "none"
 
 
 Row = PredictionRow | FeedbackRow | RequestRow
@@ -99,7 +103,7 @@ class PredictionLogger:
         flush_interval: float = 0.2,
         retention: float = 3600.0,
     ) -> None:
-        self._conn = connect(path, _SCHEMA)
+        self._conn = connect(path, _SCHEMA, _ADDED_COLUMNS)
         self._retention = retention
         self._pruned_at = 0.0
         self._db_lock = threading.Lock()  # the writer thread and prune() share the connection
@@ -174,7 +178,11 @@ class PredictionLogger:
             if isinstance(r, PredictionRow)
         ]
         labels = [(r.ts, r.request_id, r.label) for r in rows if isinstance(r, FeedbackRow)]
-        requests = [(r.ts, r.status, r.variant, r.records, r.latency_ms) for r in rows if isinstance(r, RequestRow)]
+        requests = [
+            (r.ts, r.status, r.variant, r.records, r.latency_ms, r.model_version)
+            for r in rows
+            if isinstance(r, RequestRow)
+        ]
         with self._db_lock:
             self._insert(predictions, labels, requests)
 
@@ -189,7 +197,8 @@ class PredictionLogger:
         )
         self._conn.executemany("INSERT INTO feedback (ts, request_id, label) VALUES (?, ?, ?)", labels)
         self._conn.executemany(
-            "INSERT INTO requests (ts, status, variant, records, latency_ms) VALUES (?, ?, ?, ?, ?)", requests
+            "INSERT INTO requests (ts, status, variant, records, latency_ms, model_version) VALUES (?, ?, ?, ?, ?, ?)",
+            requests,
         )
         self._conn.execute("COMMIT")
 
@@ -210,7 +219,7 @@ class PredictionLog:
     """Reads the prediction log by time index."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = connect(path, _SCHEMA)
+        self._conn = connect(path, _SCHEMA, _ADDED_COLUMNS)
 
     def count(self, since: float = 0.0, model_version: str | None = None, exclude_ids: str | None = None) -> int:
         """Predictions since `since`, of one version, leaving out request ids matching the GLOB `exclude_ids`."""
@@ -260,9 +269,10 @@ class PredictionLog:
         return [(json.loads(features), int(label)) for features, label in rows]
 
     def requests(self, since: float, until: float | None = None) -> pd.DataFrame:
-        """/predict calls with `since <= ts < until`: status, variant, records, latency."""
+        """/predict calls with `since <= ts < until`: status, variant, records, latency, model version."""
         return pd.read_sql_query(
-            "SELECT ts, status, variant, records, latency_ms FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts",
+            "SELECT ts, status, variant, records, latency_ms, model_version FROM requests "
+            "WHERE ts >= ? AND ts < ? ORDER BY ts",
             self._conn,
             params=(since, until if until is not None else float("inf")),
         )

@@ -2,6 +2,8 @@
 
 MLflow keeps no history of which version held an alias; this process polls every registered model
 and records each difference, so changes made in the MLflow UI or by a plain `MlflowClient` are kept.
+Each change says how it was made: by the lab command that requested it, or outside the lab's commands
+(see `lab_runtime.alias_history`).
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 
+from lab_runtime.alias_history import REQUEST_LIFETIME, attribute, change_payload
 from lab_runtime.errors import LabError
-from lab_runtime.journal import ALIAS_CHANGED, Event, Journal
+from lab_runtime.journal import ALIAS_CHANGED, ALIAS_REQUESTED, Event, Journal
 from lab_runtime.registry import Registry, alias_changes
 from lab_runtime.settings import Settings, load_settings
 
@@ -36,16 +39,18 @@ class RegistryWatcher:
         self.heartbeat = settings.run_dir / "registry-watcher.heartbeat"
         # Start from what the journal knows, so changes made while the watcher was down are recorded too.
         self.known = known_aliases(self.journal.events([ALIAS_CHANGED]))
+        self.used_requests: set[int] = set()
 
     def poll_once(self) -> int:
         """Journal the alias changes since the last poll; returns how many there were."""
         snapshot = {m.name: m.aliases for m in self.registry.all_models()}
         changes = alias_changes(self.known, snapshot)
-        for change in changes:
-            self.journal.append(
-                ALIAS_CHANGED,
-                {"model": change.model, "alias": change.alias, "before": change.before, "after": change.after},
-            )
+        if changes:
+            now = time.time()
+            requests = self.journal.events([ALIAS_REQUESTED], since=now - REQUEST_LIFETIME)
+            for change in changes:
+                request = attribute(change, requests, self.used_requests, now)
+                self.journal.append(ALIAS_CHANGED, change_payload(change, request))
         self.known = snapshot
         return len(changes)
 

@@ -1,21 +1,117 @@
-"""Model commands: `lab model rollback|retrain` and `lab canary abort` (registry aliases, retraining)."""
+"""Model commands: `lab model list|promote|rollback|history|retrain` and `lab canary ...` (the canary)."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, friendly, journal, plain, print_json, seconds_option, settings
+from lab_runtime.cli.common import JSON, app, friendly, journal, out, plain, print_json, seconds_option, settings
 from lab_runtime.errors import LabError
 
-model_app = typer.Typer(help="Model versions: roll the champion back, retrain on recent traffic.", no_args_is_help=True)
-canary_app = typer.Typer(help="The canary: a share of traffic for @challenger.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from lab_runtime.canary import VariantStats
+
+model_app = typer.Typer(
+    help="Model versions: list, promote (behind a validation gate), roll back, the alias history, retrain.",
+    no_args_is_help=True,
+)
+canary_app = typer.Typer(
+    help="The canary: @challenger gets a share of the traffic, judged live against @champion.", no_args_is_help=True
+)
 app.add_typer(model_app, name="model")
 app.add_typer(canary_app, name="canary")
 
 RETRAIN = "model.retrain"
+DEFAULT_MAX_DROP = 0.01
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@model_app.command("list")
+@friendly
+def list_cmd(as_json: bool = JSON) -> None:
+    """Every registered version: when it was made, its training metrics and the aliases it holds."""
+    from lab_runtime.registry import Registry
+
+    current = settings()
+    registry = Registry(current.mlflow_url)
+    try:
+        state = registry.model(current.model_name)
+        records = registry.versions(current.model_name) if state else []
+        rows: list[dict[str, Any]] = [
+            {
+                "version": r["version"],
+                "created_at": int(r.get("creation_timestamp", 0)) / 1000,
+                "aliases": sorted(a for a, v in state.aliases.items() if v == r["version"]) if state else [],
+                "metrics": registry.run_metrics(r["run_id"]) if r.get("run_id") else {},
+                "run_id": r.get("run_id"),
+                "description": r.get("description", ""),
+            }
+            for r in records
+        ]
+    finally:
+        registry.close()
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        plain(f"model {current.model_name!r} has no versions yet")
+        return
+    table = Table("version", "created", "aliases", "accuracy", "f1", "roc_auc", "description", title=current.model_name)
+    for row in rows:
+        m = row["metrics"]
+        table.add_row(
+            row["version"],
+            _when(row["created_at"]),
+            " ".join(f"@{a}" for a in row["aliases"]),
+            *(f"{m[k]:.4f}" if k in m else "-" for k in ("accuracy", "f1", "roc_auc")),
+            row["description"] or "",
+        )
+    out.print(table)
+
+
+@model_app.command("promote")
+@friendly
+def promote_cmd(
+    version: str = typer.Argument(..., metavar="VERSION"),
+    alias: str = typer.Option("champion", "--alias", help="the alias to point at VERSION"),
+    force: bool = typer.Option(False, "--force", help="skip the validation gate (the journal records it)"),
+    max_drop: float = typer.Option(
+        DEFAULT_MAX_DROP, "--max-drop", help="the gate: how far below the champion's holdout accuracy VERSION may be"
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Point an alias (default @champion) at VERSION, once it is not worse than the champion on a holdout."""
+    from lab_runtime.model_ops import promote
+
+    if not 0.0 <= max_drop <= 1.0:
+        raise LabError(f"--max-drop is an accuracy difference between 0 and 1, not {max_drop:g}")
+    current = settings()
+    if not as_json and not force:
+        plain("validation gate: scoring the candidate and the champion on the holdout ...")
+    with contextlib.redirect_stdout(sys.stderr):
+        done = promote(current, journal(current), version, alias, force=force, max_drop=max_drop)
+    if as_json:
+        print_json({"version": done.version, "alias": done.alias, "from": done.before, "forced": done.forced,
+                    "gate": done.gate})  # fmt: skip
+        return
+    for v, metrics in done.gate.items():
+        plain(f"  version {v}: " + ", ".join(f"{k} {x:.4f}" for k, x in metrics.items()))
+    if force:
+        plain("validation gate skipped (--force); the journal records it")
+    if done.before == version:
+        plain(f"version {version} is @{alias} already; nothing changed")
+    else:
+        was = f" (was version {done.before})" if done.before else ""
+        plain(f"@{alias} is now version {version}{was}; undo with `lab model rollback`")
 
 
 @model_app.command("rollback")
@@ -63,7 +159,9 @@ def retrain_cmd(
     promoted = False
     try:
         if promote:
-            model_ops.set_alias(current, CHAMPION, registered.version)
+            model_ops.set_alias(
+                current, CHAMPION, registered.version, journal=journal(current), via="lab model retrain"
+            )
             promoted = True
     finally:  # the version exists either way; the journal says whether it became champion
         journal(current).append(
@@ -86,6 +184,154 @@ def retrain_cmd(
            f"evaluated on {registered.test_rows}): {metrics}")  # fmt: skip
     if promoted:
         plain(f"version {registered.version} is now @champion; undo with `lab model rollback`")
+
+
+@model_app.command("history")
+@friendly
+def history_cmd(
+    alias: str | None = typer.Option(None, "--alias", help="only this alias, e.g. champion"),
+    as_json: bool = JSON,
+) -> None:
+    """Every alias change, oldest first: when, before and after, and how it was made."""
+    from dataclasses import asdict
+
+    from lab_runtime.alias_history import history
+    from lab_runtime.journal import ALIAS_CHANGED
+
+    current = settings()
+    entries = history(journal(current).events([ALIAS_CHANGED]), model=current.model_name, alias=alias)
+    if as_json:
+        print_json([asdict(e) for e in entries])
+        return
+    if not entries:
+        which = f"@{alias} of " if alias else ""
+        plain(f"no alias change of {which}{current.model_name!r} recorded yet")
+        return
+    table = Table("time", "alias", "before", "after", "how", "by", title=f"alias history of {current.model_name}")
+    for e in entries:
+        table.add_row(_when(e.ts), f"@{e.alias}", e.before or "-", e.after or "(removed)", e.via, e.learner or "-")
+    out.print(table)
+
+
+@canary_app.command("start")
+@friendly
+def canary_start_cmd(
+    version: str = typer.Argument(..., metavar="VERSION"),
+    weight: float = typer.Option(0.1, "--weight", help="the share of traffic the canary gets, above 0 and at most 1"),
+) -> None:
+    """Serve VERSION as @challenger to a share of the traffic, beside @champion."""
+    from lab_runtime.model_ops import start_canary
+
+    current = settings()
+    start_canary(current, journal(current), version, weight)
+    plain(f"canary started: version {version} is @challenger with {weight:.0%} of the traffic")
+    plain("watch it against the champion with `lab canary status`; end it with `lab canary promote` or `abort`")
+
+
+@canary_app.command("set")
+@friendly
+def canary_set_cmd(weight: float = typer.Argument(..., metavar="WEIGHT", help="a share between 0 and 1")) -> None:
+    """Change the canary's share of the traffic."""
+    from lab_runtime.model_ops import set_canary
+
+    current = settings()
+    before = set_canary(current, journal(current), weight)
+    plain(f"canary share {before:.0%} -> {weight:.0%}; the service applies it within a second")
+
+
+@canary_app.command("promote")
+@friendly
+def canary_promote_cmd() -> None:
+    """The challenger becomes @champion and the canary ends."""
+    from lab_runtime.model_ops import promote_canary
+
+    current = settings()
+    version, before = promote_canary(current, journal(current))
+    was = f" (was version {before})" if before else ""
+    plain(f"canary promoted: version {version} is @champion{was}; undo with `lab model rollback`")
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def _stats_row(stats: VariantStats, share: float) -> list[str]:
+    return [
+        stats.variant,
+        stats.version or "-",
+        f"{share:.0%}",
+        str(stats.requests),
+        _fmt(stats.error_rate, ".1%"),
+        _fmt(stats.latency_p50_ms, ".1f", " ms"),
+        _fmt(stats.latency_p99_ms, ".1f", " ms"),
+        str(stats.labelled),
+        _fmt(stats.accuracy, ".3f"),
+    ]
+
+
+@canary_app.command("status")
+@friendly
+def canary_status_cmd(
+    window: str = typer.Option("60s", "--window", help="how far back to measure traffic, e.g. 30s, 2m"),
+    quality_window: str = typer.Option("2m", "--quality-window", help="how far back to judge quality on labels"),
+    min_labels: int = typer.Option(30, "--min-labels", help="labelled rows a variant needs before accuracy shows"),
+    as_json: bool = JSON,
+) -> None:
+    """Champion and challenger side by side, live: calls, error rate, p50/p99 latency, accuracy on labelled rows."""
+    from lab_runtime.canary_analysis import measure
+
+    seconds = seconds_option(window, "--window")
+    quality = seconds_option(quality_window, "--quality-window")
+    if seconds <= 0 or quality <= 0:
+        raise LabError("--window and --quality-window must be longer than 0s")
+    if min_labels < 1:
+        raise LabError(f"--min-labels must be at least 1, not {min_labels}")
+    report = measure(settings(), seconds, quality, min_labels)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    table = Table("variant", "version", "share", "calls", "errors", "p50", "p99", "labelled", "accuracy",
+                  title=f"canary over the last {window} (quality over {quality_window})")  # fmt: skip
+    table.add_row(*_stats_row(report.champion, 1.0 - report.weight))
+    if report.challenger is None:
+        out.print(table)
+        plain("no canary: there is no @challenger (`lab canary start VERSION` starts one)")
+        return
+    table.add_row(*_stats_row(report.challenger, report.weight))
+    out.print(table)
+    plain(_verdict(report.as_dict()))
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    """One line comparing the challenger with the champion."""
+    champ, chall = report["champion"], report["challenger"]
+    parts = []
+    if chall["error_rate"] is not None and champ["error_rate"] is not None:
+        parts.append(f"error rate {chall['error_rate']:.1%} vs {champ['error_rate']:.1%}")
+    if chall["latency_p99_ms"] is not None and champ["latency_p99_ms"] is not None:
+        parts.append(f"p99 {chall['latency_p99_ms']:.0f} ms vs {champ['latency_p99_ms']:.0f} ms")
+    if report["accuracy_drop"] is not None:
+        parts.append(f"accuracy {chall['accuracy']:.3f} vs {champ['accuracy']:.3f}")
+    else:
+        parts.append("accuracy: too few labelled rows yet")
+    return "challenger vs champion: " + "; ".join(parts)
+
+
+@canary_app.command("analyze")
+@friendly
+def canary_analyze_cmd(
+    file: Path = typer.Argument(..., metavar="FILE", help="the analysis: interval, steps, thresholds"),
+) -> None:
+    """Automated canary analysis: step the share up while the challenger is healthy, abort or promote it."""
+    from lab_runtime.canary_analysis import load_spec, run_analysis
+
+    spec = load_spec(file)
+    current = settings()
+    decision = run_analysis(current, journal(current), spec, plain)
+    if decision.action == "abort":
+        plain("canary aborted: the challenger failed the analysis; it gets no traffic now")
+        raise typer.Exit(1)
+    plain("canary promoted: the challenger passed every step and is @champion now")
 
 
 @canary_app.command("abort")

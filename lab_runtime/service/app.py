@@ -203,7 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             """Count and log a request answered without a prediction (`variant` "none": refused before routing)."""
             metrics.requests.labels(str(response.status_code), variant, version).inc()
             elapsed_ms = (time.perf_counter() - started) * 1000
-            holder["log"].log([RequestRow(time.time(), response.status_code, variant, records, elapsed_ms)])
+            holder["log"].log([RequestRow(time.time(), response.status_code, variant, records, elapsed_ms, version)])
             return response
 
         serving = follower.serving
@@ -245,7 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except Exception as exc:  # the model failed on valid input: a logged, counted 500, never a bare one
                 log.exception("version %s failed to score %d record(s)", model.version, len(index))
                 detail = f"model version {model.version} failed to score: {type(exc).__name__}: {exc}"
-                return refused(_json({"detail": detail}, 500), len(records))
+                return refused(_json({"detail": detail}, 500), len(records), variant, model.version)
             for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):
                 out[i] = {
                     "request_id": ids[i],
@@ -270,7 +270,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 for o, f in zip(out, features, strict=True)
             ]
-            + [RequestRow(now, 200, variant, len(index), elapsed * 1000) for variant, (_, index) in groups.items()]
+            + [
+                RequestRow(now, 200, variant, len(index), elapsed * 1000, model.version)
+                for variant, (model, index) in groups.items()
+            ]
         )
         for variant, (model, index) in groups.items():
             metrics.requests.labels("200", variant, model.version).inc()
