@@ -249,9 +249,7 @@ def analysis_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_analysis_steps_a_healthy_canary_up_and_promotes_it(
-    box: Sandbox, twin: Registered, tmp_path: Path
-) -> None:
+def test_the_analysis_steps_a_healthy_canary_up_and_promotes_it(box: Sandbox, twin: Registered, tmp_path: Path) -> None:
     since = time.time()
     assert lab("canary", "start", twin.version, "--weight", "0.25").exit_code == 0
     wait_for(lambda: served(box)["challenger"] == twin.version, 30, "the challenger served")
