@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint up down status lab-01 lab-02 solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills clean
+.PHONY: install test lint up down status lab-01 lab-02 lab-03 lab-04 solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary clean
 
 install: $(STAMP)
 
@@ -42,10 +42,18 @@ lab-02: install
 	$(LAB) up
 	$(LAB) start lab-02
 
+lab-03: install
+	$(LAB) up
+	$(LAB) start lab-03
+
+lab-04: install
+	$(LAB) up
+	$(LAB) start lab-04
+
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor bench-drills
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -61,6 +69,9 @@ bench-monitor: install
 
 bench-drills: install
 	$(PY) tests/bench/bench_drills.py
+
+bench-canary: install
+	$(PY) tests/bench/bench_canary.py
 
 clean: down
 	rm -rf .lab

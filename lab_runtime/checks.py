@@ -14,14 +14,16 @@ from typing import Any
 import httpx
 import yaml
 
+from lab_runtime.alias_history import history
 from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
-from lab_runtime.journal import LAB_EVENT, LEARNER_DECLARED, Journal
+from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Journal
+from lab_runtime.model_ops import CANARY_ABORT, CANARY_START, PROMOTE, ROLLBACK
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
 from lab_runtime.monitor.client import fetch_status
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.predlog import PredictionLog
-from lab_runtime.registry import Registry
+from lab_runtime.registry import CHALLENGER, CHAMPION, Registry
 from lab_runtime.settings import Settings
 
 
@@ -280,6 +282,98 @@ def alert_resolved(ctx: CheckContext, rule: str) -> CheckResult:
     if not any(e.kind == ALERT_RESOLVED and e.payload["rule"] == rule and e.ts >= since for e in events):
         return CheckResult(False, f"{rule!r} has not fired and resolved since the incident started")
     return CheckResult(True, f"{rule!r} resolved")
+
+
+def _actions(ctx: CheckContext, action: str, since: float) -> list[dict[str, Any]]:
+    events = ctx.journal().events([LEARNER_ACTION], since=since)
+    return [e.payload for e in events if e.payload.get("action") == action]
+
+
+def _champion_before(ctx: CheckContext, ts: float) -> str | None:
+    """The version the alias history says held @champion at time `ts`."""
+    changes = history(ctx.journal().events([ALIAS_CHANGED]), model=ctx.settings.model_name, alias=CHAMPION)
+    held = [e.after for e in changes if e.ts < ts]
+    return held[-1] if held else None
+
+
+@check
+def canary_started(ctx: CheckContext, max_weight: float) -> CheckResult:
+    """The learner started a canary with `lab canary start` at a share of at most `max_weight`."""
+    started = _actions(ctx, CANARY_START, ctx.lab_started_at)
+    if not started:
+        return CheckResult(False, "no canary started since the lab started (`lab canary start VERSION --weight 0.1`)")
+    small = [a for a in started if a["weight"] <= max_weight]
+    if not small:
+        return CheckResult(
+            False, f"your canary took {started[-1]['weight']:.0%} of the traffic; start it at {max_weight:.0%} or less"
+        )
+    return CheckResult(True, f"version {small[-1]['version']} went out as a canary at {small[-1]['weight']:.0%}")
+
+
+@check
+def canary_traffic(ctx: CheckContext, min_count: int) -> CheckResult:
+    """The version the learner shipped as a canary answered at least `min_count` requests since the lab started."""
+    started = _actions(ctx, CANARY_START, ctx.lab_started_at)
+    if not started:
+        return CheckResult(False, "no canary started yet")
+    version = started[-1]["version"]
+    log = PredictionLog(ctx.settings.prediction_log_path)
+    try:
+        count = log.count(since=ctx.lab_started_at, model_version=version)
+    finally:
+        log.close()
+    return CheckResult(
+        count >= min_count, f"your canary (version {version}) answered {count} request(s), {min_count} needed"
+    )
+
+
+@check
+def canary_aborted(ctx: CheckContext) -> CheckResult:
+    """After the incident started, the learner aborted the canary, and the champion is the one from before."""
+    since = ctx.scenario_at()
+    if since is None:
+        return NOT_YET
+    state = ctx.registry.model(ctx.settings.model_name)
+    aliases = state.aliases if state else {}
+    if CHALLENGER in aliases:
+        weight = state.canary_weight if state else 0.0
+        return CheckResult(False, f"the canary still runs: version {aliases[CHALLENGER]} gets {weight:.0%}")
+    if not _actions(ctx, CANARY_ABORT, since):
+        return CheckResult(False, "the canary ended without `lab canary abort`; the grader counts the abort")
+    before, now = _champion_before(ctx, since), aliases.get(CHAMPION)
+    if now != before:
+        return CheckResult(False, f"@champion moved from version {before} to {now} during the incident")
+    return CheckResult(True, f"canary aborted; @champion is still version {before}")
+
+
+@check
+def promoted_through_gate(ctx: CheckContext) -> CheckResult:
+    """The learner promoted a version to @champion with `lab model promote`, and it passed the validation gate."""
+    promoted = [
+        a
+        for a in _actions(ctx, PROMOTE, ctx.lab_started_at)
+        if a.get("alias") == CHAMPION and not a.get("forced") and a.get("gate")
+    ]
+    if not promoted:
+        return CheckResult(False, "no version promoted through the gate since the lab started (`lab model promote V`)")
+    last = promoted[-1]
+    scores = ", ".join(f"version {v} {m['accuracy']:.3f}" for v, m in last["gate"].items())
+    return CheckResult(True, f"version {last['version']} passed the gate (holdout accuracy: {scores})")
+
+
+@check
+def champion_restored(ctx: CheckContext) -> CheckResult:
+    """After the incident started, the learner put @champion back on the version that held it before the incident."""
+    since = ctx.scenario_at()
+    if since is None:
+        return NOT_YET
+    good, now = _champion_before(ctx, since), ctx.alias_version(CHAMPION)
+    moves = _actions(ctx, ROLLBACK, since) + _actions(ctx, PROMOTE, since)
+    if now != good:
+        return CheckResult(False, f"@champion is version {now}, not the last good one; read `lab model history`")
+    if not moves:
+        return CheckResult(False, f"@champion is version {now}, but not by your rollback (`lab model rollback`)")
+    return CheckResult(True, f"@champion is back on version {good}, the last good one")
 
 
 def run_check(name: str, ctx: CheckContext, args: dict[str, Any]) -> CheckResult:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab_runtime.checks import CATALOG, CheckContext, CheckResult, run_check
-from lab_runtime.errors import InvalidLab, NotFound
+from lab_runtime.errors import InvalidLab, LabError, NotFound
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.yamlfile import load_model
 
@@ -46,12 +46,34 @@ class Step(BaseModel):
 
 
 class LabEvent(BaseModel):
-    """A scripted incident: once step `after` passes, `lab check` ships `ship_release` to the pipeline."""
+    """A scripted incident: once step `after` passes, `lab check` ships `ship_release` to the pipeline, or
+    starts the drill `run_drill` (blind: the learner finds it from what the sandbox shows, like a real incident)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     after: str
     announce: str = Field(min_length=1)
-    ship_release: Release
+    ship_release: Release | None = None
+    run_drill: str | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> LabEvent:
+        if (self.ship_release is None) == (self.run_drill is None):
+            raise ValueError("an event either ships a release (ship_release) or runs a drill (run_drill), one of them")
+        if self.run_drill is not None:
+            from drills.spec import find_drill  # labs refer to drills by id; drills build on lab_runtime
+
+            try:
+                find_drill(self.run_drill)
+            except LabError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def what(self) -> dict[str, str]:
+        """What the event did, for the journal."""
+        if self.ship_release is not None:
+            return {"release": self.ship_release.version}
+        return {"drill": str(self.run_drill)}
 
 
 class Lab(BaseModel):

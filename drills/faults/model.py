@@ -20,7 +20,9 @@ SERVED_TIMEOUT = 60.0  # seconds the service may take to load the new version
 class BadModelParams(Params):
     regression: Regression = Field(default_factory=Regression, description="what makes the version worse")
     alias: Literal["champion", "challenger"] = "challenger"
-    weight: float = Field(0.2, gt=0, le=1, description="challenger: the canary share it gets")
+    weight: float | None = Field(
+        0.2, gt=0, le=1, description="challenger: the canary share it gets (null: keep the running canary's share)"
+    )
 
 
 def _serving(ctx: FaultContext, alias: str) -> str | None:
@@ -66,7 +68,7 @@ class BadModel(Fault):
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         version, alias = plan["version"], plan["alias"]
         model_ops.set_alias(ctx.settings, alias, version)  # first: a revert keys on the alias naming this version
-        if alias == CHALLENGER:
+        if alias == CHALLENGER and self.args.weight is not None:
             model_ops.set_canary_weight(ctx.settings, self.args.weight)
         if not _wait_served(ctx, alias, version):
             raise FaultInjectionFailed(
@@ -81,7 +83,8 @@ class BadModel(Fault):
         cfg = ctx.settings
         state = Registry(cfg.mlflow_url).model(cfg.model_name)
         undone = False
-        if alias == CHALLENGER and state is not None and state.canary_weight == self.args.weight:
+        weight = self.args.weight
+        if alias == CHALLENGER and weight is not None and state is not None and state.canary_weight == weight:
             model_ops.set_canary_weight(cfg, plan["weight_before"])
             undone = True
         if state is not None and state.aliases.get(alias) == version:

@@ -124,11 +124,23 @@ def _run_events(current: Settings, lab: Lab, started_at: float, results: list[St
     happened = len(log.events([LAB_EVENT], since=started_at))
     announcements = []
     for number, event in enumerate(due_events(lab, results, happened), start=happened):
-        with ReleaseStore(current.pipeline_db_path) as store:
-            ship(store, log, event.ship_release, by=f"{lab.id} scenario")
-        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "release": event.ship_release.version})
+        if event.ship_release is not None:
+            with ReleaseStore(current.pipeline_db_path) as store:
+                ship(store, log, event.ship_release, by=f"{lab.id} scenario")
+        else:
+            _start_drill(current, str(event.run_drill))
+        log.append(LAB_EVENT, {"lab": lab.id, "event": number, **event.what})
         announcements.append(event.announce.strip())
     return announcements
+
+
+def _start_drill(current: Settings, drill_id: str) -> None:
+    """Start a lab's drill in the background, blind, for the current learner (`lab drill run --detach`)."""
+    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--detach", "--blind"]
+    result = subprocess.run([*argv, "--learner", current.learner], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LabError(f"the lab's incident (drill {drill_id}) could not start: {reason}")
 
 
 @app.command("check")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings, urls
 from lab_runtime.journal import LEARNER_ACTION
+from lab_runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from lab_runtime.backends.base import Backend
 
 
 @app.command()
@@ -28,13 +33,27 @@ def up(runtime: str = typer.Option(None, help="local (default) or compose")) -> 
 @app.command()
 @friendly
 def down(force: bool = typer.Option(False, help="also clear pid files that cannot be read")) -> None:
-    """Stop every sandbox service; no process is left behind."""
-    runtime = backend(settings())
+    """Stop every sandbox service; no process is left behind. A running drill is aborted (and reverted) first."""
+    current = settings()
+    runtime = backend(current)
+    _end_drill(current, runtime)
     if force:
         for name in runtime.clear_unreadable():
             out.print(f"cleared the unreadable pid file of {name}")
     stopped = runtime.down()
     out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _end_drill(current: Settings, runtime: Backend) -> None:
+    """Abort the drill a live runner is running, so its faults are reverted while the services are still up."""
+    if not current.drills_db_path.exists():
+        return
+    from drills import control
+
+    run = control.status(current)
+    if run is not None and run.state == "running":
+        control.abort(current, runtime, out.print)
+        out.print(f"drill run {run.run.run_id} aborted and reverted")
 
 
 @app.command()

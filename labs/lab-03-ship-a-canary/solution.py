@@ -1,0 +1,70 @@
+"""Reference solution of lab 03, run by `lab solve lab-03` in your workspace with your sandbox's settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+LAB = [sys.executable, "-m", "lab_runtime.cli"]
+
+
+def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*LAB, *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise SystemExit(f"`lab {' '.join(args)}` failed: {result.stderr or result.stdout}")
+    return result
+
+
+def wait(what: str, condition: Any, timeout: float = 300.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise SystemExit(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def retrained() -> dict[str, Any] | None:
+    result = lab("model", "retrain", "--window", "5m", "--min-rows", "300", "--json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def step_passes(step: str) -> bool:
+    report = json.loads(lab("check", "--json", check=False).stdout)
+    return any(s["id"] == step and s["passed"] for s in report["steps"])
+
+
+def canary() -> dict[str, Any]:
+    return dict(json.loads(lab("canary", "status", "--window", "60s", "--json").stdout))
+
+
+# 1. A candidate trained on the labelled traffic of the last five minutes.
+candidate = wait("300 labelled predictions to train on", retrained)["version"]
+print(f"registered candidate version {candidate}")
+
+# 2-3. Out as a canary to 10 % of the traffic; `lab check` moves the lab on once it served enough.
+lab("canary", "start", candidate, "--weight", "0.1")
+wait("the canary to answer 60 requests", lambda: step_passes("traffic"))
+print("the canary answers live traffic:", json.dumps(canary()["challenger"]))
+
+
+# 4. The announcement says the canary slot got a new build: watch that build against the champion.
+def worse() -> dict[str, Any] | None:
+    report = canary()
+    rebuilt = (report["challenger"] or {}).get("version") not in (None, candidate)
+    drop = report["accuracy_drop"]
+    return report if rebuilt and drop is not None and drop > 0.1 else None
+
+
+report = wait("the canary to fall behind the champion on labelled rows", worse)
+challenger, champion = report["challenger"], report["champion"]
+print(f"challenger version {challenger['version']}: accuracy {challenger['accuracy']:.3f} "
+      f"against the champion's {champion['accuracy']:.3f}")  # fmt: skip
+lab("declare", "bad-model", "--note", f"canary version {challenger['version']} is less accurate than the champion")
+
+# 5. Stop the canary: the champion takes all the traffic again.
+print(lab("canary", "abort").stdout.strip())

@@ -1,0 +1,67 @@
+"""Reference solution of lab 04, run by `lab solve lab-04` in your workspace with your sandbox's settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+LAB = [sys.executable, "-m", "lab_runtime.cli"]
+
+
+def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*LAB, *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise SystemExit(f"`lab {' '.join(args)}` failed: {result.stderr or result.stdout}")
+    return result
+
+
+def wait(what: str, condition: Any, timeout: float = 300.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise SystemExit(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def retrained() -> dict[str, Any] | None:
+    result = lab("model", "retrain", "--window", "5m", "--min-rows", "1000", "--json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def firing(rule: str) -> bool:
+    return any(a["rule"] == rule for a in json.loads(lab("alerts", "--json").stdout))
+
+
+def champions() -> list[dict[str, Any]]:
+    return list(json.loads(lab("model", "history", "--alias", "champion", "--json").stdout))
+
+
+# 1-2. A candidate trained on recent traffic, promoted through the validation gate.
+candidate = wait("1000 labelled predictions to train on", retrained)["version"]
+promoted = json.loads(lab("model", "promote", candidate, "--json").stdout)
+scores = {v: round(m["accuracy"], 4) for v, m in promoted["gate"].items()}
+print(f"version {candidate} passed the gate (holdout accuracy {scores}) and is @champion")
+before = len(champions())
+
+# 3. `lab check` moves the lab on; then the quality alert fires.
+lab("check", check=False)
+wait("the accuracy-floor alert", lambda: firing("accuracy-floor"))
+print("accuracy-floor fired")
+
+# 4-5. The history shows who moved @champion since: the job, twice, outside the lab commands.
+since = champions()[before:]
+for change in since:
+    print(f"@champion {change['before']} -> {change['after']} ({change['via']})")
+assert since and all(c["via"].startswith("outside") for c in since), since
+last_good = since[0]["before"]
+lab("declare", "bad-model", "--note", f"champion replaced by the retraining job {len(since)} times; v{last_good} was good")
+print(lab("model", "rollback", "--to", last_good).stdout.strip())
+
+# 6. The alert resolves once the labelled traffic of the good version shows its accuracy.
+wait("accuracy-floor to resolve", lambda: not firing("accuracy-floor"))
+print("accuracy-floor resolved")
