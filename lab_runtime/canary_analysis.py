@@ -90,7 +90,8 @@ def run_analysis(
     """Drive the running canary to a promotion or an abort; returns the last decision.
 
     Starts from the canary's share (or `step_weight` when it has none). Stops with a LabError when the
-    challenger is changed by someone else, and journals `stopped` on Ctrl-C, leaving the share where it is.
+    challenger is changed by someone else or the registry fails, and on Ctrl-C; each stop is journaled
+    (`stopped`, with the reason) and leaves the share where it is.
     """
     report = measure(settings, spec.interval, spec.quality_window, spec.thresholds.min_labels)
     if report.challenger is None:
@@ -111,7 +112,6 @@ def run_analysis(
             report = measure(settings, spec.interval, spec.quality_window, spec.thresholds.min_labels)
             if report.challenger is None or report.challenger.version != version:
                 now = report.challenger.version if report.challenger else None
-                record("stopped", reason=f"@challenger changed outside the analysis (now {now})")
                 raise LabError(
                     f"@challenger is no longer version {version} (now {now or 'unset'}): someone else changed the "
                     "canary, so the analysis stopped; see `lab model history`"
@@ -137,4 +137,7 @@ def run_analysis(
             weight, failures = decision.weight, decision.failures
     except KeyboardInterrupt:
         record("stopped", reason="interrupted", weight=weight)
+        raise
+    except LabError as exc:  # the canary changed under it, or the registry failed: the share stays where it is
+        record("stopped", reason=str(exc), weight=weight)
         raise

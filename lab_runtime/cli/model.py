@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from lab_runtime.cli.common import JSON, app, friendly, journal, out, plain, print_json, seconds_option, settings
-from lab_runtime.errors import LabError
+from lab_runtime.errors import LabError, NotFound
 
 if TYPE_CHECKING:
     from lab_runtime.canary import VariantStats
@@ -199,7 +199,13 @@ def history_cmd(
     from lab_runtime.journal import ALIAS_CHANGED
 
     current = settings()
-    entries = history(journal(current).events([ALIAS_CHANGED]), model=current.model_name, alias=alias)
+    changes = journal(current).events([ALIAS_CHANGED])
+    entries = history(changes, model=current.model_name, alias=alias)
+    if alias is not None and not entries:
+        seen = sorted({e.alias for e in history(changes, model=current.model_name)})
+        if seen:
+            listing = ", ".join(f"@{a}" for a in seen)
+            raise NotFound(f"no change of @{alias} in the history of {current.model_name!r}; its aliases: {listing}")
     if as_json:
         print_json([asdict(e) for e in entries])
         return

@@ -59,7 +59,8 @@ for change in since:
     print(f"@champion {change['before']} -> {change['after']} ({change['via']})")
 assert since and all(c["via"].startswith("outside") for c in since), since
 last_good = since[0]["before"]
-lab("declare", "bad-model", "--note", f"champion replaced by the retraining job {len(since)} times; v{last_good} was good")
+note = f"champion replaced by the retraining job {len(since)} times; version {last_good} was good"
+lab("declare", "bad-model", "--note", note)
 print(lab("model", "rollback", "--to", last_good).stdout.strip())
 
 # 6. The alert resolves once the labelled traffic of the good version shows its accuracy.

@@ -11,13 +11,21 @@ import pytest
 from drills.spec import catalog
 from lab_runtime import journal as kinds
 from lab_runtime import model_ops
+from lab_runtime.labs import all_labs
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.registry import CHALLENGER, CHAMPION
 from tests.drills.learner import in_order, solve
 from tests.sandbox import Sandbox, wait_for
 
 pytestmark = pytest.mark.integration
-DRILLS = {d.id: d for d in catalog()}
+# The drills labs start are run end to end by the labs' own tests (tests/e2e), by a learner's reference solution.
+IN_LABS = {event.run_drill for lab in all_labs() for event in lab.events if event.run_drill}
+DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS}
+
+
+def test_every_drill_is_run_here_or_by_a_lab_test() -> None:
+    assert {"canary-swapped-build", "rollback-nightly-promotions"} == IN_LABS
+    assert set(DRILLS) | IN_LABS == {d.id for d in catalog()}
 
 
 @pytest.fixture

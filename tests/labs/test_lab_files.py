@@ -31,6 +31,10 @@ EventBadReleaseLab = {
     "events": [{**EVENT, "ship_release": {"version": "v2", "note": "n", "transforms": [{"type": "warp"}]}}],
 }
 
+EventWithBothLab = {**GOOD, "events": [{**EVENT, "run_drill": "canary-swapped-build"}]}
+EventWithNeitherLab = {**GOOD, "events": [{"after": "one", "announce": "nothing happens"}]}
+EventUnknownDrillLab = {**GOOD, "events": [{"after": "one", "announce": "a", "run_drill": "meteor-strike"}]}
+
 
 def write(tmp_path: Path, data: object) -> Path:
     (tmp_path / "train.py").write_text("")
@@ -60,6 +64,12 @@ def test_a_lab_event_is_due_once_its_step_passes_and_only_once(tmp_path: Path) -
     assert due_events(lab, passing, happened=1) == []
 
 
+def test_a_lab_event_may_start_a_catalog_drill_instead(tmp_path: Path) -> None:
+    event = {"after": "one", "announce": "a", "run_drill": "canary-swapped-build"}
+    lab = load_lab(write(tmp_path, {**GOOD, "events": [event]}))
+    assert lab.events[0].what == {"drill": "canary-swapped-build"}
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -72,6 +82,9 @@ def test_a_lab_event_is_due_once_its_step_passes_and_only_once(tmp_path: Path) -
         (UnknownFieldLab, r"difficulty: Extra inputs are not permitted"),
         (EventAfterUnknownStepLab, r"event after 'two': no step has that id; steps are one"),
         (EventBadReleaseLab, r"events\.0\.ship_release\.transforms\.0: .*'warp'"),
+        (EventWithBothLab, r"events\.0: .*either ships a release \(ship_release\) or runs a drill \(run_drill\)"),
+        (EventWithNeitherLab, r"events\.0: .*either ships a release"),
+        (EventUnknownDrillLab, r"events\.0: .*no drill 'meteor-strike'; drills are canary-failing-challenger"),
         (["a", "list"], r"a lab file must be a mapping of fields, got list"),
     ],
 )
@@ -88,5 +101,5 @@ def test_a_lab_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
 
 
 def test_an_unknown_lab_lists_the_labs_there_are() -> None:
-    with pytest.raises(NotFound, match=r"unknown lab 'lab-99'; labs are: lab-01, lab-02"):
+    with pytest.raises(NotFound, match=r"unknown lab 'lab-99'; labs are: lab-01, lab-02, lab-03, lab-04"):
         find_lab("lab-99")
