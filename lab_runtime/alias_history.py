@@ -16,7 +16,7 @@ from lab_runtime.journal import ALIAS_CHANGED, Event
 from lab_runtime.registry import AliasChange
 
 OUTSIDE = "outside the lab commands (MLflow UI or API)"
-REQUEST_LIFETIME = 30.0  # seconds a request may wait for the watcher to see its change
+REQUEST_LIFETIME = 10.0  # seconds a request may wait for the watcher (a write fails within 5 s; the poll is 0.5 s)
 
 
 def attribute(change: AliasChange, requests: Iterable[Event], used: set[int], now: float) -> Event | None:

@@ -127,10 +127,10 @@ def run_analysis(
             )
             say(decision.line)
             if decision.action == "abort":
-                model_ops.abort_canary(settings, journal, via=VIA)
+                model_ops.abort_canary(settings, journal, expected=version, via=VIA)
                 return decision
             if decision.action == "promote":
-                model_ops.promote_canary(settings, journal, via=VIA)
+                model_ops.promote_canary(settings, journal, expected=version, via=VIA)
                 return decision
             if decision.weight != weight:
                 model_ops.set_canary(settings, journal, decision.weight, via=VIA)

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import yaml
 
-from lab_runtime.alias_history import history
+from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
 from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
-from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Journal
-from lab_runtime.model_ops import CANARY_ABORT, CANARY_START, PROMOTE, ROLLBACK
+from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Event, Journal
+from lab_runtime.model_ops import CANARY_ABORT, CANARY_START, PROMOTE
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
 from lab_runtime.monitor.client import fetch_status
 from lab_runtime.pipeline.store import ReleaseStore
@@ -49,10 +49,15 @@ class CheckContext:
     def journal(self) -> Journal:
         return Journal(self.settings.journal_path, source="lab-check", learner=self.settings.learner)
 
-    def scenario_at(self) -> float | None:
-        """When the lab's scenario (its first lab event) happened since the lab started, if it did."""
+    def scenario(self) -> Event | None:
+        """The lab's scenario (its first lab event) since the lab started, if it happened."""
         events = self.journal().events([LAB_EVENT], since=self.lab_started_at)
-        return events[0].ts if events else None
+        return events[0] if events else None
+
+    def scenario_at(self) -> float | None:
+        """When the lab's scenario happened since the lab started, if it did."""
+        event = self.scenario()
+        return event.ts if event else None
 
     def service_model(self) -> dict[str, Any] | None:
         try:
@@ -289,11 +294,10 @@ def _actions(ctx: CheckContext, action: str, since: float) -> list[dict[str, Any
     return [e.payload for e in events if e.payload.get("action") == action]
 
 
-def _champion_before(ctx: CheckContext, ts: float) -> str | None:
-    """The version the alias history says held @champion at time `ts`."""
-    changes = history(ctx.journal().events([ALIAS_CHANGED]), model=ctx.settings.model_name, alias=CHAMPION)
-    held = [e.after for e in changes if e.ts < ts]
-    return held[-1] if held else None
+def _champion_since(ctx: CheckContext, ts: float) -> list[AliasEntry]:
+    """The @champion changes the alias history holds since `ts`."""
+    changes = history(ctx.journal().events([ALIAS_CHANGED], since=ts), model=ctx.settings.model_name, alias=CHAMPION)
+    return changes
 
 
 @check
@@ -330,17 +334,17 @@ def canary_traffic(ctx: CheckContext, min_count: int) -> CheckResult:
 @check
 def canary_aborted(ctx: CheckContext) -> CheckResult:
     """After the incident started, the learner aborted the canary, and the champion is the one from before."""
-    since = ctx.scenario_at()
-    if since is None:
+    scenario = ctx.scenario()
+    if scenario is None:
         return NOT_YET
     state = ctx.registry.model(ctx.settings.model_name)
     aliases = state.aliases if state else {}
     if CHALLENGER in aliases:
         weight = state.canary_weight if state else 0.0
         return CheckResult(False, f"the canary still runs: version {aliases[CHALLENGER]} gets {weight:.0%}")
-    if not _actions(ctx, CANARY_ABORT, since):
+    if not _actions(ctx, CANARY_ABORT, scenario.ts):
         return CheckResult(False, "the canary ended without `lab canary abort`; the grader counts the abort")
-    before, now = _champion_before(ctx, since), aliases.get(CHAMPION)
+    before, now = scenario.payload.get("aliases_before", {}).get(CHAMPION), aliases.get(CHAMPION)
     if now != before:
         return CheckResult(False, f"@champion moved from version {before} to {now} during the incident")
     return CheckResult(True, f"canary aborted; @champion is still version {before}")
@@ -364,16 +368,16 @@ def promoted_through_gate(ctx: CheckContext) -> CheckResult:
 @check
 def champion_restored(ctx: CheckContext) -> CheckResult:
     """After the incident started, the learner put @champion back on the version that held it before the incident."""
-    since = ctx.scenario_at()
-    if since is None:
+    scenario = ctx.scenario()
+    if scenario is None:
         return NOT_YET
-    good, now = _champion_before(ctx, since), ctx.alias_version(CHAMPION)
-    moves = _actions(ctx, ROLLBACK, since) + _actions(ctx, PROMOTE, since)
+    good, now = scenario.payload.get("aliases_before", {}).get(CHAMPION), ctx.alias_version(CHAMPION)
     if now != good:
         return CheckResult(False, f"@champion is version {now}, not the last good one; read `lab model history`")
-    if not moves:
+    changes = _champion_since(ctx, scenario.ts)
+    if not changes or changes[-1].after != good or changes[-1].via == OUTSIDE:
         return CheckResult(False, f"@champion is version {now}, but not by your rollback (`lab model rollback`)")
-    return CheckResult(True, f"@champion is back on version {good}, the last good one")
+    return CheckResult(True, f"@champion is back on version {good}, the last good one ({changes[-1].via})")
 
 
 def run_check(name: str, ctx: CheckContext, args: dict[str, Any]) -> CheckResult:

@@ -1,8 +1,10 @@
-"""Registry writes for the CLI, labs and drills (aliases, the canary weight), and the champion rollback they share.
+"""Model operations on the registry for the CLI, labs and drills: aliases, the canary weight, promotion behind
+the validation gate, rollback, and the canary's start, share, promotion and abort. Each learner operation is
+journaled as a `learner.action`, and each alias move is announced first (`registry.alias_requested`).
 
 Writes go through `mlflow.MlflowClient` against `settings.mlflow_url`. Every MLflow failure becomes one
 `RegistryError` line, and a dead or hung registry fails within seconds: MLflow's own retries are off.
-`previous_holder` is pure: it folds the journal's alias history, with no I/O.
+`previous_holder` and `gate_refusal` are pure.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lab_runtime.errors import NotFound, RegistryError
-from lab_runtime.registry import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION, AliasChange
+from lab_runtime.registry import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION, AliasChange, ModelState, fail_fast
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -22,24 +24,9 @@ if TYPE_CHECKING:
     from lab_runtime.journal import Journal
     from lab_runtime.settings import Settings
 
-# One attempt with a short timeout, unless the user set these: MLflow's defaults (7 retries with
-# back-off, a 120 s timeout) make a stopped registry hang a command for minutes.
-FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 # `learner.action` names of the operations below.
 ROLLBACK, PROMOTE = "model.rollback", "model.promote"
 CANARY_START, CANARY_SET, CANARY_PROMOTE, CANARY_ABORT = "canary.start", "canary.set", "canary.promote", "canary.abort"
-
-
-@contextlib.contextmanager
-def fail_fast() -> Iterator[None]:
-    """MLflow calls inside fail after one attempt of at most 5 s (variables already set are kept)."""
-    added = {k: v for k, v in FAIL_FAST_ENV.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 def _reason(exc: Exception) -> str:
@@ -69,8 +56,8 @@ def _mlflow(settings: Settings, what: str) -> Iterator[MlflowClient]:
             ) from None
 
 
-def aliases(settings: Settings) -> dict[str, str]:
-    """The registered model's aliases {alias: version}; empty when the model is not registered yet."""
+def state(settings: Settings) -> ModelState | None:
+    """The registered model's aliases and tags (the canary weight), or None when it is not registered yet."""
     from mlflow.exceptions import RestException
 
     with _mlflow(settings, f"read the aliases of {settings.model_name!r}") as client:
@@ -78,16 +65,23 @@ def aliases(settings: Settings) -> dict[str, str]:
             model = client.get_registered_model(settings.model_name)
         except RestException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return {}
+                return None
             raise
-        return dict(model.aliases)
+        return ModelState(model.name, dict(model.aliases), dict(model.tags))
 
 
-def _require_version(client: MlflowClient, name: str, version: str) -> None:
+def aliases(settings: Settings) -> dict[str, str]:
+    """The registered model's aliases {alias: version}; empty when the model is not registered yet."""
+    current = state(settings)
+    return dict(current.aliases) if current else {}
+
+
+def _require_version(client: MlflowClient, name: str, version: str) -> str:
+    """The registry's own spelling of `version` (MLflow takes "03" for 3), or a RegistryError listing the versions."""
     from mlflow.exceptions import RestException
 
     try:
-        client.get_model_version(name, version)
+        return str(client.get_model_version(name, version.strip()).version)
     except RestException as exc:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
@@ -104,16 +98,25 @@ def _request(settings: Settings, journal: Journal | None, via: str, alias: str, 
         journal.append(ALIAS_REQUESTED, {"model": settings.model_name, "alias": alias, "version": version, "via": via})
 
 
-def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal | None = None, via: str = "") -> None:
-    """Point `@alias` at `version`; an unknown version is refused (naming the versions there are).
+def resolve_version(settings: Settings, version: str) -> str:
+    """`version` as the registry spells it; an unknown version is refused, naming the versions there are."""
+    with _mlflow(settings, f"find version {version} of {settings.model_name!r}") as client:
+        return _require_version(client, settings.model_name, version)
 
-    With a `journal`, the change is announced first as made `via` that command (see `lab_runtime.alias_history`).
+
+def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal | None = None, via: str = "") -> str:
+    """Point `@alias` at `version` (nothing happens if it is there already); returns the version as registered.
+
+    An unknown version is refused, naming the versions there are. With a `journal`, the change is announced
+    first as made `via` that command (see `lab_runtime.alias_history`).
     """
     name = settings.model_name
     with _mlflow(settings, f"set @{alias} of {name!r} to version {version}") as client:
-        _require_version(client, name, version)
-        _request(settings, journal, via, alias, version)
-        client.set_registered_model_alias(name, alias, version)
+        version = _require_version(client, name, version)
+        if client.get_registered_model(name).aliases.get(alias) != version:
+            _request(settings, journal, via, alias, version)
+            client.set_registered_model_alias(name, alias, version)
+        return version
 
 
 def delete_alias(settings: Settings, alias: str, *, journal: Journal | None = None, via: str = "") -> None:
@@ -202,7 +205,9 @@ def rollback_champion(settings: Settings, journal: Journal, to: str | None = Non
     from lab_runtime.journal import ALIAS_CHANGED, LEARNER_ACTION
 
     champion = aliases(settings).get(CHAMPION)
-    if to is None:
+    if to is not None:
+        to = resolve_version(settings, to)
+    else:
         history = [e.payload for e in journal.events([ALIAS_CHANGED])]
         to = previous_holder(history, CHAMPION, champion, model=settings.model_name)
         if to is None:
@@ -224,17 +229,6 @@ def rollback_champion(settings: Settings, journal: Journal, to: str | None = Non
     return Rollback(champion, to, changed=True)
 
 
-def abort_canary(settings: Settings, journal: Journal, *, via: str = "lab canary abort") -> str:
-    """Canary share to zero, then `@challenger` removed; journaled. Returns the version that was challenger."""
-    from lab_runtime.journal import LEARNER_ACTION
-
-    challenger = _challenger(settings, "abort")
-    set_canary_weight(settings, 0.0)  # first, so no request is routed to a challenger on its way out
-    delete_alias(settings, CHALLENGER, journal=journal, via=via)
-    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via})
-    return challenger
-
-
 GATE_METRIC = "accuracy"
 
 
@@ -249,6 +243,22 @@ def gate_refusal(candidate: Mapping[str, float], champion: Mapping[str, float], 
     )
 
 
+def _gate(settings: Settings, version: str, champion: str) -> dict[str, dict[str, float]]:
+    """Holdout metrics of the candidate and the champion; any failure to load or score them is one RegistryError."""
+    from lab_runtime.modeling import holdout_metrics
+
+    with _mlflow(settings, f"load versions {version} and {champion} for the validation gate"):
+        try:
+            return holdout_metrics(settings, [version, champion])
+        except (RegistryError, OSError):
+            raise
+        except Exception as exc:  # a version that does not load or score (sklearn, skops): refused, not a traceback
+            raise RegistryError(
+                f"the validation gate could not score versions {version} and {champion} on the holdout "
+                f"({type(exc).__name__}: {str(exc)[:160]}); nothing changed"
+            ) from None
+
+
 @dataclass(frozen=True)
 class Promotion:
     version: str
@@ -257,105 +267,131 @@ class Promotion:
     forced: bool
     gate: dict[str, dict[str, float]]  # holdout metrics per version the gate compared (empty: no gate ran)
 
+    @property
+    def changed(self) -> bool:
+        return self.before != self.version
+
 
 def promote(
     settings: Settings, journal: Journal, version: str, alias: str = CHAMPION, *, force: bool = False, max_drop: float
 ) -> Promotion:
-    """Point `@alias` at `version`, behind the validation gate unless `force`; journaled.
+    """Point `@alias` at `version`, behind the validation gate unless `force`; journaled when the alias moved.
 
     The gate scores the candidate and the current `@champion` on the same seeded holdout and refuses a candidate
     whose accuracy is more than `max_drop` below the champion's. A refusal raises RegistryError and changes nothing.
     """
     from lab_runtime.journal import LEARNER_ACTION
 
+    if alias == CHALLENGER:
+        raise RegistryError(
+            "@challenger is the canary's alias: `lab canary start VERSION --weight 0.1` gives it a share of traffic"
+        )
+    version = resolve_version(settings, version)
     current = aliases(settings)
-    champion = current.get(CHAMPION)
-    with _mlflow(settings, f"find version {version} of {settings.model_name!r}") as client:
-        _require_version(client, settings.model_name, version)
+    champion, before = current.get(CHAMPION), current.get(alias)
     gate: dict[str, dict[str, float]] = {}
-    if not force and champion is not None and champion != version:
-        from lab_runtime.modeling import holdout_metrics
-
-        with _mlflow(settings, f"score versions {version} and {champion} on the holdout"):
-            gate = holdout_metrics(settings, [version, champion])
+    if before != version and not force and champion is not None and champion != version:
+        gate = _gate(settings, version, champion)
         refusal = gate_refusal(gate[version], gate[champion], max_drop)
         if refusal:
             raise RegistryError(
                 f"version {version} failed the validation gate: {refusal}; nothing changed "
                 "(`--force` promotes it anyway, and the journal records that you did)"
             )
-    before = current.get(alias)
-    if before != version:
+    done = Promotion(version, alias, before, force, gate)
+    if done.changed:
         set_alias(settings, alias, version, journal=journal, via="lab model promote")
-    journal.append(
-        LEARNER_ACTION,
-        {"action": PROMOTE, "version": version, "alias": alias, "from": before, "forced": force, "gate": gate},
-    )
-    return Promotion(version, alias, before, force, gate)
-
-
-def start_canary(
-    settings: Settings, journal: Journal, version: str, weight: float, *, via: str = "lab canary start"
-) -> None:
-    """`@challenger` on `version` with a `weight` share of the traffic; refused while another canary runs."""
-    from lab_runtime.journal import LEARNER_ACTION
-
-    _share(weight, allow_zero=False)
-    current = aliases(settings)
-    if current.get(CHALLENGER) is not None:
-        raise RegistryError(
-            f"a canary of version {current[CHALLENGER]} is running; change its share with `lab canary set`, "
-            "or end it with `lab canary promote` or `lab canary abort` first"
+        journal.append(
+            LEARNER_ACTION,
+            {"action": PROMOTE, "version": version, "alias": alias, "from": before, "forced": force, "gate": gate},
         )
-    if current.get(CHAMPION) == version:
-        raise RegistryError(f"version {version} is @champion already; a canary needs another version")
-    with _mlflow(settings, f"find version {version} of {settings.model_name!r}") as client:
-        _require_version(client, settings.model_name, version)
-    # The share first: the service routes to a challenger only once the alias exists, so it starts at `weight`.
-    set_canary_weight(settings, weight)
-    set_alias(settings, CHALLENGER, version, journal=journal, via=via)
-    journal.append(LEARNER_ACTION, {"action": CANARY_START, "version": version, "weight": weight, "via": via})
+    return done
 
 
-def _challenger(settings: Settings, what: str) -> str:
+def _challenger(settings: Settings, what: str, expected: str | None = None) -> str:
+    """The version @challenger names; refused when there is none, or when it is not `expected`."""
     version = aliases(settings).get(CHALLENGER)
     if version is None:
         raise NotFound(
             f"there is no @challenger, so no canary to {what}; nothing changed (`lab canary start VERSION` starts one)"
         )
+    if expected is not None and version != expected:
+        raise RegistryError(
+            f"@challenger is version {version} now, not version {expected}: someone changed the canary, so this will "
+            f"not {what} it; nothing changed (see `lab model history --alias challenger`)"
+        )
+    return version
+
+
+def start_canary(
+    settings: Settings, journal: Journal, version: str, weight: float, *, via: str = "lab canary start"
+) -> str:
+    """`@challenger` on `version` with a `weight` share of the traffic; refused while another canary runs.
+
+    Returns the version as registered. If the alias cannot be set, the share is put back as it was.
+    """
+    from lab_runtime.journal import LEARNER_ACTION
+
+    _share(weight, allow_zero=False)
+    version = resolve_version(settings, version)
+    current = state(settings) or ModelState(settings.model_name)
+    if current.aliases.get(CHALLENGER) is not None:
+        raise RegistryError(
+            f"a canary of version {current.aliases[CHALLENGER]} is running; change its share with `lab canary set`, "
+            "or end it with `lab canary promote` or `lab canary abort` first"
+        )
+    if current.aliases.get(CHAMPION) == version:
+        raise RegistryError(f"version {version} is @champion already; a canary needs another version")
+    # The share first: the service routes to a challenger only once the alias exists, so it starts at `weight`.
+    set_canary_weight(settings, weight)
+    try:
+        set_alias(settings, CHALLENGER, version, journal=journal, via=via)
+    except RegistryError:
+        with contextlib.suppress(RegistryError):
+            set_canary_weight(settings, current.canary_weight)
+        raise
+    journal.append(LEARNER_ACTION, {"action": CANARY_START, "version": version, "weight": weight, "via": via})
     return version
 
 
 def set_canary(settings: Settings, journal: Journal, weight: float, *, via: str = "lab canary set") -> float:
     """The running canary's share of traffic; returns the share it had."""
     from lab_runtime.journal import LEARNER_ACTION
-    from lab_runtime.registry import Registry
 
     _share(weight)
     version = _challenger(settings, "re-weight")
-    registry = Registry(settings.mlflow_url)
-    try:
-        state = registry.model(settings.model_name)
-    finally:
-        registry.close()
-    before = state.canary_weight if state else 0.0
+    current = state(settings)
+    before = current.canary_weight if current else 0.0
     set_canary_weight(settings, weight)
     journal.append(LEARNER_ACTION, {"action": CANARY_SET, "version": version, "from": before, "to": weight, "via": via})
     return before
 
 
-def promote_canary(settings: Settings, journal: Journal, *, via: str = "lab canary promote") -> tuple[str, str | None]:
-    """The challenger becomes `@champion`, then its share goes to zero and `@challenger` is removed.
-
-    Returns (the promoted version, the champion it replaced). Both aliases name the promoted version for a moment,
-    so every request is served by it throughout.
-    """
+def promote_canary(
+    settings: Settings, journal: Journal, *, expected: str | None = None, via: str = "lab canary promote"
+) -> tuple[str, str | None]:
+    """The challenger (if `expected` is given: only that version) becomes `@champion`; then its share goes to zero
+    and `@challenger` is removed. Returns (the promoted version, the champion it replaced). Both aliases name the
+    promoted version for a moment, so every request is served by it throughout."""
     from lab_runtime.journal import LEARNER_ACTION
 
-    version = _challenger(settings, "promote")
+    version = _challenger(settings, "promote", expected)
     before = aliases(settings).get(CHAMPION)
     set_alias(settings, CHAMPION, version, journal=journal, via=via)
     set_canary_weight(settings, 0.0)
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
     journal.append(LEARNER_ACTION, {"action": CANARY_PROMOTE, "version": version, "from": before, "via": via})
     return version, before
+
+
+def abort_canary(
+    settings: Settings, journal: Journal, *, expected: str | None = None, via: str = "lab canary abort"
+) -> str:
+    """Canary share to zero, then `@challenger` removed; journaled. Returns the version that was challenger."""
+    from lab_runtime.journal import LEARNER_ACTION
+
+    challenger = _challenger(settings, "abort", expected)
+    set_canary_weight(settings, 0.0)  # first, so no request is routed to a challenger on its way out
+    delete_alias(settings, CHALLENGER, journal=journal, via=via)
+    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via})
+    return challenger

@@ -252,7 +252,7 @@ def labelled_traffic(settings: Settings, since: float) -> tuple[pd.DataFrame, in
 
 def retrain_recent(settings: Settings, window_seconds: float, min_rows: int, *, seed: int = 42) -> Registered:
     """Train on the labelled traffic of the last `window_seconds`, evaluate on 20 % of it, register a version."""
-    from lab_runtime.model_ops import fail_fast
+    from lab_runtime.registry import fail_fast
 
     rows, incomplete = labelled_traffic(settings, time.time() - window_seconds)
     window = format_duration(window_seconds)
@@ -281,7 +281,7 @@ def holdout_metrics(settings: Settings, versions: list[str]) -> dict[str, dict[s
     """Accuracy, F1 and ROC AUC of each registered version on the seeded holdout, all scored on the same rows."""
     import mlflow.sklearn
 
-    from lab_runtime.model_ops import fail_fast
+    from lab_runtime.registry import fail_fast
 
     mlflow.set_tracking_uri(settings.mlflow_url)
     mlflow.set_registry_uri(settings.mlflow_url)

@@ -5,6 +5,10 @@ Aliases and the canary weight are read in one call per poll: the registered mode
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -14,6 +18,21 @@ from lab_runtime.errors import RegistryError, RuntimeNotReady
 CANARY_WEIGHT_TAG = "canary_weight"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# One attempt with a short timeout, unless the user set these: MLflow's defaults (7 retries with
+# back-off, a 120 s timeout) make a stopped registry hang a command for minutes.
+FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+@contextlib.contextmanager
+def fail_fast() -> Iterator[None]:
+    """`mlflow` calls inside fail after one attempt of at most 5 s (variables already set are kept)."""
+    added = {k: v for k, v in FAIL_FAST_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -26,10 +45,12 @@ class ModelState:
 
     @property
     def canary_weight(self) -> float:
+        """The tag as a share in [0, 1]; anything else (a typo in the UI, "nan") counts as no canary traffic."""
         try:
-            return min(max(float(self.tags.get(CANARY_WEIGHT_TAG, 0.0)), 0.0), 1.0)
+            weight = float(self.tags.get(CANARY_WEIGHT_TAG, 0.0))
         except ValueError:
             return 0.0
+        return min(max(weight, 0.0), 1.0) if math.isfinite(weight) else 0.0
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from lab_runtime.errors import LabError
 from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
+    from lab_runtime.journal import Journal
     from lab_runtime.labs import Lab, StepResult
 
 
@@ -116,6 +118,7 @@ def _results(current: Settings):  # type: ignore[no-untyped-def]
 
 def _run_events(current: Settings, lab: Lab, started_at: float, results: list[StepResult]) -> list[str]:
     """Run the lab's scripted events whose step now passes (once each); their announcements."""
+    from lab_runtime import model_ops
     from lab_runtime.journal import LAB_EVENT
     from lab_runtime.labs import due_events
     from lab_runtime.pipeline.store import ReleaseStore, ship
@@ -124,23 +127,45 @@ def _run_events(current: Settings, lab: Lab, started_at: float, results: list[St
     happened = len(log.events([LAB_EVENT], since=started_at))
     announcements = []
     for number, event in enumerate(due_events(lab, results, happened), start=happened):
+        aliases = model_ops.aliases(current)  # what served before the incident: the checks compare with it
         if event.ship_release is not None:
             with ReleaseStore(current.pipeline_db_path) as store:
                 ship(store, log, event.ship_release, by=f"{lab.id} scenario")
         else:
-            _start_drill(current, str(event.run_drill))
-        log.append(LAB_EVENT, {"lab": lab.id, "event": number, **event.what})
+            _start_drill(current, log, str(event.run_drill))
+        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "aliases_before": aliases, **event.what})
         announcements.append(event.announce.strip())
     return announcements
 
 
-def _start_drill(current: Settings, drill_id: str) -> None:
-    """Start a lab's drill in the background, blind, for the current learner (`lab drill run --detach`)."""
+DRILL_START_TIMEOUT = 120.0  # seconds for a lab's drill to pass its gate and put its first fault in place
+
+
+def _start_drill(current: Settings, log: Journal, drill_id: str) -> None:
+    """Start a lab's drill in the background, blind, for the current learner (`lab drill run --detach`), and wait
+    until its first fault is in place: a drill its gate refuses is an error here, so the next `lab check` tries
+    again, instead of an incident that never comes."""
+    from lab_runtime.journal import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED
+
+    since = time.time()
     argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--detach", "--blind"]
     result = subprocess.run([*argv, "--learner", current.learner], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise LabError(f"the lab's incident (drill {drill_id}) could not start: {reason}")
+    deadline = time.monotonic() + DRILL_START_TIMEOUT
+    while time.monotonic() < deadline:
+        runs = [e.run_id for e in log.events([DRILL_STARTED], since=since) if e.payload.get("drill") == drill_id]
+        if runs:
+            first = log.events([FAULT_INJECTED, DRILL_ENDED], run_id=runs[0])
+            if first and first[0].kind == FAULT_INJECTED:
+                return
+            if first:
+                detail = first[0].payload.get("detail") or first[0].payload.get("outcome")
+                raise LabError(f"the lab's incident (drill {drill_id}) did not start: {detail}; run `lab check` again")
+        time.sleep(0.2)
+    raise LabError(f"the lab's incident (drill {drill_id}) did not start within {DRILL_START_TIMEOUT:.0f}s; "
+                   "see `lab drill status`")  # fmt: skip
 
 
 @app.command("check")

@@ -100,18 +100,18 @@ def promote_cmd(
     with contextlib.redirect_stdout(sys.stderr):
         done = promote(current, journal(current), version, alias, force=force, max_drop=max_drop)
     if as_json:
-        print_json({"version": done.version, "alias": done.alias, "from": done.before, "forced": done.forced,
-                    "gate": done.gate})  # fmt: skip
+        print_json({"version": done.version, "alias": done.alias, "from": done.before, "changed": done.changed,
+                    "forced": done.forced, "gate": done.gate})  # fmt: skip
         return
     for v, metrics in done.gate.items():
         plain(f"  version {v}: " + ", ".join(f"{k} {x:.4f}" for k, x in metrics.items()))
     if force:
         plain("validation gate skipped (--force); the journal records it")
-    if done.before == version:
-        plain(f"version {version} is @{alias} already; nothing changed")
+    if not done.changed:
+        plain(f"version {done.version} is @{alias} already; nothing changed")
     else:
         was = f" (was version {done.before})" if done.before else ""
-        plain(f"@{alias} is now version {version}{was}; undo with `lab model rollback`")
+        plain(f"@{alias} is now version {done.version}{was}; undo with `lab model rollback`")
 
 
 @model_app.command("rollback")
@@ -203,9 +203,8 @@ def history_cmd(
     entries = history(changes, model=current.model_name, alias=alias)
     if alias is not None and not entries:
         seen = sorted({e.alias for e in history(changes, model=current.model_name)})
-        if seen:
-            listing = ", ".join(f"@{a}" for a in seen)
-            raise NotFound(f"no change of @{alias} in the history of {current.model_name!r}; its aliases: {listing}")
+        listing = ", ".join(f"@{a}" for a in seen) or "none yet"
+        raise NotFound(f"no change of @{alias} in the history of {current.model_name!r}; aliases recorded: {listing}")
     if as_json:
         print_json([asdict(e) for e in entries])
         return
@@ -224,35 +223,47 @@ def history_cmd(
 def canary_start_cmd(
     version: str = typer.Argument(..., metavar="VERSION"),
     weight: float = typer.Option(0.1, "--weight", help="the share of traffic the canary gets, above 0 and at most 1"),
+    as_json: bool = JSON,
 ) -> None:
     """Serve VERSION as @challenger to a share of the traffic, beside @champion."""
     from lab_runtime.model_ops import start_canary
 
     current = settings()
-    start_canary(current, journal(current), version, weight)
+    version = start_canary(current, journal(current), version, weight)
+    if as_json:
+        print_json({"challenger": version, "weight": weight})
+        return
     plain(f"canary started: version {version} is @challenger with {weight:.0%} of the traffic")
     plain("watch it against the champion with `lab canary status`; end it with `lab canary promote` or `abort`")
 
 
 @canary_app.command("set")
 @friendly
-def canary_set_cmd(weight: float = typer.Argument(..., metavar="WEIGHT", help="a share between 0 and 1")) -> None:
+def canary_set_cmd(
+    weight: float = typer.Argument(..., metavar="WEIGHT", help="a share between 0 and 1"), as_json: bool = JSON
+) -> None:
     """Change the canary's share of the traffic."""
     from lab_runtime.model_ops import set_canary
 
     current = settings()
     before = set_canary(current, journal(current), weight)
+    if as_json:
+        print_json({"from": before, "to": weight})
+        return
     plain(f"canary share {before:.0%} -> {weight:.0%}; the service applies it within a second")
 
 
 @canary_app.command("promote")
 @friendly
-def canary_promote_cmd() -> None:
+def canary_promote_cmd(as_json: bool = JSON) -> None:
     """The challenger becomes @champion and the canary ends."""
     from lab_runtime.model_ops import promote_canary
 
     current = settings()
     version, before = promote_canary(current, journal(current))
+    if as_json:
+        print_json({"champion": version, "from": before})
+        return
     was = f" (was version {before})" if before else ""
     plain(f"canary promoted: version {version} is @champion{was}; undo with `lab model rollback`")
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, print_json, settings, urls
+from lab_runtime.cli.common import JSON, app, backend, err, friendly, journal, out, print_json, settings, urls
+from lab_runtime.errors import LabError
 from lab_runtime.journal import LEARNER_ACTION
 from lab_runtime.settings import Settings
 
@@ -51,9 +52,16 @@ def _end_drill(current: Settings, runtime: Backend) -> None:
     from drills import control
 
     run = control.status(current)
-    if run is not None and run.state == "running":
+    if run is None or run.state != "running":
+        return
+    try:
         control.abort(current, runtime, out.print)
-        out.print(f"drill run {run.run.run_id} aborted and reverted")
+    except LabError as exc:  # stopping the sandbox must not depend on the drill: `lab reset` reverts it later
+        err.print(
+            f"[yellow]warning:[/] the running drill could not be ended cleanly ({exc}); `lab reset` after `lab up`"
+        )
+        return
+    out.print(f"drill run {run.run.run_id} aborted and reverted")
 
 
 @app.command()

@@ -46,6 +46,7 @@ candidate = wait("1000 labelled predictions to train on", retrained)["version"]
 promoted = json.loads(lab("model", "promote", candidate, "--json").stdout)
 scores = {v: round(m["accuracy"], 4) for v, m in promoted["gate"].items()}
 print(f"version {candidate} passed the gate (holdout accuracy {scores}) and is @champion")
+wait("the promotion in the alias history", lambda: any(c["after"] == candidate for c in champions()), 10)
 before = len(champions())
 
 # 3. `lab check` moves the lab on; then the quality alert fires.

@@ -118,7 +118,7 @@ def test_the_gate_refuses_a_worse_version_force_overrides_it_and_history_says_ho
     forced = lab("model", "promote", noisy.version, "--force", "--json")
     assert forced.exit_code == 0, forced.output
     assert json.loads(forced.stdout) == {
-        "version": noisy.version, "alias": "champion", "from": v1, "forced": True, "gate": {}
+        "version": noisy.version, "alias": "champion", "from": v1, "changed": True, "forced": True, "gate": {}
     }  # fmt: skip
     assert actions(box, "model.promote", since)[-1]["forced"] is True
     wait_for(lambda: len(entries(box, CHAMPION, since)) == 1, 2.0, "the promotion in the history")
@@ -159,6 +159,11 @@ def test_a_version_within_the_allowed_drop_passes_the_gate_and_is_served(box: Sa
         (["canary", "set", "0.5"], "there is no @challenger, so no canary to re-weight; nothing changed"),
         (["canary", "promote"], "there is no @challenger, so no canary to promote; nothing changed"),
         (["canary", "status", "--window", "soon"], "--window: 'soon' is not a duration"),
+        (["canary", "start", "2", "--weight", "inf"], "a canary weight is a share above 0 and at most 1, not inf"),
+        (["canary", "start", "2", "--weight", "nan"], "a canary weight is a share above 0 and at most 1, not nan"),
+        (["canary", "start", "01"], "version 1 is @champion already"),  # the registry's spelling of "01" is 1
+        (["model", "promote", "2", "--alias", "challenger"], "@challenger is the canary's alias: `lab canary start"),
+        (["model", "history", "--alias", "bogus"], "no change of @bogus in the history of 'credit-risk'; aliases "),
     ],
 )
 def test_bad_input_gets_one_line_and_changes_nothing(box: Sandbox, args: list[str], message: str) -> None:
@@ -183,17 +188,28 @@ def test_a_second_canary_and_out_of_range_weights_are_refused(box: Sandbox, twin
     assert tags[CANARY_WEIGHT_TAG] == "0.2"
 
 
-def test_a_promote_while_the_registry_is_down_is_one_line_and_changes_nothing(box: Sandbox, twin: Registered) -> None:
-    before = model_ops.aliases(box.settings)
+def test_operations_while_the_registry_is_down_are_one_line_and_change_nothing(box: Sandbox, twin: Registered) -> None:
+    def registry() -> tuple[dict[str, str], dict[str, str]]:
+        model = MlflowClient(box.settings.mlflow_url).get_registered_model(box.settings.model_name)
+        return dict(model.aliases), dict(model.tags)
+
+    before = registry()
+    actions_before = len(journal(box).events([LEARNER_ACTION]))
     box.backend.pause("mlflow")
     try:
-        results = [lab("model", "promote", twin.version, "--force"), lab("canary", "start", twin.version)]
+        results = [
+            lab("model", "promote", twin.version),
+            lab("model", "promote", twin.version, "--force"),
+            lab("canary", "start", twin.version),
+            lab("canary", "set", "0.3"),
+            lab("canary", "abort"),
+        ]
     finally:
         box.backend.resume("mlflow")
     for result in results:
         assert result.exit_code == 1 and "MLflow at" in result.stderr and "is it up?" in result.stderr, result.output
-        assert result.stderr.strip().count("\n") == 0
-    assert model_ops.aliases(box.settings) == before
+        assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.output
+    assert registry() == before and len(journal(box).events([LEARNER_ACTION])) == actions_before
 
 
 def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, twin: Registered) -> None:
