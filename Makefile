@@ -34,21 +34,11 @@ down:
 status: install
 	$(LAB) status
 
-lab-01: install
+# `make lab-01` .. `make lab-04`: start the sandbox, then the lab (`lab labs` lists them).
+LABS := lab-01 lab-02 lab-03 lab-04
+$(LABS): install
 	$(LAB) up
-	$(LAB) start lab-01
-
-lab-02: install
-	$(LAB) up
-	$(LAB) start lab-02
-
-lab-03: install
-	$(LAB) up
-	$(LAB) start lab-03
-
-lab-04: install
-	$(LAB) up
-	$(LAB) start lab-04
+	$(LAB) start $@
 
 solve-01: install
 	$(LAB) solve lab-01

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from lab_runtime.scripting import lab, wait
 from lab_runtime.settings import load_settings
 
 settings = load_settings()
-LAB = [sys.executable, "-m", "lab_runtime.cli"]
-
-
-def lab(*args: str, check: bool = True) -> str:
-    result = subprocess.run([*LAB, *args], capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise SystemExit(f"`lab {' '.join(args)}` failed: {result.stderr or result.stdout}")
-    return result.stdout
-
-
-def wait(what: str, condition: Any, timeout: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1.0)
-    raise SystemExit(f"gave up waiting for {what} after {timeout:.0f}s")
 
 
 def status() -> dict[str, Any]:
@@ -39,7 +19,7 @@ def status() -> dict[str, Any]:
 
 
 def firing(rule: str) -> bool:
-    return any(a["rule"] == rule for a in json.loads(lab("alerts", "--json")))
+    return any(a["rule"] == rule for a in json.loads(lab("alerts", "--json").stdout))
 
 
 # 1-2. Read the report: the test per feature and the corrected threshold are in the monitor's status.
@@ -58,7 +38,7 @@ lab("monitor", "add-rules", str(rule))
 wait("the rule to load", lambda: any(r["name"] == "prediction-drift" for r in status()["rules"]), 30)
 
 # 4. `lab check` moves the lab on: the incident starts once the steps before it pass.
-print(lab("check", check=False).splitlines()[-1])
+print(lab("check", check=False).stdout.splitlines()[-1])
 wait("the feature-drift alert", lambda: firing("feature-drift"))
 print("feature-drift fired:", status()["details"].get("drifted_features"))
 wait("your prediction-drift alert (it holds 15 s before it fires)", lambda: firing("prediction-drift"))
@@ -66,7 +46,7 @@ print("prediction-drift fired: the model's output moved with its input")
 
 # 5-6. Declare, then roll the release back.
 lab("declare", "data-drift", "--note", "credit_score shifted right after pipeline release v2 shipped")
-print(lab("pipeline", "rollback").strip())
+print(lab("pipeline", "rollback").stdout.strip())
 
 # 7. The alert resolves once the window holds clean traffic again.
 wait("feature-drift to resolve", lambda: not firing("feature-drift"))

@@ -3,29 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from typing import Any
 
-LAB = [sys.executable, "-m", "lab_runtime.cli"]
-
-
-def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*LAB, *args], capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise SystemExit(f"`lab {' '.join(args)}` failed: {result.stderr or result.stdout}")
-    return result
-
-
-def wait(what: str, condition: Any, timeout: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1.0)
-    raise SystemExit(f"gave up waiting for {what} after {timeout:.0f}s")
+from lab_runtime.scripting import lab, wait
 
 
 def retrained() -> dict[str, Any] | None:
