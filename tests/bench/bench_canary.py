@@ -1,7 +1,7 @@
 """Canary and alias benchmarks on a real sandbox (free ports, default pipeline rate and registry poll):
 
-- weight: a canary weight change (`model_ops.set_canary_weight`, what `lab canary set` calls), from the call's
-  start until the service's GET /model reports the new share. Target: within 1 s.
+- weight: a canary weight change of a running canary (`model_ops.set_canary_weight`, what `lab canary set` calls),
+  from the call's start until the service's GET /model reports the new share. Target: within 1 s.
 - alias: @champion moved with a plain `MlflowClient`, from the call's start until a /predict is answered by the
   new version (the service loads it on the way). Target: within 2 s.
 - history: the same moves, from the call's start until the registry watcher's `registry.alias_changed` event is
@@ -66,7 +66,10 @@ def answered_by(box: Sandbox, version: str) -> bool:
 
 
 def weight_changes(box: Sandbox, runs: int) -> list[float]:
-    model_ops.set_alias(box.settings, CHALLENGER, box.versions[1].version)
+    """Share changes of a running canary: the challenger is loaded first (a share applies to a served version)."""
+    challenger = box.versions[1].version
+    model_ops.set_alias(box.settings, CHALLENGER, challenger)
+    until([lambda: served(box)["challenger"] == challenger], time.perf_counter())
     times = []
     for i in range(runs):
         weight = 0.6 if i % 2 == 0 else 0.1
