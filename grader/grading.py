@@ -1,0 +1,155 @@
+"""Grading drill runs from journal events: detection, diagnosis, remediation, collateral damage, a score. Pure.
+
+Every figure comes from what the runtime recorded, never from what the learner says they did:
+
+- a run is the events carrying its `run_id` (`drill.started` .. `drill.ended`), written by the drill runner;
+- the learner's events (`learner.declared`, `learner.action`) count for a run when the same learner wrote them
+  after its first `fault.injected` and before its `drill.ended`. "After" and "before" follow the journal's append
+  order (its ids), which is the order the events were committed in: clocks of the processes that write the
+  journal may be up to `SKEW` apart, so timestamps give durations (never below zero), not the order;
+- TTD = the first right declaration minus the first injection; wrong ones are counted;
+- TTR = the start of the span the runner found remediated (`drill.remediated`: the remediation conditions and
+  the steady state held for the drill's hold time) minus the first injection, credited only when a learner
+  action came before that span: a drill that ends at its time limit is fixed by its own revert, not the learner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab_runtime.journal import (
+    DRILL_ENDED,
+    DRILL_REMEDIATED,
+    DRILL_STARTED,
+    FAULT_INJECTED,
+    LEARNER_ACTION,
+    LEARNER_DECLARED,
+    Event,
+)
+
+SKEW = 0.05  # seconds the clocks of the journal's writers may differ
+# Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
+DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
+FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points
+
+
+@dataclass(frozen=True)
+class RunGrade:
+    """One learner's result on one drill run."""
+
+    run_id: str
+    drill: str
+    learner: str | None
+    diagnosis: str  # the ground truth
+    injected_at: float | None  # first fault in place (None: the drill never injected)
+    detected_at: float | None  # first right declaration
+    ttd: float | None
+    wrong_declarations: int
+    remediated_at: float | None  # start of the remediated span, when the learner earned it
+    ttr: float | None
+    outcome: str  # remediated | self-healed | not remediated | not injected, or the runner's own end
+    collateral: tuple[str, ...] = field(default_factory=tuple)
+    score: float = 0.0
+
+    @property
+    def detected(self) -> bool:
+        return self.detected_at is not None
+
+
+def _run_ids(events: Sequence[Event]) -> list[str]:
+    return [e.run_id for e in events if e.kind == DRILL_STARTED and e.run_id]
+
+
+def _harm(action: dict[str, Any], targets: set[str]) -> str | None:
+    """What a learner action broke that the drill had not: a healthy champion rolled back, a healthy canary aborted."""
+    name = action.get("action")
+    if name == "model.rollback" and "champion" not in targets:
+        return f"rolled back a healthy champion (version {action.get('from')} to {action.get('to')})"
+    if name == "canary.abort" and "challenger" not in targets:
+        return f"aborted a healthy canary (version {action.get('version')})"
+    if name == "model.promote" and action.get("forced"):
+        return f"promoted version {action.get('version')} past the validation gate (--force)"
+    return None
+
+
+def _score(limit: float, ttd: float | None, ttr: float | None, wrong: int, harms: int) -> float:
+    def timed(points: float, seconds: float | None) -> float:
+        if seconds is None:
+            return 0.0
+        return points * max(FLOOR, 1.0 - seconds / limit) if limit > 0 else points
+
+    diagnosis = max(0.0, DIAGNOSIS_POINTS - WRONG_COST * wrong) if ttd is not None else 0.0
+    total = timed(DETECT_POINTS, ttd) + timed(REMEDY_POINTS, ttr) + diagnosis - HARM_COST * harms
+    return round(min(100.0, max(0.0, total)), 1)
+
+
+def grade_run(events: Sequence[Event], run_id: str) -> RunGrade:
+    """Grade run `run_id` from the journal's `events` (in append order; other runs' and learners' may be among them)."""
+    run = [e for e in events if e.run_id == run_id]
+    started = next(e for e in run if e.kind == DRILL_STARTED)
+    drill, truth, learner = started.payload["drill"], started.payload["diagnosis"], started.learner
+    limit = float(started.payload.get("time_limit") or 0.0)
+    injected = [e for e in run if e.kind == FAULT_INJECTED]
+    ended = next((e for e in run if e.kind == DRILL_ENDED), None)
+    runner_outcome = ended.payload.get("outcome", "ended") if ended else "running"
+    if not injected:
+        return RunGrade(run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected")
+    first = injected[0]
+    last_id = ended.id if ended else float("inf")
+
+    def mine(kind: str) -> list[Event]:
+        return [e for e in events if e.kind == kind and e.learner == learner and first.id < e.id < last_id]
+
+    declared = mine(LEARNER_DECLARED)
+    right = next((e for e in declared if e.payload.get("diagnosis") == truth), None)
+    # A declaration that names another run's diagnosis is about that run (overlapping drills), not a wrong one here.
+    others = {e.payload["diagnosis"] for e in events if e.kind == DRILL_STARTED and e.run_id != run_id}
+    wrong = [
+        e
+        for e in declared
+        if e.payload.get("diagnosis") != truth
+        and e.payload.get("diagnosis") not in others
+        and (right is None or e.id < right.id)
+    ]
+    actions = mine(LEARNER_ACTION)
+    remediated = next((e for e in run if e.kind == DRILL_REMEDIATED), None)
+    remediated_at = ttr = None
+    if remediated is not None:
+        span_start = float(remediated.payload.get("span_start", remediated.ts))
+        if any(a.id < remediated.id and a.ts <= span_start + SKEW for a in actions):
+            remediated_at, ttr = span_start, max(0.0, span_start - first.ts)
+    if remediated_at is not None:
+        outcome = "remediated"
+    elif remediated is not None:
+        outcome = "self-healed"  # the conditions held again with no learner action before: nothing to credit
+    elif runner_outcome in ("time_limit", "remediated", "running"):
+        outcome = "not remediated"
+    else:
+        outcome = runner_outcome  # aborted, interrupted, error, reset: the run ended before it could be graded fully
+    targets = {str(e.payload.get("details", {}).get("alias")) for e in injected if e.payload.get("type") == "bad_model"}
+    harms = tuple(h for h in (_harm(a.payload, targets) for a in actions) if h)
+    ttd = max(0.0, right.ts - first.ts) if right else None
+    return RunGrade(
+        run_id,
+        drill,
+        learner,
+        truth,
+        first.ts,
+        right.ts if right else None,
+        ttd,
+        len(wrong),
+        remediated_at,
+        ttr,
+        outcome,
+        harms,
+        _score(limit, ttd, ttr, len(wrong), len(harms)),
+    )
+
+
+def grade(events: Iterable[Event], learner: str | None = None) -> list[RunGrade]:
+    """Every drill run in `events` (in append order), optionally of one learner, oldest first."""
+    ordered = sorted(events, key=lambda e: e.id)
+    grades = [grade_run(ordered, run_id) for run_id in _run_ids(ordered)]
+    return [g for g in grades if learner is None or g.learner == learner]

@@ -1,0 +1,60 @@
+"""`lab grade` reads the sandbox's real journal (SQLite) and prints one row per drill run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lab_runtime.cli import app
+from lab_runtime.journal import (
+    DRILL_ENDED,
+    DRILL_REMEDIATED,
+    DRILL_STARTED,
+    FAULT_INJECTED,
+    LEARNER_ACTION,
+    LEARNER_DECLARED,
+    Journal,
+)
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def write_run(state: Path, learner: str, run: str, declare_after: float, fix_after: float) -> None:
+    drill = Journal(state / "journal.db", source="drill", learner=learner)
+    cli = Journal(state / "journal.db", source="cli", learner=learner)
+    started = {"drill": "drift-x", "diagnosis": "data-drift", "time_limit": 600.0, "hold": 30.0}
+    drill.append(DRILL_STARTED, started, run_id=run, ts=T0)
+    drill.append(FAULT_INJECTED, {"fault": 0, "type": "covariate_drift", "details": {}}, run_id=run, ts=T0 + 1)
+    cli.append(LEARNER_DECLARED, {"diagnosis": "latency"}, ts=T0 + 1 + declare_after / 2)
+    cli.append(LEARNER_DECLARED, {"diagnosis": "data-drift"}, ts=T0 + 1 + declare_after)
+    cli.append(LEARNER_ACTION, {"action": "pipeline.rollback"}, ts=T0 + 1 + fix_after)
+    drill.append(DRILL_REMEDIATED, {"span_start": T0 + 1 + fix_after + 2, "held": 30.0}, run_id=run, ts=T0 + 99)
+    drill.append(DRILL_ENDED, {"drill": "drift-x", "outcome": "remediated"}, run_id=run, ts=T0 + 100)
+
+
+def test_lab_grade_prints_one_row_per_run_and_filters_by_learner(state: Path) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(app, ["grade"])
+    assert empty.exit_code == 0 and "no drill run in the journal yet" in empty.output
+    write_run(state, "ada", "r1", declare_after=12.5, fix_after=20)
+    write_run(state, "bob", "r2", declare_after=30, fix_after=40)
+    rows = json.loads(runner.invoke(app, ["grade", "--json"]).stdout)
+    assert [(r["learner"], r["ttd"], r["wrong_declarations"], r["ttr"], r["outcome"]) for r in rows] == [
+        ("ada", 12.5, 1, 22.0, "remediated"),
+        ("bob", 30.0, 1, 42.0, "remediated"),
+    ]
+    assert all(r["detected"] and 0 < r["score"] <= 100 for r in rows)
+    table = runner.invoke(app, ["grade", "--learner", "bob"])
+    assert table.exit_code == 0 and "bob" in table.output and "ada" not in table.output
+    assert "30.0s" in table.output and "42.0s" in table.output
+    nobody = runner.invoke(app, ["grade", "--learner", "cy"])
+    assert "no drill run of cy in the journal yet" in nobody.output
