@@ -36,6 +36,7 @@ def all_steps_pass(env: dict[str, str], total: int) -> None:
     assert report["passed"] == report["total"] == total
 
 
+@pytest.mark.timeout(600)  # two labs, each with a real drill: about 250 s, over the default 300 s on a busy machine
 def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]) -> None:
     env = {**lab_env, **ENV}
     assert lab(env, "up").returncode == 0
