@@ -35,10 +35,19 @@ status: install
 	$(LAB) status
 
 # `make lab-01` .. `make lab-04`: start the sandbox, then the lab (`lab labs` lists them).
-LABS := lab-01 lab-02 lab-03 lab-04
-$(LABS): install
-	$(LAB) up
-	$(LAB) start $@
+START_LAB = $(LAB) up && $(LAB) start $@
+
+lab-01: install
+	$(START_LAB)
+
+lab-02: install
+	$(START_LAB)
+
+lab-03: install
+	$(START_LAB)
+
+lab-04: install
+	$(START_LAB)
 
 solve-01: install
 	$(LAB) solve lab-01
