@@ -29,8 +29,19 @@ print(f"version {candidate} passed the gate (holdout accuracy {scores}) and is @
 wait("the promotion in the alias history", lambda: any(c["after"] == candidate for c in champions()), 10)
 before = len(champions())
 
-# 3. `lab check` moves the lab on; then the quality alert fires.
-lab("check", check=False)
+
+# 3. `lab check` moves the lab on: it starts the incident, or says why it could not (its drill's steady-state gate
+# refused, say) and starts it on a later check. Then the quality alert fires.
+def incident_started() -> bool:
+    result = lab("check", "--json", check=False)
+    if not result.stdout:  # an error, not a report: the incident could not start yet
+        print(result.stderr.strip())
+        return False
+    steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
+    return not steps["rollback"]["detail"].startswith("the incident has not started yet")
+
+
+wait("the lab's incident to start", incident_started)
 wait("the accuracy-floor alert", lambda: firing("accuracy-floor"))
 print("accuracy-floor fired")
 
