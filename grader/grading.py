@@ -15,6 +15,7 @@ Every figure comes from what the runtime recorded, never from what the learner s
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,9 +86,51 @@ def _score(limit: float, ttd: float | None, ttr: float | None, wrong: int, harms
     return round(min(100.0, max(0.0, total)), 1)
 
 
+@dataclass(frozen=True)
+class _Index:
+    """The journal's events grouped once: per drill run, and the learners' own events per learner (in append order)."""
+
+    runs: dict[str, list[Event]]
+    mine: dict[tuple[str | None, str], list[Event]]  # (learner, kind) -> events
+    active: list[tuple[int, float, str, str]]  # (first fault id, end id, ground truth, run id) of each injected run
+
+    @classmethod
+    def of(cls, events: Sequence[Event]) -> _Index:
+        runs: dict[str, list[Event]] = {}
+        mine: dict[tuple[str | None, str], list[Event]] = {}
+        for e in events:
+            if e.run_id:
+                runs.setdefault(e.run_id, []).append(e)
+            if e.kind in (LEARNER_DECLARED, LEARNER_ACTION):
+                mine.setdefault((e.learner, e.kind), []).append(e)
+        active = []
+        for run_id, run in runs.items():
+            started = next((e for e in run if e.kind == DRILL_STARTED), None)
+            first = next((e for e in run if e.kind == FAULT_INJECTED), None)
+            if started and first:
+                end = next((e.id for e in run if e.kind == DRILL_ENDED), float("inf"))
+                active.append((first.id, end, str(started.payload.get("diagnosis")), run_id))
+        return cls(runs, mine, active)
+
+    def about_another_run(self, declaration: Event, run_id: str) -> bool:
+        """The declaration names the ground truth of another run that had a fault in place when it was made."""
+        named = declaration.payload.get("diagnosis")
+        return any(s < declaration.id < e and truth == named and r != run_id for s, e, truth, r in self.active)
+
+    def between(self, learner: str | None, kind: str, after: int, before: float) -> list[Event]:
+        """The learner's events of `kind` appended after event id `after` and before id `before`."""
+        events = self.mine.get((learner, kind), [])
+        ids = [e.id for e in events]
+        return events[bisect_right(ids, after) : bisect_left(ids, before)]
+
+
 def grade_run(events: Sequence[Event], run_id: str) -> RunGrade:
     """Grade run `run_id` from the journal's `events` (in append order; other runs' and learners' may be among them)."""
-    run = [e for e in events if e.run_id == run_id]
+    return _grade(_Index.of(events), run_id)
+
+
+def _grade(index: _Index, run_id: str) -> RunGrade:
+    run = index.runs[run_id]
     started = next(e for e in run if e.kind == DRILL_STARTED)
     drill, truth, learner = started.payload["drill"], started.payload["diagnosis"], started.learner
     limit = float(started.payload.get("time_limit") or 0.0)
@@ -98,22 +141,17 @@ def grade_run(events: Sequence[Event], run_id: str) -> RunGrade:
         return RunGrade(run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected")
     first = injected[0]
     last_id = ended.id if ended else float("inf")
-
-    def mine(kind: str) -> list[Event]:
-        return [e for e in events if e.kind == kind and e.learner == learner and first.id < e.id < last_id]
-
-    declared = mine(LEARNER_DECLARED)
+    declared = index.between(learner, LEARNER_DECLARED, first.id, last_id)
     right = next((e for e in declared if e.payload.get("diagnosis") == truth), None)
-    # A declaration that names another run's diagnosis is about that run (overlapping drills), not a wrong one here.
-    others = {e.payload["diagnosis"] for e in events if e.kind == DRILL_STARTED and e.run_id != run_id}
+    # A declaration naming the diagnosis of another run active then is about that run (overlapping drills).
     wrong = [
         e
         for e in declared
         if e.payload.get("diagnosis") != truth
-        and e.payload.get("diagnosis") not in others
+        and not index.about_another_run(e, run_id)
         and (right is None or e.id < right.id)
     ]
-    actions = mine(LEARNER_ACTION)
+    actions = index.between(learner, LEARNER_ACTION, first.id, last_id)
     remediated = next((e for e in run if e.kind == DRILL_REMEDIATED), None)
     remediated_at = ttr = None
     if remediated is not None:
@@ -151,5 +189,6 @@ def grade_run(events: Sequence[Event], run_id: str) -> RunGrade:
 def grade(events: Iterable[Event], learner: str | None = None) -> list[RunGrade]:
     """Every drill run in `events` (in append order), optionally of one learner, oldest first."""
     ordered = sorted(events, key=lambda e: e.id)
-    grades = [grade_run(ordered, run_id) for run_id in _run_ids(ordered)]
+    index = _Index.of(ordered)
+    grades = [_grade(index, run_id) for run_id in _run_ids(ordered)]
     return [g for g in grades if learner is None or g.learner == learner]
