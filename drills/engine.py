@@ -56,6 +56,7 @@ class RunOptions:
     blind: bool = False
     gate_timeout: float = 30.0
     settle_timeout: float | None = None  # how long to wait for the steady state after the revert
+    tag: str | None = None  # what the run belongs to (`capstone:<id>`), recorded in drill.started
 
 
 @dataclass
@@ -274,6 +275,7 @@ class DrillRunner:
                 "faults": [f.type for f in self.drill.faults],
                 "steady_state": list(self.drill.steady_state),
                 "remediation": list(self.drill.remediation.conditions),
+                "tag": self.options.tag,
             },
         )
 

@@ -53,6 +53,7 @@ class RunGrade:
     outcome: str  # remediated | self-healed | not remediated | not injected, or the runner's own end
     collateral: tuple[str, ...] = field(default_factory=tuple)
     score: float = 0.0
+    time_limit: float = 0.0  # the drill's time limit in seconds, as it ran (scaled)
 
     @property
     def detected(self) -> bool:
@@ -138,7 +139,9 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     ended = next((e for e in run if e.kind == DRILL_ENDED), None)
     runner_outcome = ended.payload.get("outcome", "ended") if ended else "running"
     if not injected:
-        return RunGrade(run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected")
+        return RunGrade(
+            run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected", time_limit=limit
+        )
     first = injected[0]
     last_id = ended.id if ended else float("inf")
     declared = index.between(learner, LEARNER_DECLARED, first.id, last_id)
@@ -183,6 +186,7 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         outcome,
         harms,
         _score(limit, ttd, ttr, len(wrong), len(harms)),
+        limit,
     )
 
 

@@ -13,7 +13,8 @@ LabError
 ├── PortInUse            a port the sandbox needs is taken
 ├── RegistryError        MLflow refused or failed an operation
 ├── FaultInjectionFailed a drill fault could not be injected or reverted
-└── GradingError         the journal does not allow a grade
+├── GradingError         the journal does not allow a grade, or a rubric file fails validation
+└── InvalidBundle        a result bundle that is unsigned, tampered with, or malformed (names the file)
 """
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ class FaultInjectionFailed(LabError):
 
 class GradingError(LabError):
     """Raised when the journal does not hold what a grade needs."""
+
+
+class InvalidBundle(LabError):
+    """Raised when a result bundle is unsigned, was changed after signing, or is malformed."""

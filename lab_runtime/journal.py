@@ -36,6 +36,9 @@ FAULT_REVERT_FAILED = "fault.revert_failed"
 DRILL_STEADY_STATE = "drill.steady_state"  # the steady state checked again after the faults were reverted
 DRILL_ENDED = "drill.ended"
 SANDBOX_RESET = "sandbox.reset"
+# Written by `lab capstone`: the assessment's start (rubric, seed, how many drills; not which) and end.
+CAPSTONE_STARTED = "capstone.started"
+CAPSTONE_ENDED = "capstone.ended"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

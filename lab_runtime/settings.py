@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     drill_time_scale: float = Field(
         1.0, gt=0, le=10, description="multiplies every drill's hold time, time limit and delays (demos, tests)"
     )
+    # grading
+    instructor_key: str | None = Field(None, description="the key result bundles are signed and verified with")
+    instructor_key_file: Path | None = Field(None, description="a file holding that key (one line)")
 
     @cached_property
     def root(self) -> Path:

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import os
 
-from lab_runtime.cli import drill, grade, labs, model, monitor, pipeline, sandbox  # noqa: F401  (each registers its commands)
+from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
+    capstone,
+    drill,
+    grade,
+    labs,
+    model,
+    monitor,
+    pipeline,
+    results,
+    sandbox,
+)
 from lab_runtime.cli.common import app
 
 

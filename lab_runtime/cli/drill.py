@@ -107,6 +107,7 @@ def _run_one(
     blind: bool,
     gate: float = 30.0,
     run_id: str | None = None,
+    tag: str | None = None,
 ) -> RunResult:
     from drills.engine import DrillRunner, RunOptions
 
@@ -115,7 +116,7 @@ def _run_one(
         drill,
         current,
         backend(current),
-        RunOptions(learner=learner, seed=seed, delay=delay, blind=blind, gate_timeout=gate),
+        RunOptions(learner=learner, seed=seed, delay=delay, blind=blind, gate_timeout=gate, tag=tag),
         say=say,
         run_id=run_id,
     )
@@ -276,14 +277,25 @@ def gameday(
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
     plain(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
+    delays = [delay * current.drill_time_scale for _, delay in plan]
+    outcomes = run_in_sequence(current, chosen, delays, who, chosen_seed, blind)
+    plain(f"game day done: {', '.join(outcomes)}")
+
+
+def run_in_sequence(
+    current: Settings, drills: list[Drill], delays: list[float], learner: str, seed: int, blind: bool,
+    tag: str | None = None, what: str = "game day",
+) -> list[str]:  # fmt: skip
+    """Run `drills` one after the other, each after its delay (seconds, scaled); their outcomes. A run that was
+    interrupted, aborted, refused or failed stops the sequence (LabError naming it)."""
     outcomes = []
-    for drill, (_, delay) in zip(chosen, plan, strict=True):
-        result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind)
+    for drill, delay in zip(drills, delays, strict=True):
+        result = _run_one(current, drill, learner, seed, delay, blind, tag=tag)
         _report(result, blind)
         outcomes.append(result.outcome)
         if result.outcome in ("interrupted", "aborted", "refused", "error") or result.interrupted:
-            raise LabError(f"the game day stopped: drill run {result.run_id} ended {result.outcome}")
-    plain(f"game day done: {', '.join(outcomes)}")
+            raise LabError(f"the {what} stopped: drill run {result.run_id} ended {result.outcome}")
+    return outcomes
 
 
 @app.command()

@@ -219,7 +219,6 @@ def test_overlapping_runs_of_one_learner_do_not_count_each_others_diagnosis_as_w
     assert (a.ttd, a.wrong_declarations, b.ttd, b.wrong_declarations) == (11.0, 0, 9.0, 0)
 
 
-
 def test_naming_the_diagnosis_of_an_earlier_run_that_has_ended_is_a_wrong_declaration() -> None:
     j = Journal()
     j.drill(0, run="a", diagnosis="latency", drill="latency-x")
@@ -232,6 +231,7 @@ def test_naming_the_diagnosis_of_an_earlier_run_that_has_ended_is_a_wrong_declar
     j.end(40, "aborted", run="b")
     a, b = grade(j.events)
     assert (a.wrong_declarations, b.ttd, b.wrong_declarations) == (0, 14.0, 1)
+
 
 @pytest.mark.parametrize(
     ("alias", "action", "payload", "harm"),

@@ -1,0 +1,164 @@
+"""The capstone assessment: a rubric file, the seeded plan of blind drills it draws, and the rubric score of the
+learner's graded runs. Pure, except `load_rubric` (reads the file)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from grader.grading import RunGrade, grade
+from lab_runtime.durations import Seconds
+from lab_runtime.errors import GradingError
+from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_STARTED, Event
+from lab_runtime.yamlfile import load_model
+
+RUBRIC = Path(__file__).with_name("rubric.yaml")
+DIMENSIONS = ("detection", "diagnosis", "remediation", "collateral", "time")
+
+
+class Rubric(BaseModel):
+    """What the capstone draws and how it is scored: weights of the five dimensions (summing to 100), and the
+    thresholds a pass needs: a total score, and optionally a minimum per dimension (a share, 0 to 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drills: list[str] = Field(min_length=1, description="the pool the capstone draws from (catalog ids)")
+    count: int = Field(ge=1, description="how many drills the capstone runs")
+    gap: tuple[Seconds, Seconds] = Field(description="a seeded pause in this range before each drill")
+    budget: Seconds = Field(gt=0, description="the capstone's whole duration at most, drills included")
+    weights: dict[str, float]
+    pass_score: float = Field(alias="pass", ge=0, le=100, description="the total score a pass needs")
+    minimums: dict[str, float] = Field(default_factory=dict, description="a share each dimension needs, 0 to 1")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rubric:
+        for name, table in (("weights", self.weights), ("minimums", self.minimums)):
+            unknown = sorted(set(table) - set(DIMENSIONS))
+            if unknown:
+                raise ValueError(f"{name}: unknown dimension(s) {', '.join(unknown)}; use {', '.join(DIMENSIONS)}")
+        if set(self.weights) != set(DIMENSIONS) or abs(sum(self.weights.values()) - 100) > 1e-6:
+            raise ValueError(f"weights: give each of {', '.join(DIMENSIONS)} a weight, summing to 100")
+        if any(not 0 <= v <= 1 for v in self.minimums.values()):
+            raise ValueError("minimums: each is a share between 0 and 1")
+        if self.count > len(set(self.drills)):
+            raise ValueError(f"count: {self.count} drills asked from a pool of {len(set(self.drills))}")
+        if self.gap[0] > self.gap[1]:
+            raise ValueError("gap: give the shorter pause first")
+        return self
+
+
+def load_rubric(path: Path = RUBRIC) -> Rubric:
+    return load_model(path, Rubric, GradingError, "capstone rubric")
+
+
+@dataclass(frozen=True)
+class Plan:
+    drills: tuple[str, ...]
+    gaps: tuple[float, ...]  # seconds before each drill (already scaled)
+    longest: float  # seconds the capstone may take: every gap plus every drill's time limit
+
+    @property
+    def gap_range(self) -> tuple[float, float]:
+        return min(self.gaps), max(self.gaps)
+
+
+def plan(rubric: Rubric, seed: int, time_limits: dict[str, float], scale: float = 1.0) -> Plan:
+    """The seeded drills and gaps; refused when they may not fit the budget (`time_limits`: seconds, per drill)."""
+    unknown = sorted(set(rubric.drills) - set(time_limits))
+    if unknown:
+        raise GradingError(f"the rubric's pool names unknown drill(s): {', '.join(unknown)} (see `lab drill list`)")
+    rng = random.Random(f"{seed}:capstone")
+    drills = tuple(rng.sample(sorted(set(rubric.drills)), rubric.count))
+    gaps = tuple(rng.uniform(*rubric.gap) * scale for _ in drills)
+    longest = sum(gaps) + sum(time_limits[d] * scale for d in drills)
+    if longest > rubric.budget * scale:
+        raise GradingError(
+            f"seed {seed} draws drills that may take {longest / scale:.0f}s, over the rubric's budget of "
+            f"{rubric.budget:.0f}s; raise the budget, shorten the gaps, or pick shorter drills"
+        )
+    return Plan(drills, gaps, longest)
+
+
+@dataclass(frozen=True)
+class CapstoneScore:
+    dimensions: dict[str, float]  # each a share, 0 to 1
+    score: float  # 0 to 100
+    passed: bool
+    reasons: tuple[str, ...]  # why it failed (empty when passed)
+    runs: int
+
+
+def _shares(grades: Sequence[RunGrade], planned: int) -> dict[str, float]:
+    """Each dimension as a share, over the planned drills (a drill that never ran counts as missed)."""
+    n = max(planned, len(grades), 1)
+    harms = sum(len(g.collateral) for g in grades)
+
+    def timely(g: RunGrade) -> float:
+        if g.ttr is None:
+            return 0.0
+        return max(0.0, 1.0 - g.ttr / g.time_limit) if g.time_limit > 0 else 1.0
+
+    return {
+        "detection": sum(g.detected for g in grades) / n,
+        "diagnosis": sum(1.0 if g.wrong_declarations == 0 else 0.5 for g in grades if g.detected) / n,
+        "remediation": sum(g.ttr is not None for g in grades) / n,
+        "collateral": max(0.0, 1.0 - 0.5 * harms),
+        "time": sum(timely(g) for g in grades) / n,
+    }
+
+
+def score(rubric: Rubric, grades: Sequence[RunGrade], planned: int) -> CapstoneScore:
+    shares = _shares(grades, planned)
+    total = round(sum(rubric.weights[d] * shares[d] for d in DIMENSIONS), 1)
+    reasons = [f"score {total:g} below the pass mark {rubric.pass_score:g}"] if total < rubric.pass_score else []
+    reasons += [
+        f"{d} {shares[d]:.0%} below the minimum {need:.0%}" for d, need in rubric.minimums.items() if shares[d] < need
+    ]
+    return CapstoneScore({d: round(v, 3) for d, v in shares.items()}, total, not reasons, tuple(reasons), len(grades))
+
+
+@dataclass(frozen=True)
+class Capstone:
+    """A capstone found in the journal: its start, end (None while it runs), rubric and graded runs."""
+
+    capstone_id: str
+    learner: str | None
+    started_at: float
+    ended: Event | None
+    rubric: Rubric
+    planned: int
+    grades: tuple[RunGrade, ...]
+
+    def result(self) -> CapstoneScore:
+        return score(self.rubric, self.grades, self.planned)
+
+
+def latest_capstone(events: Sequence[Event], learner: str | None) -> Capstone | None:
+    """The learner's last capstone, its runs being the drill runs tagged with its id."""
+    started = [e for e in events if e.kind == CAPSTONE_STARTED and (learner is None or e.learner == learner)]
+    if not started:
+        return None
+    start = started[-1]
+    cid = start.payload["capstone_id"]
+    ended = next((e for e in events if e.kind == CAPSTONE_ENDED and e.payload.get("capstone_id") == cid), None)
+    tagged = {e.run_id for e in events if e.kind == DRILL_STARTED and e.payload.get("tag") == f"capstone:{cid}"}
+    grades = tuple(g for g in grade(events, start.learner) if g.run_id in tagged)
+    rubric = Rubric.model_validate(start.payload["rubric"])
+    return Capstone(cid, start.learner, start.ts, ended, rubric, int(start.payload["count"]), grades)
+
+
+def capstone_summary(events: Sequence[Event], learner: str | None) -> dict[str, Any] | None:
+    """The learner's last capstone as a result bundle holds it, or None."""
+    found = latest_capstone(events, learner)
+    if found is None:
+        return None
+    result = found.result()
+    return {
+        "capstone_id": found.capstone_id,
+        "finished": found.ended is not None,
+        **asdict(result),
+    }

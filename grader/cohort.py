@@ -1,0 +1,165 @@
+"""A cohort's figures from its learners' verified result bundles: per drill, per learner, and two cohorts side by
+side. Pure: the bundles come in already read and verified (`grader.results`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from statistics import fmean
+
+from grader.results import Bundle, Run
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The `q` (0..1) percentile of `values` with linear interpolation between ranks; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """p50, p90 and max of a duration over the runs that have it, in seconds."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(len(values), percentile(values, 0.5), percentile(values, 0.9), max(values) if values else None)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class DrillStats:
+    """How the cohort did on one drill."""
+
+    drill: str
+    runs: int
+    learners: int
+    detection_rate: float | None  # runs with the right diagnosis declared
+    diagnosis_accuracy: float | None  # of the runs with any declaration, those right at the first try
+    remediation_rate: float | None  # runs the learner remediated (not the drill's own revert)
+    ttd: Spread
+    ttr: Spread
+    mean_score: float | None
+    ttd_values: tuple[float, ...] = field(repr=False, default=())
+    ttr_values: tuple[float, ...] = field(repr=False, default=())
+
+
+@dataclass(frozen=True)
+class LearnerStats:
+    """One learner's line on the leaderboard, with their medians against the cohort's."""
+
+    rank: int
+    learner: str
+    runs: int
+    detected: int
+    remediated: int
+    collateral: int
+    mean_score: float | None
+    median_ttd: float | None
+    median_ttr: float | None
+    labs_completed: int
+    capstone: str  # passed | failed | -
+
+
+@dataclass(frozen=True)
+class Cohort:
+    name: str
+    bundles: int
+    drills: tuple[DrillStats, ...]
+    leaderboard: tuple[LearnerStats, ...]
+    runs: tuple[Run, ...] = field(repr=False, default=())
+
+    def drill(self, drill: str) -> DrillStats | None:
+        return next((d for d in self.drills if d.drill == drill), None)
+
+
+def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
+    ttds = [r.ttd for r in runs if r.ttd is not None]
+    ttrs = [r.ttr for r in runs if r.ttr is not None]
+    declared = [r for r in runs if r.detected or r.wrong_declarations]
+    first_try = sum(r.detected and r.wrong_declarations == 0 for r in declared)
+    return DrillStats(
+        drill,
+        len(runs),
+        len({r.learner for r in runs}),
+        _share(len(ttds), len(runs)),
+        _share(first_try, len(declared)),
+        _share(len(ttrs), len(runs)),
+        Spread.of(ttds),
+        Spread.of(ttrs),
+        fmean(r.score for r in runs) if runs else None,
+        tuple(ttds),
+        tuple(ttrs),
+    )
+
+
+def _learner(bundle: Bundle) -> LearnerStats:
+    runs = bundle.runs
+    capstone = bundle.capstone or {}
+    return LearnerStats(
+        0,
+        bundle.learner,
+        len(runs),
+        sum(r.detected for r in runs),
+        sum(r.ttr is not None for r in runs),
+        sum(len(r.collateral) for r in runs),
+        fmean(r.score for r in runs) if runs else None,
+        percentile([r.ttd for r in runs if r.ttd is not None], 0.5),
+        percentile([r.ttr for r in runs if r.ttr is not None], 0.5),
+        sum(lab.completed for lab in bundle.labs),
+        ("passed" if capstone.get("passed") else "failed") if capstone else "-",
+    )
+
+
+def latest_per_learner(bundles: Iterable[Bundle]) -> tuple[list[Bundle], list[str]]:
+    """One bundle per learner, the latest export; and the learners who had more than one."""
+    latest: dict[str, Bundle] = {}
+    repeated = set()
+    for b in bundles:
+        if b.learner in latest:
+            repeated.add(b.learner)
+            if b.exported_at < latest[b.learner].exported_at:
+                continue
+        latest[b.learner] = b
+    return list(latest.values()), sorted(repeated)
+
+
+def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
+    """Per drill figures and a leaderboard (by mean score, then more runs remediated) of one learner's bundle each."""
+    runs = [r for b in bundles for r in b.runs]
+    by_drill: dict[str, list[Run]] = {}
+    for r in runs:
+        by_drill.setdefault(r.drill, []).append(r)
+    drills = tuple(drill_stats(d, by_drill[d]) for d in sorted(by_drill))
+    learners = sorted(
+        (_learner(b) for b in bundles),
+        key=lambda s: (-(s.mean_score if s.mean_score is not None else -1.0), -s.remediated, s.learner),
+    )
+    board = tuple(replace(s, rank=i) for i, s in enumerate(learners, start=1))
+    return Cohort(name, len(bundles), drills, board, tuple(runs))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One drill in two cohorts: rates and medians side by side (None where a cohort never ran it)."""
+
+    drill: str
+    a: DrillStats | None
+    b: DrillStats | None
+
+
+def compare(a: Cohort, b: Cohort) -> list[Comparison]:
+    names = sorted({d.drill for d in a.drills} | {d.drill for d in b.drills})
+    return [Comparison(n, a.drill(n), b.drill(n)) for n in names]

@@ -1,0 +1,160 @@
+"""Result bundles: one learner's graded drill runs, labs and capstone, signed with HMAC-SHA256 under the
+instructor's key, so a cohort report can refuse any bundle changed after export. Pure, except `read_bundle`.
+
+The signature covers the canonical JSON of everything but the `signature` field (sorted keys, no spaces), so any
+change to a figure, a name or the journal digest breaks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from grader.grading import RunGrade, grade
+from lab_runtime.errors import InvalidBundle
+from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
+
+FORMAT = "mlops-lab-results/1"
+ALGORITHM = "HMAC-SHA256"
+
+
+class Run(BaseModel):
+    """A graded drill run as a bundle holds it (the fields of `RunGrade`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    run_id: str
+    drill: str
+    learner: str | None
+    diagnosis: str
+    injected_at: float | None
+    detected_at: float | None
+    ttd: float | None
+    wrong_declarations: int
+    remediated_at: float | None
+    ttr: float | None
+    outcome: str
+    collateral: tuple[str, ...]
+    score: float
+    time_limit: float
+
+    @property
+    def detected(self) -> bool:
+        return self.detected_at is not None
+
+
+class LabResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lab: str
+    passed: int
+    total: int
+    completed: bool
+
+
+class Bundle(BaseModel):
+    """A verified bundle, as the cohort report reads it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: str
+    learner: str
+    exported_at: float
+    labs: tuple[LabResult, ...]
+    runs: tuple[Run, ...]
+    capstone: dict[str, Any] | None = None
+    journal: dict[str, Any]
+    signature: dict[str, str]
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def key_id(key: bytes) -> str:
+    """A short fingerprint of the key, so a bundle says which key signed it without revealing it."""
+    return hashlib.sha256(b"key-id:" + key).hexdigest()[:12]
+
+
+def journal_digest(events: Iterable[Event]) -> dict[str, Any]:
+    """The count and SHA-256 of the events a bundle was graded from, in append order."""
+    digest, count = hashlib.sha256(), 0
+    for e in events:
+        digest.update(canonical([e.id, e.ts, e.source, e.kind, e.learner, e.run_id, e.payload]) + b"\n")
+        count += 1
+    return {"events": count, "sha256": digest.hexdigest()}
+
+
+def lab_results(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """Per lab started, the last check's steps passed, and whether any check passed them all."""
+    labs: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.kind == LAB_STARTED:
+            labs.setdefault(e.payload["lab"], {"lab": e.payload["lab"], "passed": 0, "total": 0, "completed": False})
+        elif e.kind == LAB_CHECK and e.payload.get("lab") in labs:
+            entry = labs[e.payload["lab"]]
+            entry["passed"], entry["total"] = int(e.payload["passed"]), len(e.payload.get("steps", []))
+            entry["completed"] = entry["completed"] or entry["passed"] == entry["total"] > 0
+    return list(labs.values())
+
+
+def build_bundle(
+    events: list[Event], learner: str, exported_at: float, capstone: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The unsigned bundle of `learner`: labs, graded drill runs, capstone, digest of the learner's events."""
+    own = [e for e in events if e.learner == learner]
+    runs: list[RunGrade] = grade(events, learner)
+    return {
+        "format": FORMAT,
+        "learner": learner,
+        "exported_at": exported_at,
+        "labs": lab_results(own),
+        "runs": [asdict(r) for r in runs],
+        "capstone": capstone,
+        "journal": journal_digest(own),
+    }
+
+
+def sign(bundle: dict[str, Any], key: bytes) -> dict[str, Any]:
+    body = {k: v for k, v in bundle.items() if k != "signature"}
+    mac = hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+    return {**body, "signature": {"algorithm": ALGORITHM, "key_id": key_id(key), "value": mac}}
+
+
+def verify(data: Any, key: bytes, name: str) -> Bundle:
+    """The bundle `data` (parsed JSON) if its signature holds under `key`; InvalidBundle naming `name` otherwise."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InvalidBundle(f"{name} is not a result bundle (export one with `lab results export --out FILE`)")
+    signature = data.get("signature")
+    if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):
+        raise InvalidBundle(f"{name} is not signed; only bundles from `lab results export` are accepted")
+    if signature.get("algorithm") != ALGORITHM:
+        raise InvalidBundle(f"{name} is signed with {signature.get('algorithm')!r}; only {ALGORITHM} is accepted")
+    expected = sign(data, key)["signature"]["value"]
+    if not hmac.compare_digest(expected, signature["value"]):
+        if signature.get("key_id") != key_id(key):
+            raise InvalidBundle(
+                f"{name} was signed with another key (key id {signature.get('key_id')}, yours {key_id(key)}); "
+                "verify it with the instructor key it was exported under"
+            )
+        raise InvalidBundle(f"{name} was changed after it was signed (its signature does not match its contents)")
+    try:
+        return Bundle.model_validate(data)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        raise InvalidBundle(f"{name} is signed but malformed: {fields}") from None
+
+
+def read_bundle(path: Path, key: bytes) -> Bundle:
+    """Read and verify one bundle file."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise InvalidBundle(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise InvalidBundle(f"{path} is not JSON; a result bundle comes from `lab results export`") from None
+    return verify(data, key, str(path))

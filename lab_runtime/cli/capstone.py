@@ -1,0 +1,159 @@
+"""Capstone commands: `lab capstone start|status|score`. The capstone is a seeded sequence of blind drills with random
+gaps within a time budget (drawn from a rubric file), run in the background, then scored against the rubric."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, plain, print_json, settings
+from lab_runtime.durations import format_duration
+from lab_runtime.errors import LabError
+from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
+
+capstone_app = typer.Typer(help="The capstone assessment: blind drills in sequence, then a rubric score.")
+app.add_typer(capstone_app, name="capstone")
+
+
+def _plan(rubric: Any, seed: int, scale: float) -> Any:
+    from drills.spec import catalog
+    from grader.capstone import plan
+
+    return plan(rubric, seed, {d.id: d.time_limit for d in catalog()}, scale)
+
+
+@capstone_app.command("start")
+@friendly
+def start(
+    seed: int | None = typer.Option(None, help="replay a capstone exactly (default: a random seed)"),
+    rubric_file: Path | None = typer.Option(None, "--rubric", help="the rubric (default: grader/rubric.yaml)"),
+    learner: str | None = typer.Option(None, help="whose capstone (default: LAB_LEARNER)"),
+) -> None:
+    """Start the capstone in the background: blind drills one after the other, each after a seeded pause."""
+    from grader.capstone import RUBRIC, latest_capstone, load_rubric
+
+    current = settings()
+    rubric = load_rubric(rubric_file or RUBRIC)
+    chosen = seed if seed is not None else secrets.randbelow(1_000_000)
+    plan = _plan(rubric, chosen, current.drill_time_scale)  # refused here when it may not fit the budget
+    backend(current).require("mlflow", "model-service")
+    who = learner or current.learner
+    log = journal(current.model_copy(update={"learner": who}))
+    running = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
+    if running is not None and running.ended is None:
+        raise LabError(f"capstone {running.capstone_id} of {who} is still running; see `lab capstone status`")
+    capstone_id = secrets.token_hex(4)
+    log.append(
+        CAPSTONE_STARTED,
+        {
+            "capstone_id": capstone_id,
+            "seed": chosen,
+            "count": rubric.count,
+            "budget": rubric.budget,
+            "longest": plan.longest,
+            "rubric": rubric.model_dump(by_alias=True),
+        },
+    )
+    current.ensure_dirs()
+    argv = [sys.executable, "-m", "lab_runtime.cli", "capstone", "run", capstone_id]
+    with open(current.logs_dir / f"capstone-{capstone_id}.log", "ab") as handle:
+        subprocess.Popen(
+            argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    plain(
+        f"capstone {capstone_id} started (seed {chosen}): {rubric.count} blind drills, one after the other, within "
+        f"{format_duration(plan.longest)}. Nobody tells you what breaks or when: watch `lab alerts` and "
+        "`lab monitor status`, `lab declare` what you find, fix it. `lab capstone status` shows progress; "
+        "`lab capstone score` the rubric score."
+    )
+
+
+@capstone_app.command("run", hidden=True)
+@friendly
+def run(capstone_id: str) -> None:
+    """The capstone's runner (started by `lab capstone start`): its drills in sequence, then `capstone.ended`."""
+    from drills.spec import find_drill
+    from grader.capstone import Rubric
+    from lab_runtime.cli.drill import run_in_sequence
+
+    current = settings()
+    start = next(
+        (e for e in journal(current).events([CAPSTONE_STARTED]) if e.payload["capstone_id"] == capstone_id), None
+    )
+    if start is None:
+        raise LabError(f"no capstone {capstone_id} in the journal; start one with `lab capstone start`")
+    seed, who = int(start.payload["seed"]), start.learner or current.learner
+    log = journal(current.model_copy(update={"learner": who}))
+    plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.drill_time_scale)
+    outcomes: list[str] = []
+    try:
+        drills = [find_drill(d) for d in plan.drills]
+        outcomes = run_in_sequence(
+            current, drills, list(plan.gaps), who, seed, True, tag=f"capstone:{capstone_id}", what="capstone"
+        )
+    finally:
+        log.append(CAPSTONE_ENDED, {"capstone_id": capstone_id, "outcomes": outcomes})
+
+
+def _found(learner: str | None) -> Any:
+    from grader.capstone import latest_capstone
+
+    current = settings()
+    found = latest_capstone(journal(current).events(), learner or current.learner)
+    if found is None:
+        raise LabError("no capstone in the journal yet; start one with `lab capstone start` (or `make capstone`)")
+    return found
+
+
+@capstone_app.command("status")
+@friendly
+def status(learner: str | None = typer.Option(None), as_json: bool = JSON) -> None:
+    """The last capstone: running or finished, drills done, time used."""
+    from lab_runtime.journal import Journal
+
+    found = _found(learner)
+    log: Journal = journal(settings())
+    done = sum(1 for e in log.events([DRILL_ENDED]) if e.run_id in {g.run_id for g in found.grades})
+    elapsed = (found.ended.ts if found.ended else time.time()) - found.started_at
+    body = {
+        "capstone_id": found.capstone_id,
+        "learner": found.learner,
+        "state": "finished" if found.ended else "running",
+        "drills_done": done,
+        "drills": found.planned,
+        "elapsed": elapsed,
+    }
+    if as_json:
+        print_json(body)
+        return
+    plain(
+        f"capstone {found.capstone_id} of {found.learner}: {body['state']}, {done} of {found.planned} drills done, "
+        f"{format_duration(elapsed)} in"
+    )
+
+
+@capstone_app.command("score")
+@friendly
+def score_cmd(learner: str | None = typer.Option(None), as_json: bool = JSON) -> None:
+    """The last capstone's rubric score: detection, diagnosis, remediation, collateral damage, time; pass or fail."""
+    found = _found(learner)
+    result = found.result()
+    if as_json:
+        print_json({"capstone_id": found.capstone_id, "finished": found.ended is not None, **asdict(result)})
+        return
+    table = Table("dimension", "share", "weight", "points", title=f"capstone {found.capstone_id} of {found.learner}")
+    for name, share in result.dimensions.items():
+        weight = found.rubric.weights[name]
+        table.add_row(name, f"{share:.0%}", f"{weight:g}", f"{weight * share:.1f}")
+    out.print(table)
+    state = "" if found.ended else f" (in progress: {result.runs} of {found.planned} drills so far)"
+    verdict = "PASS" if result.passed else "FAIL: " + "; ".join(result.reasons)
+    plain(f"score {result.score:g}/100, pass mark {found.rubric.pass_score:g}: {verdict}{state}")

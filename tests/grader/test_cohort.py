@@ -1,0 +1,141 @@
+"""Cohort figures from bundles (pure), their CSV and HTML, and `lab cohort report` on signed files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from grader.cohort import cohort, compare, latest_per_learner, percentile
+from grader.report import as_dict, to_csv, to_html
+from grader.results import FORMAT, Bundle, sign
+from lab_runtime.cli import app
+
+KEY = "instructor-key-for-the-tests-0123456789"
+
+
+def run(
+    drill: str, ttd: float | None, ttr: float | None, wrong: int = 0, score: float = 50.0, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "run_id": f"r{id(extra)}-{ttd}-{ttr}", "drill": drill, "learner": extra.get("learner"), "diagnosis": "x",
+        "injected_at": 0.0, "detected_at": ttd, "ttd": ttd, "wrong_declarations": wrong, "remediated_at": ttr,
+        "ttr": ttr, "outcome": "remediated" if ttr is not None else "not remediated",
+        "collateral": extra.get("collateral", []), "score": score, "time_limit": 600.0,
+    }  # fmt: skip
+
+
+def raw(
+    learner: str, runs: list[dict[str, Any]], exported_at: float = 1.0, capstone: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    runs = [{**r, "learner": learner} for r in runs]
+    labs = [{"lab": "lab-01", "passed": 5, "total": 5, "completed": True}]
+    return {"format": FORMAT, "learner": learner, "exported_at": exported_at, "labs": labs, "runs": runs,
+            "capstone": capstone, "journal": {"events": 1, "sha256": "0" * 64}}  # fmt: skip
+
+
+def bundles() -> list[Bundle]:
+    made = [
+        raw("ada", [run("drift", 10.0, 40.0, score=90.0), run("latency", 5.0, 20.0, score=95.0)],
+            capstone={"passed": True}),
+        raw("bob", [run("drift", 30.0, None, wrong=2, score=30.0)], capstone={"passed": False}),
+        raw("cy", [run("drift", None, None, score=0.0), run("latency", 15.0, 60.0, wrong=1, score=70.0,
+                                                            collateral=["rolled back a healthy champion"])]),
+    ]  # fmt: skip
+    return [Bundle.model_validate(sign(b, KEY.encode())) for b in made]
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([4.0], 0.9) == 4.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile(list(map(float, range(11))), 0.9) == pytest.approx(9.0)
+
+
+def test_per_drill_rates_and_spreads() -> None:
+    c = cohort("spring", bundles())
+    drift, latency = c.drills
+    assert (drift.drill, drift.runs, drift.learners) == ("drift", 3, 3)
+    assert drift.detection_rate == pytest.approx(2 / 3) and drift.remediation_rate == pytest.approx(1 / 3)
+    assert drift.diagnosis_accuracy == pytest.approx(1 / 2)  # ada right first time; bob after two wrong ones
+    assert (drift.ttd.p50, drift.ttd.p90, drift.ttd.max) == (20.0, 28.0, 30.0)
+    assert (drift.ttr.count, drift.ttr.p50) == (1, 40.0)
+    assert (latency.runs, latency.detection_rate, latency.ttr.max) == (2, 1.0, 60.0)
+
+
+def test_the_leaderboard_ranks_by_mean_score_and_shows_each_learner_against_the_cohort() -> None:
+    board = cohort("spring", bundles()).leaderboard
+    assert [(s.rank, s.learner, s.mean_score) for s in board] == [(1, "ada", 92.5), (2, "cy", 35.0), (3, "bob", 30.0)]
+    ada, cy, bob = board
+    assert (ada.median_ttd, ada.median_ttr, ada.capstone, ada.labs_completed) == (7.5, 30.0, "passed", 1)
+    assert (cy.collateral, cy.detected, cy.remediated, cy.capstone) == (1, 1, 1, "-")
+    assert bob.capstone == "failed"
+
+
+def test_only_the_latest_bundle_of_a_learner_counts() -> None:
+    old = Bundle.model_validate(sign(raw("ada", [run("drift", 99.0, None)], exported_at=0.5), KEY.encode()))
+    kept, repeated = latest_per_learner([*bundles(), old])
+    assert repeated == ["ada"] and [b.runs[0].ttd for b in kept if b.learner == "ada"] == [10.0]
+
+
+def test_two_cohorts_side_by_side_and_the_renderings() -> None:
+    spring, autumn = cohort("spring", bundles()), cohort("autumn", bundles()[:1])
+    rows = compare(spring, autumn)
+    assert [(r.drill, r.a.runs if r.a else 0, r.b.runs if r.b else 0) for r in rows] == [
+        ("drift", 3, 1),
+        ("latency", 2, 1),
+    ]
+    body = as_dict(spring, rows, autumn)
+    assert body["compare"]["cohort"] == "autumn" and body["drills"][0]["ttd"]["p50"] == 20.0
+    assert "ttd_values" not in body["drills"][0]
+    table = list(csv.DictReader(io.StringIO(to_csv(spring))))
+    assert len(table) == 5 and table[0]["cohort_p50_ttd_s"] == "20.000" and table[0]["learner"] == "ada"
+    page = to_html(spring, rows, autumn)
+    assert page.count("<svg") == 5  # TTD and TTR per drill, and the learners' scatter
+    assert "spring against autumn" in page and "drift: time to detect (s)" in page
+    xss = cohort("<b>", [Bundle.model_validate(sign(raw("<script>", [run("d", 1.0, 2.0)]), KEY.encode()))])
+    assert "<script>" not in to_html(xss) and "&lt;script&gt;" in to_html(xss)
+
+
+@pytest.fixture
+def cohort_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LAB_INSTRUCTOR_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    for name, chosen in (("spring", bundles()), ("autumn", bundles()[1:])):
+        (tmp_path / name).mkdir()
+        for b in chosen:
+            (tmp_path / name / f"{b.learner}.json").write_text(b.model_dump_json(by_alias=True))
+    return tmp_path
+
+
+def test_lab_cohort_report_writes_html_csv_json_and_compares(cohort_dirs: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["cohort", "report", "spring", "--html", "r.html", "--csv", "r.csv"])
+    assert result.exit_code == 0, result.output
+    assert "spring: 3 learner(s)" in result.output and "leaderboard" in result.output
+    assert "wrote r.html" in result.output and (cohort_dirs / "r.html").read_text().count("<svg") == 5
+    assert len((cohort_dirs / "r.csv").read_text().splitlines()) == 6
+    body = json.loads(runner.invoke(app, ["cohort", "report", "spring", "--compare", "autumn", "--json"]).stdout)
+    assert [d["drill"] for d in body["compare"]["drills"]] == ["drift", "latency"]
+    assert body["compare"]["bundles"] == 2 and body["leaderboard"][0]["learner"] == "ada"
+
+
+def test_an_unsigned_or_tampered_bundle_is_refused_naming_the_file(cohort_dirs: Path) -> None:
+    tampered = json.loads((cohort_dirs / "spring" / "bob.json").read_text())
+    tampered["runs"][0]["ttd"] = 1.0
+    (cohort_dirs / "spring" / "bob.json").write_text(json.dumps(tampered))
+    unsigned = {k: v for k, v in tampered.items() if k != "signature"}
+    (cohort_dirs / "spring" / "eve.json").write_text(json.dumps(unsigned))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["cohort", "report", "spring"])
+    assert refused.exit_code == 1
+    assert "refused 2 bundle(s)" in refused.output and "bob.json was changed after it was signed" in refused.output
+    assert "eve.json is not signed" in refused.output
+    partial = runner.invoke(app, ["cohort", "report", "spring", "--skip-invalid", "--json"])
+    assert partial.exit_code == 0 and json.loads(partial.stdout)["bundles"] == 2

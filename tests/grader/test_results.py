@@ -1,0 +1,105 @@
+"""Signed result bundles: built from the journal, verified, and any change after export refused, naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from grader.results import build_bundle, journal_digest, key_id, read_bundle, sign, verify
+from lab_runtime.cli import app
+from lab_runtime.errors import InvalidBundle
+from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
+from tests.grader.test_grade_command import write_run
+from tests.grader.test_grading import solved
+
+KEY = b"k" * 32
+
+
+def bundle(**changes: Any) -> dict[str, Any]:
+    events = solved().events
+    lab = [
+        Event(100, 1.0, "cli", LAB_STARTED, {"lab": "lab-01"}, "ada"),
+        Event(101, 2.0, "cli", LAB_CHECK, {"lab": "lab-01", "passed": 2, "steps": [{}, {}, {}]}, "ada"),
+        Event(102, 3.0, "cli", LAB_CHECK, {"lab": "lab-01", "passed": 3, "steps": [{}, {}, {}]}, "ada"),
+    ]
+    return {**build_bundle([*events, *lab], "ada", 1_800_000_500.0), **changes}
+
+
+def test_a_bundle_holds_the_learners_labs_graded_runs_and_a_digest_of_their_events() -> None:
+    b = bundle()
+    assert b["learner"] == "ada" and b["labs"] == [{"lab": "lab-01", "passed": 3, "total": 3, "completed": True}]
+    (run,) = b["runs"]
+    assert (run["drill"], run["ttd"], run["ttr"], run["outcome"]) == ("drift-x", 30.0, 50.0, "remediated")
+    assert b["journal"]["events"] == 10
+    changed = [*solved().events[:-1], Event(7, solved().events[-1].ts + 1, "drill", "drill.ended", {}, "ada", "r1")]
+    assert journal_digest(changed)["sha256"] != journal_digest(solved().events)["sha256"]
+
+
+def test_a_signed_bundle_verifies_and_any_change_is_refused() -> None:
+    signed = sign(bundle(), KEY)
+    assert signed["signature"]["key_id"] == key_id(KEY) and len(signed["signature"]["value"]) == 64
+    assert verify(json.loads(json.dumps(signed)), KEY, "b.json").runs[0].ttd == 30.0
+    for path, value in ((("runs", 0, "ttd"), 3.0), (("learner",), "eve"), (("journal", "sha256"), "0" * 64)):
+        tampered = json.loads(json.dumps(signed))
+        target = tampered
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        with pytest.raises(InvalidBundle, match=r"^b.json was changed after it was signed"):
+            verify(tampered, KEY, "b.json")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"format": "other"}, "b.json is not a result bundle"),
+        ([1, 2], "b.json is not a result bundle"),
+        ({**bundle()}, "b.json is not signed"),
+        ({**bundle(), "signature": {"algorithm": "MD5", "value": "x"}}, "signed with 'MD5'; only HMAC-SHA256"),
+        (sign(bundle(), b"another key, 32 bytes long......"), "b.json was signed with another key (key id"),
+        (sign(bundle(runs=[{"drill": "x"}]), KEY), "b.json is signed but malformed: runs.0.run_id: Field required"),
+    ],
+)
+def test_bad_bundles_are_refused_with_the_reason(data: Any, message: str) -> None:
+    with pytest.raises(InvalidBundle, match=message.replace("(", r"\(")):
+        verify(data, KEY, "b.json")
+
+
+def test_a_file_that_is_not_json_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "b.json").write_text("{not json")
+    with pytest.raises(InvalidBundle, match=r"b.json is not JSON"):
+        read_bundle(tmp_path / "b.json", KEY)
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "state"
+
+
+def test_export_verify_and_a_tampered_copy_through_the_command(state: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["results", "keygen", "--out", "instructor.key"]).exit_code == 0
+    assert (tmp_path / "instructor.key").stat().st_mode & 0o777 == 0o600
+    again = runner.invoke(app, ["results", "keygen", "--out", "instructor.key"])
+    assert again.exit_code == 1 and "instructor.key exists" in again.output
+    write_run(state, "ada", "r1", declare_after=12.5, fix_after=20)
+    key = ["--key-file", "instructor.key"]
+    nothing = runner.invoke(app, ["results", "export", "--out", "cy.json", "--learner", "cy", *key])
+    assert nothing.exit_code == 1 and "no lab or drill run of 'cy'" in nothing.output
+    exported = runner.invoke(app, ["results", "export", "--out", "ada.json", "--learner", "ada", *key])
+    assert exported.exit_code == 0 and "exported 1 drill run(s) and 0 lab(s) of ada to ada.json" in exported.output
+    ok = runner.invoke(app, ["results", "verify", "ada.json", *key])
+    assert ok.exit_code == 0 and "ada.json: signature valid (ada, 1 drill run(s))" in ok.output
+    body = json.loads((tmp_path / "ada.json").read_text())
+    body["runs"][0]["score"] = 100.0
+    (tmp_path / "forged.json").write_text(json.dumps(body))
+    refused = runner.invoke(app, ["results", "verify", "ada.json", "forged.json", *key])
+    assert refused.exit_code == 1 and "forged.json was changed after it was signed" in refused.output
+    no_key = runner.invoke(app, ["results", "verify", "ada.json"])
+    assert no_key.exit_code == 1 and "no instructor key: set LAB_INSTRUCTOR_KEY" in no_key.output
