@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint up down status lab-01 lab-02 lab-03 lab-04 solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary clean
+.PHONY: install test lint up down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader clean
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ down:
 status: install
 	$(LAB) status
 
-# `make lab-01` .. `make lab-04`: start the sandbox, then the lab (`lab labs` lists them).
+# `make lab-01` .. `make lab-05`: start the sandbox, then the lab (`lab labs` lists them).
 START_LAB = $(LAB) up && $(LAB) start $@
 
 lab-01: install
@@ -49,10 +49,17 @@ lab-03: install
 lab-04: install
 	$(START_LAB)
 
+lab-05: install
+	$(START_LAB)
+
+# The capstone: blind drills in sequence within a time budget (grader/rubric.yaml); `lab capstone score` grades it.
+capstone: install
+	$(LAB) up && $(LAB) capstone start $(if $(SEED),--seed $(SEED))
+
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -71,6 +78,9 @@ bench-drills: install
 
 bench-canary: install
 	$(PY) tests/bench/bench_canary.py
+
+bench-grader: install
+	$(PY) tests/bench/bench_grader.py
 
 clean: down
 	rm -rf .lab

@@ -54,6 +54,9 @@ class RunGrade:
     collateral: tuple[str, ...] = field(default_factory=tuple)
     score: float = 0.0
     time_limit: float = 0.0  # the drill's time limit in seconds, as it ran (scaled)
+    fixed_at: float | None = None  # the learner's last action before the remediated span (the fix credited)
+    blind: bool = False
+    finished: bool = True  # the runner has ended the run
 
     @property
     def detected(self) -> bool:
@@ -156,11 +159,12 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     ]
     actions = index.between(learner, LEARNER_ACTION, first.id, last_id)
     remediated = next((e for e in run if e.kind == DRILL_REMEDIATED), None)
-    remediated_at = ttr = None
+    remediated_at = ttr = fixed_at = None
     if remediated is not None:
         span_start = float(remediated.payload.get("span_start", remediated.ts))
-        if any(a.id < remediated.id and a.ts <= span_start + SKEW for a in actions):
-            remediated_at, ttr = span_start, max(0.0, span_start - first.ts)
+        fixes = [a for a in actions if a.id < remediated.id and a.ts <= span_start + SKEW]
+        if fixes:
+            remediated_at, ttr, fixed_at = span_start, max(0.0, span_start - first.ts), fixes[-1].ts
     if remediated_at is not None:
         outcome = "remediated"
     elif remediated is not None:
@@ -187,6 +191,9 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         harms,
         _score(limit, ttd, ttr, len(wrong), len(harms)),
         limit,
+        fixed_at,
+        bool(started.payload.get("blind")),
+        ended is not None,
     )
 
 

@@ -43,6 +43,9 @@ class Run(BaseModel):
     collateral: tuple[str, ...]
     score: float
     time_limit: float
+    fixed_at: float | None
+    blind: bool
+    finished: bool
 
     @property
     def detected(self) -> bool:
@@ -90,15 +93,16 @@ def journal_digest(events: Iterable[Event]) -> dict[str, Any]:
 
 
 def lab_results(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """Per lab started, the last check's steps passed, and whether any check passed them all."""
+    """Per lab started: the most steps one check passed, and whether one check passed them all."""
     labs: dict[str, dict[str, Any]] = {}
     for e in events:
         if e.kind == LAB_STARTED:
             labs.setdefault(e.payload["lab"], {"lab": e.payload["lab"], "passed": 0, "total": 0, "completed": False})
         elif e.kind == LAB_CHECK and e.payload.get("lab") in labs:
-            entry = labs[e.payload["lab"]]
-            entry["passed"], entry["total"] = int(e.payload["passed"]), len(e.payload.get("steps", []))
-            entry["completed"] = entry["completed"] or entry["passed"] == entry["total"] > 0
+            entry, passed = labs[e.payload["lab"]], int(e.payload["passed"])
+            entry["total"] = len(e.payload.get("steps", []))
+            entry["passed"] = max(entry["passed"], passed)
+            entry["completed"] = entry["completed"] or passed == entry["total"] > 0
     return list(labs.values())
 
 

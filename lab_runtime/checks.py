@@ -6,7 +6,7 @@ line. Arguments are bound against these signatures when a lab file is validated,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import yaml
 from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
 from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
+from lab_runtime.incident_note import Reference, judge, parse
 from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Event, Journal
 from lab_runtime.model_ops import CANARY_ABORT, CANARY_START, PROMOTE
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
@@ -35,12 +36,14 @@ class CheckResult:
 
 @dataclass
 class CheckContext:
-    """What a check may look at: the registry, the services, the prediction log and the journal."""
+    """What a check may look at: the registry, the services, the prediction log and the journal; `grade_run` is the
+    grader's (`grader.grading.grade_run`, passed in by the CLI: the runtime does not import the grader)."""
 
     settings: Settings
     registry: Registry
     lab_started_at: float
     lab_id: str = ""
+    grade_run: Callable[[Sequence[Event], str], Any] | None = None
 
     @property
     def workspace(self) -> Path:
@@ -58,6 +61,14 @@ class CheckContext:
         """When the lab's scenario happened since the lab started, if it did."""
         event = self.scenario()
         return event.ts if event else None
+
+    def incident(self) -> Any | None:
+        """The grade (`grader.grading.RunGrade`) of the drill run the lab's scenario started, once it started."""
+        scenario = self.scenario()
+        run_id = scenario.payload.get("run_id") if scenario else None
+        if run_id is None or self.grade_run is None:
+            return None
+        return self.grade_run(self.journal().events(), run_id)
 
     def service_model(self) -> dict[str, Any] | None:
         try:
@@ -378,6 +389,54 @@ def champion_restored(ctx: CheckContext) -> CheckResult:
     if not changes or changes[-1].after != good or changes[-1].via == OUTSIDE:
         return CheckResult(False, f"@champion is version {now}, but not by your rollback (`lab model rollback`)")
     return CheckResult(True, f"@champion is back on version {good}, the last good one ({changes[-1].via})")
+
+
+@check
+def incident_diagnosed(ctx: CheckContext) -> CheckResult:
+    """The learner declared the right diagnosis of the lab's blind incident (the lab file does not name it)."""
+    graded = ctx.incident()
+    if graded is None:
+        return NOT_YET
+    if graded.detected_at is None:
+        wrong = graded.wrong_declarations
+        return CheckResult(
+            False, f"not the right diagnosis yet ({wrong} wrong)" if wrong else "no diagnosis declared yet"
+        )
+    return CheckResult(
+        True, f"diagnosed {graded.ttd:.0f}s after the incident began ({graded.wrong_declarations} wrong)"
+    )
+
+
+@check
+def incident_remediated(ctx: CheckContext) -> CheckResult:
+    """The lab's incident was remediated by the learner: healthy for the drill's hold time after their fix."""
+    graded = ctx.incident()
+    if graded is None:
+        return NOT_YET
+    if graded.remediated_at is None:
+        if graded.outcome == "self-healed":
+            return CheckResult(False, "the incident ended without a fix of yours; it cannot be credited")
+        return CheckResult(False, "not remediated yet: after your fix the service must stay healthy for a while")
+    return CheckResult(True, f"remediated {graded.ttr:.0f}s after the incident began")
+
+
+@check
+def incident_note(ctx: CheckContext, file: str, tolerance: float = 60.0, began_tolerance: float = 120.0) -> CheckResult:
+    """The incident note in the workspace is filled in, and its diagnosis and timeline match the journal: began
+    (first fault), detected (the right declaration) and mitigated (the fix credited), within the tolerances (s)."""
+    graded = ctx.incident()
+    if graded is None:
+        return NOT_YET
+    if graded.detected_at is None or graded.fixed_at is None:
+        return CheckResult(False, "diagnose and remediate the incident first, then write the note")
+    path = ctx.workspace / file
+    if not path.is_file():
+        return CheckResult(False, f"no note at {path} yet: fill in the template")
+    reference = Reference(graded.diagnosis, graded.injected_at, graded.detected_at, graded.fixed_at)
+    problems = judge(parse(path.read_text()), reference, tolerance, began_tolerance)
+    if problems:
+        return CheckResult(False, "; ".join(problems))
+    return CheckResult(True, "the note is complete and its diagnosis and timeline match the journal")
 
 
 def run_check(name: str, ctx: CheckContext, args: dict[str, Any]) -> CheckResult:

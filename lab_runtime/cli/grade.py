@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
@@ -25,7 +25,8 @@ def grade_cmd(
     from grader.grading import grade
 
     current = settings()
-    grades = grade(journal(current).events(), learner)
+    # A blind run still running would give its drill away: it shows once it has ended.
+    grades = [g for g in grade(journal(current).events(), learner) if g.finished or not g.blind]
     if as_json:
         print_json([{**asdict(g), "detected": g.detected} for g in grades])
         return
@@ -33,9 +34,9 @@ def grade_cmd(
         who = f" of {learner}" if learner else ""
         plain(f"no drill run{who} in the journal yet (`lab drill run ID` starts one)")
         return
-    table = Table("drill", "learner", "injected", "detected", "TTD", "wrong", "TTR", "outcome", "score")
+    table = Table("drill", "learner", "injected (UTC)", "detected", "TTD", "wrong", "TTR", "outcome", "score")
     for g in grades:
-        injected = datetime.fromtimestamp(g.injected_at).strftime("%H:%M:%S") if g.injected_at else "-"
+        injected = datetime.fromtimestamp(g.injected_at, UTC).strftime("%H:%M:%S") if g.injected_at else "-"
         table.add_row(
             g.drill,
             g.learner or "-",

@@ -103,6 +103,7 @@ def start(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
 
 
 def _results(current: Settings):  # type: ignore[no-untyped-def]
+    from grader.grading import grade_run
     from lab_runtime.checks import CheckContext
     from lab_runtime.labs import check_lab
     from lab_runtime.registry import Registry
@@ -111,7 +112,8 @@ def _results(current: Settings):  # type: ignore[no-untyped-def]
     backend(current).require("mlflow", "model-service")
     registry = Registry(current.mlflow_url)
     try:
-        return lab, started_at, check_lab(lab, CheckContext(current, registry, started_at, lab.id))
+        context = CheckContext(current, registry, started_at, lab.id, grade_run=grade_run)
+        return lab, started_at, check_lab(lab, context)
     finally:
         registry.close()
 
@@ -128,12 +130,13 @@ def _run_events(current: Settings, lab: Lab, started_at: float, results: list[St
     announcements = []
     for number, event in enumerate(due_events(lab, results, happened), start=happened):
         aliases = model_ops.aliases(current)  # what served before the incident: the checks compare with it
+        run: dict[str, str] = {}
         if event.ship_release is not None:
             with ReleaseStore(current.pipeline_db_path) as store:
                 ship(store, log, event.ship_release, by=f"{lab.id} scenario")
         else:
-            _start_drill(current, log, str(event.run_drill))
-        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "aliases_before": aliases, **event.what})
+            run["run_id"] = _start_drill(current, log, str(event.run_drill))
+        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "aliases_before": aliases, **event.what, **run})
         announcements.append(event.announce.strip())
     return announcements
 
@@ -141,10 +144,10 @@ def _run_events(current: Settings, lab: Lab, started_at: float, results: list[St
 DRILL_START_TIMEOUT = 120.0  # seconds for a lab's drill to pass its gate and put its first fault in place
 
 
-def _start_drill(current: Settings, log: Journal, drill_id: str) -> None:
+def _start_drill(current: Settings, log: Journal, drill_id: str) -> str:
     """Start a lab's drill in the background, blind, for the current learner (`lab drill run --detach`), and wait
-    until its first fault is in place: a drill its gate refuses is an error here, so the next `lab check` tries
-    again, instead of an incident that never comes."""
+    until its first fault is in place (its run id): a drill its gate refuses is an error here, so the next
+    `lab check` tries again, instead of an incident that never comes."""
     from lab_runtime.journal import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED
 
     since = time.time()
@@ -159,7 +162,7 @@ def _start_drill(current: Settings, log: Journal, drill_id: str) -> None:
         if runs:
             first = log.events([FAULT_INJECTED, DRILL_ENDED], run_id=runs[0])
             if first and first[0].kind == FAULT_INJECTED:
-                return
+                return str(runs[0])
             if first:
                 detail = first[0].payload.get("detail") or first[0].payload.get("outcome")
                 raise LabError(f"the lab's incident (drill {drill_id}) did not start: {detail}; run `lab check` again")

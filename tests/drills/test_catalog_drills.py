@@ -24,7 +24,7 @@ DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS}
 
 
 def test_every_drill_is_run_here_or_by_a_lab_test() -> None:
-    assert {"canary-swapped-build", "rollback-nightly-promotions"} == IN_LABS
+    assert {"canary-swapped-build", "rollback-nightly-promotions", "incident-error-burst"} == IN_LABS
     assert set(DRILLS) | IN_LABS == {d.id for d in catalog()}
 
 

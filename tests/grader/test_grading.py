@@ -70,6 +70,7 @@ def test_a_run_solved_by_the_learner_gets_exact_ttd_and_ttr() -> None:
     assert (g.run_id, g.drill, g.learner, g.diagnosis) == ("r1", "drift-x", "ada", "data-drift")
     assert g.ttd == pytest.approx(30.0) and g.ttr == pytest.approx(50.0)
     assert (g.detected, g.wrong_declarations, g.outcome, g.collateral) == (True, 0, "remediated", ())
+    assert (g.fixed_at, g.finished, g.blind) == (T0 + 50, True, False)  # the rollback is the fix credited
     assert g.score == pytest.approx(40 * (1 - 30 / 600) + 40 * (1 - 50 / 600) + 20, abs=0.1)
 
 
