@@ -23,7 +23,7 @@ import psutil
 from drills.conditions import RUNTIME_SIGNALS, Condition, Verdict, judge
 from drills.faults import REVERTED, Fault, FaultContext
 from drills.ledger import ACTIVE, PLANNED, FaultRecord, Ledger, RunRecord
-from drills.probes import MONITOR_EVALUATED_AT, observe
+from drills.probes import MONITOR_EVALUATED_AT, observe, observer_for
 from drills.spec import EXPIRY_GRACE, Drill, FaultSpec
 from lab_runtime import journal as kinds
 from lab_runtime.backends.base import Backend
@@ -166,7 +166,7 @@ class DrillRunner:
         backend: Backend,
         options: RunOptions,
         say: Say = lambda line: None,
-        observer: Observer = observe,
+        observer: Observer | None = None,
         run_id: str | None = None,
     ) -> None:
         self.drill = drill
@@ -174,7 +174,6 @@ class DrillRunner:
         self.backend = backend
         self.options = options
         self.say = say
-        self.observer = observer
         self.run_id = run_id or new_run_id()
         scale = settings.drill_time_scale
         self.hold = drill.remediation.hold * scale
@@ -184,9 +183,9 @@ class DrillRunner:
         settings.ensure_dirs()
         self.journal = Journal(settings.journal_path, source="drill", learner=options.learner)
         self.ledger = Ledger(settings.drills_db_path)
-        self._uses_monitor = any(
-            c.signal not in RUNTIME_SIGNALS for c in (*self.steady_conditions, *self.remedy_conditions)
-        )
+        used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
+        self._uses_monitor = any(s not in RUNTIME_SIGNALS for s in used)
+        self.observer = observer or observer_for(used)  # a probe reads only the sources its conditions need
         self._signalled: str | None = None
         self._signal_count = 0
         self._finishing = False
@@ -328,12 +327,12 @@ class DrillRunner:
                     start = last_injected - spec.at * scale
                     self.ledger.set_deadline(self.run_id, start + self.time_limit)
                     result.injected_at = start
+            at = time.time()  # a probe's time is when it started observing (it reads every service at once)
             steady, remedy, observed = self._probe()
             # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
             fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected
             broken_seen = broken_seen or (not pending and fresh and not remedy.ok)
             ok = steady.ok and remedy.ok and not pending and fresh
-            at = time.time()
             for fault, record, injected in active:
                 line = fault.tick(self._ctx(record), record.plan, at - injected)
                 if line:

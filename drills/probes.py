@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
 
+from drills.conditions import RUNTIME_SIGNALS
+from lab_runtime import loopback
 from lab_runtime.backends.base import Backend
 from lab_runtime.settings import Settings
 
@@ -17,7 +22,7 @@ MONITOR_EVALUATED_AT = "monitor.evaluated_at"  # not a signal conditions may nam
 
 def _get(url: str) -> dict[str, Any] | None:
     try:
-        answer = httpx.get(url, timeout=TIMEOUT, trust_env=False)
+        answer = loopback.get(url, timeout=TIMEOUT)
     except httpx.HTTPError:
         return None
     if answer.status_code != 200:
@@ -29,20 +34,32 @@ def _get(url: str) -> dict[str, Any] | None:
     return body
 
 
-def observe(settings: Settings, backend: Backend) -> dict[str, float]:
-    """Every probe signal that has a value now (a signal nobody can measure is left out, not guessed)."""
-    observed: dict[str, float] = {f"up.{s.name}": float(s.healthy) for s in backend.status()}
-    model = _get(f"{settings.service_url}/model")
+def observe(settings: Settings, backend: Backend, signals: Collection[str] | None = None) -> dict[str, float]:
+    """Every probe signal that has a value now (a signal nobody can measure is left out, not guessed). With
+    `signals`, only the sources those need are read: a lighter probe, and a sharper time for what it saw."""
+    wanted = set(signals) if signals is not None else None
+    needs_model = wanted is None or any(s in RUNTIME_SIGNALS and not s.startswith("up.") for s in wanted)
+    needs_monitor = wanted is None or any(s not in RUNTIME_SIGNALS for s in wanted)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the reads at once: a probe costs the slowest, not the sum
+        model_read = pool.submit(_get, f"{settings.service_url}/model") if needs_model else None
+        status_read = pool.submit(_get, f"{settings.monitor_url}/status") if needs_monitor else None
+        observed: dict[str, float] = {f"up.{s.name}": float(s.healthy) for s in backend.status()}
+        model = model_read.result() if model_read else None
+        status = status_read.result() if status_read else None
     if model is not None:
         observed["ready"] = float(model.get("champion") is not None)
         observed["registry_reachable"] = float(bool(model.get("registry_reachable")))
         observed["challenger"] = float(model.get("challenger") is not None)
         observed["canary_weight"] = float(model.get("canary_weight") or 0.0)
-    else:
+    elif needs_model:
         observed["ready"] = 0.0
-    status = _get(f"{settings.monitor_url}/status")
     evaluated = status.get("evaluated_at") if status else None
     if status and evaluated and time.time() - evaluated < STALE_AFTER * settings.monitor_interval + 2:
         observed |= {k: float(v) for k, v in status.get("signals", {}).items() if isinstance(v, int | float)}
         observed[MONITOR_EVALUATED_AT] = float(evaluated)
     return observed
+
+
+def observer_for(signals: Collection[str]) -> Callable[[Settings, Backend], dict[str, float]]:
+    """An observer that reads only what `signals` need."""
+    return partial(observe, signals=frozenset(signals))

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from lab_runtime import loopback
 from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
 from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
@@ -72,7 +73,7 @@ class CheckContext:
 
     def service_model(self) -> dict[str, Any] | None:
         try:
-            return dict(httpx.get(f"{self.settings.service_url}/model", timeout=3.0).json())
+            return dict(loopback.get(f"{self.settings.service_url}/model", timeout=3.0).json())
         except (httpx.HTTPError, ValueError):
             return None
 

@@ -14,12 +14,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
 
+from lab_runtime import loopback
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
 from lab_runtime.settings import HOST
 
@@ -224,22 +226,23 @@ class Supervisor:
         return True
 
     def status(self, specs: Sequence[ServiceSpec]) -> list[ServiceStatus]:
-        out = []
-        for spec in specs:
+        """Each service's state; the health checks run at once, so a status costs the slowest check, not the sum."""
+
+        def one(spec: ServiceSpec) -> ServiceStatus:
             rec = self.record(spec.name)
             running = rec is not None and _live(rec) is not None
-            out.append(
-                ServiceStatus(
-                    spec.name,
-                    running,
-                    running and _answers(spec),
-                    rec.pid if running and rec else None,
-                    spec.port,
-                    time.time() - rec.started_at if running and rec else None,
-                    str(self.logs_dir / f"{spec.name}.log"),
-                )
+            return ServiceStatus(
+                spec.name,
+                running,
+                running and _answers(spec),
+                rec.pid if running and rec else None,
+                spec.port,
+                time.time() - rec.started_at if running and rec else None,
+                str(self.logs_dir / f"{spec.name}.log"),
             )
-        return out
+
+        with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+            return list(pool.map(one, specs))
 
 
 def _live(rec: ProcessRecord | None) -> psutil.Process | None:
@@ -259,7 +262,7 @@ def _answers(spec: ServiceSpec) -> bool:
     """The service's own health signal: its HTTP health URL, or a fresh heartbeat file."""
     if spec.health_url:
         try:
-            return httpx.get(spec.health_url, timeout=1.0).status_code == 200
+            return loopback.get(spec.health_url, timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
     if spec.heartbeat:

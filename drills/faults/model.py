@@ -9,7 +9,7 @@ import httpx
 from pydantic import Field
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
-from lab_runtime import model_ops
+from lab_runtime import loopback, model_ops
 from lab_runtime.errors import FaultInjectionFailed
 from lab_runtime.registry import CHALLENGER, Registry
 from lab_runtime.regression import Regression
@@ -27,7 +27,7 @@ class BadModelParams(Params):
 
 def _serving(ctx: FaultContext, alias: str) -> str | None:
     try:
-        body = httpx.get(f"{ctx.settings.service_url}/model", timeout=2.0, trust_env=False).json()
+        body = loopback.get(f"{ctx.settings.service_url}/model", timeout=2.0).json()
     except (httpx.HTTPError, ValueError):
         return None
     version = body.get(alias)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from lab_runtime import loopback
 from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, plain, print_json, settings
 from lab_runtime.errors import LabError, RuntimeNotReady
 from lab_runtime.journal import LEARNER_ACTION
@@ -120,6 +121,13 @@ def releases_cmd(as_json: bool = JSON) -> None:
     out.print("* active release")
 
 
+def _acted(current: Settings, action: str, deployment: Deployment | None, began: float) -> None:
+    """Journal a release the learner put in place as their action, timed from when the command began."""
+    if deployment is not None:
+        payload = {"action": action, "version": deployment.version, "from": deployment.previous}
+        journal(current).append(LEARNER_ACTION, payload, ts=began)
+
+
 def _changed(deployment: Deployment | None, version: str, done: Callable[[Deployment], str]) -> None:
     if deployment is None:
         plain(f"{version} is already the active release; nothing changed")
@@ -135,8 +143,10 @@ def deploy_cmd(version: str = typer.Argument(..., metavar="VERSION")) -> None:
     from lab_runtime.pipeline.store import deploy
 
     current = settings()
+    began = time.time()
     with _store(current) as store:
         deployment = deploy(store, journal(current), version, BY)
+    _acted(current, "pipeline.deploy", deployment, began)
     _changed(deployment, version, lambda d: f"deployed {d.version} (was {d.previous})")
 
 
@@ -149,8 +159,10 @@ def rollback_cmd(
     from lab_runtime.pipeline.store import rollback
 
     current = settings()
+    began = time.time()
     with _store(current) as store:
         deployment = rollback(store, journal(current), to, BY)
+    _acted(current, "pipeline.rollback", deployment, began)
     _changed(deployment, str(to), lambda d: f"rolled back from {d.previous} to {d.version}")
 
 
@@ -175,12 +187,13 @@ def labels_resume_cmd() -> None:
     from lab_runtime.pipeline.conditions import LABEL_FEED
 
     current = settings()
+    began = time.time()
     with _store(current) as store:
         resumed = store.clear_condition(LABEL_FEED)
     if not resumed:
         plain("the label feed is running already; nothing changed")
         return
-    journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"})
+    journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"}, ts=began)
     plain("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
 
 
@@ -188,7 +201,7 @@ def _require_ready(url: str) -> None:
     import httpx
 
     try:
-        answer = httpx.get(f"{url}/ready", timeout=3.0)
+        answer = loopback.get(f"{url}/ready", timeout=3.0)
     except httpx.HTTPError as exc:
         raise RuntimeNotReady(
             f"the model service does not answer at {url} ({type(exc).__name__}); start the sandbox with `lab up`"

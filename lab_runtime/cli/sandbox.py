@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -96,6 +97,7 @@ def logs(service: str, lines: int = typer.Option(40, help="how many lines from t
 def restart(service: str) -> None:
     """Stop one service whatever its state (hung, paused, crashed) and start it again."""
     current = settings()
+    began = time.time()  # the action's time is when it began: its effect may show before it returns
     backend(current).restart(service)
-    journal(current).append(LEARNER_ACTION, {"action": "restart", "service": service})
+    journal(current).append(LEARNER_ACTION, {"action": "restart", "service": service}, ts=began)
     out.print(f"{service} restarted and healthy")

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from lab_runtime import loopback
 from lab_runtime.errors import RuntimeNotReady
 from lab_runtime.settings import Settings
 
@@ -13,7 +14,7 @@ from lab_runtime.settings import Settings
 def fetch_status(settings: Settings) -> dict[str, Any]:
     """The monitor's `GET /status`, or RuntimeNotReady naming how to start it."""
     try:
-        answer = httpx.get(f"{settings.monitor_url}/status", timeout=5.0)
+        answer = loopback.get(f"{settings.monitor_url}/status", timeout=5.0)
         answer.raise_for_status()
         return dict(answer.json())
     except httpx.HTTPError as exc:

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from drills.spec import Drill
@@ -92,26 +92,32 @@ class Outcome:
     events: list[Event]
 
 
+def respond(settings: Settings, drill: Drill, run_id: str, running: Callable[[], bool] = lambda: True) -> None:
+    """As a learner: wait until run `run_id`'s fault shows in the probes, declare the drill's diagnosis, and apply
+    its reference remediation. `running` says whether the run can still go on (fails fast when it ended early)."""
+    wait_for(
+        lambda: fault_visible(settings, run_id, len(drill.faults)) or not running(),
+        120,
+        f"{drill.id}: the fault in the probes",
+    )
+    assert running(), "the drill ended before its fault showed"
+    injected = events(settings, run_id, [kinds.FAULT_INJECTED])[-1].ts
+    lab("declare", drill.diagnosis)
+    for command in drill.remediation.reference:
+        window = re.search(r"--window (\S+)", command)
+        if window:  # a learner retraining on fresh labels waits until the window holds only fresh ones
+            fresh = injected + parse_duration(window.group(1)) + settings.label_delay + 1
+            time.sleep(max(fresh - time.time(), 0))
+        lab(*shlex.split(command)[1:])
+
+
 def solve(settings: Settings, drill: Drill, timeout: float = 240) -> Outcome:
     """Run `drill`, detect it, declare, remediate with its reference commands; the run's journal at the end."""
     since = last_event_id(settings)
     proc = start_drill(drill.id)
     try:
         run_id = run_id_after(settings, since)
-        wait_for(
-            lambda: fault_visible(settings, run_id, len(drill.faults)) or proc.poll() is not None,
-            120,
-            f"{drill.id}: the fault in the probes",
-        )
-        assert proc.poll() is None, f"the drill ended before its fault showed:\n{stop(proc)}"
-        injected = events(settings, run_id, [kinds.FAULT_INJECTED])[-1].ts
-        lab("declare", drill.diagnosis)
-        for command in drill.remediation.reference:
-            window = re.search(r"--window (\S+)", command)
-            if window:  # a learner retraining on fresh labels waits until the window holds only fresh ones
-                fresh = injected + parse_duration(window.group(1)) + settings.label_delay + 1
-                time.sleep(max(fresh - time.time(), 0))
-            lab(*shlex.split(command)[1:])
+        respond(settings, drill, run_id, lambda: proc.poll() is None)
         output, _ = proc.communicate(timeout=timeout)
     except AssertionError as exc:
         output = stop(proc)

@@ -1,0 +1,130 @@
+"""The grader on a real sandbox: a simulated learner's known delays come back as TTD and TTR within 100 ms, and a
+capstone runs its blind drills in the background and is scored against its rubric."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drills.spec import find_drill
+from grader.grading import grade_run
+from lab_runtime import model_ops
+from lab_runtime.journal import CAPSTONE_ENDED, DRILL_STARTED, FAULT_INJECTED, LEARNER_DECLARED, PROBE_RESULT, Journal
+from tests.drills.learner import events, last_event_id, respond, run_id_after, start_drill, stop
+from tests.sandbox import Sandbox, running_sandbox, wait_for
+
+pytestmark = pytest.mark.integration
+
+# The service follows the registry and the runner probes every 20 ms, so a remediation shows within tens of ms.
+ENV = {"LAB_POLL_INTERVAL": "0.02", "LAB_DRILL_PROBE_INTERVAL": "0.02", "LAB_LEARNER": "ada"}
+DETECT_AFTER, FIX_AFTER = 4.0, 8.0  # when the simulated learner declares and starts its fix, after the injection
+CANARY_DRILL = {
+    "id": "accuracy-canary",
+    "title": "A regressed canary",
+    "kind": "canary",
+    "difficulty": "easy",
+    "brief": "A canary got a bad build.",
+    "diagnosis": "bad-model",
+    "steady_state": ["up.model-service == 1", "ready == 1"],
+    "faults": [
+        {"type": "bad_model", "args": {"alias": "challenger", "weight": 0.5, "regression": {"noisy_labels": 0.3}}}
+    ],
+    "remediation": {"conditions": ["canary_weight == 0"], "hold": "2s", "reference": ["lab canary set 0"]},
+    "time_limit": "2m",
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    with running_sandbox(tmp_path_factory.mktemp("grader") / "state", ENV, versions=1) as box:
+        yield box
+
+
+def sleep_until(ts: float) -> None:
+    time.sleep(max(0.0, ts - time.time()))
+
+
+def test_ttd_and_ttr_match_a_simulated_learners_delays_within_100_ms(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = sandbox.settings
+    drill_file = tmp_path / "accuracy-canary.yaml"
+    drill_file.write_text(yaml.safe_dump(CANARY_DRILL))
+    since = last_event_id(settings)
+    proc = start_drill(str(drill_file))
+    try:
+        run_id = run_id_after(settings, since)
+        wait_for(lambda: bool(events(settings, run_id, [FAULT_INJECTED])) or proc.poll() is not None, 90, "injection")
+        injected = events(settings, run_id, [FAULT_INJECTED])[0].ts
+        # The learner acts on the fault only once the runner has seen it (the canary served at its share).
+        wait_for(lambda: any(not p.payload["remediated"] for p in events(settings, run_id, [PROBE_RESULT])), 30)
+        assert time.time() < injected + DETECT_AFTER, "the canary took too long to show; the delays are too short"
+        learner = Journal(settings.journal_path, source="cli", learner="ada")
+        sleep_until(injected + DETECT_AFTER)
+        learner.append(LEARNER_DECLARED, {"diagnosis": "bad-model", "note": "simulated"})
+        sleep_until(injected + FIX_AFTER)
+        model_ops.set_canary(settings, learner, 0.0)  # the canary's share to zero: the drill's remediation
+        fixed = time.time() - injected  # the fix is in place from here (its registry writes take tens of ms)
+        proc.communicate(timeout=90)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- lab drill run said:\n{stop(proc)}") from None
+    output = stop(proc)
+    graded = grade_run(events(settings), run_id)
+    assert graded.outcome == "remediated", output
+    print(f"TTD {graded.ttd:.3f}s for {DETECT_AFTER}s; TTR {graded.ttr:.3f}s for a fix in place at {fixed:.3f}s")
+    assert graded.ttd == pytest.approx(DETECT_AFTER, abs=0.1)
+    assert graded.ttr == pytest.approx(fixed, abs=0.1), f"TTR {graded.ttr:.3f}s for a fix in place at {fixed:.3f}s"
+
+
+def lab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "lab_runtime.cli", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
+@pytest.mark.timeout(420)
+def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = sandbox.settings
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(
+        yaml.safe_dump(
+            {
+                "drills": ["incident-latency-spike", "schema-null-column"],
+                "count": 2,
+                "gap": ["2s", "4s"],
+                "budget": "25m",
+                "weights": {"detection": 25, "diagnosis": 20, "remediation": 30, "collateral": 10, "time": 15},
+                "pass": 60,
+                "minimums": {"detection": 0.66},
+            }
+        )
+    )
+    env = {"LAB_DRILL_TIME_SCALE": "0.1", "LAB_DRILL_PROBE_INTERVAL": "0.5"}
+    assert "no capstone in the journal yet" in lab(env, "capstone", "score").stderr
+    since = last_event_id(settings)
+    started = lab(env, "capstone", "start", "--seed", "5", "--rubric", str(rubric))
+    assert started.returncode == 0 and "2 blind drills" in started.stdout, started.stderr
+    again = lab(env, "capstone", "start", "--rubric", str(rubric))
+    assert again.returncode == 1 and "is still running; see `lab capstone status`" in again.stderr
+    seen: list[str] = []
+    for _ in range(2):  # the instructor's view (the journal) tells this learner which drill runs: a learner would not
+        run_id = run_id_after(settings, max([since, *(e.id for e in events(settings, kinds_=[DRILL_STARTED]))]))
+        start = events(settings, run_id, [DRILL_STARTED])[0]
+        assert start.payload["tag"].startswith("capstone:") and start.payload["blind"]
+        seen.append(start.payload["drill"])
+        respond(settings, find_drill(start.payload["drill"]), run_id)
+        wait_for(lambda run=run_id: any(e.kind == "drill.ended" for e in events(settings, run)), 120, "the run's end")
+    wait_for(lambda: bool(events(settings, kinds_=[CAPSTONE_ENDED])), 60, "the capstone's end")
+    assert sorted(seen) == ["incident-latency-spike", "schema-null-column"]
+    status = json.loads(lab(env, "capstone", "status", "--json").stdout)
+    assert (status["state"], status["drills_done"], status["drills"]) == ("finished", 2, 2)
+    score = json.loads(lab(env, "capstone", "score", "--json").stdout)
+    assert score["passed"] and score["runs"] == 2, score
+    assert score["dimensions"]["detection"] == score["dimensions"]["remediation"] == 1.0
+    table = lab(env, "capstone", "score")
+    assert "PASS" in table.stdout and "detection" in table.stdout
