@@ -19,6 +19,7 @@ from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
 from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
 
+GATE_TIMEOUT = 120.0  # seconds a capstone drill waits for the steady state: the previous drill may still settle
 capstone_app = typer.Typer(help="The capstone assessment: blind drills in sequence, then a rubric score.")
 app.add_typer(capstone_app, name="capstone")
 
@@ -97,8 +98,9 @@ def run(capstone_id: str) -> None:
     try:
         drills = [find_drill(d) for d in plan.drills]
         outcomes = run_in_sequence(
-            current, drills, list(plan.gaps), who, seed, True, tag=f"capstone:{capstone_id}", what="capstone"
-        )
+            current, drills, list(plan.gaps), who, seed, True, tag=f"capstone:{capstone_id}", what="capstone",
+            gate=GATE_TIMEOUT,
+        )  # fmt: skip
     finally:
         log.append(CAPSTONE_ENDED, {"capstone_id": capstone_id, "outcomes": outcomes})
 

@@ -284,13 +284,13 @@ def gameday(
 
 def run_in_sequence(
     current: Settings, drills: list[Drill], delays: list[float], learner: str, seed: int, blind: bool,
-    tag: str | None = None, what: str = "game day",
+    tag: str | None = None, what: str = "game day", gate: float = 30.0,
 ) -> list[str]:  # fmt: skip
     """Run `drills` one after the other, each after its delay (seconds, scaled); their outcomes. A run that was
     interrupted, aborted, refused or failed stops the sequence (LabError naming it)."""
     outcomes = []
     for drill, delay in zip(drills, delays, strict=True):
-        result = _run_one(current, drill, learner, seed, delay, blind, tag=tag)
+        result = _run_one(current, drill, learner, seed, delay, blind, gate, tag=tag)
         _report(result, blind)
         outcomes.append(result.outcome)
         if result.outcome in ("interrupted", "aborted", "refused", "error") or result.interrupted:

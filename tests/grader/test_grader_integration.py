@@ -17,7 +17,16 @@ import yaml
 from drills.spec import find_drill
 from grader.grading import grade_run
 from lab_runtime import model_ops
-from lab_runtime.journal import CAPSTONE_ENDED, DRILL_STARTED, FAULT_INJECTED, LEARNER_DECLARED, PROBE_RESULT, Journal
+from lab_runtime.journal import (
+    CAPSTONE_ENDED,
+    DRILL_ENDED,
+    DRILL_STARTED,
+    FAULT_INJECTED,
+    LEARNER_DECLARED,
+    PROBE_RESULT,
+    Journal,
+)
+from lab_runtime.settings import Settings
 from tests.drills.learner import events, last_event_id, respond, run_id_after, start_drill, stop
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
@@ -87,6 +96,22 @@ def lab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
+def respond_to_capstone(settings: Settings, since: int) -> list[str]:
+    """As the learner, each capstone drill in turn (the instructor's view of the journal says which one runs: a
+    learner would not know); the drills seen, once the capstone has ended."""
+    seen: list[str] = []
+    for _ in range(2):
+        run_id = run_id_after(settings, since)
+        start = events(settings, run_id, [DRILL_STARTED])[0]
+        since = start.id
+        assert start.payload["tag"].startswith("capstone:") and start.payload["blind"]
+        seen.append(start.payload["drill"])
+        respond(settings, find_drill(start.payload["drill"]), run_id)
+        wait_for(lambda run=run_id: bool(events(settings, run, [DRILL_ENDED])), 120, "the run's end")
+    wait_for(lambda: bool(events(settings, kinds_=[CAPSTONE_ENDED])), 60, "the capstone's end")
+    return seen
+
+
 @pytest.mark.timeout(420)
 def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: Sandbox, tmp_path: Path) -> None:
     settings = sandbox.settings
@@ -111,16 +136,16 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
     assert started.returncode == 0 and "2 blind drills" in started.stdout, started.stderr
     again = lab(env, "capstone", "start", "--rubric", str(rubric))
     assert again.returncode == 1 and "is still running; see `lab capstone status`" in again.stderr
-    seen: list[str] = []
-    for _ in range(2):  # the instructor's view (the journal) tells this learner which drill runs: a learner would not
-        run_id = run_id_after(settings, max([since, *(e.id for e in events(settings, kinds_=[DRILL_STARTED]))]))
-        start = events(settings, run_id, [DRILL_STARTED])[0]
-        assert start.payload["tag"].startswith("capstone:") and start.payload["blind"]
-        seen.append(start.payload["drill"])
-        respond(settings, find_drill(start.payload["drill"]), run_id)
-        wait_for(lambda run=run_id: any(e.kind == "drill.ended" for e in events(settings, run)), 120, "the run's end")
-    wait_for(lambda: bool(events(settings, kinds_=[CAPSTONE_ENDED])), 60, "the capstone's end")
-    assert sorted(seen) == ["incident-latency-spike", "schema-null-column"]
+    try:
+        seen = respond_to_capstone(settings, since)
+    except AssertionError as exc:
+        logs = "".join(p.read_text() for p in settings.logs_dir.glob("capstone-*.log"))
+        ends = [e.payload for e in events(settings, kinds_=[DRILL_ENDED])]
+        raise AssertionError(f"{exc}\n--- the capstone's log:\n{logs}\n--- drill ends: {ends}") from None
+    assert sorted(seen) == [
+        "incident-latency-spike",
+        "schema-null-column",
+    ]  # the instructor's view (the journal) tells this learner which drill runs: a learner would not
     status = json.loads(lab(env, "capstone", "status", "--json").stdout)
     assert (status["state"], status["drills_done"], status["drills"]) == ("finished", 2, 2)
     score = json.loads(lab(env, "capstone", "score", "--json").stdout)
