@@ -31,6 +31,8 @@ from lab_runtime.journal import (
 )
 
 SKEW = 0.05  # seconds the clocks of the journal's writers may differ
+# The kinds of event grading reads: a caller may read only these from the journal (probes are most of it).
+KINDS = (DRILL_STARTED, FAULT_INJECTED, DRILL_REMEDIATED, DRILL_ENDED, LEARNER_DECLARED, LEARNER_ACTION)
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
 FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points

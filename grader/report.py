@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
 from html import escape
 from typing import Any
 
@@ -15,25 +14,26 @@ COLOURS = ("#3366cc", "#dc7633")  # first cohort, second cohort
 LEADERBOARD_ROWS = 100  # the HTML page shows the top of the leaderboard; the CSV and JSON hold everyone
 
 
-def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> dict[str, Any]:
-    def drill(d: DrillStats | None) -> dict[str, Any] | None:
-        if d is None:
-            return None
-        body = asdict(d)
-        del body["ttd_values"], body["ttr_values"]
-        return body
+def _drill(d: DrillStats | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    body = {k: v for k, v in vars(d).items() if k not in ("ttd_values", "ttr_values")}
+    return body | {"ttd": vars(d.ttd), "ttr": vars(d.ttr)}
 
+
+def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> dict[str, Any]:
+    """The report as JSON-ready data (`vars`, not `dataclasses.asdict`: 10,000 learners take it 3 s)."""
     body: dict[str, Any] = {
         "cohort": cohort.name,
         "bundles": cohort.bundles,
-        "drills": [drill(d) for d in cohort.drills],
-        "leaderboard": [asdict(s) for s in cohort.leaderboard],
+        "drills": [_drill(d) for d in cohort.drills],
+        "leaderboard": [vars(s) for s in cohort.leaderboard],
     }
     if comparison is not None and other is not None:
         body["compare"] = {
             "cohort": other.name,
             "bundles": other.bundles,
-            "drills": [{"drill": c.drill, "a": drill(c.a), "b": drill(c.b)} for c in comparison],
+            "drills": [{"drill": c.drill, "a": _drill(c.a), "b": _drill(c.b)} for c in comparison],
         }
     return body
 

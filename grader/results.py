@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.grading import RunGrade, grade
@@ -75,7 +75,8 @@ class Bundle(BaseModel):
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """The signed form: compact JSON with sorted keys (orjson: a cohort report verifies 10,000 of these)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def key_id(key: bytes) -> str:
@@ -156,9 +157,9 @@ def verify(data: Any, key: bytes, name: str) -> Bundle:
 def read_bundle(path: Path, key: bytes) -> Bundle:
     """Read and verify one bundle file."""
     try:
-        data = json.loads(path.read_bytes())
+        data = orjson.loads(path.read_bytes())
     except OSError as exc:
         raise InvalidBundle(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:
+    except orjson.JSONDecodeError:
         raise InvalidBundle(f"{path} is not JSON; a result bundle comes from `lab results export`") from None
     return verify(data, key, str(path))

@@ -107,9 +107,12 @@ def run(capstone_id: str) -> None:
 
 def _found(learner: str | None) -> Any:
     from grader.capstone import latest_capstone
+    from grader.grading import KINDS
 
     current = settings()
-    found = latest_capstone(journal(current).events(), learner or current.learner)
+    found = latest_capstone(
+        journal(current).events([*KINDS, CAPSTONE_STARTED, CAPSTONE_ENDED]), learner or current.learner
+    )
     if found is None:
         raise LabError("no capstone in the journal yet; start one with `lab capstone start` (or `make capstone`)")
     return found

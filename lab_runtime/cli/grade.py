@@ -22,11 +22,11 @@ def grade_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Every drill run graded from the journal: detected, TTD, diagnosis, wrong declarations, TTR, outcome, score."""
-    from grader.grading import grade
+    from grader.grading import KINDS, grade
 
     current = settings()
     # A blind run still running would give its drill away: it shows once it has ended.
-    grades = [g for g in grade(journal(current).events(), learner) if g.finished or not g.blind]
+    grades = [g for g in grade(journal(current).events(KINDS), learner) if g.finished or not g.blind]
     if as_json:
         print_json([{**asdict(g), "detected": g.detected} for g in grades])
         return
