@@ -28,6 +28,7 @@ from lab_runtime.journal import (
 )
 from lab_runtime.settings import Settings
 from tests.drills.learner import events, last_event_id, respond, run_id_after, start_drill, stop
+from tests.grader.test_capstone import RULES
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -116,19 +117,13 @@ def respond_to_capstone(settings: Settings, since: int) -> list[str]:
 def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: Sandbox, tmp_path: Path) -> None:
     settings = sandbox.settings
     rubric = tmp_path / "rubric.yaml"
-    rubric.write_text(
-        yaml.safe_dump(
-            {
-                "drills": ["incident-latency-spike", "schema-null-column"],
-                "count": 2,
-                "gap": ["2s", "4s"],
-                "budget": "25m",
-                "weights": {"detection": 25, "diagnosis": 20, "remediation": 30, "collateral": 10, "time": 15},
-                "pass": 60,
-                "minimums": {"detection": 0.66},
-            }
-        )
-    )
+    pool = {
+        "drills": ["incident-latency-spike", "schema-null-column"],
+        "count": 2,
+        "gap": ["2s", "4s"],
+        "budget": "25m",
+    }
+    rubric.write_text(yaml.safe_dump({**RULES, **pool}))
     env = {"LAB_DRILL_TIME_SCALE": "0.1", "LAB_DRILL_PROBE_INTERVAL": "0.5"}
     assert "no capstone in the journal yet" in lab(env, "capstone", "score").stderr
     since = last_event_id(settings)
