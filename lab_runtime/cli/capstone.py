@@ -11,13 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import psutil
 import typer
 from rich.table import Table
 
+from lab_runtime.atomic import read_json, write_json_atomic
 from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, plain, print_json, settings
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
 from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
+from lab_runtime.settings import Settings
 
 GATE_TIMEOUT = 120.0  # seconds a capstone drill waits for the steady state: the previous drill may still settle
 capstone_app = typer.Typer(help="The capstone assessment: blind drills in sequence, then a rubric score.")
@@ -29,6 +32,21 @@ def _plan(rubric: Any, seed: int, scale: float) -> Any:
     from grader.capstone import plan
 
     return plan(rubric, seed, {d.id: d.time_limit for d in catalog()}, scale)
+
+
+def _runner_file(current: Settings) -> Path:
+    return current.run_dir / "capstone.json"
+
+
+def _runner_alive(current: Settings, capstone_id: str) -> bool:
+    """Whether the background runner of `capstone_id` is still alive (a killed one never journals its end)."""
+    record = read_json(_runner_file(current))
+    if not record or record.get("capstone_id") != capstone_id:
+        return False
+    try:
+        return bool(psutil.Process(int(record["pid"])).status() != psutil.STATUS_ZOMBIE)
+    except (psutil.Error, ValueError, KeyError):
+        return False
 
 
 @capstone_app.command("start")
@@ -50,7 +68,9 @@ def start(
     log = journal(current.model_copy(update={"learner": who}))
     running = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
     if running is not None and running.ended is None:
-        raise LabError(f"capstone {running.capstone_id} of {who} is still running; see `lab capstone status`")
+        if _runner_alive(current, running.capstone_id):
+            raise LabError(f"capstone {running.capstone_id} of {who} is still running; see `lab capstone status`")
+        log.append(CAPSTONE_ENDED, {"capstone_id": running.capstone_id, "outcomes": [], "detail": "runner gone"})
     capstone_id = secrets.token_hex(4)
     log.append(
         CAPSTONE_STARTED,
@@ -66,9 +86,10 @@ def start(
     current.ensure_dirs()
     argv = [sys.executable, "-m", "lab_runtime.cli", "capstone", "run", capstone_id]
     with open(current.logs_dir / f"capstone-{capstone_id}.log", "ab") as handle:
-        subprocess.Popen(
+        proc = subprocess.Popen(
             argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
+    write_json_atomic(_runner_file(current), {"capstone_id": capstone_id, "pid": proc.pid})
     plain(
         f"capstone {capstone_id} started (seed {chosen}): {rubric.count} blind drills, one after the other, within "
         f"{format_duration(plan.longest)}. Nobody tells you what breaks or when: watch `lab alerts` and "
