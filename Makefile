@@ -35,22 +35,10 @@ status: install
 	$(LAB) status
 
 # `make lab-01` .. `make lab-05`: start the sandbox, then the lab (`lab labs` lists them).
-START_LAB = $(LAB) up && $(LAB) start $@
+LABS := lab-01 lab-02 lab-03 lab-04 lab-05
 
-lab-01: install
-	$(START_LAB)
-
-lab-02: install
-	$(START_LAB)
-
-lab-03: install
-	$(START_LAB)
-
-lab-04: install
-	$(START_LAB)
-
-lab-05: install
-	$(START_LAB)
+$(LABS): install
+	$(LAB) up && $(LAB) start $@
 
 # The capstone: blind drills in sequence within a time budget (grader/rubric.yaml); `lab capstone score` grades it.
 capstone: install

@@ -61,10 +61,6 @@ class Plan:
     gaps: tuple[float, ...]  # seconds before each drill (already scaled)
     longest: float  # seconds the capstone may take: every gap plus every drill's time limit
 
-    @property
-    def gap_range(self) -> tuple[float, float]:
-        return min(self.gaps), max(self.gaps)
-
 
 def plan(rubric: Rubric, seed: int, time_limits: dict[str, float], scale: float = 1.0) -> Plan:
     """The seeded drills and gaps; refused when they may not fit the budget (`time_limits`: seconds, per drill)."""
@@ -131,10 +127,18 @@ class Capstone:
     ended: Event | None
     rubric: Rubric
     planned: int
+    seed: int
     grades: tuple[RunGrade, ...]
 
     def result(self) -> CapstoneScore:
         return score(self.rubric, self.grades, self.planned)
+
+    def summary(self) -> dict[str, Any]:
+        """As a result bundle and `lab capstone score --json` show it. While it runs, only that it runs: a score
+        that moved with each declaration would tell which one is right, and the seed names the drills."""
+        if self.ended is None:
+            return {"capstone_id": self.capstone_id, "finished": False}
+        return {"capstone_id": self.capstone_id, "finished": True, "seed": self.seed, **asdict(self.result())}
 
 
 def latest_capstone(events: Sequence[Event], learner: str | None) -> Capstone | None:
@@ -148,17 +152,11 @@ def latest_capstone(events: Sequence[Event], learner: str | None) -> Capstone | 
     tagged = {e.run_id for e in events if e.kind == DRILL_STARTED and e.payload.get("tag") == f"capstone:{cid}"}
     grades = tuple(g for g in grade(events, start.learner) if g.run_id in tagged)
     rubric = Rubric.model_validate(start.payload["rubric"])
-    return Capstone(cid, start.learner, start.ts, ended, rubric, int(start.payload["count"]), grades)
+    count, seed = int(start.payload["count"]), int(start.payload["seed"])
+    return Capstone(cid, start.learner, start.ts, ended, rubric, count, seed, grades)
 
 
 def capstone_summary(events: Sequence[Event], learner: str | None) -> dict[str, Any] | None:
     """The learner's last capstone as a result bundle holds it, or None."""
     found = latest_capstone(events, learner)
-    if found is None:
-        return None
-    result = found.result()
-    return {
-        "capstone_id": found.capstone_id,
-        "finished": found.ended is not None,
-        **asdict(result),
-    }
+    return found.summary() if found else None

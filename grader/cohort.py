@@ -70,7 +70,7 @@ class LearnerStats:
     median_ttd: float | None
     median_ttr: float | None
     labs_completed: int
-    capstone: str  # passed | failed | -
+    capstone: str  # passed | failed | running | -
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,21 @@ def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
     )
 
 
+def counted(bundle: Bundle) -> list[Run]:
+    """The runs a learner could act on: injected, and ended (a run refused by its gate, or still going, is not)."""
+    return [r for r in bundle.runs if r.injected_at is not None and r.finished]
+
+
+def _capstone(bundle: Bundle) -> str:
+    if not bundle.capstone:
+        return "-"
+    if not bundle.capstone.get("finished"):
+        return "running"
+    return "passed" if bundle.capstone.get("passed") else "failed"
+
+
 def _learner(bundle: Bundle) -> LearnerStats:
-    runs = bundle.runs
-    capstone = bundle.capstone or {}
+    runs = counted(bundle)
     return LearnerStats(
         0,
         bundle.learner,
@@ -119,7 +131,7 @@ def _learner(bundle: Bundle) -> LearnerStats:
         percentile([r.ttd for r in runs if r.ttd is not None], 0.5),
         percentile([r.ttr for r in runs if r.ttr is not None], 0.5),
         sum(lab.completed for lab in bundle.labs),
-        ("passed" if capstone.get("passed") else "failed") if capstone else "-",
+        _capstone(bundle),
     )
 
 
@@ -138,7 +150,7 @@ def latest_per_learner(bundles: Iterable[Bundle]) -> tuple[list[Bundle], list[st
 
 def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
     """Per drill figures and a leaderboard (by mean score, then more runs remediated) of one learner's bundle each."""
-    runs = [r for b in bundles for r in b.runs]
+    runs = [r for b in bundles for r in counted(b)]
     by_drill: dict[str, list[Run]] = {}
     for r in runs:
         by_drill.setdefault(r.drill, []).append(r)

@@ -25,14 +25,14 @@ from lab_runtime.journal import (
     DRILL_REMEDIATED,
     DRILL_STARTED,
     FAULT_INJECTED,
+    GRADED,
     LEARNER_ACTION,
     LEARNER_DECLARED,
     Event,
 )
 
 SKEW = 0.05  # seconds the clocks of the journal's writers may differ
-# The kinds of event grading reads: a caller may read only these from the journal (probes are most of it).
-KINDS = (DRILL_STARTED, FAULT_INJECTED, DRILL_REMEDIATED, DRILL_ENDED, LEARNER_DECLARED, LEARNER_ACTION)
+KINDS = GRADED  # the kinds of event grading reads
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
 FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points
@@ -99,6 +99,7 @@ class _Index:
     runs: dict[str, list[Event]]
     mine: dict[tuple[str | None, str], list[Event]]  # (learner, kind) -> events
     active: list[tuple[int, float, str, str]]  # (first fault id, end id, ground truth, run id) of each injected run
+    ids: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)  # `mine`'s ids, made on first use
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> _Index:
@@ -126,7 +127,7 @@ class _Index:
     def between(self, learner: str | None, kind: str, after: int, before: float) -> list[Event]:
         """The learner's events of `kind` appended after event id `after` and before id `before`."""
         events = self.mine.get((learner, kind), [])
-        ids = [e.id for e in events]
+        ids = self.ids.setdefault((learner, kind), [e.id for e in events])
         return events[bisect_right(ids, after) : bisect_left(ids, before)]
 
 
@@ -164,7 +165,8 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     remediated_at = ttr = fixed_at = None
     if remediated is not None:
         span_start = float(remediated.payload.get("span_start", remediated.ts))
-        fixes = [a for a in actions if a.id < remediated.id and a.ts <= span_start + SKEW]
+        # A fix began after the fault was in place (an action begun before it, journaled after, fixes nothing).
+        fixes = [a for a in actions if a.id < remediated.id and first.ts - SKEW <= a.ts <= span_start + SKEW]
         if fixes:
             remediated_at, ttr, fixed_at = span_start, max(0.0, span_start - first.ts), fixes[-1].ts
     if remediated_at is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,7 @@ from lab_runtime.errors import InvalidBundle
 from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
 
 FORMAT = "mlops-lab-results/1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 ALGORITHM = "HMAC-SHA256"
 
 
@@ -112,7 +114,8 @@ def build_bundle(
 ) -> dict[str, Any]:
     """The unsigned bundle of `learner`: labs, graded drill runs, capstone, digest of the learner's events."""
     own = [e for e in events if e.learner == learner]
-    runs: list[RunGrade] = grade(events, learner)
+    # A blind run still going would give its drill away to whoever reads the file: it comes in a later export.
+    runs: list[RunGrade] = [g for g in grade(events, learner) if g.finished or not g.blind]
     return {
         "format": FORMAT,
         "learner": learner,
@@ -139,8 +142,13 @@ def verify(data: Any, key: bytes, name: str) -> Bundle:
         raise InvalidBundle(f"{name} is not signed; only bundles from `lab results export` are accepted")
     if signature.get("algorithm") != ALGORITHM:
         raise InvalidBundle(f"{name} is signed with {signature.get('algorithm')!r}; only {ALGORITHM} is accepted")
-    expected = sign(data, key)["signature"]["value"]
-    if not hmac.compare_digest(expected, signature["value"]):
+    if not _HEX64.fullmatch(signature["value"]):
+        raise InvalidBundle(f"{name} has a malformed signature (64 hex digits expected); re-export it")
+    try:
+        expected = sign(data, key)["signature"]["value"]
+    except orjson.JSONEncodeError:
+        raise InvalidBundle(f"{name} is not a result bundle (its JSON cannot be read back as one)") from None
+    if not hmac.compare_digest(expected.encode(), signature["value"].encode()):
         if signature.get("key_id") != key_id(key):
             raise InvalidBundle(
                 f"{name} was signed with another key (key id {signature.get('key_id')}, yours {key_id(key)}); "

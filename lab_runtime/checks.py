@@ -7,7 +7,7 @@ line. Arguments are bound against these signatures when a lab file is validated,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
 from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
 from lab_runtime.incident_note import Reference, judge, parse
-from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Event, Journal
+from lab_runtime.journal import ALIAS_CHANGED, GRADED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Event, Journal
 from lab_runtime.model_ops import CANARY_ABORT, CANARY_START, PROMOTE
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
 from lab_runtime.monitor.client import fetch_status
@@ -45,6 +45,7 @@ class CheckContext:
     lab_started_at: float
     lab_id: str = ""
     grade_run: Callable[[Sequence[Event], str], Any] | None = None
+    _grades: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def workspace(self) -> Path:
@@ -69,7 +70,9 @@ class CheckContext:
         run_id = scenario.payload.get("run_id") if scenario else None
         if run_id is None or self.grade_run is None:
             return None
-        return self.grade_run(self.journal().events(), run_id)
+        if run_id not in self._grades:  # one `lab check` asks several steps; the journal is read once
+            self._grades[run_id] = self.grade_run(self.journal().events(GRADED), run_id)
+        return self._grades[run_id]
 
     def service_model(self) -> dict[str, Any] | None:
         try:
@@ -394,7 +397,7 @@ def champion_restored(ctx: CheckContext) -> CheckResult:
 
 @check
 def incident_diagnosed(ctx: CheckContext) -> CheckResult:
-    """The learner declared the right diagnosis of the lab's blind incident (the lab file does not name it)."""
+    """The learner declared the right diagnosis of the lab's blind incident; the check's own words never name it."""
     graded = ctx.incident()
     if graded is None:
         return NOT_YET

@@ -36,7 +36,10 @@ FAULT_REVERT_FAILED = "fault.revert_failed"
 DRILL_STEADY_STATE = "drill.steady_state"  # the steady state checked again after the faults were reverted
 DRILL_ENDED = "drill.ended"
 SANDBOX_RESET = "sandbox.reset"
-# Written by `lab capstone`: the assessment's start (rubric, seed, how many drills; not which) and end.
+# The kinds grading reads (a reader may fetch only these: probes are most of a journal).
+GRADED = (DRILL_STARTED, FAULT_INJECTED, DRILL_REMEDIATED, DRILL_ENDED, LEARNER_DECLARED, LEARNER_ACTION)
+# Written by `lab capstone`: the assessment's start (rubric, seed, how many drills) and end. The seed gives the
+# drills away: the CLI shows it only once the capstone has ended.
 CAPSTONE_STARTED = "capstone.started"
 CAPSTONE_ENDED = "capstone.ended"
 

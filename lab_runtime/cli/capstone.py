@@ -3,16 +3,18 @@ gaps within a time budget (drawn from a rubric file), run in the background, the
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import psutil
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lab_runtime.atomic import read_json, write_json_atomic
@@ -90,8 +92,8 @@ def start(
             argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     write_json_atomic(_runner_file(current), {"capstone_id": capstone_id, "pid": proc.pid})
-    plain(
-        f"capstone {capstone_id} started (seed {chosen}): {rubric.count} blind drills, one after the other, within "
+    plain(  # not the seed: it gives the drills away (`lab capstone score` shows it once the capstone has ended)
+        f"capstone {capstone_id} started: {rubric.count} blind drills, one after the other, within "
         f"{format_duration(plan.longest)}. Nobody tells you what breaks or when: watch `lab alerts` and "
         "`lab monitor status`, `lab declare` what you find, fix it. `lab capstone status` shows progress; "
         "`lab capstone score` the rubric score."
@@ -114,9 +116,9 @@ def run(capstone_id: str) -> None:
         raise LabError(f"no capstone {capstone_id} in the journal; start one with `lab capstone start`")
     seed, who = int(start.payload["seed"]), start.learner or current.learner
     log = journal(current.model_copy(update={"learner": who}))
-    plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.drill_time_scale)
     outcomes: list[str] = []
-    try:
+    try:  # whatever goes wrong from here (the catalog changed, a signal), the capstone's end is journaled
+        plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.drill_time_scale)
         drills = [find_drill(d) for d in plan.drills]
         outcomes = run_in_sequence(
             current, drills, list(plan.gaps), who, seed, True, tag=f"capstone:{capstone_id}", what="capstone",
@@ -169,17 +171,38 @@ def status(learner: str | None = typer.Option(None), as_json: bool = JSON) -> No
 @capstone_app.command("score")
 @friendly
 def score_cmd(learner: str | None = typer.Option(None), as_json: bool = JSON) -> None:
-    """The last capstone's rubric score: detection, diagnosis, remediation, collateral damage, time; pass or fail."""
+    """The last capstone's rubric score: detection, diagnosis, remediation, collateral damage, time; pass or fail.
+    Only once it has ended: a score that moved with each declaration would tell which one is right."""
     found = _found(learner)
+    if found.ended is None:
+        raise LabError(f"capstone {found.capstone_id} is still running; its score comes when it ends "
+                       "(`lab capstone status`)")  # fmt: skip
     result = found.result()
     if as_json:
-        print_json({"capstone_id": found.capstone_id, "finished": found.ended is not None, **asdict(result)})
+        print_json(found.summary())
         return
-    table = Table("dimension", "share", "weight", "points", title=f"capstone {found.capstone_id} of {found.learner}")
+    table = Table(
+        "dimension", "share", "weight", "points", title=escape(f"capstone {found.capstone_id} of {found.learner}")
+    )
     for name, share in result.dimensions.items():
         weight = found.rubric.weights[name]
         table.add_row(name, f"{share:.0%}", f"{weight:g}", f"{weight * share:.1f}")
     out.print(table)
-    state = "" if found.ended else f" (in progress: {result.runs} of {found.planned} drills so far)"
     verdict = "PASS" if result.passed else "FAIL: " + "; ".join(result.reasons)
-    plain(f"score {result.score:g}/100, pass mark {found.rubric.pass_score:g}: {verdict}{state}")
+    plain(f"score {result.score:g}/100, pass mark {found.rubric.pass_score:g}: {verdict} (seed {found.seed})")
+
+
+@capstone_app.command("abort")
+@friendly
+def abort(learner: str | None = typer.Option(None)) -> None:
+    """End the running capstone: its current drill is aborted (its faults reverted) and no further drill starts."""
+    current = settings()
+    found = _found(learner)
+    record = read_json(_runner_file(current))
+    if found.ended is not None or not record or not _runner_alive(current, found.capstone_id):
+        raise LabError(f"capstone {found.capstone_id} is not running; nothing to abort")
+    os.kill(int(record["pid"]), signal.SIGTERM)  # the runner reverts its drill and journals the capstone's end
+    deadline = time.monotonic() + 120
+    while _runner_alive(current, found.capstone_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    plain(f"capstone {found.capstone_id} aborted; its drill's faults are reverted")

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lab_runtime.cli.common import JSON, app, friendly, journal, out, plain, print_json, settings
@@ -38,8 +39,8 @@ def grade_cmd(
     for g in grades:
         injected = datetime.fromtimestamp(g.injected_at, UTC).strftime("%H:%M:%S") if g.injected_at else "-"
         table.add_row(
-            g.drill,
-            g.learner or "-",
+            escape(g.drill),
+            escape(g.learner or "-"),
             injected,
             "yes" if g.detected else "no",
             _secs(g.ttd),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lab_runtime.atomic import write_atomic
@@ -56,10 +58,16 @@ def instructor_key(current: Settings, key_file: Path | None) -> bytes:
 @friendly
 def keygen(out_file: Path = typer.Option(..., "--out", help="where to write the new key (mode 0600)")) -> None:
     """Make a new instructor key: give it to the lab machines (LAB_INSTRUCTOR_KEY_FILE) and keep it to verify."""
-    if out_file.exists():
-        raise LabError(f"{out_file} exists; choose another path (a new key would make old bundles unverifiable)")
-    out_file.write_text(secrets.token_hex(32) + "\n")
-    out_file.chmod(0o600)
+    try:  # created with mode 0600 from the start, and never over an existing key
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise LabError(
+            f"{out_file} exists; choose another path (a new key would make old bundles unverifiable)"
+        ) from None
+    except OSError as exc:
+        raise LabError(f"cannot create {out_file}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
     plain(f"instructor key written to {out_file}")
 
 
@@ -103,7 +111,7 @@ def verify_cmd(files: list[Path] = typer.Argument(..., help="bundle files"), key
         try:
             bundle = read_bundle(path, key)
         except InvalidBundle as exc:
-            err.print(f"[bold red]refused:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             bad += 1
             continue
         plain(f"{path}: signature valid ({bundle.learner}, {len(bundle.runs)} drill run(s))")
@@ -143,7 +151,7 @@ def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -
             "--skip-invalid to report on the rest"
         )
     for reason in refused:
-        err.print(f"[yellow]skipped:[/] {reason}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]skipped:[/] {escape(reason)}", highlight=False, soft_wrap=True)
     if not bundles:
         raise LabError(f"no valid bundle in {', '.join(map(str, paths))}")
     latest, repeated = latest_per_learner(bundles)
@@ -157,17 +165,17 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
         return "-" if value is None else format(value, fmt)
 
     table = Table("drill", "cohort", "runs", "detected", "right 1st", "remediated", "TTD p50/p90/max",
-                  "TTR p50/p90/max", title=f"{c.name}: {c.bundles} learner(s)")  # fmt: skip
+                  "TTR p50/p90/max", title=escape(f"{c.name}: {c.bundles} learner(s)"))  # fmt: skip
     cohorts = [c] + ([other] if other else [])
     for name in sorted({d.drill for k in cohorts for d in k.drills}):
         for k in cohorts:
             d = k.drill(name)
             if d is None:
-                table.add_row(name, k.name, "0", *["-"] * 5)
+                table.add_row(escape(name), escape(k.name), "0", *["-"] * 5)
                 continue
             table.add_row(
-                name,
-                k.name,
+                escape(name),
+                escape(k.name),
                 str(d.runs),
                 cell(d.detection_rate, ".0%"),
                 cell(d.diagnosis_accuracy, ".0%"),
@@ -178,8 +186,8 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
     out.print(table)
     board = Table("rank", "learner", "runs", "detected", "remediated", "harm", "score", "capstone", title="leaderboard")
     for s in c.leaderboard[:10]:
-        board.add_row(str(s.rank), s.learner, str(s.runs), str(s.detected), str(s.remediated), str(s.collateral),
-                      cell(s.mean_score, ".1f"), s.capstone)  # fmt: skip
+        figures = (s.runs, s.detected, s.remediated, s.collateral)
+        board.add_row(str(s.rank), escape(s.learner), *map(str, figures), cell(s.mean_score, ".1f"), s.capstone)
     out.print(board)
 
 

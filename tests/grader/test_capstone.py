@@ -50,7 +50,7 @@ def test_the_built_in_rubric_is_valid_and_its_pool_is_in_the_catalog() -> None:
         ({"minimums": {"detection": 2}}, "each is a share between 0 and 1"),
         ({"count": 5}, "count: 5 drills asked from a pool of 4"),
         ({"gap": ["3m", "1m"]}, "gap: give the shorter pause first"),
-        ({"budget": "soon"}, "budget"),
+        ({"budget": "soon"}, "budget: Value error, 'soon' is not a duration"),
     ],
 )
 def test_a_bad_rubric_file_names_the_file_and_the_field(tmp_path: Path, changes: dict[str, Any], message: str) -> None:

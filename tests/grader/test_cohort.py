@@ -43,8 +43,8 @@ def raw(
 def bundles() -> list[Bundle]:
     made = [
         raw("ada", [run("drift", 10.0, 40.0, score=90.0), run("latency", 5.0, 20.0, score=95.0)],
-            capstone={"passed": True}),
-        raw("bob", [run("drift", 30.0, None, wrong=2, score=30.0)], capstone={"passed": False}),
+            capstone={"finished": True, "passed": True}),
+        raw("bob", [run("drift", 30.0, None, wrong=2, score=30.0)], capstone={"finished": True, "passed": False}),
         raw("cy", [run("drift", None, None, score=0.0), run("latency", 15.0, 60.0, wrong=1, score=70.0,
                                                             collateral=["rolled back a healthy champion"])]),
     ]  # fmt: skip
@@ -76,6 +76,17 @@ def test_the_leaderboard_ranks_by_mean_score_and_shows_each_learner_against_the_
     assert (ada.median_ttd, ada.median_ttr, ada.capstone, ada.labs_completed) == (7.5, 30.0, "passed", 1)
     assert (cy.collateral, cy.detected, cy.remediated, cy.capstone) == (1, 1, 1, "-")
     assert bob.capstone == "failed"
+
+
+def test_runs_never_injected_or_still_going_are_left_out_and_a_running_capstone_shows_so() -> None:
+    refused = {**run("drift", None, None), "injected_at": None, "outcome": "refused"}
+    going = {**run("drift", 3.0, None), "finished": False}
+    eve = Bundle.model_validate(sign(raw("eve", [refused, going], capstone={"finished": False}), KEY.encode()))
+    c = cohort("spring", [*bundles(), eve])
+    drift = c.drill("drift")
+    assert drift is not None and drift.runs == 3  # ada's, bob's and cy's: not eve's two
+    (row,) = [s for s in c.leaderboard if s.learner == "eve"]
+    assert (row.runs, row.mean_score, row.capstone) == (0, None, "running")
 
 
 def test_only_the_latest_bundle_of_a_learner_counts() -> None:
@@ -112,6 +123,8 @@ def cohort_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (tmp_path / name).mkdir()
         for b in chosen:
             (tmp_path / name / f"{b.learner}.json").write_text(b.model_dump_json(by_alias=True))
+    odd = Bundle.model_validate(sign(raw("[/]", [run("drift", 1.0, 2.0, score=1.0)]), KEY.encode()))
+    (tmp_path / "spring" / "odd.json").write_text(odd.model_dump_json(by_alias=True))
     return tmp_path
 
 
@@ -119,12 +132,14 @@ def test_lab_cohort_report_writes_html_csv_json_and_compares(cohort_dirs: Path) 
     runner = CliRunner()
     result = runner.invoke(app, ["cohort", "report", "spring", "--html", "r.html", "--csv", "r.csv"])
     assert result.exit_code == 0, result.output
-    assert "spring: 3 learner(s)" in result.output and "leaderboard" in result.output
+    assert "spring: 4 learner(s)" in result.output and "leaderboard" in result.output
+    assert "[/]" in result.output  # a learner's name is shown as written, never read as markup
     assert "wrote r.html" in result.output and (cohort_dirs / "r.html").read_text().count("<svg") == 5
-    assert len((cohort_dirs / "r.csv").read_text().splitlines()) == 6
+    assert len((cohort_dirs / "r.csv").read_text().splitlines()) == 7
     body = json.loads(runner.invoke(app, ["cohort", "report", "spring", "--compare", "autumn", "--json"]).stdout)
     assert [d["drill"] for d in body["compare"]["drills"]] == ["drift", "latency"]
     assert body["compare"]["bundles"] == 2 and body["leaderboard"][0]["learner"] == "ada"
+    assert body["bundles"] == 4
 
 
 def test_an_unsigned_or_tampered_bundle_is_refused_naming_the_file(cohort_dirs: Path) -> None:
@@ -139,4 +154,4 @@ def test_an_unsigned_or_tampered_bundle_is_refused_naming_the_file(cohort_dirs: 
     assert "refused 2 bundle(s)" in refused.output and "bob.json was changed after it was signed" in refused.output
     assert "eve.json is not signed" in refused.output
     partial = runner.invoke(app, ["cohort", "report", "spring", "--skip-invalid", "--json"])
-    assert partial.exit_code == 0 and json.loads(partial.stdout)["bundles"] == 2
+    assert partial.exit_code == 0 and json.loads(partial.stdout)["bundles"] == 3

@@ -58,3 +58,16 @@ def test_lab_grade_prints_one_row_per_run_and_filters_by_learner(state: Path) ->
     assert "30.0s" in table.output and "42.0s" in table.output
     nobody = runner.invoke(app, ["grade", "--learner", "cy"])
     assert "no drill run of cy in the journal yet" in nobody.output
+
+
+def test_a_blind_run_shows_only_once_it_has_ended(state: Path) -> None:
+    drill = Journal(state / "journal.db", source="drill", learner="ada")
+    started = {"drill": "drift-x", "diagnosis": "data-drift", "time_limit": 600.0, "hold": 30.0, "blind": True}
+    drill.append(DRILL_STARTED, started, run_id="b1", ts=T0)
+    drill.append(FAULT_INJECTED, {"fault": 0, "type": "covariate_drift", "details": {}}, run_id="b1", ts=T0 + 1)
+    runner = CliRunner()
+    running = runner.invoke(app, ["grade"])
+    assert "no drill run in the journal yet" in running.output and "drift-x" not in running.output
+    drill.append(DRILL_ENDED, {"drill": "drift-x", "outcome": "time_limit"}, run_id="b1", ts=T0 + 600)
+    (row,) = json.loads(runner.invoke(app, ["grade", "--json"]).stdout)
+    assert (row["drill"], row["blind"], row["outcome"]) == ("drift-x", True, "not remediated")

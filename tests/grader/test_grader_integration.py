@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
-from drills.spec import find_drill
+from drills.spec import catalog, find_drill
+from grader.capstone import Rubric, plan
 from grader.grading import grade_run
 from lab_runtime import model_ops
 from lab_runtime.journal import (
@@ -97,6 +99,10 @@ def lab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
+def ended(settings: Settings, run_id: str) -> bool:
+    return bool(events(settings, run_id, [DRILL_ENDED]))
+
+
 def respond_to_capstone(settings: Settings, since: int) -> list[str]:
     """As the learner, each capstone drill in turn (the instructor's view of the journal says which one runs: a
     learner would not know); the drills seen, once the capstone has ended."""
@@ -108,7 +114,7 @@ def respond_to_capstone(settings: Settings, since: int) -> list[str]:
         assert start.payload["tag"].startswith("capstone:") and start.payload["blind"]
         seen.append(start.payload["drill"])
         respond(settings, find_drill(start.payload["drill"]), run_id)
-        wait_for(lambda run=run_id: bool(events(settings, run, [DRILL_ENDED])), 120, "the run's end")
+        wait_for(partial(ended, settings, run_id), 120, "the run's end")
     wait_for(lambda: bool(events(settings, kinds_=[CAPSTONE_ENDED])), 60, "the capstone's end")
     return seen
 
@@ -131,20 +137,21 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
     assert started.returncode == 0 and "2 blind drills" in started.stdout, started.stderr
     again = lab(env, "capstone", "start", "--rubric", str(rubric))
     assert again.returncode == 1 and "is still running; see `lab capstone status`" in again.stderr
+    assert "seed" not in started.stdout  # the seed names the drills
+    early = lab(env, "capstone", "score")
+    assert early.returncode == 1 and "is still running; its score comes when it ends" in early.stderr
     try:
         seen = respond_to_capstone(settings, since)
     except AssertionError as exc:
         logs = "".join(p.read_text() for p in settings.logs_dir.glob("capstone-*.log"))
         ends = [e.payload for e in events(settings, kinds_=[DRILL_ENDED])]
         raise AssertionError(f"{exc}\n--- the capstone's log:\n{logs}\n--- drill ends: {ends}") from None
-    assert sorted(seen) == [
-        "incident-latency-spike",
-        "schema-null-column",
-    ]  # the instructor's view (the journal) tells this learner which drill runs: a learner would not
+    limits = {d.id: d.time_limit for d in catalog()}
+    assert seen == list(plan(Rubric.model_validate({**RULES, **pool}), 5, limits, 0.1).drills)  # the seed's draw
     status = json.loads(lab(env, "capstone", "status", "--json").stdout)
     assert (status["state"], status["drills_done"], status["drills"]) == ("finished", 2, 2)
     score = json.loads(lab(env, "capstone", "score", "--json").stdout)
     assert score["passed"] and score["runs"] == 2, score
     assert score["dimensions"]["detection"] == score["dimensions"]["remediation"] == 1.0
     table = lab(env, "capstone", "score")
-    assert "PASS" in table.stdout and "detection" in table.stdout
+    assert "PASS" in table.stdout and "(seed 5)" in table.stdout and "detection" in table.stdout

@@ -234,6 +234,15 @@ def test_naming_the_diagnosis_of_an_earlier_run_that_has_ended_is_a_wrong_declar
     assert (a.wrong_declarations, b.ttd, b.wrong_declarations) == (0, 14.0, 1)
 
 
+def test_an_action_begun_before_the_fault_is_not_the_fix_even_when_journaled_after_it() -> None:
+    j = case(("inject", 10), ("declare", 20, "data-drift"), ("remediated", 80, 40), ("end", 81, "remediated"))
+    early = Event(3, T0 + 9, "cli", LEARNER_ACTION, {"action": "pipeline.rollback"}, "ada", None)  # began at 9 s
+    events = [*j.events[:2], early, *[Event(e.id + 1, e.ts, e.source, e.kind, e.payload, e.learner, e.run_id)
+                                      for e in j.events[2:]]]  # fmt: skip
+    (g,) = grade(events)
+    assert (g.outcome, g.ttr, g.fixed_at) == ("self-healed", None, None)
+
+
 @pytest.mark.parametrize(
     ("alias", "action", "payload", "harm"),
     [

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from grader.results import build_bundle, journal_digest, key_id, read_bundle, sign, verify
 from lab_runtime.cli import app
 from lab_runtime.errors import InvalidBundle
-from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
+from lab_runtime.journal import DRILL_STARTED, LAB_CHECK, LAB_STARTED, Event
 from tests.grader.test_grade_command import write_run
 from tests.grader.test_grading import solved
 
@@ -39,11 +39,20 @@ def test_a_bundle_holds_the_learners_labs_graded_runs_and_a_digest_of_their_even
     assert journal_digest(changed)["sha256"] != journal_digest(solved().events)["sha256"]
 
 
+def test_a_blind_run_still_going_stays_out_of_the_bundle() -> None:
+    j = solved()
+    j.events[0] = Event(1, j.events[0].ts, "drill", DRILL_STARTED, {**j.events[0].payload, "blind": True}, "ada", "r1")
+    assert len(build_bundle(j.events, "ada", 0.0)["runs"]) == 1  # ended: in
+    assert build_bundle(j.events[:-1], "ada", 0.0)["runs"] == []  # no drill.ended yet: out
+
+
 def test_a_signed_bundle_verifies_and_any_change_is_refused() -> None:
     signed = sign(bundle(), KEY)
     assert signed["signature"]["key_id"] == key_id(KEY) and len(signed["signature"]["value"]) == 64
     assert verify(json.loads(json.dumps(signed)), KEY, "b.json").runs[0].ttd == 30.0
-    for path, value in ((("runs", 0, "ttd"), 3.0), (("learner",), "eve"), (("journal", "sha256"), "0" * 64)):
+    changes = [(("runs", 0, "ttd"), 3.0), (("learner",), "eve"), (("journal", "sha256"), "0" * 64),
+               (("labs", 0, "completed"), False), (("capstone",), {"finished": True, "passed": True})]  # fmt: skip
+    for path, value in changes:
         tampered = json.loads(json.dumps(signed))
         target = tampered
         for step in path[:-1]:
@@ -51,6 +60,13 @@ def test_a_signed_bundle_verifies_and_any_change_is_refused() -> None:
         target[path[-1]] = value
         with pytest.raises(InvalidBundle, match=r"^b.json was changed after it was signed"):
             verify(tampered, KEY, "b.json")
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @pytest.mark.parametrize(
@@ -62,6 +78,11 @@ def test_a_signed_bundle_verifies_and_any_change_is_refused() -> None:
         ({**bundle(), "signature": {"algorithm": "MD5", "value": "x"}}, "signed with 'MD5'; only HMAC-SHA256"),
         (sign(bundle(), b"another key, 32 bytes long......"), "b.json was signed with another key (key id"),
         (sign(bundle(runs=[{"drill": "x"}]), KEY), "b.json is signed but malformed: runs.0.run_id: Field required"),
+        (
+            {**bundle(), "signature": {"algorithm": "HMAC-SHA256", "value": "é" * 64}},
+            "b.json has a malformed signature",
+        ),
+        ({**bundle(labs=nested(300)), "signature": {"algorithm": "HMAC-SHA256", "value": "a" * 64}}, "b.json is not a"),
     ],
 )
 def test_bad_bundles_are_refused_with_the_reason(data: Any, message: str) -> None:
