@@ -317,6 +317,7 @@ class DrillRunner:
         pending = sorted(enumerate(self.drill.faults), key=lambda p: p[1].at)
         active: list[tuple[Fault, FaultRecord, float]] = []
         broken_seen, span_start, last_injected = False, None, start
+        span_seen = start
         scale = self.settings.drill_time_scale
         while True:
             while pending and pending[0][1].at * scale <= time.time() - start:
@@ -329,6 +330,7 @@ class DrillRunner:
                     result.injected_at = start
             at = time.time()  # a probe's time is when it started observing (it reads every service at once)
             steady, remedy, observed = self._probe()
+            seen = time.time()  # ... and by when it had seen what it reports
             # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
             fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected
             broken_seen = broken_seen or (not pending and fresh and not remedy.ok)
@@ -339,10 +341,12 @@ class DrillRunner:
                     self._event(kinds.FAULT_ACTION, {"fault": record.idx, "type": record.type, "action": line})
                     self._say(line)
             if ok and broken_seen:
-                span_start = span_start or at
+                if span_start is None:
+                    span_start, span_seen = at, seen
                 if at - span_start >= self.hold:
                     result.outcome, result.remediated_at = "remediated", span_start
-                    self._event(kinds.DRILL_REMEDIATED, {"span_start": span_start, "held": at - span_start})
+                    payload = {"span_start": span_start, "seen_at": span_seen, "held": at - span_start}
+                    self._event(kinds.DRILL_REMEDIATED, payload)
                     self._say(f"remediated: the remediation condition and the steady state held for {self.hold:g}s")
                     return
             else:

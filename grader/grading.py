@@ -10,7 +10,9 @@ Every figure comes from what the runtime recorded, never from what the learner s
 - TTD = the first right declaration minus the first injection; wrong ones are counted;
 - TTR = the start of the span the runner found remediated (`drill.remediated`: the remediation conditions and
   the steady state held for the drill's hold time) minus the first injection, credited only when a learner
-  action came before that span: a drill that ends at its time limit is fixed by its own revert, not the learner.
+  action began before the probe that saw it had finished: a drill that ends at its time limit is fixed by its
+  own revert, not the learner. A span cannot start before the fix that made it: a probe that started before the
+  fix and saw its effect dates the span from the fix.
 """
 
 from __future__ import annotations
@@ -165,10 +167,15 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     remediated_at = ttr = fixed_at = None
     if remediated is not None:
         span_start = float(remediated.payload.get("span_start", remediated.ts))
-        # A fix began after the fault was in place (an action begun before it, journaled after, fixes nothing).
-        fixes = [a for a in actions if a.id < remediated.id and first.ts - SKEW <= a.ts <= span_start + SKEW]
+        seen_at = float(remediated.payload.get("seen_at", span_start))  # the first good probe's end
+        # A fix began after the fault was in place (an action begun before it, journaled after, fixes nothing) and
+        # before the probe that saw the service healthy had finished looking.
+        fixes = [a for a in actions if a.id < remediated.id and first.ts - SKEW <= a.ts <= seen_at + SKEW]
         if fixes:
-            remediated_at, ttr, fixed_at = span_start, max(0.0, span_start - first.ts), fixes[-1].ts
+            fixed_at = fixes[-1].ts
+            # A probe that began before the fix may see its effect: the span cannot start before the fix did.
+            remediated_at = max(span_start, min(fixed_at, seen_at))
+            ttr = max(0.0, remediated_at - first.ts)
     if remediated_at is not None:
         outcome = "remediated"
     elif remediated is not None:

@@ -45,8 +45,10 @@ class Journal:
     def act(self, at: float, action: str, learner: str = "ada", **payload: Any) -> None:
         self.add(at, LEARNER_ACTION, learner, action=action, **payload)
 
-    def remediated(self, at: float, span_start: float, run: str = "r1", learner: str = "ada") -> None:
-        self.add(at, DRILL_REMEDIATED, learner, run, span_start=T0 + span_start, held=at - span_start)
+    def remediated(self, at: float, span_start: float, run: str = "r1", learner: str = "ada",
+                   seen: float | None = None) -> None:  # fmt: skip
+        seen_at = T0 + (span_start if seen is None else seen)
+        self.add(at, DRILL_REMEDIATED, learner, run, span_start=T0 + span_start, seen_at=seen_at, held=at - span_start)
 
     def end(self, at: float, outcome: str, run: str = "r1", learner: str = "ada") -> None:
         self.add(at, DRILL_ENDED, learner, run, drill="drift-x", outcome=outcome)
@@ -241,6 +243,15 @@ def test_an_action_begun_before_the_fault_is_not_the_fix_even_when_journaled_aft
                                       for e in j.events[2:]]]  # fmt: skip
     (g,) = grade(events)
     assert (g.outcome, g.ttr, g.fixed_at) == ("self-healed", None, None)
+
+
+def test_a_fix_made_while_the_probe_that_saw_it_was_looking_dates_the_span() -> None:
+    # The probe started at 60 s (blocked on a hung service), the learner resumed it at 61 s, the probe saw it at 61.2 s.
+    j = case(("inject", 10), ("act", 61, "restart"), ("remediated", 95, 60, "r1", "ada", 61.2), ("end", 96, "x"))
+    (g,) = grade(j.events)
+    assert (g.outcome, g.ttr, g.fixed_at) == ("remediated", 51.0, T0 + 61)
+    late = case(("inject", 10), ("act", 62, "restart"), ("remediated", 95, 60, "r1", "ada", 61.2), ("end", 96, "x"))
+    assert grade(late.events)[0].outcome == "self-healed"  # begun after the probe had seen it healthy
 
 
 @pytest.mark.parametrize(
