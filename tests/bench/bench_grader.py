@@ -41,7 +41,7 @@ LAB = [sys.executable, "-m", "lab_runtime.cli"]
 
 
 def one_hour_journal(total: int, seed: int = 1) -> list[Event]:
-    """`total` events over an hour: 12 learners, each running drills back to back, probed every 0.5 s."""
+    """`total` events over about an hour: 16 learners, each running drills back to back, probed every 0.5 s."""
     rng = random.Random(seed)
     events: list[Event] = []
     t0 = 1_800_000_000.0
@@ -49,7 +49,7 @@ def one_hour_journal(total: int, seed: int = 1) -> list[Event]:
     def add(ts: float, kind: str, payload: dict[str, Any], learner: str, run: str | None = None) -> None:
         events.append(Event(len(events) + 1, ts, "drill" if run else "cli", kind, payload, learner, run))
 
-    learners = [f"learner-{i:02d}" for i in range(12)]
+    learners = [f"learner-{i:02d}" for i in range(16)]
     clock = {learner: t0 + rng.uniform(0, 60) for learner in learners}
     n = 0
     while len(events) < total:
