@@ -166,11 +166,15 @@ def test_traffic_keeps_its_rate_and_posts_the_true_labels_of_a_share(
     pipeline = asyncio.run(drive(settings, script))
     sent = pipeline.counters.sent
     assert 120 <= sent <= 160, sent  # 3 s at 50/s; the first request waits for the readiness check
-    # Every row of the stream once, none skipped (concurrent requests may arrive out of order on a busy machine).
-    assert sorted(seen.predicted, key=lambda rid: int(rid.split("-")[1])) == [
-        f"s42-{i}" for i in range(len(seen.predicted))
-    ]
-    assert pipeline.counters.ok == len(seen.predicted) and pipeline.counters.skipped == 0
+    # Rows of the stream in order, each once, none skipped. Concurrent requests may arrive out of order on a busy
+    # machine; a row is missing only if its request failed or was still in flight when the pipeline stopped.
+    counters = pipeline.counters
+    ids = [int(rid.split("-")[1]) for rid in seen.predicted]
+    assert len(ids) == len(set(ids)) and set(ids) <= set(range(sent)), ids
+    in_flight = sent - counters.ok - counters.connection_errors - counters.failed_5xx - counters.rejected_4xx
+    missing = sorted(set(range(sent)) - set(ids))
+    assert len(missing) <= counters.connection_errors + in_flight, (missing, counters)
+    assert counters.ok <= len(ids) and counters.skipped == 0
     truth = dict(zip(*GEN.production(0, sent)[["request_id", LABEL]].to_dict("list").values(), strict=True))
     assert seen.labels and all(truth[rid] == label for rid, label in seen.labels.items())
     assert 0.3 < len(seen.labels) / sent < 0.6  # about half, less the ones not due yet
