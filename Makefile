@@ -35,10 +35,22 @@ status: install
 	$(LAB) status
 
 # `make lab-01` .. `make lab-05`: start the sandbox, then the lab (`lab labs` lists them).
-LABS := lab-01 lab-02 lab-03 lab-04 lab-05
+START_LAB = $(LAB) up && $(LAB) start $@
 
-$(LABS): install
-	$(LAB) up && $(LAB) start $@
+lab-01: install
+	$(START_LAB)
+
+lab-02: install
+	$(START_LAB)
+
+lab-03: install
+	$(START_LAB)
+
+lab-04: install
+	$(START_LAB)
+
+lab-05: install
+	$(START_LAB)
 
 # The capstone: blind drills in sequence within a time budget (grader/rubric.yaml); `lab capstone score` grades it.
 capstone: install
