@@ -92,6 +92,11 @@ class Drill(BaseModel):
     remediation: Remediation
     time_limit: Seconds = Field(600.0, gt=0)
 
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes every one of its faults can act on (container faults: compose only)."""
+        return tuple(r for r in ("local", "compose") if all(r in FAULTS[f.type].runtimes for f in self.faults))
+
     @field_validator("diagnosis")
     @classmethod
     def _known_diagnosis(cls, diagnosis: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-HOST = "127.0.0.1"  # every sandbox service binds to loopback only
+HOST = "127.0.0.1"  # every sandbox service binds to loopback only (in compose: published on loopback only)
+RUNTIME_FILE = "runtime"  # in the state dir: the runtime `lab up` started, so later commands use the same one
 
 
 class Settings(BaseSettings):
@@ -19,6 +21,12 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(Path(".lab"), description="databases, artifacts, logs and pid files")
     runtime: Literal["local", "compose"] = "local"
+    compose_command: str | None = Field(None, description="`docker compose` or `docker-compose`; default: found")
+    # where the services listen and where they find each other: loopback, or in containers the service names
+    bind_host: str = HOST
+    mlflow_host: str = HOST
+    service_host: str = HOST
+    monitor_host: str = HOST
     mlflow_port: int = Field(5000, ge=1, le=65535)
     service_port: int = Field(8000, ge=1, le=65535)
     model_name: str = "credit-risk"
@@ -63,15 +71,15 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_url(self) -> str:
-        return f"http://{HOST}:{self.mlflow_port}"
+        return f"http://{self.mlflow_host}:{self.mlflow_port}"
 
     @property
     def service_url(self) -> str:
-        return f"http://{HOST}:{self.service_port}"
+        return f"http://{self.service_host}:{self.service_port}"
 
     @property
     def monitor_url(self) -> str:
-        return f"http://{HOST}:{self.monitor_port}"
+        return f"http://{self.monitor_host}:{self.monitor_port}"
 
     @property
     def journal_path(self) -> Path:
@@ -139,5 +147,16 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read the settings afresh (the environment may have changed, e.g. in tests)."""
-    return Settings()
+    """Read the settings afresh (the environment may have changed, e.g. in tests).
+
+    Unless `LAB_RUNTIME` says otherwise, the runtime is the one `lab up` recorded in the state dir.
+    """
+    settings = Settings()
+    if "LAB_RUNTIME" not in os.environ:
+        try:
+            recorded = (settings.root / RUNTIME_FILE).read_text().strip()
+        except OSError:
+            return settings
+        if recorded in ("local", "compose"):
+            settings = settings.model_copy(update={"runtime": recorded})
+    return settings

@@ -23,6 +23,7 @@ import psutil
 
 from lab_runtime import loopback
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
+from lab_runtime.healthcheck import HEARTBEAT_MAX_AGE
 from lab_runtime.settings import HOST
 
 
@@ -267,7 +268,7 @@ def _answers(spec: ServiceSpec) -> bool:
             return False
     if spec.heartbeat:
         try:
-            return time.time() - spec.heartbeat.stat().st_mtime < 5.0
+            return time.time() - spec.heartbeat.stat().st_mtime < HEARTBEAT_MAX_AGE
         except OSError:
             return False
     return True

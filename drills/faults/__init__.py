@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from drills.faults.container import ContainerLimits, NetworkLatency
 from drills.faults.model import BadModel
 from drills.faults.pipeline import ConceptDrift, CovariateDrift, FeedbackOutage, SchemaSkew
 from drills.faults.process import DependencyOutage, ServiceCrash
@@ -20,6 +21,8 @@ FAULTS: dict[str, type[Fault]] = {
         DependencyOutage,
         ServiceCrash,
         FeedbackOutage,
+        NetworkLatency,
+        ContainerLimits,
     )
 }
 

@@ -44,6 +44,7 @@ class Fault:
     type: ClassVar[str]
     params: ClassVar[builtins.type[Params]]
     summary: ClassVar[str]
+    runtimes: ClassVar[tuple[str, ...]] = ("local", "compose")  # the runtime backends it can act on
 
     def __init__(self, args: Params) -> None:
         self.args = args

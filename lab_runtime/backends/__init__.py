@@ -1,4 +1,4 @@
-"""Runtime backends: one interface to run the sandbox as local processes or (later) a Compose stack."""
+"""Runtime backends: one interface to run the sandbox as local processes or as a Docker Compose stack."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ def get_backend(settings: Settings) -> Backend:
         from lab_runtime.backends.local import LocalBackend
 
         return LocalBackend(settings)
-    raise ConfigError(
-        f"runtime {settings.runtime!r} is not available in this version; use the local runtime "
-        "(unset LAB_RUNTIME or pass --runtime local)"
-    )
+    if settings.runtime == "compose":
+        from lab_runtime.backends.compose import ComposeBackend
+
+        return ComposeBackend(settings)
+    raise ConfigError(f"unknown runtime {settings.runtime!r}; use local or compose (LAB_RUNTIME or --runtime)")
 
 
 __all__ = ["Backend", "get_backend"]

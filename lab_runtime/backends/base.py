@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from lab_runtime.supervisor import ServiceStatus
@@ -10,16 +11,18 @@ SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor"
 
 
 class Backend(Protocol):
-    def up(self) -> list[str]:
-        """Start every service not running and wait until all are healthy; names the ones started."""
+    def up(self, profiles: Sequence[str] = ()) -> list[str]:
+        """Start every service not running and wait until all are healthy; names the ones started.
+        `profiles` (compose only) adds optional services: observability, load, scale."""
 
-    def down(self) -> list[str]:
-        """Stop every service and leave no process behind; names the ones stopped."""
+    def down(self, volumes: bool = False) -> list[str]:
+        """Stop every service and leave no process behind; names the ones stopped.
+        `volumes` (compose only) also removes the stack's named volumes (MLflow's store, Prometheus, Grafana)."""
 
     def status(self) -> list[ServiceStatus]: ...
 
-    def logs(self, service: str) -> str:
-        """Path of the service's log."""
+    def logs(self, service: str, lines: int = 40) -> str:
+        """The last `lines` lines of the service's log."""
 
     def clear_unreadable(self) -> list[str]:
         """Forget runtime state files that cannot be read (for `lab down --force`); names the services."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
 
 import psutil
 
-from lab_runtime.errors import RuntimeNotReady
+from lab_runtime.errors import ConfigError, RuntimeNotReady
 from lab_runtime.settings import HOST, Settings
 from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
 
@@ -90,11 +91,15 @@ class LocalBackend:
         self.specs = sandbox_specs(settings)
         self.supervisor = Supervisor(settings.run_dir, settings.logs_dir)
 
-    def up(self) -> list[str]:
+    def up(self, profiles: Sequence[str] = ()) -> list[str]:
+        if profiles:
+            raise ConfigError(f"profiles ({', '.join(profiles)}) need the compose runtime: lab up --runtime compose")
         self.settings.ensure_dirs()
         return self.supervisor.start(self.specs, self.settings.start_timeout)
 
-    def down(self) -> list[str]:
+    def down(self, volumes: bool = False) -> list[str]:
+        if volumes:
+            raise ConfigError("--volumes is for the compose runtime; the local runtime's data is in the state dir")
         return self.supervisor.stop([s.name for s in self.specs])
 
     def clear_unreadable(self) -> list[str]:
@@ -103,8 +108,13 @@ class LocalBackend:
     def status(self) -> list[ServiceStatus]:
         return self.supervisor.status(self.specs)
 
-    def logs(self, service: str) -> str:
-        return str(self.settings.logs_dir / f"{self._spec(service).name}.log")
+    def logs(self, service: str, lines: int = 40) -> str:
+        path = self.settings.logs_dir / f"{self._spec(service).name}.log"
+        try:
+            with open(path, errors="replace") as fh:
+                return "".join(fh.readlines()[-lines:])
+        except FileNotFoundError:
+            return ""
 
     def require(self, *services: str) -> None:
         down = [s.name for s in self.status() if s.name in services and not s.healthy]

@@ -163,7 +163,8 @@ def run(
     if kind is not None and drill_id != "random":
         raise LabError("--kind only applies to `lab drill run random`")
     if drill_id == "random":
-        drill_id = pick(chosen_seed, [d.id for d in catalog() if kind is None or d.kind == kind])
+        eligible = [d.id for d in catalog() if (kind is None or d.kind == kind) and current.runtime in d.runtimes]
+        drill_id = pick(chosen_seed, eligible)
     drill = load_drill(Path(drill_id)) if drill_id.endswith((".yaml", ".yml")) else find_drill(drill_id)
     span = None
     if between is not None:

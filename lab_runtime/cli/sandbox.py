@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -11,9 +10,9 @@ import typer
 from rich.table import Table
 
 from lab_runtime.cli.common import JSON, app, backend, err, friendly, journal, out, print_json, settings, urls
-from lab_runtime.errors import LabError
+from lab_runtime.errors import ConfigError, LabError
 from lab_runtime.journal import LEARNER_ACTION
-from lab_runtime.settings import Settings
+from lab_runtime.settings import RUNTIME_FILE, Settings
 
 if TYPE_CHECKING:
     from lab_runtime.backends.base import Backend
@@ -21,10 +20,21 @@ if TYPE_CHECKING:
 
 @app.command()
 @friendly
-def up(runtime: str = typer.Option(None, help="local (default) or compose")) -> None:
+def up(
+    runtime: str = typer.Option(None, help="local (default) or compose; later commands use the same one"),
+    profile: list[str] = typer.Option([], help="compose only: observability, load or scale (repeatable)"),
+) -> None:
     """Start the sandbox and wait until every service is healthy."""
     current = settings(runtime)
-    started = backend(current).up()
+    if current.runtime not in ("local", "compose"):
+        raise ConfigError(f"unknown runtime {current.runtime!r}; use --runtime local or --runtime compose")
+    running = _recorded_runtime(current)
+    if running and running != current.runtime:
+        raise ConfigError(f"the sandbox is running on the {running} runtime; stop it first with `lab down`")
+    if current.runtime == "compose":  # recorded first: after a failed start, `lab down` still finds the stack
+        current.ensure_dirs()
+        (current.root / RUNTIME_FILE).write_text("compose")
+    started = backend(current).up(profile)
     if started:
         journal(current).append(LEARNER_ACTION, {"action": "up", "started": started})
     out.print(f"sandbox up ({', '.join(started) or 'already running'})")
@@ -34,7 +44,10 @@ def up(runtime: str = typer.Option(None, help="local (default) or compose")) -> 
 
 @app.command()
 @friendly
-def down(force: bool = typer.Option(False, help="also clear pid files that cannot be read")) -> None:
+def down(
+    force: bool = typer.Option(False, help="also clear pid files that cannot be read"),
+    volumes: bool = typer.Option(False, help="compose only: also remove the named volumes (MLflow's store, ...)"),
+) -> None:
     """Stop every sandbox service; no process is left behind. A running drill is aborted (and reverted) first."""
     current = settings()
     runtime = backend(current)
@@ -42,8 +55,16 @@ def down(force: bool = typer.Option(False, help="also clear pid files that canno
     if force:
         for name in runtime.clear_unreadable():
             out.print(f"cleared the unreadable pid file of {name}")
-    stopped = runtime.down()
+    stopped = runtime.down(volumes)
+    (current.root / RUNTIME_FILE).unlink(missing_ok=True)
     out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _recorded_runtime(current: Settings) -> str | None:
+    try:
+        return (current.root / RUNTIME_FILE).read_text().strip()
+    except OSError:
+        return None
 
 
 def _end_drill(current: Settings, runtime: Backend) -> None:
@@ -85,11 +106,7 @@ def status(as_json: bool = JSON) -> None:
 @friendly
 def logs(service: str, lines: int = typer.Option(40, help="how many lines from the end")) -> None:
     """Print the end of a service's log."""
-    path = backend(settings()).logs(service)
-    out.print(f"[dim]{path}[/]")
-    if os.path.exists(path):
-        with open(path, errors="replace") as fh:
-            typer.echo("".join(fh.readlines()[-lines:]), nl=False)
+    typer.echo(backend(settings()).logs(service, lines), nl=False)
 
 
 @app.command()

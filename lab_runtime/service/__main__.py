@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from lab_runtime.settings import HOST, load_settings
+from lab_runtime.settings import load_settings
 
 
 def main() -> None:
@@ -12,7 +12,7 @@ def main() -> None:
     uvicorn.run(
         "lab_runtime.service.app:create_app",
         factory=True,
-        host=HOST,
+        host=settings.bind_host,
         port=settings.service_port,
         workers=1,
         log_level="warning",

@@ -3,6 +3,7 @@ drill's reference remediation, reverted, and journaled in order."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -14,18 +15,28 @@ from lab_runtime import model_ops
 from lab_runtime.labs import all_labs
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.registry import CHALLENGER, CHAMPION
-from tests.drills.learner import in_order, solve
+from tests.drills.learner import drill_argv, in_order, solve
 from tests.sandbox import Sandbox, wait_for
 
 pytestmark = pytest.mark.integration
-# The drills labs start are run end to end by the labs' own tests (tests/e2e), by a learner's reference solution.
+# The drills labs start are run end to end by the labs' own tests (tests/e2e), by a learner's reference solution;
+# the container drills (compose runtime only) by tests/e2e/test_compose.py.
 IN_LABS = {event.run_drill for lab in all_labs() for event in lab.events if event.run_drill}
-DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS}
+ON_COMPOSE = {d.id for d in catalog() if "local" not in d.runtimes}
+DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS | ON_COMPOSE}
 
 
 def test_every_drill_is_run_here_or_by_a_lab_test() -> None:
     assert {"canary-swapped-build", "rollback-nightly-promotions", "incident-error-burst"} == IN_LABS
-    assert set(DRILLS) | IN_LABS == {d.id for d in catalog()}
+    assert {"incident-service-starved", "incident-registry-slow-network"} == ON_COMPOSE
+    assert set(DRILLS) | IN_LABS | ON_COMPOSE == {d.id for d in catalog()}
+
+
+def test_a_container_drill_is_refused_on_the_local_runtime(sandbox: Sandbox) -> None:
+    result = subprocess.run(drill_argv("incident-service-starved"), capture_output=True, text=True, timeout=60)
+    said = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in said
+    assert "drill incident-service-starved needs the compose runtime" in said and "lab up --runtime compose" in said
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""Faults of containers, through the docker SDK (the compose runtime only): a slow network, starved resources."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime.backends.compose import ComposeBackend
+from lab_runtime.errors import FaultInjectionFailed
+
+
+def _compose(ctx: FaultContext, fault: str) -> ComposeBackend:
+    if not isinstance(ctx.backend, ComposeBackend):
+        raise FaultInjectionFailed(f"the {fault} fault acts on containers: it needs `lab up --runtime compose`")
+    return ctx.backend
+
+
+class NetworkLatencyParams(Params):
+    service: Literal["mlflow", "model-service"] = "mlflow"
+    delay_ms: int = Field(1500, ge=1, le=10_000, description="added to every packet the container sends")
+    jitter_ms: int = Field(0, ge=0, le=5_000)
+
+
+class NetworkLatency(Fault):
+    type = "network_latency"
+    params = NetworkLatencyParams
+    runtimes: ClassVar[tuple[str, ...]] = ("compose",)
+    summary = "every packet a container sends is delayed (tc netem on its interface); a re-created container is clean"
+    args: NetworkLatencyParams
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        _compose(ctx, self.type).delay(self.args.service, self.args.delay_ms, self.args.jitter_ms)
+        return {"service": self.args.service, "delay_ms": self.args.delay_ms, "jitter_ms": self.args.jitter_ms}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        return REVERTED if _compose(ctx, self.type).undelay(self.args.service) else ALREADY_CLEARED
+
+
+class ContainerLimitsParams(Params):
+    service: Literal["mlflow", "model-service", "pipeline", "monitor"] = "model-service"
+    cpus: float | None = Field(0.05, gt=0, le=64, description="CPU quota in cores")
+    memory_mb: int | None = Field(None, ge=16, description="memory limit (swap included)")
+
+
+class ContainerLimits(Fault):
+    type = "container_limits"
+    params = ContainerLimitsParams
+    runtimes: ClassVar[tuple[str, ...]] = ("compose",)
+    summary = "a container's CPU quota or memory limit is cut; a re-created container gets the compose file's"
+    args: ContainerLimitsParams
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        backend = _compose(ctx, self.type)
+        return {"container": backend.container_id(self.args.service), "previous": backend.limits(self.args.service)}
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        _compose(ctx, self.type).limit(self.args.service, self.args.memory_mb, self.args.cpus)
+        return {"service": self.args.service, "cpus": self.args.cpus, "memory_mb": self.args.memory_mb}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        backend = _compose(ctx, self.type)
+        if backend.container_id(self.args.service) != plan["container"]:
+            return ALREADY_CLEARED  # re-created (`lab restart`): the new container has the compose file's limits
+        backend.unlimit(self.args.service, plan.get("previous", {}))
+        return REVERTED

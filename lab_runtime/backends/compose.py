@@ -1,0 +1,381 @@
+"""The compose runtime: the sandbox as a Docker Compose stack (compose/compose.yaml), faults through the docker SDK.
+
+Compose (v2 `docker compose` or v1 `docker-compose`, whichever is installed) creates and removes the stack; the
+docker SDK does what drills need: kill, pause, restart, resource limits and `tc netem` in a running container.
+Health is judged from the host exactly as the local runtime judges it (health URLs on the published loopback
+ports, heartbeat files in the shared state dir), so a paused container is unhealthy at once, not after a
+healthcheck interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lab_runtime.backends.local import sandbox_specs, settings_env
+from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
+from lab_runtime.settings import Settings
+from lab_runtime.supervisor import ServiceStatus, _answers, port_free
+
+COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
+PROFILES = ("observability", "load", "scale")
+OFFLINE_BASE = "lab-base:bookworm"  # what compose/base-image/build.sh builds
+PINNED = ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "cloudpickle", "skops", "evidently")  # as on the host
+SECRETS = ("LAB_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD")
+
+
+def project_name(root: Path) -> str:
+    """One Compose project per state dir, so two sandboxes (e.g. two test runs) never share containers."""
+    return "lab-" + hashlib.sha1(str(root).encode()).hexdigest()[:8]
+
+
+@functools.cache
+def compose_command(configured: str | None = None) -> tuple[str, ...]:
+    """`docker compose` (v2) if the plugin answers, else `docker-compose` (v1); or the one configured."""
+    if configured:
+        return tuple(configured.split())
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ("docker", "compose")
+    if shutil.which("docker-compose"):
+        return ("docker-compose",)
+    raise RuntimeNotReady(
+        "neither `docker compose` nor `docker-compose` is installed: install one (Debian: apt-get install "
+        "docker-compose) or use the local runtime (lab up --runtime local)"
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _build_error(build: subprocess.CompletedProcess[str]) -> str:
+    """The line that says why a build failed (not compose's closing "failed to build"), with the fix for a base image
+    that cannot be pulled."""
+    lines = [ln for ln in (build.stdout + build.stderr).splitlines() if "failed to build" not in ln]
+    reason = _last_line("\n".join(lines))
+    if "registry" in reason or "pull" in reason or "no such host" in reason:
+        reason += f" (no registry? build a base image offline with compose/base-image/build.sh: {OFFLINE_BASE})"
+    return reason
+
+
+class ComposeBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.specs = {s.name: s for s in sandbox_specs(settings)}  # the host-side health checks
+        self.project = project_name(settings.root)
+        self._client: Any = None
+
+    # --- engine and compose plumbing ---
+
+    @property
+    def docker(self) -> Any:
+        if self._client is None:
+            import docker
+            import docker.errors
+
+            try:
+                client = docker.from_env(timeout=30)
+                client.ping()
+            except docker.errors.DockerException as exc:
+                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+                raise RuntimeNotReady(
+                    f"no Docker engine answers at {where} ({type(exc).__name__}): start it (`sudo systemctl start "
+                    "docker`, or `dockerd &`) or use the local runtime (lab up --runtime local)"
+                ) from None
+            self._client = client
+        return self._client
+
+    @property
+    def _profiles_path(self) -> Path:
+        return self.settings.run_dir / "compose.profiles"
+
+    def profiles(self) -> list[str]:
+        """The profiles the stack was started with (`lab up --runtime compose --profile P`)."""
+        try:
+            return [p for p in self._profiles_path.read_text().split() if p in PROFILES]
+        except OSError:
+            return []
+
+    def _secrets(self) -> dict[str, str]:
+        """Generated once per state dir (mode 0600): the admin token, Grafana's and PostgreSQL's passwords."""
+        path = self.settings.run_dir / "compose.secrets"
+        values: dict[str, str] = {}
+        with contextlib.suppress(OSError):
+            values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        from lab_runtime.admin import admin_token
+
+        values["LAB_ADMIN_TOKEN"] = admin_token(self.settings)
+        missing = [k for k in SECRETS if not values.get(k)]
+        if missing:
+            values.update({k: secrets.token_urlsafe(18) for k in missing})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write("".join(f"{k}={v}\n" for k, v in values.items()))
+        return values
+
+    def _base_image(self) -> str:
+        """python:3.11-slim where it is present or pullable; the offline base where only that one is built."""
+        if os.environ.get("LAB_BASE_IMAGE"):
+            return os.environ["LAB_BASE_IMAGE"]
+        images = {tag for image in self.docker.images.list() for tag in image.tags}
+        return OFFLINE_BASE if OFFLINE_BASE in images and "python:3.11-slim" not in images else "python:3.11-slim"
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, **settings_env(self.settings), **self._secrets()}
+        env.setdefault("LAB_UID", str(os.getuid()))
+        env.setdefault("LAB_GID", str(os.getgid()))
+        env.setdefault("LAB_BASE_IMAGE", self._base_image())
+        env.setdefault("LAB_IMAGE", "lab-app:latest")
+        env.setdefault("LAB_PIP_CONSTRAINTS", _host_pins())
+        if "scale" in self.profiles():
+            env["LAB_MLFLOW_STORE"] = f"postgresql://lab:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
+        return env
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run one compose command on this project; output captured (it goes into error messages)."""
+        files = ["-f", str(COMPOSE_FILE)]
+        profiles = self.profiles()
+        if "scale" in profiles:
+            files += ["-f", str(COMPOSE_DIR / "compose.scale.yaml")]
+        argv = [*compose_command(self.settings.compose_command), *files, "-p", self.project]
+        for profile in profiles:
+            argv += ["--profile", profile]
+        result = subprocess.run([*argv, *args], capture_output=True, text=True, env=self._env(), check=False)
+        if check and result.returncode != 0:
+            raise ConfigError(f"`{' '.join(argv[:1])} {' '.join(args)}` failed: {_last_line(result.stderr)}")
+        return result
+
+    def _write_env_file(self) -> None:
+        """Every container sees exactly the host's settings (the in-network hosts and ports are set in compose.yaml)."""
+        lines = [f"{k}={v}" for k, v in settings_env(self.settings).items() if "\n" not in v]
+        path = self.settings.run_dir / "compose.env"
+        path.write_text("\n".join(lines) + "\n")
+
+    def _containers(self) -> dict[str, Any]:
+        """This project's containers by service name. While compose re-creates one, the old and the new both exist
+        for a moment: the running one, else the newest, stands for the service."""
+        found = self.docker.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"}, ignore_removed=True
+        )
+        found.sort(key=lambda c: (c.attrs["State"].get("Status") == "running", c.attrs.get("Created", "")))
+        return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
+
+    def _container(self, service: str) -> Any:
+        if service not in self.specs and service not in ("prometheus", "grafana", "locust", "postgres"):
+            raise RuntimeNotReady(f"unknown service {service!r}; services are {sorted(self.specs)}")
+        container = self._containers().get(service)
+        if container is None:
+            raise RuntimeNotReady(f"{service} has no container; start the sandbox with `lab up --runtime compose`")
+        return container
+
+    # --- the Backend interface ---
+
+    def up(self, profiles: Sequence[str] = ()) -> list[str]:
+        self.settings.ensure_dirs()
+        unknown = sorted(set(profiles) - set(PROFILES))
+        if unknown:
+            raise ConfigError(f"unknown compose profile(s) {unknown}; profiles are {list(PROFILES)}")
+        before = {s.name for s in self.status() if s.running}
+        self._profiles_path.write_text(" ".join(sorted(set(profiles) | set(self.profiles()))))
+        self._write_env_file()
+        published = {"mlflow": self.settings.mlflow_port, "model-service": self.settings.service_port}
+        published["monitor"] = self.settings.monitor_port
+        for name, port in published.items():
+            if name not in before and not port_free(port):
+                raise PortInUse(
+                    f"port {port} for {name} is already in use by another process; stop that process or choose "
+                    f"another port (LAB_{name.upper().replace('-', '_').replace('MODEL_', '')}_PORT)"
+                )
+        build = self.compose("build", check=False)
+        if build.returncode != 0:
+            raise ServiceStartFailed(
+                f"building the mlflow image (used by every sandbox service) from {self._env()['LAB_BASE_IMAGE']} "
+                f"failed: {_build_error(build)}; see the "
+                f"whole build with `{' '.join(compose_command(self.settings.compose_command))} -f {COMPOSE_FILE} build`"
+            )
+        started = self.compose("up", "-d", "--no-build", "--remove-orphans", check=False)
+        self._wait_healthy(list(self.specs), started)
+        return [s.name for s in self.status() if s.running and s.name not in before]
+
+    def _wait_healthy(self, names: list[str], started: subprocess.CompletedProcess[str] | None = None) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout
+        while True:
+            rows = {s.name: s for s in self.status()}
+            waiting = [n for n in names if not rows.get(n) or not rows[n].healthy]
+            if not waiting:
+                return
+            exited = [n for n in waiting if n in rows and not rows[n].running]
+            if (exited and started is not None) or time.monotonic() > deadline:
+                name = (exited or waiting)[0]
+                why = f"exited ({_last_line(started.stderr)})" if exited and started else "never got healthy"
+                raise ServiceStartFailed(
+                    f"{name} {why} within {self.settings.start_timeout:.0f}s; see its logs with `lab logs {name}`"
+                )
+            time.sleep(0.25)
+
+    def down(self, volumes: bool = False) -> list[str]:
+        running = [s.name for s in self.status() if s.running]
+        args = ["down", "--remove-orphans", "--timeout", "5"]
+        if volumes:
+            args.append("--volumes")
+        self.compose(*args)
+        self._profiles_path.unlink(missing_ok=True)
+        return running
+
+    def clear_unreadable(self) -> list[str]:
+        return []  # the compose runtime keeps no pid files
+
+    def status(self) -> list[ServiceStatus]:
+        containers = self._containers()
+        rows = []
+        for name in [*self.specs, *[n for n in containers if n not in self.specs]]:
+            c = containers.get(name)
+            state = c.attrs["State"] if c is not None else {}
+            running = state.get("Status") in ("running", "paused")
+            if name in self.specs:
+                healthy = running and not state.get("Paused") and _answers(self.specs[name])
+            else:
+                healthy = running and state.get("Health", {}).get("Status", "healthy") == "healthy"
+            port = self.specs[name].port if name in self.specs else None
+            started = _started_at(state.get("StartedAt")) if running else None
+            uptime = time.time() - started if started else None
+            rows.append(
+                ServiceStatus(name, running, healthy, state.get("Pid") or None, port, uptime, f"lab logs {name}")
+            )
+        return rows
+
+    def logs(self, service: str, lines: int = 40) -> str:
+        return str(self._container(service).logs(tail=lines).decode(errors="replace"))
+
+    def require(self, *services: str) -> None:
+        down = [s.name for s in self.status() if s.name in services and not s.healthy]
+        if down:
+            raise RuntimeNotReady(
+                f"the sandbox is not running ({', '.join(down)} down); start it with `lab up --runtime compose`"
+            )
+
+    def kill(self, service: str) -> None:
+        container = self._container(service)
+        if container.status != "running" and container.status != "paused":
+            raise RuntimeNotReady(f"{service} is not running; start the sandbox with `lab up --runtime compose`")
+        container.kill()
+
+    def pause(self, service: str) -> None:
+        self._container(service).pause()
+
+    def resume(self, service: str) -> None:
+        container = self._container(service)
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+
+    def restart(self, service: str) -> None:
+        """Re-create the container from the compose file: whatever was done to the old one (a pause, cut limits,
+        a netem qdisc) is gone with it."""
+        container = self._container(service)
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+        self.compose("up", "-d", "--no-deps", "--no-build", "--force-recreate", "--timeout", "5", service)
+        self._wait_healthy([service])
+
+    def ensure_running(self, service: str) -> bool:
+        container = self._container(service)
+        container.reload()
+        if container.status == "running":
+            return False
+        if container.status == "paused":
+            container.unpause()
+        else:
+            container.start()
+        self._wait_healthy([service])
+        return True
+
+    # --- container faults (the compose runtime only) ---
+
+    def container_id(self, service: str) -> str:
+        return str(self._container(service).id)
+
+    def limits(self, service: str) -> dict[str, int]:
+        """The container's memory limit (bytes) and CPU quota (µs per 100 ms); 0 means none."""
+        host = self._container(service).attrs["HostConfig"]
+        return {"memory": int(host.get("Memory") or 0), "cpu_quota": int(host.get("CpuQuota") or 0)}
+
+    def limit(self, service: str, memory_mb: int | None = None, cpus: float | None = None) -> None:
+        """Cut the memory limit and CPU quota of a running container (docker update)."""
+        update: dict[str, int] = {}
+        if memory_mb is not None:
+            update["mem_limit"] = update["memswap_limit"] = memory_mb * 2**20
+        if cpus is not None:
+            update["cpu_period"], update["cpu_quota"] = 100_000, int(cpus * 100_000)
+        self._container(service).update(**update)
+
+    def unlimit(self, service: str, previous: dict[str, int]) -> None:
+        """Put back the limits `limits` returned. The engine cannot remove a memory limit (it refuses -1 and 0), so
+        "none" becomes the host's whole memory; "no CPU quota" is -1."""
+        import psutil
+
+        memory = previous.get("memory") or psutil.virtual_memory().total
+        self._container(service).update(
+            mem_limit=memory, memswap_limit=memory, cpu_period=100_000, cpu_quota=previous.get("cpu_quota") or -1
+        )
+
+    def delay(self, service: str, delay_ms: int, jitter_ms: int = 0) -> None:
+        """Delay every packet leaving the container by `delay_ms` (tc netem on eth0; needs NET_ADMIN)."""
+        netem = ["netem", "delay", f"{delay_ms}ms", *([f"{jitter_ms}ms"] if jitter_ms else [])]
+        self._tc(service, "replace", "dev", "eth0", "root", *netem)
+
+    def undelay(self, service: str) -> bool:
+        """Remove the netem qdisc; False when there was none (a restart had removed it)."""
+        try:
+            self._tc(service, "del", "dev", "eth0", "root")
+        except FaultInjectionFailed:
+            return False
+        return True
+
+    def _tc(self, service: str, *args: str) -> None:
+        code, output = self._container(service).exec_run(["tc", "qdisc", *args], user="root")
+        if code != 0 and b"qdisc kind is unknown" in output:
+            raise FaultInjectionFailed(
+                "this Docker host's kernel has no netem (CONFIG_NET_SCH_NETEM, module sch_netem), so a network delay "
+                "cannot be injected; run network-latency drills on a host whose kernel has it (`modprobe sch_netem`)"
+            )
+        if code != 0:
+            raise FaultInjectionFailed(
+                f"`tc qdisc {' '.join(args)}` failed in {service}: {_last_line(output.decode(errors='replace'))} "
+                "(the container needs NET_ADMIN and iproute2)"
+            )
+
+
+def _host_pins() -> str:
+    """`name==version` of the host's model-critical packages, for the image's pip constraints."""
+    import importlib.metadata
+
+    pins = []
+    for name in PINNED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+    return " ".join(pins)
+
+
+def _started_at(value: str | None) -> float | None:
+    if not value or value.startswith("0001"):
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(value[:26].rstrip("Z") + "+00:00").timestamp()
+    return None

@@ -1,0 +1,177 @@
+"""The compose runtime end to end, on a real Docker engine: build the images, bring the stack up and wait for health,
+solve lab 01, run a container drill with its reference remediation, grade it, tear down with volumes removed.
+
+Runs when a Docker engine answers. CI (`.ci/run`) starts one and sets LAB_REQUIRE_DOCKER=1, so there a missing engine
+fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drills.spec import find_drill
+from lab_runtime.backends.compose import COMPOSE_DIR, OFFLINE_BASE, ComposeBackend, project_name
+from lab_runtime.settings import load_settings
+from tests.drills.learner import solve
+from tests.e2e.test_lab01 import lab, one_line_error
+from tests.sandbox import FAST
+
+pytestmark = pytest.mark.integration
+COMPOSE_ONLY = {"incident-service-starved", "incident-registry-slow-network"}
+
+
+def _engine() -> object | None:
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except docker.errors.DockerException:
+        return None
+    return client
+
+
+@pytest.fixture(scope="module")
+def engine() -> object:
+    client = _engine()
+    if client is None:
+        if os.environ.get("LAB_REQUIRE_DOCKER"):
+            pytest.fail("LAB_REQUIRE_DOCKER is set but no Docker engine answers (is dockerd running?)")
+        pytest.skip("no Docker engine answers; the compose runtime needs one (CI starts dockerd)")
+    tags = {tag for image in client.images.list() for tag in image.tags}  # type: ignore[attr-defined]
+    if "python:3.11-slim" not in tags and OFFLINE_BASE not in tags:  # no registry here: build the base offline
+        built = subprocess.run(["bash", str(COMPOSE_DIR / "base-image" / "build.sh")], capture_output=True, text=True)
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    return client
+
+
+@pytest.fixture
+def compose_env(engine: object, lab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    env = {**lab_env, **FAST, "LAB_LEARNER": "ada", "LAB_DRILL_PROBE_INTERVAL": "1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield env
+    lab(env, "down", "--volumes")  # whatever the test did, no container or volume outlives it
+
+
+def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, str]) -> None:
+    result = lab({**lab_env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "up", "--runtime", "compose")
+    one_line_error(result, "no Docker engine answers at unix:///nonexistent/docker.sock")
+    assert "--runtime local" in result.stderr
+
+
+def test_a_failed_image_build_and_a_taken_port_are_one_line_each(compose_env: dict[str, str]) -> None:
+    broken = lab({**compose_env, "LAB_BASE_IMAGE": "lab-no-such-base:none"}, "up", "--runtime", "compose", timeout=300)
+    one_line_error(
+        broken, "building the mlflow image (used by every sandbox service) from lab-no-such-base:none failed"
+    )
+    assert "compose.yaml build" in broken.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(compose_env["LAB_SERVICE_PORT"])))
+        taken.listen()
+        result = lab(compose_env, "up", "--runtime", "compose")
+    one_line_error(result, f"port {compose_env['LAB_SERVICE_PORT']} for model-service is already in use")
+
+
+@pytest.mark.timeout(900)
+def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
+    engine: object, compose_env: dict[str, str], tmp_path: Path
+) -> None:
+    up = lab(compose_env, "up", "--runtime", "compose", timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"127.0.0.1:{compose_env['LAB_SERVICE_PORT']}" in up.stdout
+    settings = load_settings()
+    assert settings.runtime == "compose"  # recorded by `lab up`: no command after it names the runtime
+    backend = ComposeBackend(settings)
+    status = json.loads(lab(compose_env, "status", "--json").stdout)
+    assert [r["name"] for r in status] == ["mlflow", "model-service", "registry-watcher", "pipeline", "monitor"]
+    assert all(r["healthy"] and r["pid"] for r in status), status
+
+    # Lab 01, as a learner solves it, with every command on the host and every service in a container.
+    assert lab(compose_env, "start", "lab-01").returncode == 0
+    solved = lab(compose_env, "solve", "lab-01", timeout=300)
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    report = json.loads(lab(compose_env, "check", "--json").stdout)
+    assert report["passed"] == report["total"] == 7, report
+
+    # A container fault through the docker SDK: the CPU quota cut, then the reference fix (a re-created container).
+    drill = find_drill("incident-service-starved")
+    before = backend.container_id("model-service")
+    outcome = solve(settings, drill, timeout=400)
+    assert outcome.returncode == 0, outcome.output
+    (ended,) = [e for e in outcome.events if e.kind == "drill.ended"]
+    assert ended.payload["outcome"] == "remediated", outcome.output
+    assert backend.container_id("model-service") != before  # `lab restart` re-created it
+    assert backend.limits("model-service") == {"memory": 0, "cpu_quota": 0}
+
+    runs = json.loads(lab(compose_env, "grade", "--json").stdout)
+    (run,) = [r for r in runs if r["run_id"] == outcome.run_id]
+    assert (run["drill"], run["outcome"], run["wrong_declarations"]) == ("incident-service-starved", "remediated", 0)
+    assert 0 < run["ttd"] < run["ttr"]
+
+    # The container faults the drills use, one by one: pause, kill, limits, and netem where the kernel has it.
+    backend.pause("pipeline")
+    assert not {r.name: r for r in backend.status()}["pipeline"].healthy
+    assert backend.ensure_running("pipeline") and not backend.ensure_running("pipeline")
+    backend.kill("monitor")
+    time.sleep(1)
+    assert not {r.name: r for r in backend.status()}["monitor"].running  # a kill is final: no restart policy
+    assert backend.ensure_running("monitor")
+    _netem_or_its_clear_error(backend)
+
+    down = lab(compose_env, "down", "--volumes")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    project = project_name(settings.root)
+    label = {"label": f"com.docker.compose.project={project}"}
+    assert engine.containers.list(all=True, filters=label) == []  # type: ignore[attr-defined]
+    assert engine.volumes.list(filters=label) == []  # type: ignore[attr-defined]
+    assert not (settings.root / "runtime").exists()
+
+
+def _netem_or_its_clear_error(backend: ComposeBackend) -> None:
+    """Where the kernel has netem, a 600 ms delay shows on the published port; where not, one clear line says so."""
+    from lab_runtime import loopback
+    from lab_runtime.errors import FaultInjectionFailed
+
+    url = f"{backend.settings.mlflow_url}/health"
+    try:
+        backend.delay("mlflow", 600)
+    except FaultInjectionFailed as exc:
+        assert "kernel has no netem" in str(exc) and "modprobe sch_netem" in str(exc)
+        return
+    started = time.monotonic()
+    assert loopback.get(url, timeout=10).status_code == 200
+    assert time.monotonic() - started >= 0.6
+    assert backend.undelay("mlflow") and not backend.undelay("mlflow")
+
+
+def test_compose_files_are_valid_for_the_installed_compose(tmp_path: Path) -> None:
+    """`config` validates compose.yaml (and the scale override) with whichever compose is installed."""
+    from lab_runtime.backends.compose import compose_command
+
+    if not (shutil.which("docker-compose") or shutil.which("docker")):
+        pytest.skip("no compose installed")
+    state = tmp_path / "state"
+    (state / "run").mkdir(parents=True)
+    (state / "run" / "compose.env").write_text("LAB_LEARNER=ada\n")
+    env = {**os.environ, "LAB_STATE_DIR": str(state), "LAB_ADMIN_TOKEN": "t", "GRAFANA_ADMIN_PASSWORD": "g"}
+    env["POSTGRES_PASSWORD"] = "p"
+    files = ["-f", str(COMPOSE_DIR / "compose.yaml"), "-f", str(COMPOSE_DIR / "compose.scale.yaml")]
+    argv = [*compose_command(), *files, "--profile", "observability", "--profile", "load", "--profile", "scale"]
+    result = subprocess.run([*argv, "config", "--services"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    services = set(result.stdout.split())
+    core = {"mlflow", "model-service", "registry-watcher", "pipeline", "monitor"}
+    assert services == core | {"prometheus", "grafana", "locust", "postgres"}
+    missing = subprocess.run([*argv, "config"], capture_output=True, text=True, env={**env, "LAB_ADMIN_TOKEN": ""})
+    assert missing.returncode != 0 and "set LAB_ADMIN_TOKEN" in missing.stderr
