@@ -4,8 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
+# The runtime `make lab-NN` and `make up` start: local (default) or compose (`make lab-01 RUNTIME=compose`).
+RUNTIME ?=
+RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
+# Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: install test lint up down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-compose clean
 
 install: $(STAMP)
 
@@ -26,7 +31,19 @@ lint: install
 	$(VENV)/bin/mypy
 
 up: install
-	$(LAB) up
+	$(LAB) up $(RUNTIME_FLAG)
+
+# The sandbox as a Compose stack; PROFILES="observability load scale" adds Prometheus+Grafana, Locust, PostgreSQL.
+up-compose: install
+	LAB_COMPOSE_COMMAND="$(COMPOSE)" $(LAB) up --runtime compose $(foreach p,$(PROFILES),--profile $(p))
+
+# A Python 3.11 base image from Debian's packages, for machines that cannot pull python:3.11-slim.
+base-image:
+	bash compose/base-image/build.sh
+
+# Lists the stack's images and their sizes (built by `make up-compose`, or by `$(COMPOSE) build`).
+compose-images:
+	@docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^lab-' || echo "no lab images yet: make up-compose"
 
 down:
 	@if [ -x $(LAB) ]; then $(LAB) down; fi
@@ -35,7 +52,7 @@ status: install
 	$(LAB) status
 
 # `make lab-01` .. `make lab-05`: start the sandbox, then the lab (`lab labs` lists them).
-START_LAB = $(LAB) up && $(LAB) start $@
+START_LAB = $(LAB) up $(RUNTIME_FLAG) && $(LAB) start $@
 
 lab-01: install
 	$(START_LAB)
@@ -81,6 +98,10 @@ bench-canary: install
 
 bench-grader: install
 	$(PY) tests/bench/bench_grader.py
+
+# Needs a Docker engine (and the base image: `make base-image` where no registry is reachable).
+bench-compose: install
+	$(PY) tests/bench/bench_compose.py --cold
 
 clean: down
 	rm -rf .lab

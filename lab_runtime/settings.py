@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     label_share: float = Field(0.5, ge=0, le=1, description="share of requests that ever get a label")
     # monitor
     monitor_port: int = Field(8100, ge=1, le=65535)
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="compose, profile observability")
+    grafana_port: int = Field(3000, ge=1, le=65535, description="compose, profile observability")
     monitor_interval: float = Field(5.0, gt=0, description="seconds between monitor evaluations")
     monitor_window: float = Field(60.0, gt=0, description="seconds of traffic each drift evaluation reads")
     monitor_min_rows: int = Field(200, ge=10, description="fewer rows than this: no drift verdict")

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lab_runtime.backends.local import sandbox_specs, settings_env
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
 from lab_runtime.settings import Settings
@@ -29,7 +31,7 @@ from lab_runtime.supervisor import ServiceStatus, _answers, port_free
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
-PROFILES = ("observability", "load", "scale")
+PROFILES = {"observability": ("prometheus", "grafana"), "load": ("locust",), "scale": ("postgres",)}
 OFFLINE_BASE = "lab-base:bookworm"  # what compose/base-image/build.sh builds
 PINNED = ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "cloudpickle", "skops", "evidently")  # as on the host
 SECRETS = ("LAB_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD")
@@ -146,10 +148,13 @@ class ComposeBackend:
             env["LAB_MLFLOW_STORE"] = f"postgresql://lab:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
         return env
 
-    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run one compose command on this project; output captured (it goes into error messages)."""
+    def compose(
+        self, *args: str, check: bool = True, profiles: Sequence[str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one compose command on this project (with the profiles it was started with, unless given); output
+        captured (it goes into error messages)."""
         files = ["-f", str(COMPOSE_FILE)]
-        profiles = self.profiles()
+        profiles = self.profiles() if profiles is None else profiles
         if "scale" in profiles:
             files += ["-f", str(COMPOSE_DIR / "compose.scale.yaml")]
         argv = [*compose_command(self.settings.compose_command), *files, "-p", self.project]
@@ -176,8 +181,9 @@ class ComposeBackend:
         return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
 
     def _container(self, service: str) -> Any:
-        if service not in self.specs and service not in ("prometheus", "grafana", "locust", "postgres"):
-            raise RuntimeNotReady(f"unknown service {service!r}; services are {sorted(self.specs)}")
+        optional = [n for names in PROFILES.values() for n in names]
+        if service not in self.specs and service not in optional:
+            raise RuntimeNotReady(f"unknown service {service!r}; services are {[*self.specs, *optional]}")
         container = self._containers().get(service)
         if container is None:
             raise RuntimeNotReady(f"{service} has no container; start the sandbox with `lab up --runtime compose`")
@@ -201,6 +207,7 @@ class ComposeBackend:
                     f"port {port} for {name} is already in use by another process; stop that process or choose "
                     f"another port (LAB_{name.upper().replace('-', '_').replace('MODEL_', '')}_PORT)"
                 )
+        self._pull_missing()
         build = self.compose("build", check=False)
         if build.returncode != 0:
             raise ServiceStartFailed(
@@ -209,8 +216,32 @@ class ComposeBackend:
                 f"whole build with `{' '.join(compose_command(self.settings.compose_command))} -f {COMPOSE_FILE} build`"
             )
         started = self.compose("up", "-d", "--no-build", "--remove-orphans", check=False)
-        self._wait_healthy(list(self.specs), started)
+        extra = [n for p in self.profiles() for n in PROFILES[p] if n != "locust"]  # locust runs once and exits
+        self._wait_healthy([*self.specs, *extra], started)
         return [s.name for s in self.status() if s.running and s.name not in before]
+
+    def _pull_missing(self) -> None:
+        """Images the profiles take from a registry (Grafana, PostgreSQL): present, pulled, or one line on how to
+        bring them to a machine without a registry."""
+        import docker.errors
+
+        config = yaml.safe_load(self.compose("config").stdout)["services"]
+        for name in [n for p in self.profiles() for n in PROFILES[p]]:
+            service = config.get(name, {})
+            image = service.get("image")
+            if not image or "build" in service:
+                continue
+            try:
+                self.docker.images.get(image)
+            except docker.errors.ImageNotFound:
+                try:
+                    self.docker.images.pull(image)
+                except docker.errors.APIError as exc:
+                    raise ServiceStartFailed(
+                        f"{name}: image {image} is not on this machine and cannot be pulled ({_last_line(str(exc))}); "
+                        f"on a machine with a registry run `docker pull {image} && docker save {image} -o {name}.tar`, "
+                        f"then `docker load -i {name}.tar` here (or set LAB_{name.upper()}_IMAGE)"
+                    ) from None
 
     def _wait_healthy(self, names: list[str], started: subprocess.CompletedProcess[str] | None = None) -> None:
         deadline = time.monotonic() + self.settings.start_timeout
@@ -233,7 +264,7 @@ class ComposeBackend:
         args = ["down", "--remove-orphans", "--timeout", "5"]
         if volumes:
             args.append("--volumes")
-        self.compose(*args)
+        self.compose(*args, profiles=list(PROFILES))  # every profile: none of its containers is left behind
         self._profiles_path.unlink(missing_ok=True)
         return running
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -62,14 +62,18 @@ def journal(current: Settings, source: str = "cli") -> Journal:
     return Journal(current.journal_path, source=source, learner=current.learner)
 
 
-def urls(current: Settings) -> dict[str, str]:
-    return {
+def urls(current: Settings, profiles: Sequence[str] = ()) -> dict[str, str]:
+    found = {
         "MLflow UI": current.mlflow_url,
         "Model service API docs": f"{current.service_url}/docs",
         "Service metrics": f"{current.service_url}/metrics",
         "Monitor status": f"{current.monitor_url}/status",
         "Drift report": str(current.reports_dir / "latest.html"),
     }
+    if "observability" in profiles:
+        found["Prometheus"] = f"http://127.0.0.1:{current.prometheus_port}"
+        found["Grafana (dashboards)"] = f"http://127.0.0.1:{current.grafana_port}/d/lab-sandbox"
+    return found
 
 
 def plain(text: str) -> None:

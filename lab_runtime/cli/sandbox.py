@@ -38,7 +38,7 @@ def up(
     if started:
         journal(current).append(LEARNER_ACTION, {"action": "up", "started": started})
     out.print(f"sandbox up ({', '.join(started) or 'already running'})")
-    for name, url in urls(current).items():
+    for name, url in urls(current, profile).items():
         out.print(f"  {name:<24} {url}")
 
 
