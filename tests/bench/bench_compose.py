@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.bench.bench_startup import free_port, lab  # noqa: E402
+from tests.bench.bench_startup import lab, sandbox_env
 
 TARGET_S = 60.0
 
@@ -30,13 +30,7 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="also time a build of the app image with no cache")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="lab-bench-compose-"))
-    env = {
-        **os.environ,
-        "LAB_STATE_DIR": str(state),
-        "LAB_MLFLOW_PORT": str(free_port()),
-        "LAB_SERVICE_PORT": str(free_port()),
-        "LAB_MONITOR_PORT": str(free_port()),
-    }
+    env = sandbox_env(state)
     build_s = None
     try:
         lab(env, "up", "--runtime", "compose")  # builds what is missing: not timed

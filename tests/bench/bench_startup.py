@@ -22,6 +22,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def sandbox_env(state: Path) -> dict[str, str]:
+    """The environment of a private sandbox: its own state dir and free ports."""
+    return {
+        **os.environ,
+        "LAB_STATE_DIR": str(state),
+        "LAB_MLFLOW_PORT": str(free_port()),
+        "LAB_SERVICE_PORT": str(free_port()),
+        "LAB_MONITOR_PORT": str(free_port()),
+    }
+
+
 def lab(env: dict[str, str], *args: str) -> float:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "lab_runtime.cli", *args], env=env, capture_output=True, text=True)
@@ -36,14 +47,7 @@ def main() -> None:
     runs = parser.parse_args().runs
     results: dict[str, list[float]] = {"fresh": [], "warm": []}
     for _ in range(runs):
-        state = Path(tempfile.mkdtemp(prefix="lab-bench-"))
-        env = {
-            **os.environ,
-            "LAB_STATE_DIR": str(state),
-            "LAB_MLFLOW_PORT": str(free_port()),
-            "LAB_SERVICE_PORT": str(free_port()),
-            "LAB_MONITOR_PORT": str(free_port()),
-        }
+        env = sandbox_env(Path(tempfile.mkdtemp(prefix="lab-bench-")))
         for kind in ("fresh", "warm"):  # warm: the same state directory, databases already migrated
             try:
                 results[kind].append(lab(env, "up"))
