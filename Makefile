@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 RUNTIME ?=
 RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
-COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
 .PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-compose clean
 
@@ -35,7 +35,7 @@ up: install
 
 # The sandbox as a Compose stack; PROFILES="observability load scale" adds Prometheus+Grafana, Locust, PostgreSQL.
 up-compose: install
-	LAB_COMPOSE_COMMAND="$(COMPOSE)" $(LAB) up --runtime compose $(foreach p,$(PROFILES),--profile $(p))
+	$(if $(COMPOSE),LAB_COMPOSE_COMMAND="$(COMPOSE)") $(LAB) up --runtime compose $(foreach p,$(PROFILES),--profile $(p))
 
 # A Python 3.11 base image from Debian's packages, for machines that cannot pull python:3.11-slim.
 base-image:
@@ -103,5 +103,7 @@ bench-grader: install
 bench-compose: install
 	$(PY) tests/bench/bench_compose.py --cold
 
-clean: down
+# A compose sandbox's named volumes go too (MLflow's store, Grafana, PostgreSQL: their secrets are in .lab).
+clean:
+	@if [ -x $(LAB) ]; then $(LAB) down $(if $(wildcard .lab/runtime),--volumes); fi
 	rm -rf .lab

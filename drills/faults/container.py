@@ -63,5 +63,6 @@ class ContainerLimits(Fault):
         backend = _compose(ctx, self.type)
         if backend.container_id(self.args.service) != plan["container"]:
             return ALREADY_CLEARED  # re-created (`lab restart`): the new container has the compose file's limits
-        backend.unlimit(self.args.service, plan.get("previous", {}))
+        memory, cpu = self.args.memory_mb is not None, self.args.cpus is not None
+        backend.unlimit(self.args.service, plan["previous"], memory=memory, cpu=cpu)
         return REVERTED

@@ -25,7 +25,7 @@ class Backend(Protocol):
         """The last `lines` lines of the service's log."""
 
     def clear_unreadable(self) -> list[str]:
-        """Forget runtime state files that cannot be read (for `lab down --force`); names the services."""
+        """Forget runtime state that cannot be used (for `lab down --force`); says what, one line each."""
 
     def require(self, *services: str) -> None:
         """Raise RuntimeNotReady unless the named services are running and healthy."""

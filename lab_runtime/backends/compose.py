@@ -17,7 +17,8 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import yaml
 
 from lab_runtime.backends.local import sandbox_specs, settings_env
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
-from lab_runtime.settings import Settings
+from lab_runtime.settings import RUNTIME_FILE, Settings
 from lab_runtime.supervisor import ServiceStatus, _answers, port_free
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
@@ -46,7 +47,10 @@ def project_name(root: Path) -> str:
 def compose_command(configured: str | None = None) -> tuple[str, ...]:
     """`docker compose` (v2) if the plugin answers, else `docker-compose` (v1); or the one configured."""
     if configured:
-        return tuple(configured.split())
+        command = tuple(configured.split())
+        if not shutil.which(command[0]):
+            raise RuntimeNotReady(f"LAB_COMPOSE_COMMAND is {configured!r}, but {command[0]} is not installed")
+        return command
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
         if probe.returncode == 0:
@@ -96,7 +100,8 @@ class ComposeBackend:
                 where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
                 raise RuntimeNotReady(
                     f"no Docker engine answers at {where} ({type(exc).__name__}): start it (`sudo systemctl start "
-                    "docker`, or `dockerd &`) or use the local runtime (lab up --runtime local)"
+                    "docker`, or `dockerd &`), or use the local runtime (`lab down --force`, then `lab up --runtime "
+                    "local`)"
                 ) from None
             self._client = client
         return self._client
@@ -149,7 +154,7 @@ class ComposeBackend:
         return env
 
     def compose(
-        self, *args: str, check: bool = True, profiles: Sequence[str] | None = None
+        self, *args: str, check: bool = True, profiles: Sequence[str] | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
         """Run one compose command on this project (with the profiles it was started with, unless given); output
         captured (it goes into error messages)."""
@@ -160,16 +165,24 @@ class ComposeBackend:
         argv = [*compose_command(self.settings.compose_command), *files, "-p", self.project]
         for profile in profiles:
             argv += ["--profile", profile]
-        result = subprocess.run([*argv, *args], capture_output=True, text=True, env=self._env(), check=False)
+        command = " ".join([*compose_command(self.settings.compose_command), *args])
+        try:
+            result = subprocess.run(
+                [*argv, *args], capture_output=True, text=True, env=self._env(), check=False, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise ServiceStartFailed(f"`{command}` did not finish within {timeout:.0f}s; see `lab status`") from None
         if check and result.returncode != 0:
-            raise ConfigError(f"`{' '.join(argv[:1])} {' '.join(args)}` failed: {_last_line(result.stderr)}")
+            raise RuntimeNotReady(f"`{command}` failed: {_last_line(result.stderr)}")
         return result
 
     def _write_env_file(self) -> None:
         """Every container sees exactly the host's settings (the in-network hosts and ports are set in compose.yaml)."""
         lines = [f"{k}={v}" for k, v in settings_env(self.settings).items() if "\n" not in v]
-        path = self.settings.run_dir / "compose.env"
-        path.write_text("\n".join(lines) + "\n")
+        path = self.settings.run_dir / "compose.env"  # may hold LAB_ADMIN_TOKEN: readable by its owner only
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
 
     def _containers(self) -> dict[str, Any]:
         """This project's containers by service name. While compose re-creates one, the old and the new both exist
@@ -189,6 +202,19 @@ class ComposeBackend:
             raise RuntimeNotReady(f"{service} has no container; start the sandbox with `lab up --runtime compose`")
         return container
 
+    @contextlib.contextmanager
+    def _engine_errors(self, service: str, action: str) -> Iterator[None]:
+        """A refusal of the engine (a removed container, a paused one, a bad update) as one line."""
+        import docker.errors
+
+        try:
+            yield
+        except docker.errors.DockerException as exc:
+            reason = getattr(exc, "explanation", None) or str(exc)
+            raise RuntimeNotReady(
+                f"could not {action} {service}: {_last_line(str(reason))}; see its logs with `lab logs {service}`"
+            ) from None
+
     # --- the Backend interface ---
 
     def up(self, profiles: Sequence[str] = ()) -> list[str]:
@@ -196,37 +222,46 @@ class ComposeBackend:
         unknown = sorted(set(profiles) - set(PROFILES))
         if unknown:
             raise ConfigError(f"unknown compose profile(s) {unknown}; profiles are {list(PROFILES)}")
-        before = {s.name for s in self.status() if s.running}
-        self._profiles_path.write_text(" ".join(sorted(set(profiles) | set(self.profiles()))))
-        self._write_env_file()
+        before = {s.name for s in self.status() if s.running}  # the engine answers (or one line says it does not)
+        active = sorted(set(profiles) | set(self.profiles()))
         published = {"mlflow": self.settings.mlflow_port, "model-service": self.settings.service_port}
         published["monitor"] = self.settings.monitor_port
+        if "observability" in active:
+            published |= {"prometheus": self.settings.prometheus_port, "grafana": self.settings.grafana_port}
         for name, port in published.items():
             if name not in before and not port_free(port):
+                setting = "SERVICE" if name == "model-service" else name.upper()
                 raise PortInUse(
                     f"port {port} for {name} is already in use by another process; stop that process or choose "
-                    f"another port (LAB_{name.upper().replace('-', '_').replace('MODEL_', '')}_PORT)"
+                    f"another port (LAB_{setting}_PORT)"
                 )
-        self._pull_missing()
-        build = self.compose("build", check=False)
+        (self.settings.root / RUNTIME_FILE).write_text("compose")  # from here on, `lab down` finds the stack
+        self._write_env_file()
+        self._pull_missing(active)
+        self._profiles_path.write_text(" ".join(active))
+        build = self.compose("build", check=False, timeout=1800)
         if build.returncode != 0:
+            log = self.settings.logs_dir / "compose-build.log"
+            log.write_text(build.stdout + build.stderr)
             raise ServiceStartFailed(
-                f"building the mlflow image (used by every sandbox service) from {self._env()['LAB_BASE_IMAGE']} "
-                f"failed: {_build_error(build)}; see the "
-                f"whole build with `{' '.join(compose_command(self.settings.compose_command))} -f {COMPOSE_FILE} build`"
+                f"building the sandbox's images from {self._env()['LAB_BASE_IMAGE']} failed: {_build_error(build)}; "
+                f"the whole build is in {log}"
             )
-        started = self.compose("up", "-d", "--no-build", "--remove-orphans", check=False)
+        # compose waits for each level's healthchecks itself; it gets the start timeout per level, and a margin
+        started = self.compose(
+            "up", "-d", "--no-build", "--remove-orphans", check=False, timeout=3 * self.settings.start_timeout + 60
+        )
         extra = [n for p in self.profiles() for n in PROFILES[p] if n != "locust"]  # locust runs once and exits
         self._wait_healthy([*self.specs, *extra], started)
         return [s.name for s in self.status() if s.running and s.name not in before]
 
-    def _pull_missing(self) -> None:
+    def _pull_missing(self, profiles: Sequence[str]) -> None:
         """Images the profiles take from a registry (Grafana, PostgreSQL): present, pulled, or one line on how to
         bring them to a machine without a registry."""
         import docker.errors
 
-        config = yaml.safe_load(self.compose("config").stdout)["services"]
-        for name in [n for p in self.profiles() for n in PROFILES[p]]:
+        config = yaml.safe_load(self.compose("config", profiles=profiles).stdout)["services"]
+        for name in [n for p in profiles for n in PROFILES[p]]:
             service = config.get(name, {})
             image = service.get("image")
             if not image or "build" in service:
@@ -244,18 +279,22 @@ class ComposeBackend:
                     ) from None
 
     def _wait_healthy(self, names: list[str], started: subprocess.CompletedProcess[str] | None = None) -> None:
+        """Until every named service is healthy. On failure, one line names the first service that has a container
+        but is not healthy (the cause; services that depend on it have no container yet) and its logs."""
         deadline = time.monotonic() + self.settings.start_timeout
         while True:
+            containers = self._containers()
             rows = {s.name: s for s in self.status()}
             waiting = [n for n in names if not rows.get(n) or not rows[n].healthy]
             if not waiting:
                 return
-            exited = [n for n in waiting if n in rows and not rows[n].running]
-            if (exited and started is not None) or time.monotonic() > deadline:
-                name = (exited or waiting)[0]
-                why = f"exited ({_last_line(started.stderr)})" if exited and started else "never got healthy"
+            gave_up = started is not None and started.returncode != 0
+            if gave_up or time.monotonic() > deadline:
+                created = [n for n in waiting if n in containers]
+                name = next((n for n in created if rows[n].running), created[0] if created else waiting[0])
+                state = "exited" if name in containers and not rows[name].running else "never got healthy"
                 raise ServiceStartFailed(
-                    f"{name} {why} within {self.settings.start_timeout:.0f}s; see its logs with `lab logs {name}`"
+                    f"{name} {state} within {self.settings.start_timeout:.0f}s; see its logs with `lab logs {name}`"
                 )
             time.sleep(0.25)
 
@@ -266,15 +305,25 @@ class ComposeBackend:
             args.append("--volumes")
         self.compose(*args, profiles=list(PROFILES))  # every profile: none of its containers is left behind
         self._profiles_path.unlink(missing_ok=True)
+        (self.settings.root / RUNTIME_FILE).unlink(missing_ok=True)
         return running
 
     def clear_unreadable(self) -> list[str]:
-        return []  # the compose runtime keeps no pid files
+        """For `lab down --force` with no engine answering: forget the compose sandbox, so `lab up` may start the
+        local one. (Its containers, if the engine comes back, stay until `lab up --runtime compose` and `lab down`.)"""
+        try:
+            self.docker  # noqa: B018 - the engine answers: nothing to forget
+        except RuntimeNotReady:
+            (self.settings.root / RUNTIME_FILE).unlink(missing_ok=True)
+            return ["the compose runtime record (no Docker engine answers)"]
+        return []
 
     def status(self) -> list[ServiceStatus]:
+        """Each service's state; the host-side health checks run at once (a paused service costs one timeout)."""
         containers = self._containers()
-        rows = []
-        for name in [*self.specs, *[n for n in containers if n not in self.specs]]:
+        names = [*self.specs, *[n for n in containers if n not in self.specs]]
+
+        def one(name: str) -> ServiceStatus:
             c = containers.get(name)
             state = c.attrs["State"] if c is not None else {}
             running = state.get("Status") in ("running", "paused")
@@ -285,10 +334,10 @@ class ComposeBackend:
             port = self.specs[name].port if name in self.specs else None
             started = _started_at(state.get("StartedAt")) if running else None
             uptime = time.time() - started if started else None
-            rows.append(
-                ServiceStatus(name, running, healthy, state.get("Pid") or None, port, uptime, f"lab logs {name}")
-            )
-        return rows
+            return ServiceStatus(name, running, healthy, state.get("Pid") or None, port, uptime, f"lab logs {name}")
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return list(pool.map(one, names))
 
     def logs(self, service: str, lines: int = 40) -> str:
         return str(self._container(service).logs(tail=lines).decode(errors="replace"))
@@ -302,38 +351,39 @@ class ComposeBackend:
 
     def kill(self, service: str) -> None:
         container = self._container(service)
-        if container.status != "running" and container.status != "paused":
+        if container.status not in ("running", "paused"):
             raise RuntimeNotReady(f"{service} is not running; start the sandbox with `lab up --runtime compose`")
-        container.kill()
+        with self._engine_errors(service, "kill"):
+            container.kill()
 
     def pause(self, service: str) -> None:
-        self._container(service).pause()
+        with self._engine_errors(service, "pause"):
+            self._container(service).pause()
 
     def resume(self, service: str) -> None:
         container = self._container(service)
-        container.reload()
-        if container.status == "paused":
-            container.unpause()
+        with self._engine_errors(service, "resume"):
+            container.reload()
+            if container.status == "paused":
+                container.unpause()
 
     def restart(self, service: str) -> None:
         """Re-create the container from the compose file: whatever was done to the old one (a pause, cut limits,
         a netem qdisc) is gone with it."""
-        container = self._container(service)
-        container.reload()
-        if container.status == "paused":
-            container.unpause()
+        self.resume(service)
         self.compose("up", "-d", "--no-deps", "--no-build", "--force-recreate", "--timeout", "5", service)
         self._wait_healthy([service])
 
     def ensure_running(self, service: str) -> bool:
-        container = self._container(service)
-        container.reload()
-        if container.status == "running":
+        container = self._containers().get(service)
+        if container is None:  # never created, or removed: compose creates it
+            self._container(service)  # an unknown name is refused first
+            self.compose("up", "-d", "--no-deps", "--no-build", service)
+        elif container.status == "running":
             return False
-        if container.status == "paused":
-            container.unpause()
         else:
-            container.start()
+            with self._engine_errors(service, "start"):
+                container.unpause() if container.status == "paused" else container.start()
         self._wait_healthy([service])
         return True
 
@@ -354,17 +404,21 @@ class ComposeBackend:
             update["mem_limit"] = update["memswap_limit"] = memory_mb * 2**20
         if cpus is not None:
             update["cpu_period"], update["cpu_quota"] = 100_000, int(cpus * 100_000)
-        self._container(service).update(**update)
+        with self._engine_errors(service, "limit"):
+            self._container(service).update(**update)
 
-    def unlimit(self, service: str, previous: dict[str, int]) -> None:
-        """Put back the limits `limits` returned. The engine cannot remove a memory limit (it refuses -1 and 0), so
-        "none" becomes the host's whole memory; "no CPU quota" is -1."""
+    def unlimit(self, service: str, previous: dict[str, int], memory: bool = True, cpu: bool = True) -> None:
+        """Put back the limits `limits` returned, those named. "No CPU quota" is -1; the engine cannot remove a
+        memory limit (it refuses -1 and 0), so "no memory limit" becomes the host's whole memory."""
         import psutil
 
-        memory = previous.get("memory") or psutil.virtual_memory().total
-        self._container(service).update(
-            mem_limit=memory, memswap_limit=memory, cpu_period=100_000, cpu_quota=previous.get("cpu_quota") or -1
-        )
+        update: dict[str, int] = {}
+        if memory:
+            update["mem_limit"] = update["memswap_limit"] = previous.get("memory") or psutil.virtual_memory().total
+        if cpu:
+            update["cpu_period"], update["cpu_quota"] = 100_000, previous.get("cpu_quota") or -1
+        with self._engine_errors(service, "restore the limits of"):
+            self._container(service).update(**update)
 
     def delay(self, service: str, delay_ms: int, jitter_ms: int = 0) -> None:
         """Delay every packet leaving the container by `delay_ms` (tc netem on eth0; needs NET_ADMIN)."""
@@ -372,15 +426,18 @@ class ComposeBackend:
         self._tc(service, "replace", "dev", "eth0", "root", *netem)
 
     def undelay(self, service: str) -> bool:
-        """Remove the netem qdisc; False when there was none (a restart had removed it)."""
+        """Remove the netem qdisc; False when there was none (a re-created container has a clean network)."""
         try:
             self._tc(service, "del", "dev", "eth0", "root")
-        except FaultInjectionFailed:
-            return False
+        except FaultInjectionFailed as exc:
+            if "handle of zero" in str(exc):  # tc's word for "no root qdisc here"
+                return False
+            raise
         return True
 
     def _tc(self, service: str, *args: str) -> None:
-        code, output = self._container(service).exec_run(["tc", "qdisc", *args], user="root")
+        with self._engine_errors(service, "run tc in"):
+            code, output = self._container(service).exec_run(["tc", "qdisc", *args], user="root")
         if code != 0 and b"qdisc kind is unknown" in output:
             raise FaultInjectionFailed(
                 "this Docker host's kernel has no netem (CONFIG_NET_SCH_NETEM, module sch_netem), so a network delay "

@@ -103,7 +103,7 @@ class LocalBackend:
         return self.supervisor.stop([s.name for s in self.specs])
 
     def clear_unreadable(self) -> list[str]:
-        return self.supervisor.clear_unreadable()
+        return [f"the unreadable pid file of {name}" for name in self.supervisor.clear_unreadable()]
 
     def status(self) -> list[ServiceStatus]:
         return self.supervisor.status(self.specs)

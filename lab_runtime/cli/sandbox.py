@@ -31,14 +31,12 @@ def up(
     running = _recorded_runtime(current)
     if running and running != current.runtime:
         raise ConfigError(f"the sandbox is running on the {running} runtime; stop it first with `lab down`")
-    if current.runtime == "compose":  # recorded first: after a failed start, `lab down` still finds the stack
-        current.ensure_dirs()
-        (current.root / RUNTIME_FILE).write_text("compose")
-    started = backend(current).up(profile)
+    chosen = backend(current)
+    started = chosen.up(profile)  # the compose backend records itself once its engine answers
     if started:
         journal(current).append(LEARNER_ACTION, {"action": "up", "started": started})
     out.print(f"sandbox up ({', '.join(started) or 'already running'})")
-    for name, url in urls(current, profile).items():
+    for name, url in urls(current, getattr(chosen, "profiles", list)()).items():
         out.print(f"  {name:<24} {url}")
 
 
@@ -54,7 +52,8 @@ def down(
     _end_drill(current, runtime)
     if force:
         for name in runtime.clear_unreadable():
-            out.print(f"cleared the unreadable pid file of {name}")
+            out.print(f"cleared {name}")
+        runtime = backend(settings())  # it may have forgotten a compose sandbox whose engine is gone
     stopped = runtime.down(volumes)
     (current.root / RUNTIME_FILE).unlink(missing_ok=True)
     out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")

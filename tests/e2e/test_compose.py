@@ -22,7 +22,7 @@ from drills.spec import find_drill
 from lab_runtime.backends.compose import COMPOSE_DIR, OFFLINE_BASE, ComposeBackend, project_name
 from lab_runtime.settings import load_settings
 from tests.conftest import free_port
-from tests.drills.learner import solve
+from tests.drills.learner import drill_argv, solve
 from tests.e2e.test_lab01 import lab, one_line_error
 from tests.sandbox import FAST, wait_for
 
@@ -69,20 +69,24 @@ def compose_env(engine: object, lab_env: dict[str, str], monkeypatch: pytest.Mon
 def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, str]) -> None:
     result = lab({**lab_env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "up", "--runtime", "compose")
     one_line_error(result, "no Docker engine answers at unix:///nonexistent/docker.sock")
-    assert "--runtime local" in result.stderr
+    assert "`lab down --force`, then `lab up --runtime local`" in result.stderr
+    assert not (Path(lab_env["LAB_STATE_DIR"]) / "runtime").exists()  # nothing recorded: the local runtime is free
 
 
 def test_a_failed_image_build_and_a_taken_port_are_one_line_each(compose_env: dict[str, str]) -> None:
     broken = lab({**compose_env, "LAB_BASE_IMAGE": "lab-no-such-base:none"}, "up", "--runtime", "compose", timeout=300)
-    one_line_error(
-        broken, "building the mlflow image (used by every sandbox service) from lab-no-such-base:none failed"
-    )
-    assert "compose.yaml build" in broken.stderr
+    one_line_error(broken, "building the sandbox's images from lab-no-such-base:none failed")
+    log = Path(compose_env["LAB_STATE_DIR"]) / "logs" / "compose-build.log"
+    assert f"the whole build is in {log}" in broken.stderr
+    reason = broken.stderr.split("failed: ", 1)[1].split(" (no registry?")[0].split("; the whole build")[0]
+    assert reason and reason in log.read_text()  # the line quoted is the build's own
+    assert broken.stderr.strip().count("\n") == 0
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(compose_env["LAB_SERVICE_PORT"])))
         taken.listen()
         result = lab(compose_env, "up", "--runtime", "compose")
     one_line_error(result, f"port {compose_env['LAB_SERVICE_PORT']} for model-service is already in use")
+    assert "LAB_SERVICE_PORT" in result.stderr
 
 
 @pytest.mark.timeout(900)
@@ -98,6 +102,8 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     status = json.loads(lab(compose_env, "status", "--json").stdout)
     assert [r["name"] for r in status] == ["mlflow", "model-service", "registry-watcher", "pipeline", "monitor"]
     assert all(r["healthy"] and r["pid"] for r in status), status
+    logs = lab(compose_env, "logs", "mlflow", "--lines", "5")  # the container's log, through the docker SDK
+    assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
 
     # Lab 01, as a learner solves it, with every command on the host and every service in a container.
     assert lab(compose_env, "start", "lab-01").returncode == 0
@@ -129,8 +135,10 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     time.sleep(1)
     assert not {r.name: r for r in backend.status()}["monitor"].running  # a kill is final: no restart policy
     assert backend.ensure_running("monitor")
-    _netem_or_its_clear_error(backend)
+    _slow_network_drill_or_its_clear_error(backend)
     _prometheus_scrapes_the_service_and_the_monitor(backend)
+    _load_profile_runs_locust_once(compose_env, backend)
+    _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env)
 
     down = lab(compose_env, "down", "--volumes")
     assert down.returncode == 0 and "stopped" in down.stdout
@@ -161,18 +169,51 @@ def _prometheus_scrapes_the_service_and_the_monitor(backend: ComposeBackend) -> 
     wait_for(scraped, 120, "Prometheus scraping model-service and monitor")
 
 
-def _netem_or_its_clear_error(backend: ComposeBackend) -> None:
-    """Where the kernel has netem, a 600 ms delay shows on the published port; where not, one clear line says so."""
+def _slow_network_drill_or_its_clear_error(backend: ComposeBackend) -> None:
+    """Where the kernel has netem: a 600 ms delay shows on the published port, and the slow-network drill is
+    detected and remediated (`lab restart mlflow` re-creates the container). Where not: one clear line, from the
+    backend and from the drill, which reverts and ends in error."""
     from lab_runtime import loopback
     from lab_runtime.errors import FaultInjectionFailed
 
-    url = f"{backend.settings.mlflow_url}/health"
     try:
         backend.delay("mlflow", 600)
     except FaultInjectionFailed as exc:
         assert "kernel has no netem" in str(exc) and "modprobe sch_netem" in str(exc)
+        run = subprocess.run(drill_argv("incident-registry-slow-network"), capture_output=True, text=True, timeout=120)
+        assert (
+            run.returncode == 1 and "error (FaultInjectionFailed: this Docker host's kernel has no netem" in run.stdout
+        )
+        assert "steady state holds again" in run.stdout, run.stdout
         return
     started = time.monotonic()
-    assert loopback.get(url, timeout=10).status_code == 200
+    assert loopback.get(f"{backend.settings.mlflow_url}/health", timeout=10).status_code == 200
     assert time.monotonic() - started >= 0.6
     assert backend.undelay("mlflow") and not backend.undelay("mlflow")
+    outcome = solve(backend.settings, find_drill("incident-registry-slow-network"), timeout=400)
+    assert outcome.returncode == 0 and "remediated" in outcome.output, outcome.output
+
+
+def _load_profile_runs_locust_once(compose_env: dict[str, str], backend: ComposeBackend) -> None:
+    """Profile load: Locust in the app image sends its load test to the service inside the network, then exits."""
+    up = lab({**compose_env, "LOCUST_RUN_TIME": "5s"}, "up", "--profile", "load", timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+
+    def finished() -> bool:
+        state = backend._containers()["locust"].attrs["State"]
+        return bool(state["Status"] == "exited")
+
+    wait_for(finished, 120, "locust's run")
+    assert backend._containers()["locust"].attrs["State"]["ExitCode"] == 0, backend.logs("locust")
+    assert "/predict" in backend.logs("locust", 200)
+
+
+def _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env: dict[str, str]) -> None:
+    """Grafana comes from a registry: offline, `lab up --profile observability` says how to bring the image."""
+    result = lab(compose_env, "up", "--profile", "observability", timeout=600)
+    if result.returncode == 0:  # a registry (or a loaded image): Grafana is up with its provisioned dashboard
+        assert f"127.0.0.1:{compose_env['LAB_GRAFANA_PORT']}/d/lab-sandbox" in result.stdout
+        return
+    one_line_error(result, "grafana: image grafana/grafana-oss")
+    assert "docker save" in result.stderr and "docker load -i grafana.tar" in result.stderr
+    assert result.stderr.strip().count("\n") == 0

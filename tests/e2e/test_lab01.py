@@ -53,6 +53,8 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
         assert after.returncode == 0, report
         assert report["passed"] == 7 and all(s["passed"] and s["hint"] is None for s in report["steps"])
 
+        logs = lab(lab_env, "logs", "mlflow", "--lines", "5")
+        assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
         status = json.loads(lab(lab_env, "status", "--json").stdout)
         pids = [row["pid"] for row in status]
         assert all(row["healthy"] for row in status)
