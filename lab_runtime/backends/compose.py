@@ -150,7 +150,7 @@ class ComposeBackend:
         env.setdefault("LAB_IMAGE", "lab-app:latest")
         env.setdefault("LAB_PIP_CONSTRAINTS", _host_pins())
         if "scale" in self.profiles():
-            env["LAB_MLFLOW_STORE"] = f"postgresql://lab:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
+            env["LAB_MLFLOW_STORE"] = f"postgresql+psycopg2://lab:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
         return env
 
     def compose(

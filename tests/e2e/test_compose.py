@@ -20,6 +20,7 @@ import pytest
 
 from drills.spec import find_drill
 from lab_runtime.backends.compose import COMPOSE_DIR, OFFLINE_BASE, ComposeBackend, project_name
+from lab_runtime.errors import ServiceStartFailed
 from lab_runtime.settings import load_settings
 from tests.conftest import free_port
 from tests.drills.learner import drill_argv, solve
@@ -130,6 +131,10 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     # The container faults the drills use, one by one: pause, kill, limits, and netem where the kernel has it.
     backend.pause("pipeline")
     assert not {r.name: r for r in backend.status()}["pipeline"].healthy
+    impatient = ComposeBackend(settings.model_copy(update={"start_timeout": 1.0}))
+    with pytest.raises(ServiceStartFailed) as never:  # the message `lab up` gives for a service stuck unhealthy
+        impatient._wait_healthy(["mlflow", "pipeline"])
+    assert str(never.value) == "pipeline never got healthy within 1s; see its logs with `lab logs pipeline`"
     assert backend.ensure_running("pipeline") and not backend.ensure_running("pipeline")
     backend.kill("monitor")
     time.sleep(1)
@@ -217,3 +222,20 @@ def _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env:
     one_line_error(result, "grafana: image grafana/grafana-oss")
     assert "docker save" in result.stderr and "docker load -i grafana.tar" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.timeout(600)
+def test_the_scale_profile_puts_mlflow_on_postgresql(engine: object, compose_env: dict[str, str]) -> None:
+    """Profile scale: PostgreSQL (Debian's, built on the base) holds MLflow's backend store; the stack is healthy."""
+    up = lab(compose_env, "up", "--runtime", "compose", "--profile", "scale", timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    backend = ComposeBackend(load_settings())
+    rows = {r.name: r for r in backend.status()}
+    assert rows["postgres"].healthy and all(rows[name].healthy for name in backend.specs), rows
+    mlflow = backend._containers()["mlflow"]
+    assert "postgresql+psycopg2://lab:" in " ".join(mlflow.attrs["Config"]["Cmd"])
+    query = ["psql", "-U", "lab", "-d", "mlflow", "-tAc", "select name from experiments"]
+    code, output = backend._containers()["postgres"].exec_run(query)
+    assert code == 0 and "Default" in output.decode(), output  # MLflow made its tables and default experiment there
+    down = lab(compose_env, "down", "--volumes")
+    assert down.returncode == 0 and "postgres" in down.stdout
