@@ -21,9 +21,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from lab_runtime import loopback
+from lab_runtime import healthcheck, loopback
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
-from lab_runtime.healthcheck import HEARTBEAT_MAX_AGE
 from lab_runtime.settings import HOST
 
 
@@ -267,10 +266,7 @@ def _answers(spec: ServiceSpec) -> bool:
         except httpx.HTTPError:
             return False
     if spec.heartbeat:
-        try:
-            return time.time() - spec.heartbeat.stat().st_mtime < HEARTBEAT_MAX_AGE
-        except OSError:
-            return False
+        return healthcheck.healthy(str(spec.heartbeat))
     return True
 
 

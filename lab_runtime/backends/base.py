@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from lab_runtime.errors import RuntimeNotReady
 from lab_runtime.supervisor import ServiceStatus
 
 SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor")
@@ -41,3 +42,11 @@ class Backend(Protocol):
 
     def ensure_running(self, service: str) -> bool:
         """Start the service if it is not running (a paused one is resumed); True if anything was done."""
+
+
+def require_healthy(rows: Sequence[ServiceStatus], services: Sequence[str]) -> None:
+    """`Backend.require` for every backend: RuntimeNotReady naming the services down (`lab up` starts the sandbox
+    on the runtime it was started with)."""
+    down = [s.name for s in rows if s.name in services and not s.healthy]
+    if down:
+        raise RuntimeNotReady(f"the sandbox is not running ({', '.join(down)} down); start it with `lab up`")

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from lab_runtime.backends.base import require_healthy
 from lab_runtime.backends.local import sandbox_specs, settings_env
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
 from lab_runtime.settings import RUNTIME_FILE, Settings
@@ -142,15 +143,15 @@ class ComposeBackend:
         images = {tag for image in self.docker.images.list() for tag in image.tags}
         return OFFLINE_BASE if OFFLINE_BASE in images and "python:3.11-slim" not in images else "python:3.11-slim"
 
+    @functools.cached_property
     def _env(self) -> dict[str, str]:
+        """The environment of every compose command: the settings, the secrets, the image choices (read once)."""
         env = {**os.environ, **settings_env(self.settings), **self._secrets()}
         env.setdefault("LAB_UID", str(os.getuid()))
         env.setdefault("LAB_GID", str(os.getgid()))
         env.setdefault("LAB_BASE_IMAGE", self._base_image())
         env.setdefault("LAB_IMAGE", "lab-app:latest")
         env.setdefault("LAB_PIP_CONSTRAINTS", _host_pins())
-        if "scale" in self.profiles():
-            env["LAB_MLFLOW_STORE"] = f"postgresql+psycopg2://lab:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
         return env
 
     def compose(
@@ -160,15 +161,17 @@ class ComposeBackend:
         captured (it goes into error messages)."""
         files = ["-f", str(COMPOSE_FILE)]
         profiles = self.profiles() if profiles is None else profiles
-        if "scale" in profiles:
+        env = dict(self._env)
+        if "scale" in profiles:  # MLflow's store on PostgreSQL (compose.yaml's default is SQLite in its volume)
             files += ["-f", str(COMPOSE_DIR / "compose.scale.yaml")]
+            env["LAB_MLFLOW_STORE"] = f"postgresql+psycopg2://lab:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
         argv = [*compose_command(self.settings.compose_command), *files, "-p", self.project]
         for profile in profiles:
             argv += ["--profile", profile]
         command = " ".join([*compose_command(self.settings.compose_command), *args])
         try:
             result = subprocess.run(
-                [*argv, *args], capture_output=True, text=True, env=self._env(), check=False, timeout=timeout
+                [*argv, *args], capture_output=True, text=True, env=env, check=False, timeout=timeout
             )
         except subprocess.TimeoutExpired:
             raise ServiceStartFailed(f"`{command}` did not finish within {timeout:.0f}s; see `lab status`") from None
@@ -244,7 +247,7 @@ class ComposeBackend:
             log = self.settings.logs_dir / "compose-build.log"
             log.write_text(build.stdout + build.stderr)
             raise ServiceStartFailed(
-                f"building the sandbox's images from {self._env()['LAB_BASE_IMAGE']} failed: {_build_error(build)}; "
+                f"building the sandbox's images from {self._env['LAB_BASE_IMAGE']} failed: {_build_error(build)}; "
                 f"the whole build is in {log}"
             )
         # compose waits for each level's healthchecks itself; it gets the start timeout per level, and a margin
@@ -343,11 +346,7 @@ class ComposeBackend:
         return str(self._container(service).logs(tail=lines).decode(errors="replace"))
 
     def require(self, *services: str) -> None:
-        down = [s.name for s in self.status() if s.name in services and not s.healthy]
-        if down:
-            raise RuntimeNotReady(
-                f"the sandbox is not running ({', '.join(down)} down); start it with `lab up --runtime compose`"
-            )
+        require_healthy(self.status(), services)
 
     def kill(self, service: str) -> None:
         container = self._container(service)

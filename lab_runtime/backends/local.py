@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import psutil
 
+from lab_runtime.backends.base import require_healthy
 from lab_runtime.errors import ConfigError, RuntimeNotReady
 from lab_runtime.settings import HOST, Settings
 from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
@@ -117,9 +118,7 @@ class LocalBackend:
             return ""
 
     def require(self, *services: str) -> None:
-        down = [s.name for s in self.status() if s.name in services and not s.healthy]
-        if down:
-            raise RuntimeNotReady(f"the sandbox is not running ({', '.join(down)} down); start it with `lab up`")
+        require_healthy(self.status(), services)
 
     def _spec(self, service: str) -> ServiceSpec:
         for spec in self.specs:
