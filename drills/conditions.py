@@ -2,7 +2,10 @@
 
 A probe observes the sandbox as a flat mapping of signal -> number: the monitor's signals (error rate, latency,
 drift, quality; `lab monitor status --json`) plus the runtime's own: `up.<service>`, `ready`, `registry_reachable`,
-`challenger`, `canary_weight`. Pure: nothing here does I/O.
+`challenger`, `canary_weight`, plus the fast signals again over the service's last seconds of requests
+(`recent.<signal>`). The monitor's values follow its window (a minute); the recent ones react within seconds of a
+learner's move, so a running drill judges the fix by them (`recent_view`) and dates it by them (`fix_evidence`).
+Pure: nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ RUNTIME_SIGNALS: dict[str, str] = {
     "challenger": "1 when a challenger version serves part of the traffic",
     "canary_weight": "share of traffic sent to the challenger (0 without one)",
 }
+# The traffic signals a probe also measures over the service's last seconds of requests.
+FAST_SIGNALS = ("error_rate", "server_error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+RECENT = "recent."  # prefix of a fast signal's recent value in an observation
+RECENT_FIRST = "recent.first"  # when the first of those recent requests was answered
+FIX_MARGIN = 1.0  # seconds a fix may take effect after the first clean request it is judged by (clean by chance)
 _FORM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 
 
@@ -66,18 +74,42 @@ def parse_condition(text: str) -> Condition:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether every condition holds, and a line for each one that does not."""
+    """Whether every condition holds, a line for each one that does not, and the signals of those."""
 
     ok: bool
     failing: tuple[str, ...]
+    signals: frozenset[str] = frozenset()
 
 
 def judge(conditions: tuple[Condition, ...], observed: Mapping[str, float]) -> Verdict:
-    failing = []
+    failing, signals = [], set()
     for cond in conditions:
         holds = cond.holds(observed)
         if holds is None:
             failing.append(f"{cond}: no value yet")
         elif not holds:
             failing.append(f"{cond}: is {observed[cond.signal]:.4g}")
-    return Verdict(not failing, tuple(failing))
+        if not holds:
+            signals.add(cond.signal)
+    return Verdict(not failing, tuple(failing), frozenset(signals))
+
+
+def recent_view(observed: Mapping[str, float]) -> dict[str, float]:
+    """The observation with every fast signal taken over the service's last seconds of requests (absent when the
+    probe had too few of them): what a learner's move changes within seconds."""
+    view = {k: v for k, v in observed.items() if k not in FAST_SIGNALS}
+    view |= {s: observed[RECENT + s] for s in FAST_SIGNALS if RECENT + s in observed}
+    return view
+
+
+def fix_evidence(failed_before: frozenset[str], observed: Mapping[str, float], seen: float) -> float:
+    """By when the learner's fix must have begun, at the first probe that found the conditions held again.
+
+    When the probe before failed on a fast signal, every request since the first of the recent ones was clean: the
+    fix acted before that request (with `FIX_MARGIN` for a clean run by chance), so a move made after it is not the
+    fix. Otherwise the probe saw the fix by the time it finished (`seen`).
+    """
+    first = observed.get(RECENT_FIRST)
+    if first is not None and failed_before & set(FAST_SIGNALS):
+        return min(seen, first + FIX_MARGIN)
+    return seen

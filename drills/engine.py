@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from drills.conditions import RUNTIME_SIGNALS, Condition, Verdict, judge
+from drills.conditions import FAST_SIGNALS, RUNTIME_SIGNALS, Condition, Verdict, fix_evidence, judge, recent_view
 from drills.faults import REVERTED, Fault, FaultContext
 from drills.ledger import ACTIVE, PLANNED, FaultRecord, Ledger, RunRecord
 from drills.probes import MONITOR_EVALUATED_AT, observe, observer_for
@@ -156,6 +156,35 @@ def wait_steady(
         time.sleep(min(settings.drill_probe_interval, 1.0))
 
 
+@dataclass
+class _Span:
+    """A stretch of probes at which some conditions held, and by when the move that began it was in evidence."""
+
+    hold: float
+    start: float | None = None
+    seen: float = 0.0
+    fixed_by: float = 0.0
+    held: float = 0.0
+    done: bool = False
+    _failed_before: frozenset[str] = frozenset()
+
+    def step(self, ok: bool, at: float, seen: float, observed: dict[str, float], failed: frozenset[str]) -> bool:
+        """Take one probe (started `at`, done `seen`, `failed`: the signals it found failing); True once the
+        conditions have held for `hold`."""
+        if not ok:
+            self.start, self._failed_before = None, failed
+            return False
+        if self.start is None:
+            self.start, self.seen = at, seen
+            self.fixed_by = fix_evidence(self._failed_before, observed, seen)
+        self.held = at - self.start
+        self.done = self.held >= self.hold
+        return self.done
+
+    def payload(self) -> dict[str, float | None]:
+        return {"span_start": self.start, "seen_at": self.seen, "fixed_by": self.fixed_by, "held": self.held}
+
+
 class DrillRunner:
     """Runs one drill in this process, start to revert. `say` gets a line for each step (blind runs say less)."""
 
@@ -180,11 +209,15 @@ class DrillRunner:
         self.time_limit = drill.time_limit * scale
         self.steady_conditions = drill.steady()
         self.remedy_conditions = drill.remediation.parsed()
+        # The impact: the steady state and the remediation's traffic conditions (what the learner's users feel).
+        fast_remedy = [c for c in self.remedy_conditions if c.signal in FAST_SIGNALS]
+        self.impact_conditions = tuple(dict.fromkeys((*self.steady_conditions, *fast_remedy)))
         settings.ensure_dirs()
         self.journal = Journal(settings.journal_path, source="drill", learner=options.learner)
         self.ledger = Ledger(settings.drills_db_path)
         used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
-        self._uses_monitor = any(s not in RUNTIME_SIGNALS for s in used)
+        # Only drift and quality still wait for the monitor's window; the runtime and traffic signals are read live.
+        self._uses_monitor = any(s not in RUNTIME_SIGNALS and s not in FAST_SIGNALS for s in used)
         self.observer = observer or observer_for(used)  # a probe reads only the sources its conditions need
         self._signalled: str | None = None
         self._signal_count = 0
@@ -316,13 +349,17 @@ class DrillRunner:
         return fault, record, injected
 
     def _probe_loop(self, result: RunResult) -> None:
+        """Inject on schedule, probe, and journal when the impact stopped (`drill.mitigated`) and when the remediation
+        held (`drill.remediated`), each held for the drill's hold time, with `fixed_by`: by when the learner's move
+        that did it must have begun. Conditions are judged on the service's recent requests (`recent_view`), so a
+        fix shows within seconds; drift and quality wait for the monitor's window."""
         start = time.time()
         self.ledger.set_deadline(self.run_id, start + self.time_limit)
         result.injected_at = start
         pending = sorted(enumerate(self.drill.faults), key=lambda p: p[1].at)
         active: list[tuple[Fault, FaultRecord, float]] = []
-        broken_seen, span_start, last_injected = False, None, start
-        span_seen = start
+        broken_seen, impact_seen, last_injected = False, False, start
+        remedy_span, impact_span = _Span(self.hold), _Span(self.hold)
         scale = self.settings.drill_time_scale
         while True:
             while pending and pending[0][1].at * scale <= time.time() - start:
@@ -334,28 +371,28 @@ class DrillRunner:
                     self.ledger.set_deadline(self.run_id, start + self.time_limit)
                     result.injected_at = start
             at = time.time()  # a probe's time is when it started observing (it reads every service at once)
-            steady, remedy, observed = self._probe()
+            steady, remedy, impact, observed = self._probe()
             seen = time.time()  # ... and by when it had seen what it reports
             # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
             fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected
             broken_seen = broken_seen or (not pending and fresh and not remedy.ok)
-            ok = steady.ok and remedy.ok and not pending and fresh
+            impact_seen = impact_seen or (not pending and not impact.ok)
             for fault, record, injected in active:
                 line = fault.tick(self._ctx(record), record.plan, at - injected)
                 if line:
                     self._event(kinds.FAULT_ACTION, {"fault": record.idx, "type": record.type, "action": line})
                     self._say(line)
-            if ok and broken_seen:
-                if span_start is None:
-                    span_start, span_seen = at, seen
-                if at - span_start >= self.hold:
-                    result.outcome, result.remediated_at = "remediated", span_start
-                    payload = {"span_start": span_start, "seen_at": span_seen, "held": at - span_start}
-                    self._event(kinds.DRILL_REMEDIATED, payload)
+            mitigating = impact_seen and not impact_span.done
+            if mitigating and impact_span.step(impact.ok and not pending, at, seen, observed, impact.signals):
+                self._event(kinds.DRILL_MITIGATED, impact_span.payload())
+                self._say("mitigated: the impact stayed away after your move")
+            if broken_seen:
+                healthy = steady.ok and remedy.ok and not pending and fresh
+                if remedy_span.step(healthy, at, seen, observed, steady.signals | remedy.signals):
+                    result.outcome, result.remediated_at = "remediated", remedy_span.start
+                    self._event(kinds.DRILL_REMEDIATED, remedy_span.payload())
                     self._say(f"remediated: the remediation condition and the steady state held for {self.hold:g}s")
                     return
-            else:
-                span_start = None
             if at - start >= self.time_limit:
                 result.outcome = "time_limit"
                 self._say(f"time limit ({self.time_limit:g}s) reached")
@@ -365,22 +402,26 @@ class DrillRunner:
     def _ctx(self, record: FaultRecord) -> FaultContext:
         return context(self.settings, self.backend, self.journal, record, self.options.seed, self.drill.id)
 
-    def _probe(self) -> tuple[Verdict, Verdict, dict[str, float]]:
+    def _probe(self) -> tuple[Verdict, Verdict, Verdict, dict[str, float]]:
+        """The steady state, the remediation and the impact judged on one observation's recent view."""
         observed = self.observer(self.settings, self.backend)
-        steady = judge(self.steady_conditions, observed)
-        remedy = judge(self.remedy_conditions, observed)
+        view = recent_view(observed)
+        steady = judge(self.steady_conditions, view)
+        remedy = judge(self.remedy_conditions, view)
+        impact = judge(self.impact_conditions, view)
         used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
-        values = {s: observed[s] for s in sorted(used) if s in observed}
+        values = {s: view[s] for s in sorted(used) if s in view}
         self._event(
             kinds.PROBE_RESULT,
             {
                 "steady": steady.ok,
                 "remediated": remedy.ok,
-                "failing": [*steady.failing, *remedy.failing],
+                "impact": not impact.ok,
+                "failing": list(dict.fromkeys((*steady.failing, *remedy.failing))),
                 "values": values,
             },
         )
-        return steady, remedy, observed
+        return steady, remedy, impact, observed
 
     # -- the end ---------------------------------------------------------------------------------------------
 

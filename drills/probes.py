@@ -1,4 +1,5 @@
-"""Observing the running sandbox as probe signals: the runtime's own state plus the monitor's signals."""
+"""Observing the running sandbox as probe signals: the runtime's own state, the monitor's signals, and the fast
+signals over the service's last seconds of requests (read from its prediction log)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from typing import Any
 
 import httpx
 
-from drills.conditions import RUNTIME_SIGNALS
+from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, RUNTIME_SIGNALS
 from lab_runtime import loopback
 from lab_runtime.backends.base import Backend
+from lab_runtime.monitor.traffic import traffic_signals
+from lab_runtime.predlog import PredictionLog
 from lab_runtime.settings import Settings
 
 TIMEOUT = 1.5
 STALE_AFTER = 3  # monitor evaluations older than this many intervals are not trusted
 MONITOR_EVALUATED_AT = "monitor.evaluated_at"  # not a signal conditions may name: when the monitor's values are from
+RECENT_MIN_REQUESTS = 10  # fewer requests in the recent window: no recent value (too few to judge a fix by)
 
 
 def _get(url: str) -> dict[str, Any] | None:
@@ -34,18 +38,37 @@ def _get(url: str) -> dict[str, Any] | None:
     return body
 
 
+def recent(settings: Settings) -> dict[str, float]:
+    """The fast signals over the service's requests of the last `drill_recent_window` seconds, as `recent.<signal>`,
+    with when the first of them was answered; nothing below `RECENT_MIN_REQUESTS` requests."""
+    seconds = settings.drill_recent_window
+    log = PredictionLog(settings.prediction_log_path)
+    try:
+        calls = log.requests(time.time() - seconds)
+    finally:
+        log.close()
+    if len(calls) < RECENT_MIN_REQUESTS:
+        return {}
+    found = traffic_signals(calls, seconds)
+    return {RECENT + s: found[s] for s in FAST_SIGNALS if s in found} | {RECENT_FIRST: float(calls["ts"].iloc[0])}
+
+
 def observe(settings: Settings, backend: Backend, signals: Collection[str] | None = None) -> dict[str, float]:
     """Every probe signal that has a value now (a signal nobody can measure is left out, not guessed). With
     `signals`, only the sources those need are read: a lighter probe, and a sharper time for what it saw."""
     wanted = set(signals) if signals is not None else None
     needs_model = wanted is None or any(s in RUNTIME_SIGNALS and not s.startswith("up.") for s in wanted)
     needs_monitor = wanted is None or any(s not in RUNTIME_SIGNALS for s in wanted)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # the reads at once: a probe costs the slowest, not the sum
+    needs_recent = wanted is None or any(s in FAST_SIGNALS for s in wanted)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # the reads at once: a probe costs the slowest, not the sum
         model_read = pool.submit(_get, f"{settings.service_url}/model") if needs_model else None
         status_read = pool.submit(_get, f"{settings.monitor_url}/status") if needs_monitor else None
+        recent_read = pool.submit(recent, settings) if needs_recent else None
         observed: dict[str, float] = {f"up.{s.name}": float(s.healthy) for s in backend.status()}
         model = model_read.result() if model_read else None
         status = status_read.result() if status_read else None
+        if recent_read is not None:
+            observed |= recent_read.result()
     if model is not None:
         observed["ready"] = float(model.get("champion") is not None)
         observed["registry_reachable"] = float(bool(model.get("registry_reachable")))

@@ -50,6 +50,7 @@ class DrillStats:
     diagnosis_accuracy: float | None  # of the runs with any declaration, those right at the first try
     remediation_rate: float | None  # runs the learner remediated (not the drill's own revert)
     ttd: Spread
+    ttm: Spread  # a bundle exported before TTM existed has none
     ttr: Spread
     mean_score: float | None
     ttd_values: tuple[float, ...] = field(repr=False, default=())
@@ -88,6 +89,7 @@ class Cohort:
 def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
     ttds = [r.ttd for r in runs if r.ttd is not None]
     ttrs = [r.ttr for r in runs if r.ttr is not None]
+    ttms = [r.ttm for r in runs if r.ttm is not None]
     declared = [r for r in runs if r.detected or r.wrong_declarations]
     first_try = sum(r.detected and r.wrong_declarations == 0 for r in declared)
     return DrillStats(
@@ -98,6 +100,7 @@ def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
         _share(first_try, len(declared)),
         _share(len(ttrs), len(runs)),
         Spread.of(ttds),
+        Spread.of(ttms),
         Spread.of(ttrs),
         fmean(r.score for r in runs) if runs else None,
         tuple(ttds),

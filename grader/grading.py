@@ -1,18 +1,22 @@
-"""Grading drill runs from journal events: detection, diagnosis, remediation, collateral damage, a score. Pure.
+"""Grading drill runs from journal events: detection, diagnosis, mitigation, remediation, harm, a score. Pure.
 
-Every figure comes from what the runtime recorded, never from what the learner says they did:
+Every figure comes from what the runtime recorded, never from what the learner says they did. A learner's move
+is dated from when its command started (`Event.at`: the process's start), not from when its event was written;
+the runner's events are dated when they were written (`ts`). The sandbox's processes share one clock; `SKEW`
+absorbs what separates a fault's effect from its `fault.injected` stamp.
 
 - a run is the events carrying its `run_id` (`drill.started` .. `drill.ended`), written by the drill runner;
-- the learner's events (`learner.declared`, `learner.action`) count for a run when the same learner wrote them
-  after its first `fault.injected` and before its `drill.ended`. "After" and "before" follow the journal's append
-  order (its ids), which is the order the events were committed in: clocks of the processes that write the
-  journal may be up to `SKEW` apart, so timestamps give durations (never below zero), not the order;
-- TTD = the first right declaration minus the first injection; wrong ones are counted;
-- TTR = the start of the span the runner found remediated (`drill.remediated`: the remediation conditions and
-  the steady state held for the drill's hold time) minus the first injection, credited only when a learner
-  action began before the probe that saw it had finished: a drill that ends at its time limit is fixed by its
-  own revert, not the learner. A span cannot start before the fix that made it: a probe that started before the
-  fix and saw its effect dates the span from the fix.
+- the learner's events (`learner.declared`, `learner.action`) count for a run when the same learner's command
+  started after its first `fault.injected` and before its `drill.ended`;
+- `ttd`: injection -> the start of the first right `lab declare`; wrong ones before it are counted (a declaration
+  naming the diagnosis of another run that had a fault in place then is about that run);
+- `ttm`: injection -> the start of the learner's action after which the impact stopped: the last action begun
+  before `fixed_by` of the runner's `drill.mitigated` (the steady state and the traffic conditions, judged on
+  the service's last seconds of requests, held through the hold). Without impact to stop, `ttm` is `ttr`;
+- `ttr`: injection -> the start of the learner's action after which the remediation condition held through the
+  hold: the last action begun before `fixed_by` of the runner's `drill.remediated`. The span confirms; it does
+  not date. A drill that ends at its time limit is fixed by its own revert, not the learner: nothing to credit;
+- `time_to_recovery`: injection -> the start of that verified span (never before the fix credited).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from lab_runtime.journal import (
     DRILL_ENDED,
+    DRILL_MITIGATED,
     DRILL_REMEDIATED,
     DRILL_STARTED,
     FAULT_INJECTED,
@@ -33,7 +38,7 @@ from lab_runtime.journal import (
     Event,
 )
 
-SKEW = 0.05  # seconds the clocks of the journal's writers may differ
+SKEW = 0.05  # seconds a fault may act before the runner stamps it, and the clock's resolution
 KINDS = GRADED  # the kinds of event grading reads
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
@@ -52,15 +57,18 @@ class RunGrade:
     detected_at: float | None  # first right declaration
     ttd: float | None
     wrong_declarations: int
-    remediated_at: float | None  # start of the remediated span, when the learner earned it
-    ttr: float | None
+    remediated_at: float | None  # start of the verified remediated span, when the learner earned it
+    ttr: float | None  # injection -> the start of the fix credited (`fixed_at`)
     outcome: str  # remediated | self-healed | not remediated | not injected, or the runner's own end
     collateral: tuple[str, ...] = field(default_factory=tuple)
     score: float = 0.0
     time_limit: float = 0.0  # the drill's time limit in seconds, as it ran (scaled)
-    fixed_at: float | None = None  # the learner's last action before the remediated span (the fix credited)
+    fixed_at: float | None = None  # when the learner's command that fixed it started (the fix credited)
     blind: bool = False
     finished: bool = True  # the runner has ended the run
+    mitigated_at: float | None = None  # when the learner's command after which the impact stopped started
+    ttm: float | None = None
+    time_to_recovery: float | None = None  # injection -> `remediated_at`
 
     @property
     def detected(self) -> bool:
@@ -96,12 +104,12 @@ def _score(limit: float, ttd: float | None, ttr: float | None, wrong: int, harms
 
 @dataclass(frozen=True)
 class _Index:
-    """The journal's events grouped once: per drill run, and the learners' own events per learner (in append order)."""
+    """The journal's events grouped once: per drill run, and the learners' own events per learner, by start."""
 
     runs: dict[str, list[Event]]
-    mine: dict[tuple[str | None, str], list[Event]]  # (learner, kind) -> events
-    active: list[tuple[int, float, str, str]]  # (first fault id, end id, ground truth, run id) of each injected run
-    ids: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)  # `mine`'s ids, made on first use
+    mine: dict[tuple[str | None, str], list[Event]]  # (learner, kind) -> events, ordered by `at`
+    starts: dict[tuple[str | None, str], list[float]]  # their `at`, for bisection
+    active: list[tuple[float, float, str, str]]  # (first fault, end, ground truth, run id) of each injected run
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> _Index:
@@ -112,25 +120,32 @@ class _Index:
                 runs.setdefault(e.run_id, []).append(e)
             if e.kind in (LEARNER_DECLARED, LEARNER_ACTION):
                 mine.setdefault((e.learner, e.kind), []).append(e)
+        for own in mine.values():
+            own.sort(key=lambda e: (e.at, e.id))
         active = []
         for run_id, run in runs.items():
             started = next((e for e in run if e.kind == DRILL_STARTED), None)
             first = next((e for e in run if e.kind == FAULT_INJECTED), None)
             if started and first:
-                end = next((e.id for e in run if e.kind == DRILL_ENDED), float("inf"))
-                active.append((first.id, end, str(started.payload.get("diagnosis")), run_id))
-        return cls(runs, mine, active)
+                end = next((e.ts for e in run if e.kind == DRILL_ENDED), float("inf"))
+                active.append((first.ts, end, str(started.payload.get("diagnosis")), run_id))
+        return cls(runs, mine, {k: [e.at for e in v] for k, v in mine.items()}, active)
 
     def about_another_run(self, declaration: Event, run_id: str) -> bool:
         """The declaration names the ground truth of another run that had a fault in place when it was made."""
-        named = declaration.payload.get("diagnosis")
-        return any(s < declaration.id < e and truth == named and r != run_id for s, e, truth, r in self.active)
+        named, at = declaration.payload.get("diagnosis"), declaration.at
+        return any(s <= at < e and truth == named and r != run_id for s, e, truth, r in self.active)
 
-    def between(self, learner: str | None, kind: str, after: int, before: float) -> list[Event]:
-        """The learner's events of `kind` appended after event id `after` and before id `before`."""
-        events = self.mine.get((learner, kind), [])
-        ids = self.ids.setdefault((learner, kind), [e.id for e in events])
-        return events[bisect_right(ids, after) : bisect_left(ids, before)]
+    def between(self, learner: str | None, kind: str, start: float, end: float) -> list[Event]:
+        """The learner's events of `kind` whose command started within [start, end]."""
+        events, starts = self.mine.get((learner, kind), []), self.starts.get((learner, kind), [])
+        return events[bisect_left(starts, start) : bisect_right(starts, end)]
+
+
+def _credited(actions: Sequence[Event], fixed_by: float) -> Event | None:
+    """The learner's last action begun by `fixed_by` (when the runner had the fix in evidence), if any."""
+    fixes = [a for a in actions if a.at <= fixed_by + SKEW]
+    return fixes[-1] if fixes else None
 
 
 def grade_run(events: Sequence[Event], run_id: str) -> RunGrade:
@@ -150,32 +165,34 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         return RunGrade(
             run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected", time_limit=limit
         )
-    first = injected[0]
-    last_id = ended.id if ended else float("inf")
-    declared = index.between(learner, LEARNER_DECLARED, first.id, last_id)
+    t0 = injected[0].ts
+    # A move counts when its command started once the fault was in place (one begun before it is about the state
+    # before) and before the run ended.
+    window = (t0 - SKEW, ended.ts if ended else float("inf"))
+    declared = index.between(learner, LEARNER_DECLARED, *window)
     right = next((e for e in declared if e.payload.get("diagnosis") == truth), None)
-    # A declaration naming the diagnosis of another run active then is about that run (overlapping drills).
     wrong = [
         e
         for e in declared
         if e.payload.get("diagnosis") != truth
         and not index.about_another_run(e, run_id)
-        and (right is None or e.id < right.id)
+        and (right is None or e.at < right.at)
     ]
-    actions = index.between(learner, LEARNER_ACTION, first.id, last_id)
+    actions = index.between(learner, LEARNER_ACTION, *window)
     remediated = next((e for e in run if e.kind == DRILL_REMEDIATED), None)
-    remediated_at = ttr = fixed_at = None
+    remediated_at = fixed_at = None
     if remediated is not None:
         span_start = float(remediated.payload.get("span_start", remediated.ts))
         seen_at = float(remediated.payload.get("seen_at", span_start))  # the first good probe's end
-        # A fix began after the fault was in place (an action begun before it, journaled after, fixes nothing) and
-        # before the probe that saw the service healthy had finished looking.
-        fixes = [a for a in actions if a.id < remediated.id and first.ts - SKEW <= a.ts <= seen_at + SKEW]
-        if fixes:
-            fixed_at = fixes[-1].ts
-            # A probe that began before the fix may see its effect: the span cannot start before the fix did.
-            remediated_at = max(span_start, min(fixed_at, seen_at))
-            ttr = max(0.0, remediated_at - first.ts)
+        fix = _credited(actions, float(remediated.payload.get("fixed_by", seen_at)))
+        if fix is not None:
+            fixed_at = fix.at
+            remediated_at = max(span_start, fixed_at)  # a span cannot start before its fix
+    mitigated = next((e for e in run if e.kind == DRILL_MITIGATED), None)
+    mitigated_at = fixed_at
+    if mitigated is not None:
+        relief = _credited(actions, float(mitigated.payload["fixed_by"]))
+        mitigated_at = relief.at if relief is not None else None
     if remediated_at is not None:
         outcome = "remediated"
     elif remediated is not None:
@@ -186,14 +203,18 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         outcome = runner_outcome  # aborted, interrupted, error, reset: the run ended before it could be graded fully
     targets = {str(e.payload.get("details", {}).get("alias")) for e in injected if e.payload.get("type") == "bad_model"}
     harms = tuple(h for h in (_harm(a.payload, targets) for a in actions) if h)
-    ttd = max(0.0, right.ts - first.ts) if right else None
+
+    def since(moment: float | None) -> float | None:
+        return None if moment is None else max(0.0, moment - t0)
+
+    ttd, ttr = since(right.at if right else None), since(fixed_at)
     return RunGrade(
         run_id,
         drill,
         learner,
         truth,
-        first.ts,
-        right.ts if right else None,
+        t0,
+        right.at if right else None,
         ttd,
         len(wrong),
         remediated_at,
@@ -205,6 +226,9 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         fixed_at,
         bool(started.payload.get("blind")),
         ended is not None,
+        mitigated_at,
+        since(mitigated_at),
+        since(remediated_at),
     )
 
 

@@ -18,7 +18,7 @@ def _drill(d: DrillStats | None) -> dict[str, Any] | None:
     if d is None:
         return None
     body = {k: v for k, v in vars(d).items() if k not in ("ttd_values", "ttr_values")}
-    return body | {"ttd": vars(d.ttd), "ttr": vars(d.ttr)}
+    return body | {"ttd": vars(d.ttd), "ttm": vars(d.ttm), "ttr": vars(d.ttr)}
 
 
 def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> dict[str, Any]:
@@ -39,7 +39,8 @@ def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
 
 
 def to_csv(cohort: Cohort) -> str:
-    """One row per drill run, with the cohort's p50 TTD and TTR on that drill beside the learner's own."""
+    """One row per drill run, with the cohort's p50 TTD and TTR on that drill beside the learner's own (a bundle
+    exported before TTM existed leaves its cells empty)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -51,8 +52,10 @@ def to_csv(cohort: Cohort) -> str:
             "ttd_s",
             "cohort_p50_ttd_s",
             "wrong_declarations",
+            "ttm_s",
             "ttr_s",
             "cohort_p50_ttr_s",
+            "time_to_recovery_s",
             "outcome",
             "collateral",
             "score",
@@ -74,8 +77,10 @@ def to_csv(cohort: Cohort) -> str:
                 num(r.ttd),
                 num(p50_ttd),
                 r.wrong_declarations,
+                num(r.ttm),
                 num(r.ttr),
                 num(p50_ttr),
+                num(r.time_to_recovery),
                 r.outcome,
                 "; ".join(r.collateral),
                 f"{r.score:.1f}",
@@ -160,14 +165,13 @@ def _secs(value: float | None) -> str:
 
 def _drill_cells(d: DrillStats | None) -> str:
     if d is None:
-        return "<td colspan=8>not run</td>"
+        return "<td colspan=9>not run</td>"
     cells = [
         str(d.runs),
         _pct(d.detection_rate),
         _pct(d.diagnosis_accuracy),
         _pct(d.remediation_rate),
-        f"{_secs(d.ttd.p50)} / {_secs(d.ttd.p90)} / {_secs(d.ttd.max)}",
-        f"{_secs(d.ttr.p50)} / {_secs(d.ttr.p90)} / {_secs(d.ttr.max)}",
+        *(f"{_secs(s.p50)} / {_secs(s.p90)} / {_secs(s.max)}" for s in (d.ttd, d.ttm, d.ttr)),
         "-" if d.mean_score is None else f"{d.mean_score:.0f}",
         str(d.learners),
     ]
@@ -176,7 +180,8 @@ def _drill_cells(d: DrillStats | None) -> str:
 
 DRILL_HEAD = (
     "<th>runs</th><th>detected</th><th>diagnosis right first time</th><th>remediated</th>"
-    "<th>TTD p50 / p90 / max (s)</th><th>TTR p50 / p90 / max (s)</th><th>mean score</th><th>learners</th>"
+    "<th>TTD p50 / p90 / max (s)</th><th>TTM p50 / p90 / max (s)</th><th>TTR p50 / p90 / max (s)</th>"
+    "<th>mean score</th><th>learners</th>"
 )
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
@@ -192,8 +197,9 @@ def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
         f"<!doctype html><html><head><meta charset='utf-8'><title>Cohort report: {escape(' vs '.join(names))}</title>"
         f"<style>{STYLE}</style></head><body><h1>Cohort report: {escape(cohort.name)}</h1>",
         f"<p>{cohort.bundles} learner(s), {len(cohort.runs)} drill run(s), every bundle signature verified. "
-        "TTD: time to detect with the right diagnosis; TTR: time to remediate, credited only to a learner's "
-        "action.</p>",
+        "TTD: time to detect with the right diagnosis; TTM: time to mitigate (the impact stopped); TTR: time to "
+        "remediate. Each is timed from the fault to the start of the learner's command, and TTM and TTR are "
+        "credited only to a learner's action.</p>",
     ]
     if comparison is not None and other is not None:
         parts.append(f"<h2>{escape(cohort.name)} against {escape(other.name)} ({other.bundles} learner(s))</h2>")

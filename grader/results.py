@@ -22,7 +22,8 @@ from grader.grading import RunGrade, grade
 from lab_runtime.errors import InvalidBundle
 from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
 
-FORMAT = "mlops-lab-results/1"
+FORMAT = "mlops-lab-results/2"  # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added
+FORMATS = ("mlops-lab-results/1", FORMAT)  # bundles of every format verify (version 1's runs lack the new fields)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 ALGORITHM = "HMAC-SHA256"
 
@@ -48,6 +49,9 @@ class Run(BaseModel):
     fixed_at: float | None
     blind: bool
     finished: bool
+    mitigated_at: float | None = None
+    ttm: float | None = None
+    time_to_recovery: float | None = None
 
     @property
     def detected(self) -> bool:
@@ -90,7 +94,8 @@ def journal_digest(events: Iterable[Event]) -> dict[str, Any]:
     """The count and SHA-256 of the events a bundle was graded from, in append order."""
     digest, count = hashlib.sha256(), 0
     for e in events:
-        digest.update(canonical([e.id, e.ts, e.source, e.kind, e.learner, e.run_id, e.payload]) + b"\n")
+        fields = [e.id, e.ts, e.source, e.kind, e.learner, e.run_id, e.payload]
+        digest.update(canonical(fields if e.began is None else [*fields, e.began]) + b"\n")
         count += 1
     return {"events": count, "sha256": digest.hexdigest()}
 
@@ -135,7 +140,7 @@ def sign(bundle: dict[str, Any], key: bytes) -> dict[str, Any]:
 
 def verify(data: Any, key: bytes, name: str) -> Bundle:
     """The bundle `data` (parsed JSON) if its signature holds under `key`; InvalidBundle naming `name` otherwise."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in FORMATS:
         raise InvalidBundle(f"{name} is not a result bundle (export one with `lab results export --out FILE`)")
     signature = data.get("signature")
     if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):

@@ -396,11 +396,17 @@ def champion_restored(ctx: CheckContext) -> CheckResult:
 
 
 @check
-def incident_diagnosed(ctx: CheckContext) -> CheckResult:
-    """The learner declared the right diagnosis of the lab's blind incident; the check's own words never name it."""
+def incident_diagnosed(ctx: CheckContext, reveal: bool = False) -> CheckResult:
+    """The learner declared a diagnosis of the lab's incident. While a blind incident runs, the check neither
+    confirms nor denies it (any declaration passes) unless the lab says `reveal: true` (teaching feedback); once
+    the incident is over, or with `reveal`, it passes only on the right one. Its words never name the diagnosis."""
     graded = ctx.incident()
     if graded is None:
         return NOT_YET
+    if graded.blind and not graded.finished and not reveal:
+        if graded.detected_at is None and not graded.wrong_declarations:
+            return CheckResult(False, "no diagnosis declared yet")
+        return CheckResult(True, "declared; whether it is right shows once the incident is over (`lab grade`)")
     if graded.detected_at is None:
         wrong = graded.wrong_declarations
         return CheckResult(
@@ -427,16 +433,16 @@ def incident_remediated(ctx: CheckContext) -> CheckResult:
 @check
 def incident_note(ctx: CheckContext, file: str, tolerance: float = 60.0, began_tolerance: float = 120.0) -> CheckResult:
     """The incident note in the workspace is filled in, and its diagnosis and timeline match the journal: began
-    (first fault), detected (the right declaration) and mitigated (the fix credited), within the tolerances (s)."""
+    (first fault), detected (the right declaration) and mitigated (the move credited), within the tolerances (s)."""
     graded = ctx.incident()
     if graded is None:
         return NOT_YET
-    if graded.detected_at is None or graded.fixed_at is None:
+    if graded.detected_at is None or graded.mitigated_at is None:
         return CheckResult(False, "diagnose and remediate the incident first, then write the note")
     path = ctx.workspace / file
     if not path.is_file():
         return CheckResult(False, f"no note at {path} yet: fill in the template")
-    reference = Reference(graded.diagnosis, graded.injected_at, graded.detected_at, graded.fixed_at)
+    reference = Reference(graded.diagnosis, graded.injected_at, graded.detected_at, graded.mitigated_at)
     problems = judge(parse(path.read_text()), reference, tolerance, began_tolerance)
     if problems:
         return CheckResult(False, "; ".join(problems))

@@ -30,14 +30,23 @@ DRILL_STARTED = "drill.started"
 FAULT_INJECTED = "fault.injected"
 FAULT_ACTION = "fault.action"  # a fault did something while active (e.g. a restart policy restarted a service)
 PROBE_RESULT = "probe.result"
-DRILL_REMEDIATED = "drill.remediated"
+DRILL_MITIGATED = "drill.mitigated"  # the impact stopped after a learner's move and stayed away (fixed_by: by when)
+DRILL_REMEDIATED = "drill.remediated"  # the remediation held through the hold (fixed_by: by when the fix was seen)
 FAULT_REVERTED = "fault.reverted"
 FAULT_REVERT_FAILED = "fault.revert_failed"
 DRILL_STEADY_STATE = "drill.steady_state"  # the steady state checked again after the faults were reverted
 DRILL_ENDED = "drill.ended"
 SANDBOX_RESET = "sandbox.reset"
 # The kinds grading reads (a reader may fetch only these: probes are most of a journal).
-GRADED = (DRILL_STARTED, FAULT_INJECTED, DRILL_REMEDIATED, DRILL_ENDED, LEARNER_DECLARED, LEARNER_ACTION)
+GRADED = (
+    DRILL_STARTED,
+    FAULT_INJECTED,
+    DRILL_MITIGATED,
+    DRILL_REMEDIATED,
+    DRILL_ENDED,
+    LEARNER_DECLARED,
+    LEARNER_ACTION,
+)
 # Written by `lab capstone`: the assessment's start (rubric, seed, how many drills) and end. The seed gives the
 # drills away: the CLI shows it only once the capstone has ended.
 CAPSTONE_STARTED = "capstone.started"
@@ -55,11 +64,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
 """
+# Columns added after the table first shipped (older journals get them on open): when the learner's command began.
+_ADDED_COLUMNS = (("events", "began", "REAL"),)
 
 
 @dataclass(frozen=True)
 class Event:
-    """One journal entry. `ts` is UTC wall time in seconds (sub-millisecond precision)."""
+    """One journal entry. `ts` is when it was written, `began` when the learner's command that wrote it started
+    (None for events no learner command wrote); both UTC wall time in seconds."""
 
     id: int
     ts: float
@@ -68,24 +80,39 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
     learner: str | None = None
     run_id: str | None = None
+    began: float | None = None
+
+    @property
+    def at(self) -> float:
+        """When it happened: the command's start for a learner's event, else when it was written."""
+        return self.ts if self.began is None else self.began
 
 
-_COLUMNS = "id, ts, source, kind, payload, learner, run_id"
+_COLUMNS = "id, ts, source, kind, payload, learner, run_id, began"
 
 
 def _event(row: tuple[Any, ...]) -> Event:
-    return Event(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+    return Event(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
 
 
 class Journal:
-    """Append and query events in one SQLite file; safe to use from several threads and processes."""
+    """Append and query events in one SQLite file; safe to use from several threads and processes.
 
-    def __init__(self, path: Path, *, source: str, learner: str | None = None) -> None:
+    A journal opened for a learner's command carries the command's start (`began`): every event it writes is
+    stamped with it, so the grader times the learner's move from when they made it, not from when it was written.
+    """
+
+    def __init__(self, path: Path, *, source: str, learner: str | None = None, began: float | None = None) -> None:
         self.path = path
         self.source = source
         self.learner = learner
-        self._conn = connect(path, _SCHEMA)
+        self.began = began
+        self._conn = connect(path, _SCHEMA, _ADDED_COLUMNS)
         self._lock = threading.Lock()
+
+    def began_now(self) -> float:
+        """When an action starting now began: the command's start on a command's journal, else now."""
+        return time.time() if self.began is None else self.began
 
     def append(
         self,
@@ -93,18 +120,21 @@ class Journal:
         payload: dict[str, Any] | None = None,
         *,
         run_id: str | None = None,
+        began: float | None = None,
         ts: float | None = None,
     ) -> Event:
-        """Write one event and return it once it is committed."""
+        """Write one event and return it once it is committed. `began` (default: the journal's) dates the
+        learner's move; `ts` (default: now) is when it was written, given only to replay a recorded journal."""
         event_ts = time.time() if ts is None else ts
+        event_began = self.began if began is None else began
         body = payload or {}
         with self._lock:
             cur = self._conn.execute(
-                "INSERT INTO events (ts, learner, run_id, source, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                (event_ts, self.learner, run_id, self.source, kind, json.dumps(body, sort_keys=True)),
+                "INSERT INTO events (ts, learner, run_id, source, kind, payload, began) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event_ts, self.learner, run_id, self.source, kind, json.dumps(body, sort_keys=True), event_began),
             )
         assert cur.lastrowid is not None
-        return Event(cur.lastrowid, event_ts, self.source, kind, body, self.learner, run_id)
+        return Event(cur.lastrowid, event_ts, self.source, kind, body, self.learner, run_id, event_began)
 
     def events(
         self,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -225,9 +224,9 @@ def rollback_champion(settings: Settings, journal: Journal, to: str | None = Non
             )
     if to == champion:
         return Rollback(champion, to, changed=False)
-    began = time.time()
+    began = journal.began_now()
     set_alias(settings, CHAMPION, to, journal=journal, via="lab model rollback")
-    journal.append(LEARNER_ACTION, {"action": ROLLBACK, "from": champion, "to": to}, ts=began)
+    journal.append(LEARNER_ACTION, {"action": ROLLBACK, "from": champion, "to": to}, began=began)
     return Rollback(champion, to, changed=True)
 
 
@@ -302,12 +301,12 @@ def promote(
             )
     done = Promotion(version, alias, before, force, gate)
     if done.changed:
-        began = time.time()
+        began = journal.began_now()
         set_alias(settings, alias, version, journal=journal, via="lab model promote")
         journal.append(
             LEARNER_ACTION,
             {"action": PROMOTE, "version": version, "alias": alias, "from": before, "forced": force, "gate": gate},
-            ts=began,
+            began=began,
         )
     return done
 
@@ -347,7 +346,7 @@ def start_canary(
     if current.aliases.get(CHAMPION) == version:
         raise RegistryError(f"version {version} is @champion already; a canary needs another version")
     # The share first: the service routes to a challenger only once the alias exists, so it starts at `weight`.
-    began = time.time()
+    began = journal.began_now()
     set_canary_weight(settings, weight)
     try:
         set_alias(settings, CHALLENGER, version, journal=journal, via=via)
@@ -355,7 +354,9 @@ def start_canary(
         with contextlib.suppress(RegistryError):
             set_canary_weight(settings, current.canary_weight)
         raise
-    journal.append(LEARNER_ACTION, {"action": CANARY_START, "version": version, "weight": weight, "via": via}, ts=began)
+    journal.append(
+        LEARNER_ACTION, {"action": CANARY_START, "version": version, "weight": weight, "via": via}, began=began
+    )
     return version
 
 
@@ -367,10 +368,10 @@ def set_canary(settings: Settings, journal: Journal, weight: float, *, via: str 
     version = _challenger(settings, "re-weight")
     current = state(settings)
     before = current.canary_weight if current else 0.0
-    began = time.time()
+    began = journal.began_now()
     set_canary_weight(settings, weight)
     action = {"action": CANARY_SET, "version": version, "from": before, "to": weight, "via": via}
-    journal.append(LEARNER_ACTION, action, ts=began)
+    journal.append(LEARNER_ACTION, action, began=began)
     return before
 
 
@@ -384,11 +385,13 @@ def promote_canary(
 
     version = _challenger(settings, "promote", expected)
     before = aliases(settings).get(CHAMPION)
-    began = time.time()
+    began = journal.began_now()
     set_alias(settings, CHAMPION, version, journal=journal, via=via)
     set_canary_weight(settings, 0.0)
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
-    journal.append(LEARNER_ACTION, {"action": CANARY_PROMOTE, "version": version, "from": before, "via": via}, ts=began)
+    journal.append(
+        LEARNER_ACTION, {"action": CANARY_PROMOTE, "version": version, "from": before, "via": via}, began=began
+    )
     return version, before
 
 
@@ -399,8 +402,8 @@ def abort_canary(
     from lab_runtime.journal import LEARNER_ACTION
 
     challenger = _challenger(settings, "abort", expected)
-    began = time.time()
+    began = journal.began_now()
     set_canary_weight(settings, 0.0)  # first, so no request is routed to a challenger on its way out
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
-    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via}, ts=began)
+    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via}, began=began)
     return challenger

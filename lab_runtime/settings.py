@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         None, description="token of the service's admin (fault) endpoints; default: made once in <state>/admin.token"
     )
     drill_probe_interval: float = Field(2.0, gt=0, description="seconds between a running drill's probes")
+    drill_recent_window: float = Field(
+        5.0, gt=0, le=60, description="seconds of the service's latest requests a running drill judges a fix by"
+    )
     drill_time_scale: float = Field(
         1.0, gt=0, le=10, description="multiplies every drill's hold time, time limit and delays (demos, tests)"
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
+from lab_runtime import clock
 from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     capstone,
+    common,
     drill,
     grade,
     labs,
@@ -23,6 +25,7 @@ from lab_runtime.cli.common import app
 
 
 def main() -> None:
+    common.process_began = clock.process_started()  # the learner's command started when its process did
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app()
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.console import Console
 
+from lab_runtime import clock
 from lab_runtime.errors import LabError
 from lab_runtime.settings import Settings, load_settings
 
@@ -22,13 +23,17 @@ out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 JSON = typer.Option(False, "--json", help="print JSON instead of a table")
+# When this process started, set by `main()`: a command run in its own process dates the learner's move from it.
+process_began: float | None = None
 
 
 def friendly(fn: F) -> F:
-    """Turn a LabError into one clear line and exit code 1, never a traceback."""
+    """Mark the command's start (the learner's move is dated from it); turn a LabError into one clear line and
+    exit code 1, never a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        clock.start_command(process_began)  # in-process callers (tests' CliRunner): from now
         try:
             return fn(*args, **kwargs)
         except LabError as exc:
@@ -54,12 +59,14 @@ def backend(current: Settings) -> Backend:
     return get_backend(current)
 
 
-def journal(current: Settings, source: str = "cli") -> Journal:
-    """The journal, written as the learner: events from the CLI are the learner's actions."""
+def journal(current: Settings, source: str = "cli", *, dated: bool = True) -> Journal:
+    """The journal, written as the learner: events from the CLI are the learner's moves, each dated from when the
+    command started. A long-running command that acts later on its own (the canary analysis) is not `dated`."""
     from lab_runtime.journal import Journal
 
     current.ensure_dirs()
-    return Journal(current.journal_path, source=source, learner=current.learner)
+    began = clock.command_began() if dated else None
+    return Journal(current.journal_path, source=source, learner=current.learner, began=began)
 
 
 def urls(current: Settings, profiles: Sequence[str] = ()) -> dict[str, str]:

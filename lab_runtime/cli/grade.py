@@ -22,7 +22,16 @@ def grade_cmd(
     learner: str | None = typer.Option(None, "--learner", help="only this learner's runs"),
     as_json: bool = JSON,
 ) -> None:
-    """Every drill run graded from the journal: detected, TTD, diagnosis, wrong declarations, TTR, outcome, score."""
+    """Every drill run graded from the journal; each move of the learner counts from when its command started.
+
+    ttd: injection to the start of the first right `lab declare` (wrong ones before it are counted).
+
+    ttm: injection to the start of the move after which the impact (errors, latency) stopped and stayed away.
+
+    ttr: injection to the start of the move after which the remediation held through the drill's hold.
+
+    time_to_recovery: injection to the start of the runner's verified span (it confirms ttr, it does not date it).
+    """
     from grader.grading import KINDS, grade
 
     current = settings()
@@ -35,7 +44,7 @@ def grade_cmd(
         who = f" of {learner}" if learner else ""
         plain(f"no drill run{who} in the journal yet (`lab drill run ID` starts one)")
         return
-    table = Table("drill", "learner", "injected (UTC)", "detected", "TTD", "wrong", "TTR", "outcome", "score")
+    table = Table("drill", "learner", "injected (UTC)", "detected", "TTD", "wrong", "TTM", "TTR", "outcome", "score")
     for g in grades:
         injected = datetime.fromtimestamp(g.injected_at, UTC).strftime("%H:%M:%S") if g.injected_at else "-"
         table.add_row(
@@ -45,6 +54,7 @@ def grade_cmd(
             "yes" if g.detected else "no",
             _secs(g.ttd),
             str(g.wrong_declarations),
+            _secs(g.ttm),
             _secs(g.ttr),
             g.outcome + (f" ({len(g.collateral)} harm)" if g.collateral else ""),
             f"{g.score:.0f}",

@@ -344,7 +344,7 @@ def canary_analyze_cmd(
 
     spec = load_spec(file)
     current = settings()
-    decision = run_analysis(current, journal(current), spec, plain)
+    decision = run_analysis(current, journal(current, dated=False), spec, plain)  # it acts later, on its own
     if decision.action == "abort":
         plain("canary aborted: the challenger failed the analysis; it gets no traffic now")
         raise typer.Exit(1)

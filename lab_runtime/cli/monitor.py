@@ -162,4 +162,4 @@ def declare(
         return
     current = settings()
     event = journal(current).append(LEARNER_DECLARED, {"diagnosis": check_diagnosis(diagnosis), "note": note})
-    out.print(f"declared {diagnosis} at {time.strftime('%H:%M:%S', time.gmtime(event.ts))} UTC")
+    out.print(f"declared {diagnosis} at {time.strftime('%H:%M:%S', time.gmtime(event.at))} UTC (when you ran it)")

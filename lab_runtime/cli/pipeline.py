@@ -121,11 +121,11 @@ def releases_cmd(as_json: bool = JSON) -> None:
     out.print("* active release")
 
 
-def _acted(current: Settings, action: str, deployment: Deployment | None, began: float) -> None:
-    """Journal a release the learner put in place as their action, timed from when the command began."""
+def _acted(current: Settings, action: str, deployment: Deployment | None) -> None:
+    """Journal a release the learner put in place as their action (timed from when the command began)."""
     if deployment is not None:
         payload = {"action": action, "version": deployment.version, "from": deployment.previous}
-        journal(current).append(LEARNER_ACTION, payload, ts=began)
+        journal(current).append(LEARNER_ACTION, payload)
 
 
 def _changed(deployment: Deployment | None, version: str, done: Callable[[Deployment], str]) -> None:
@@ -143,10 +143,9 @@ def deploy_cmd(version: str = typer.Argument(..., metavar="VERSION")) -> None:
     from lab_runtime.pipeline.store import deploy
 
     current = settings()
-    began = time.time()
     with _store(current) as store:
         deployment = deploy(store, journal(current), version, BY)
-    _acted(current, "pipeline.deploy", deployment, began)
+    _acted(current, "pipeline.deploy", deployment)
     _changed(deployment, version, lambda d: f"deployed {d.version} (was {d.previous})")
 
 
@@ -159,10 +158,9 @@ def rollback_cmd(
     from lab_runtime.pipeline.store import rollback
 
     current = settings()
-    began = time.time()
     with _store(current) as store:
         deployment = rollback(store, journal(current), to, BY)
-    _acted(current, "pipeline.rollback", deployment, began)
+    _acted(current, "pipeline.rollback", deployment)
     _changed(deployment, str(to), lambda d: f"rolled back from {d.previous} to {d.version}")
 
 
@@ -187,13 +185,12 @@ def labels_resume_cmd() -> None:
     from lab_runtime.pipeline.conditions import LABEL_FEED
 
     current = settings()
-    began = time.time()
     with _store(current) as store:
         resumed = store.clear_condition(LABEL_FEED)
     if not resumed:
         plain("the label feed is running already; nothing changed")
         return
-    journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"}, ts=began)
+    journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"})
     plain("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
 
 

@@ -165,13 +165,13 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
         return "-" if value is None else format(value, fmt)
 
     table = Table("drill", "cohort", "runs", "detected", "right 1st", "remediated", "TTD p50/p90/max",
-                  "TTR p50/p90/max", title=escape(f"{c.name}: {c.bundles} learner(s)"))  # fmt: skip
+                  "TTM p50/p90/max", "TTR p50/p90/max", title=escape(f"{c.name}: {c.bundles} learner(s)"))  # fmt: skip
     cohorts = [c] + ([other] if other else [])
     for name in sorted({d.drill for k in cohorts for d in k.drills}):
         for k in cohorts:
             d = k.drill(name)
             if d is None:
-                table.add_row(escape(name), escape(k.name), "0", *["-"] * 5)
+                table.add_row(escape(name), escape(k.name), "0", *["-"] * 6)
                 continue
             table.add_row(
                 escape(name),
@@ -180,8 +180,7 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
                 cell(d.detection_rate, ".0%"),
                 cell(d.diagnosis_accuracy, ".0%"),
                 cell(d.remediation_rate, ".0%"),
-                "/".join(cell(v, ".0f") for v in (d.ttd.p50, d.ttd.p90, d.ttd.max)),
-                "/".join(cell(v, ".0f") for v in (d.ttr.p50, d.ttr.p90, d.ttr.max)),
+                *("/".join(cell(v, ".0f") for v in (s.p50, s.p90, s.max)) for s in (d.ttd, d.ttm, d.ttr)),
             )
     out.print(table)
     board = Table("rank", "learner", "runs", "detected", "remediated", "harm", "score", "capstone", title="leaderboard")

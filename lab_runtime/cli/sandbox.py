@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -113,7 +112,7 @@ def logs(service: str, lines: int = typer.Option(40, help="how many lines from t
 def restart(service: str) -> None:
     """Stop one service whatever its state (hung, paused, crashed) and start it again."""
     current = settings()
-    began = time.time()  # the action's time is when it began: its effect may show before it returns
     backend(current).restart(service)
-    journal(current).append(LEARNER_ACTION, {"action": "restart", "service": service}, ts=began)
+    # Timed from when the command began (the journal's stamp): its effect may show before it returns.
+    journal(current).append(LEARNER_ACTION, {"action": "restart", "service": service})
     out.print(f"{service} restarted and healthy")

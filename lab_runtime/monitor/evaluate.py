@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime.monitor.drift import DriftResult, detect, p_value
+from lab_runtime.monitor.traffic import traffic_signals
 
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient data"
 
@@ -60,19 +61,6 @@ def serving_version(predictions: pd.DataFrame) -> str | None:
     return str(champion["model_version"].mode().iloc[0])
 
 
-def _traffic(window: Window) -> dict[str, float]:
-    calls = window.requests
-    signals = {"requests": float(len(calls)), "request_rate": len(calls) / window.seconds}
-    if len(calls):
-        signals["error_rate"] = float((calls["status"] != 200).mean())
-        signals["server_error_rate"] = float((calls["status"] >= 500).mean())
-        ok = calls.loc[calls["status"] == 200, "latency_ms"]
-        if len(ok):
-            for q in (50, 95, 99):
-                signals[f"latency_p{q}_ms"] = float(np.percentile(ok, q))
-    return signals
-
-
 def _drift(result: DriftResult) -> tuple[dict[str, float], dict[str, str]]:
     signals = {
         "drifted_features": float(len(result.drifted)),
@@ -117,7 +105,11 @@ def evaluate(
     """Signals of one window: traffic, drift per feature and of the prediction, quality on labelled rows."""
     predictions = window.predictions
     rows = len(predictions)
-    signals = {"rows": float(rows), **_traffic(window), **_quality(window.labelled, baseline, limits.min_labels)}
+    signals = {
+        "rows": float(rows),
+        **traffic_signals(window.requests, window.seconds),
+        **_quality(window.labelled, baseline, limits.min_labels),
+    }
     version = serving_version(predictions)
     if rows < limits.min_rows:
         message = (

@@ -27,7 +27,8 @@ def run(
         "injected_at": 0.0, "detected_at": ttd, "ttd": ttd, "wrong_declarations": wrong, "remediated_at": ttr,
         "ttr": ttr, "outcome": "remediated" if ttr is not None else "not remediated",
         "collateral": extra.get("collateral", []), "score": score, "time_limit": 600.0,
-        "fixed_at": None, "blind": False, "finished": True,
+        "fixed_at": None, "blind": False, "finished": True, "mitigated_at": None, "ttm": extra.get("ttm", ttr),
+        "time_to_recovery": ttr,
     }  # fmt: skip
 
 

@@ -30,14 +30,18 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def write_run(state: Path, learner: str, run: str, declare_after: float, fix_after: float) -> None:
     drill = Journal(state / "journal.db", source="drill", learner=learner)
-    cli = Journal(state / "journal.db", source="cli", learner=learner)
+    cli = Journal(state / "journal.db", source="cli", learner=learner)  # each command written 0.5 s after it began
     started = {"drill": "drift-x", "diagnosis": "data-drift", "time_limit": 600.0, "hold": 30.0}
     drill.append(DRILL_STARTED, started, run_id=run, ts=T0)
     drill.append(FAULT_INJECTED, {"fault": 0, "type": "covariate_drift", "details": {}}, run_id=run, ts=T0 + 1)
-    cli.append(LEARNER_DECLARED, {"diagnosis": "latency"}, ts=T0 + 1 + declare_after / 2)
-    cli.append(LEARNER_DECLARED, {"diagnosis": "data-drift"}, ts=T0 + 1 + declare_after)
-    cli.append(LEARNER_ACTION, {"action": "pipeline.rollback"}, ts=T0 + 1 + fix_after)
-    drill.append(DRILL_REMEDIATED, {"span_start": T0 + 1 + fix_after + 2, "held": 30.0}, run_id=run, ts=T0 + 99)
+    for kind, payload, after in (
+        (LEARNER_DECLARED, {"diagnosis": "latency"}, declare_after / 2),
+        (LEARNER_DECLARED, {"diagnosis": "data-drift"}, declare_after),
+        (LEARNER_ACTION, {"action": "pipeline.rollback"}, fix_after),
+    ):
+        cli.append(kind, payload, began=T0 + 1 + after, ts=T0 + 1.5 + after)
+    span = {"span_start": T0 + 1 + fix_after + 2, "fixed_by": T0 + 1 + fix_after + 1, "held": 30.0}
+    drill.append(DRILL_REMEDIATED, span, run_id=run, ts=T0 + 99)
     drill.append(DRILL_ENDED, {"drill": "drift-x", "outcome": "remediated"}, run_id=run, ts=T0 + 100)
 
 
@@ -48,14 +52,18 @@ def test_lab_grade_prints_one_row_per_run_and_filters_by_learner(state: Path) ->
     write_run(state, "ada", "r1", declare_after=12.5, fix_after=20)
     write_run(state, "bob", "r2", declare_after=30, fix_after=40)
     rows = json.loads(runner.invoke(app, ["grade", "--json"]).stdout)
-    assert [(r["learner"], r["ttd"], r["wrong_declarations"], r["ttr"], r["outcome"]) for r in rows] == [
-        ("ada", 12.5, 1, 22.0, "remediated"),
-        ("bob", 30.0, 1, 42.0, "remediated"),
+    fields = ("learner", "ttd", "wrong_declarations", "ttm", "ttr", "time_to_recovery", "outcome")
+    assert [tuple(r[f] for f in fields) for r in rows] == [
+        ("ada", 12.5, 1, 20.0, 20.0, 22.0, "remediated"),
+        ("bob", 30.0, 1, 40.0, 40.0, 42.0, "remediated"),
     ]
     assert all(r["detected"] and 0 < r["score"] <= 100 for r in rows)
     table = runner.invoke(app, ["grade", "--learner", "bob"])
     assert table.exit_code == 0 and "bob" in table.output and "ada" not in table.output
-    assert "30.0s" in table.output and "42.0s" in table.output
+    assert "30.0s" in table.output and "40.0s" in table.output
+    help_text = runner.invoke(app, ["grade", "--help"]).output
+    for term in ("ttd", "ttm", "ttr", "time_to_recovery"):
+        assert term in help_text
     nobody = runner.invoke(app, ["grade", "--learner", "cy"])
     assert "no drill run of cy in the journal yet" in nobody.output
 

@@ -9,6 +9,7 @@ import pytest
 from grader.grading import SKEW, grade, grade_run
 from lab_runtime.journal import (
     DRILL_ENDED,
+    DRILL_MITIGATED,
     DRILL_REMEDIATED,
     DRILL_STARTED,
     FAULT_INJECTED,
@@ -21,15 +22,21 @@ from lab_runtime.journal import (
 T0 = 1_800_000_000.0
 
 
+LAG = 0.4  # seconds a learner's command takes from its start to writing its event
+
+
 class Journal:
-    """Events in append order, ids counting up, timestamps as given (seconds after T0)."""
+    """Events in append order, ids counting up, times as given (seconds after T0). A learner's event is dated
+    `at` (its command's start) and written `LAG` later, as the CLI does."""
 
     def __init__(self) -> None:
         self.events: list[Event] = []
 
     def add(self, at: float, kind: str, learner: str | None = "ada", run: str | None = None, **payload: Any) -> None:
-        source = "drill" if run else "cli"
-        self.events.append(Event(len(self.events) + 1, T0 + at, source, kind, payload, learner, run))
+        if run:
+            self.events.append(Event(len(self.events) + 1, T0 + at, "drill", kind, payload, learner, run))
+        else:
+            self.events.append(Event(len(self.events) + 1, T0 + at + LAG, "cli", kind, payload, learner, None, T0 + at))
 
     def drill(self, at: float, run: str = "r1", drill: str = "drift-x", diagnosis: str = "data-drift",
               learner: str = "ada", limit: float = 600.0) -> None:  # fmt: skip
@@ -46,9 +53,15 @@ class Journal:
         self.add(at, LEARNER_ACTION, learner, action=action, **payload)
 
     def remediated(self, at: float, span_start: float, run: str = "r1", learner: str = "ada",
-                   seen: float | None = None) -> None:  # fmt: skip
+                   seen: float | None = None, fixed_by: float | None = None) -> None:  # fmt: skip
         seen_at = T0 + (span_start if seen is None else seen)
-        self.add(at, DRILL_REMEDIATED, learner, run, span_start=T0 + span_start, seen_at=seen_at, held=at - span_start)
+        evidence = {} if fixed_by is None else {"fixed_by": T0 + fixed_by}
+        self.add(at, DRILL_REMEDIATED, learner, run, span_start=T0 + span_start, seen_at=seen_at,
+                 held=at - span_start, **evidence)  # fmt: skip
+
+    def mitigated(self, at: float, span_start: float, fixed_by: float, run: str = "r1") -> None:
+        self.add(at, DRILL_MITIGATED, "ada", run, span_start=T0 + span_start, seen_at=T0 + span_start,
+                 fixed_by=T0 + fixed_by, held=at - span_start)  # fmt: skip
 
     def end(self, at: float, outcome: str, run: str = "r1", learner: str = "ada") -> None:
         self.add(at, DRILL_ENDED, learner, run, drill="drift-x", outcome=outcome)
@@ -67,13 +80,63 @@ def solved() -> Journal:
     return j
 
 
-def test_a_run_solved_by_the_learner_gets_exact_ttd_and_ttr() -> None:
+def test_a_run_solved_by_the_learner_is_timed_from_the_starts_of_their_commands() -> None:
     (g,) = grade(solved().events)
     assert (g.run_id, g.drill, g.learner, g.diagnosis) == ("r1", "drift-x", "ada", "data-drift")
-    assert g.ttd == pytest.approx(30.0) and g.ttr == pytest.approx(50.0)
+    assert g.ttd == pytest.approx(30.0) and g.ttr == pytest.approx(40.0)  # not when their events were written
+    assert g.ttm == pytest.approx(40.0)  # no impact of its own to stop: mitigated by the fix
+    assert g.time_to_recovery == pytest.approx(50.0)  # the verified span started at 60 s
     assert (g.detected, g.wrong_declarations, g.outcome, g.collateral) == (True, 0, "remediated", ())
-    assert (g.fixed_at, g.finished, g.blind) == (T0 + 50, True, False)  # the rollback is the fix credited
-    assert g.score == pytest.approx(40 * (1 - 30 / 600) + 40 * (1 - 50 / 600) + 20, abs=0.1)
+    assert (g.fixed_at, g.mitigated_at, g.remediated_at) == (T0 + 50, T0 + 50, T0 + 60)
+    assert (g.finished, g.blind) == (True, False)
+    assert g.score == pytest.approx(40 * (1 - 30 / 600) + 40 * (1 - 40 / 600) + 20, abs=0.1)
+
+
+def test_ttm_is_the_move_that_stopped_the_impact_and_ttr_the_one_that_removed_the_cause() -> None:
+    """The canary's errors stop when its share goes to zero at 20 s; the abort at 30 s removes the challenger."""
+    j = case(
+        ("inject", 10),
+        ("declare", 15, "data-drift"),
+        ("act", 20, "canary.set"),
+        ("mitigated", 28, 22, 21.0),
+        ("act", 30, "canary.abort"),
+        ("remediated", 40, 31, "r1", "ada", 31.5, 31.5),
+        ("end", 41, "remediated"),
+    )
+    (g,) = grade(j.events)
+    assert (g.ttd, g.ttm, g.ttr, g.time_to_recovery) == (5.0, 10.0, 20.0, 21.0)
+
+
+def test_a_move_made_after_the_fix_was_in_evidence_takes_no_credit() -> None:
+    """The rollback at 30 s fixed it; the probe saw clean requests from 31 s on; a report at 33 s changed nothing."""
+    j = case(
+        ("inject", 10),
+        ("act", 30, "pipeline.rollback"),
+        ("act", 33, "monitor.report"),
+        ("remediated", 50, 36, "r1", "ada", 36.2, 32.0),
+        ("end", 51, "remediated"),
+    )
+    (g,) = grade(j.events)
+    assert (g.ttr, g.fixed_at, g.outcome) == (20.0, T0 + 30, "remediated")
+
+
+def test_a_mitigation_with_no_move_before_it_is_not_the_learners() -> None:
+    j = case(("inject", 10), ("mitigated", 30, 20, 21.0), ("act", 40, "restart"), ("end", 80, "time_limit"))
+    (g,) = grade(j.events)
+    assert (g.ttm, g.mitigated_at, g.ttr, g.outcome) == (None, None, None, "not remediated")
+
+
+def test_a_declaration_is_dated_from_its_command_even_when_written_after_the_run_ended() -> None:
+    j = case(("inject", 10), ("declare", 29.9, "data-drift"), ("end", 30, "aborted"))
+    assert j.events[-2].ts > j.events[-1].ts  # written after drill.ended
+    (g,) = grade(j.events)
+    assert g.ttd == pytest.approx(19.9)
+
+
+def test_a_journal_written_before_commands_were_dated_grades_by_when_events_were_written() -> None:
+    old = [Event(e.id, e.began or e.ts, e.source, e.kind, e.payload, e.learner, e.run_id) for e in solved().events]
+    (g,) = grade(old)
+    assert (g.ttd, g.ttr, g.time_to_recovery) == (30.0, 40.0, 50.0)
 
 
 def case(*steps: tuple[Any, ...]) -> Journal:
@@ -100,7 +163,7 @@ def case(*steps: tuple[Any, ...]) -> Journal:
             ),
             30.0,
             2,
-            40.0,
+            31.0,
             "remediated",
             id="wrong-then-right",
         ),
@@ -114,7 +177,7 @@ def case(*steps: tuple[Any, ...]) -> Journal:
             ),
             None,
             0,
-            30.0,
+            20.0,
             "remediated",
             id="declared-before-injection",
         ),
@@ -169,18 +232,19 @@ def test_the_edge_cases(journal: Journal, ttd: float | None, wrong: int, ttr: fl
     assert (g.score == 0.0) == (ttd is None and ttr is None)
 
 
-def test_clocks_up_to_50_ms_apart_follow_the_journals_order_not_the_timestamps() -> None:
-    """The declaration was appended after the injection but its clock runs 40 ms behind the runner's."""
+def test_a_move_started_up_to_50_ms_before_the_faults_stamp_counts_from_the_injection() -> None:
+    """The fault acts just before the runner stamps it: a declaration started 40 ms before the stamp counts, at 0."""
     j = Journal()
     j.drill(0)
     j.inject(10.0)
     j.declare(10.0 - 0.04, "data-drift")
     j.act(59.0, "pipeline.rollback")
-    j.remediated(95.0, 59.0 - (SKEW - 0.01))  # the span starts (runner's clock) just before the action's stamp
+    j.remediated(95.0, 59.0 - (SKEW - 0.01))  # the span starts just before the action's start
     j.end(96.0, "remediated")
     (g,) = grade(j.events)
     assert g.detected and g.ttd == 0.0  # never negative
-    assert g.outcome == "remediated" and g.ttr == pytest.approx(49.0 - (SKEW - 0.01))
+    assert g.outcome == "remediated" and g.ttr == pytest.approx(49.0)
+    assert g.time_to_recovery == pytest.approx(49.0)  # the span never starts before the fix credited
 
 
 def test_an_action_well_after_the_span_started_is_not_what_fixed_it() -> None:
@@ -203,8 +267,8 @@ def test_overlapping_drills_of_two_learners_are_graded_apart() -> None:
     j.end(76, "remediated", run="b", learner="bob")
     j.end(77, "remediated", run="a", learner="ada")
     ada, bob = grade(j.events)
-    assert (ada.learner, ada.ttd, ada.ttr, ada.wrong_declarations) == ("ada", 20.0, 35.0, 0)
-    assert (bob.learner, bob.ttd, bob.ttr, bob.wrong_declarations) == ("bob", 9.0, 29.0, 0)
+    assert (ada.learner, ada.ttd, ada.ttr, ada.wrong_declarations) == ("ada", 20.0, 21.0, 0)
+    assert (bob.learner, bob.ttd, bob.ttr, bob.wrong_declarations) == ("bob", 9.0, 21.0, 0)
     assert [g.run_id for g in grade(j.events, learner="bob")] == ["b"]
 
 
@@ -238,9 +302,9 @@ def test_naming_the_diagnosis_of_an_earlier_run_that_has_ended_is_a_wrong_declar
 
 def test_an_action_begun_before_the_fault_is_not_the_fix_even_when_journaled_after_it() -> None:
     j = case(("inject", 10), ("declare", 20, "data-drift"), ("remediated", 80, 40), ("end", 81, "remediated"))
-    early = Event(3, T0 + 9, "cli", LEARNER_ACTION, {"action": "pipeline.rollback"}, "ada", None)  # began at 9 s
-    events = [*j.events[:2], early, *[Event(e.id + 1, e.ts, e.source, e.kind, e.payload, e.learner, e.run_id)
-                                      for e in j.events[2:]]]  # fmt: skip
+    early = Event(3, T0 + 11, "cli", LEARNER_ACTION, {"action": "pipeline.rollback"}, "ada", None, T0 + 9)
+    events = [*j.events[:2], early, *[Event(e.id + 1, e.ts, e.source, e.kind, e.payload, e.learner, e.run_id,
+                                            e.began) for e in j.events[2:]]]  # fmt: skip
     (g,) = grade(events)
     assert (g.outcome, g.ttr, g.fixed_at) == ("self-healed", None, None)
 
@@ -249,7 +313,7 @@ def test_a_fix_made_while_the_probe_that_saw_it_was_looking_dates_the_span() -> 
     # The probe started at 60 s (blocked on a hung service), the learner resumed it at 61 s, the probe saw it at 61.2 s.
     j = case(("inject", 10), ("act", 61, "restart"), ("remediated", 95, 60, "r1", "ada", 61.2), ("end", 96, "x"))
     (g,) = grade(j.events)
-    assert (g.outcome, g.ttr, g.fixed_at) == ("remediated", 51.0, T0 + 61)
+    assert (g.outcome, g.ttr, g.fixed_at, g.time_to_recovery) == ("remediated", 51.0, T0 + 61, 51.0)
     late = case(("inject", 10), ("act", 62, "restart"), ("remediated", 95, 60, "r1", "ada", 61.2), ("end", 96, "x"))
     assert grade(late.events)[0].outcome == "self-healed"  # begun after the probe had seen it healthy
 

@@ -1,0 +1,42 @@
+"""When a learner's command started: the process's start time as the kernel recorded it, in wall-clock seconds.
+
+A `lab` command journals the learner's move after its interpreter, imports and reads have run (0.3 s on a quiet
+machine, seconds on a busy one); the grader times the move from this start instead. On Linux the kernel keeps the
+start in clock ticks since boot (10 ms), converted here with a boot time exact to the microsecond (psutil's comes
+from `/proc/stat` in whole seconds, up to a second off); elsewhere psutil's figure is used.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_began: float | None = None  # the running `lab` command's start, once `command_began` has been called
+
+
+def process_started(pid: int | None = None) -> float:
+    """When process `pid` (default: this one) started, as wall-clock seconds (within 10 ms, centred)."""
+    pid = os.getpid() if pid is None else pid
+    if sys.platform.startswith("linux"):
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            data = stat.read()
+        ticks = int(data[data.rindex(")") + 2 :].split()[19])  # field 22: starttime, after the command's name
+        per_second = os.sysconf("SC_CLK_TCK")
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return boot + (ticks + 0.5) / per_second  # half a tick: the kernel truncates
+    import psutil
+
+    return float(psutil.Process(pid).create_time())
+
+
+def start_command(began: float | None = None) -> float:
+    """Mark the start of a `lab` command: `began`, else now; returns it. `main()` passes the process's start."""
+    global _began
+    _began = time.time() if began is None else began
+    return _began
+
+
+def command_began() -> float | None:
+    """The running command's start (`start_command`), or None outside a command (a service, a drill runner)."""
+    return _began
