@@ -105,3 +105,29 @@ def test_a_canary_must_start_small(tmp_path: Path, weight: float, passed: bool) 
     assert lab.check("canary_started", Registry({}), max_weight=0.2)[0] is False
     lab.event(1, LEARNER_ACTION, action="canary.start", version="2", weight=weight)
     assert lab.check("canary_started", Registry({}), max_weight=0.2)[0] is passed
+
+
+def test_a_blind_incident_neither_confirms_nor_denies_a_guess_unless_the_lab_reveals(tmp_path: Path) -> None:
+    from grader.grading import grade_run
+    from lab_runtime.journal import DRILL_STARTED, FAULT_INJECTED, LEARNER_DECLARED
+
+    lab = Lab(tmp_path)
+    drill = Journal(lab.settings.journal_path, source="drill", learner="ada")
+    started = {"drill": "x", "diagnosis": "errors", "time_limit": 600.0, "blind": True}
+    drill.append(DRILL_STARTED, started, run_id="b1", ts=T0 + 10)
+    lab.event(11, LAB_EVENT, lab="lab-05", event=0, run_id="b1")
+    drill.append(FAULT_INJECTED, {"fault": 0, "type": "errors", "details": {}}, run_id="b1", ts=T0 + 12)
+
+    def check(**args: Any) -> tuple[bool, str]:
+        ctx = CheckContext(lab.settings, Registry({}), T0, "lab-05", grade_run)  # type: ignore[arg-type]
+        result = CATALOG["incident_diagnosed"](ctx, **args)
+        return result.passed, result.detail
+
+    assert check() == (False, "no diagnosis declared yet")
+    lab.journal.append(LEARNER_DECLARED, {"diagnosis": "latency"}, began=T0 + 20, ts=T0 + 20.5)
+    said = "declared; whether it is right shows once the incident is over (`lab grade`)"
+    assert check() == (True, said)  # a wrong guess is not denied
+    assert check(reveal=True) == (False, "not the right diagnosis yet (1 wrong)")
+    lab.journal.append(LEARNER_DECLARED, {"diagnosis": "errors"}, began=T0 + 30, ts=T0 + 30.5)
+    assert check() == (True, said)  # nor a right one confirmed
+    assert check(reveal=True) == (True, "diagnosed 18s after the incident began (1 wrong)")
