@@ -156,6 +156,15 @@ def wait_steady(
         time.sleep(min(settings.drill_probe_interval, 1.0))
 
 
+@dataclass(frozen=True)
+class _Probe:
+    steady: Verdict
+    remedy: Verdict
+    impact: Verdict
+    observed: dict[str, float]
+    in_force: tuple[bool | None, ...]  # per active fault: still in place (None: it cannot tell)
+
+
 @dataclass
 class _Span:
     """A stretch of probes at which some conditions held, and by when the move that began it was in evidence."""
@@ -181,8 +190,11 @@ class _Span:
         self.done = self.held >= self.hold
         return self.done
 
-    def payload(self) -> dict[str, float | None]:
-        return {"span_start": self.start, "seen_at": self.seen, "fixed_by": self.fixed_by, "held": self.held}
+    def payload(self, cleared_since: float | None = None) -> dict[str, float | None]:
+        """The span as journaled; a fault table, release or alias seen cleared since `cleared_since` (and ever
+        since) dates the fix no later than that."""
+        fixed_by = self.fixed_by if cleared_since is None else min(self.fixed_by, cleared_since)
+        return {"span_start": self.start, "seen_at": self.seen, "fixed_by": fixed_by, "held": self.held}
 
 
 class DrillRunner:
@@ -360,6 +372,7 @@ class DrillRunner:
         active: list[tuple[Fault, FaultRecord, float]] = []
         broken_seen, impact_seen, last_injected = False, False, start
         remedy_span, impact_span = _Span(self.hold), _Span(self.hold)
+        cleared_since: float | None = None  # since when every fault that can tell has been seen gone
         scale = self.settings.drill_time_scale
         while True:
             while pending and pending[0][1].at * scale <= time.time() - start:
@@ -371,11 +384,17 @@ class DrillRunner:
                     self.ledger.set_deadline(self.run_id, start + self.time_limit)
                     result.injected_at = start
             at = time.time()  # a probe's time is when it started observing (it reads every service at once)
-            steady, remedy, impact, observed = self._probe()
+            probe = self._probe(active)
+            steady, remedy, impact, observed = probe.steady, probe.remedy, probe.impact, probe.observed
             seen = time.time()  # ... and by when it had seen what it reports
+            in_force = [x for x in probe.in_force if x is not None]
             # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
             fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected
             broken_seen = broken_seen or (not pending and fresh and not remedy.ok)
+            if any(in_force) or pending:
+                cleared_since = None
+            elif in_force and cleared_since is None:
+                cleared_since = seen
             impact_seen = impact_seen or (not pending and not impact.ok)
             for fault, record, injected in active:
                 line = fault.tick(self._ctx(record), record.plan, at - injected)
@@ -390,7 +409,7 @@ class DrillRunner:
                 healthy = steady.ok and remedy.ok and not pending and fresh
                 if remedy_span.step(healthy, at, seen, observed, steady.signals | remedy.signals):
                     result.outcome, result.remediated_at = "remediated", remedy_span.start
-                    self._event(kinds.DRILL_REMEDIATED, remedy_span.payload())
+                    self._event(kinds.DRILL_REMEDIATED, remedy_span.payload(cleared_since))
                     self._say(f"remediated: the remediation condition and the steady state held for {self.hold:g}s")
                     return
             if at - start >= self.time_limit:
@@ -402,26 +421,36 @@ class DrillRunner:
     def _ctx(self, record: FaultRecord) -> FaultContext:
         return context(self.settings, self.backend, self.journal, record, self.options.seed, self.drill.id)
 
-    def _probe(self) -> tuple[Verdict, Verdict, Verdict, dict[str, float]]:
-        """The steady state, the remediation and the impact judged on one observation's recent view."""
+    def _probe(self, active: list[tuple[Fault, FaultRecord, float]]) -> _Probe:
+        """One observation, judged on its recent view, and whether each active fault is still in force."""
         observed = self.observer(self.settings, self.backend)
         view = recent_view(observed)
-        steady = judge(self.steady_conditions, view)
-        remedy = judge(self.remedy_conditions, view)
-        impact = judge(self.impact_conditions, view)
+        found = _Probe(
+            judge(self.steady_conditions, view),
+            judge(self.remedy_conditions, view),
+            judge(self.impact_conditions, view),
+            observed,
+            tuple(self._in_force(fault, record) for fault, record, _ in active),
+        )
         used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
-        values = {s: view[s] for s in sorted(used) if s in view}
         self._event(
             kinds.PROBE_RESULT,
             {
-                "steady": steady.ok,
-                "remediated": remedy.ok,
-                "impact": not impact.ok,
-                "failing": list(dict.fromkeys((*steady.failing, *remedy.failing))),
-                "values": values,
+                "steady": found.steady.ok,
+                "remediated": found.remedy.ok,
+                "impact": not found.impact.ok,
+                "failing": list(dict.fromkeys((*found.steady.failing, *found.remedy.failing))),
+                "values": {s: view[s] for s in sorted(used) if s in view},
+                "in_force": list(found.in_force),
             },
         )
-        return steady, remedy, impact, observed
+        return found
+
+    def _in_force(self, fault: Fault, record: FaultRecord) -> bool | None:
+        try:
+            return fault.in_force(self._ctx(record), record.plan)
+        except Exception:  # a store or service that cannot be read now says nothing about the fault
+            return None
 
     # -- the end ---------------------------------------------------------------------------------------------
 

@@ -64,3 +64,8 @@ class Fault:
     def tick(self, ctx: FaultContext, plan: dict[str, Any], since_injected: float) -> str | None:
         """Called at every probe while the fault is active; returns a line to journal when it did something."""
         return None
+
+    def in_force(self, ctx: FaultContext, plan: dict[str, Any]) -> bool | None:
+        """Whether what the fault put in place is still there (the release, the alias, the service's fault table),
+        read at every probe: a learner's fix shows here within a second. None: it cannot tell (the default)."""
+        return None

@@ -25,12 +25,17 @@ class BadModelParams(Params):
     )
 
 
-def _serving(ctx: FaultContext, alias: str) -> str | None:
+def _served(ctx: FaultContext) -> dict[str, Any] | None:
+    """The service's `/model` (the versions it serves per alias), or None when it does not answer."""
     try:
         body = loopback.get(f"{ctx.settings.service_url}/model", timeout=2.0).json()
     except (httpx.HTTPError, ValueError):
         return None
-    version = body.get(alias)
+    return body if isinstance(body, dict) else None
+
+
+def _serving(ctx: FaultContext, alias: str) -> str | None:
+    version = (_served(ctx) or {}).get(alias)
     return str(version) if version is not None else None
 
 
@@ -76,6 +81,13 @@ class BadModel(Fault):
                 "read `lab logs model-service`"
             )
         return {"version": version, "alias": alias}
+
+    def in_force(self, ctx: FaultContext, plan: dict[str, Any]) -> bool | None:
+        """The service still serves the bad version under the alias (what the learner's rollback or abort changes)."""
+        served = _served(ctx)
+        if served is None:
+            return None
+        return bool(str(served.get(plan["alias"])) == plan["version"])
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
         """Undo each step that is still the drill's: the alias if it names the bad version, the weight if unchanged."""

@@ -62,6 +62,10 @@ class _ReleaseFault(Fault):
         applied = _wait_applied(ctx, release.version)
         return {"release": release.version, "change": release.summary(), "pipeline_applied": applied}
 
+    def in_force(self, ctx: FaultContext, plan: dict[str, Any]) -> bool | None:
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            return bool(store.active().version == plan["release"]["version"])
+
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
         version = plan["release"]["version"]
         with ReleaseStore(ctx.settings.pipeline_db_path) as store:
@@ -155,6 +159,11 @@ class _ConditionFault(Fault):
             store.set_condition(self.name, self.value(), ctx.fault_id, "drill", ctx.expires_at)
         time.sleep(RELEASE_POLL + 0.1)  # the pipeline re-reads its conditions every RELEASE_POLL
         return {"condition": self.name, "expires_at": ctx.expires_at}
+
+    def in_force(self, ctx: FaultContext, plan: dict[str, Any]) -> bool | None:
+        with ReleaseStore(ctx.settings.pipeline_db_path) as store:
+            mine = store.conditions().get(self.name)
+        return mine is not None and mine.note == ctx.fault_id
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
         with ReleaseStore(ctx.settings.pipeline_db_path) as store:

@@ -35,6 +35,12 @@ class _ServiceFault(Fault):
         expires_at = ServiceAdmin(ctx.settings).put(ctx.fault_id, self.service_fault(ttl))
         return {"service_fault": ctx.fault_id, "expires_at": expires_at}
 
+    def in_force(self, ctx: FaultContext, plan: dict[str, Any]) -> bool | None:
+        try:
+            return ctx.fault_id in ServiceAdmin(ctx.settings, timeout=1.0).list()
+        except RuntimeNotReady:
+            return None  # not answering: restarting (a new process holds no faults), or hung
+
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
         try:
             return REVERTED if ServiceAdmin(ctx.settings).delete(ctx.fault_id) else ALREADY_CLEARED
