@@ -4,7 +4,7 @@ A probe observes the sandbox as a flat mapping of signal -> number: the monitor'
 drift, quality; `lab monitor status --json`) plus the runtime's own: `up.<service>`, `ready`, `registry_reachable`,
 `challenger`, `canary_weight`, plus the fast signals again over the service's last seconds of requests
 (`recent.<signal>`). The monitor's values follow its window (a minute); the recent ones react within seconds of a
-learner's move, so a running drill judges the fix by them (`recent_view`) and dates it by them (`fix_evidence`).
+learner's move, so a running drill judges the fix by them (`recent_view`) and dates it by them (`drills.spans`).
 Pure: nothing here does I/O.
 """
 
@@ -30,7 +30,6 @@ RUNTIME_SIGNALS: dict[str, str] = {
 FAST_SIGNALS = ("error_rate", "server_error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 RECENT = "recent."  # prefix of a fast signal's recent value in an observation
 RECENT_FIRST = "recent.first"  # when the first of those recent requests was answered
-FIX_MARGIN = 1.0  # seconds a fix may take effect after the first clean request it is judged by (clean by chance)
 _FORM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 
 
@@ -102,14 +101,6 @@ def recent_view(observed: Mapping[str, float]) -> dict[str, float]:
     return view
 
 
-def fix_evidence(failed_before: frozenset[str], observed: Mapping[str, float], seen: float) -> float:
-    """By when the learner's fix must have begun, at the first probe that found the conditions held again.
-
-    When the probe before failed on a fast signal, every request since the first of the recent ones was clean: the
-    fix acted before that request (with `FIX_MARGIN` for a clean run by chance), so a move made after it is not the
-    fix. Otherwise the probe saw the fix by the time it finished (`seen`).
-    """
-    first = observed.get(RECENT_FIRST)
-    if first is not None and failed_before & set(FAST_SIGNALS):
-        return min(seen, first + FIX_MARGIN)
-    return seen
+def recent_bad_key(family: str) -> str:
+    """The observation key of when the last recent request bad for `family` (a fast signal's, or `latency`) was."""
+    return f"{RECENT}last_bad.{'latency' if family.startswith('latency_') else family}"

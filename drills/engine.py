@@ -20,10 +20,11 @@ from typing import Any
 
 import psutil
 
-from drills.conditions import FAST_SIGNALS, RUNTIME_SIGNALS, Condition, Verdict, fix_evidence, judge, recent_view
+from drills.conditions import FAST_SIGNALS, RUNTIME_SIGNALS, Condition, Verdict, judge, recent_view
 from drills.faults import REVERTED, Fault, FaultContext
 from drills.ledger import ACTIVE, PLANNED, FaultRecord, Ledger, RunRecord
 from drills.probes import MONITOR_EVALUATED_AT, observe, observer_for
+from drills.spans import Span
 from drills.spec import EXPIRY_GRACE, Drill, FaultSpec
 from lab_runtime import journal as kinds
 from lab_runtime.backends.base import Backend
@@ -165,38 +166,6 @@ class _Probe:
     in_force: tuple[bool | None, ...]  # per active fault: still in place (None: it cannot tell)
 
 
-@dataclass
-class _Span:
-    """A stretch of probes at which some conditions held, and by when the move that began it was in evidence."""
-
-    hold: float
-    start: float | None = None
-    seen: float = 0.0
-    fixed_by: float = 0.0
-    held: float = 0.0
-    done: bool = False
-    _failed_before: frozenset[str] = frozenset()
-
-    def step(self, ok: bool, at: float, seen: float, observed: dict[str, float], failed: frozenset[str]) -> bool:
-        """Take one probe (started `at`, done `seen`, `failed`: the signals it found failing); True once the
-        conditions have held for `hold`."""
-        if not ok:
-            self.start, self._failed_before = None, failed
-            return False
-        if self.start is None:
-            self.start, self.seen = at, seen
-            self.fixed_by = fix_evidence(self._failed_before, observed, seen)
-        self.held = at - self.start
-        self.done = self.held >= self.hold
-        return self.done
-
-    def payload(self, cleared_since: float | None = None) -> dict[str, float | None]:
-        """The span as journaled; a fault table, release or alias seen cleared since `cleared_since` (and ever
-        since) dates the fix no later than that."""
-        fixed_by = self.fixed_by if cleared_since is None else min(self.fixed_by, cleared_since)
-        return {"span_start": self.start, "seen_at": self.seen, "fixed_by": fixed_by, "held": self.held}
-
-
 class DrillRunner:
     """Runs one drill in this process, start to revert. `say` gets a line for each step (blind runs say less)."""
 
@@ -221,16 +190,19 @@ class DrillRunner:
         self.time_limit = drill.time_limit * scale
         self.steady_conditions = drill.steady()
         self.remedy_conditions = drill.remediation.parsed()
-        # The impact: the steady state and the remediation's traffic conditions (what the learner's users feel).
-        fast_remedy = [c for c in self.remedy_conditions if c.signal in FAST_SIGNALS]
-        self.impact_conditions = tuple(dict.fromkeys((*self.steady_conditions, *fast_remedy)))
+        # The impact, what the service's callers feel: the steady state's process and traffic conditions, and the
+        # remediation's traffic conditions (not quality or drift: they wait for the monitor's window).
+        felt = [c for c in self.steady_conditions if c.signal in FAST_SIGNALS or c.signal in RUNTIME_SIGNALS]
+        felt += [c for c in self.remedy_conditions if c.signal in FAST_SIGNALS]
+        self.impact_conditions = tuple(dict.fromkeys(felt))
         settings.ensure_dirs()
         self.journal = Journal(settings.journal_path, source="drill", learner=options.learner)
         self.ledger = Ledger(settings.drills_db_path)
-        used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
+        self._used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
         # Only drift and quality still wait for the monitor's window; the runtime and traffic signals are read live.
-        self._uses_monitor = any(s not in RUNTIME_SIGNALS and s not in FAST_SIGNALS for s in used)
-        self.observer = observer or observer_for(used)  # a probe reads only the sources its conditions need
+        self._uses_monitor = any(s not in RUNTIME_SIGNALS and s not in FAST_SIGNALS for s in self._used)
+        # A probe reads only the sources its conditions need.
+        self.observer = observer or observer_for((*self.steady_conditions, *self.remedy_conditions))
         self._signalled: str | None = None
         self._signal_count = 0
         self._finishing = False
@@ -371,7 +343,7 @@ class DrillRunner:
         pending = sorted(enumerate(self.drill.faults), key=lambda p: p[1].at)
         active: list[tuple[Fault, FaultRecord, float]] = []
         broken_seen, impact_seen, last_injected = False, False, start
-        remedy_span, impact_span = _Span(self.hold), _Span(self.hold)
+        remedy_span, impact_span = Span(self.hold), Span(self.hold)
         cleared_since: float | None = None  # since when every fault that can tell has been seen gone
         scale = self.settings.drill_time_scale
         while True:
@@ -387,13 +359,14 @@ class DrillRunner:
             probe = self._probe(active)
             steady, remedy, impact, observed = probe.steady, probe.remedy, probe.impact, probe.observed
             seen = time.time()  # ... and by when it had seen what it reports
-            in_force = [x for x in probe.in_force if x is not None]
+
             # Only a monitor evaluation made after the last injection can show the fault, or its remedy.
             fresh = not self._uses_monitor or observed.get(MONITOR_EVALUATED_AT, 0.0) > last_injected
             broken_seen = broken_seen or (not pending and fresh and not remedy.ok)
-            if any(in_force) or pending:
+            # A fault that cannot tell whether it is still there keeps the fix from being dated by the others.
+            if pending or not probe.in_force or any(x is not False for x in probe.in_force):
                 cleared_since = None
-            elif in_force and cleared_since is None:
+            elif cleared_since is None:
                 cleared_since = seen
             impact_seen = impact_seen or (not pending and not impact.ok)
             for fault, record, injected in active:
@@ -432,7 +405,6 @@ class DrillRunner:
             observed,
             tuple(self._in_force(fault, record) for fault, record, _ in active),
         )
-        used = {c.signal for c in (*self.steady_conditions, *self.remedy_conditions)}
         self._event(
             kinds.PROBE_RESULT,
             {
@@ -440,7 +412,7 @@ class DrillRunner:
                 "remediated": found.remedy.ok,
                 "impact": not found.impact.ok,
                 "failing": list(dict.fromkeys((*found.steady.failing, *found.remedy.failing))),
-                "values": {s: view[s] for s in sorted(used) if s in view},
+                "values": {s: view[s] for s in sorted(self._used) if s in view},
                 "in_force": list(found.in_force),
             },
         )

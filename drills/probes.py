@@ -10,8 +10,9 @@ from functools import partial
 from typing import Any
 
 import httpx
+import numpy as np
 
-from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, RUNTIME_SIGNALS
+from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, RUNTIME_SIGNALS, Condition, recent_bad_key
 from lab_runtime import loopback
 from lab_runtime.backends.base import Backend
 from lab_runtime.monitor.traffic import traffic_signals
@@ -38,9 +39,10 @@ def _get(url: str) -> dict[str, Any] | None:
     return body
 
 
-def recent(settings: Settings) -> dict[str, float]:
-    """The fast signals over the service's requests of the last `drill_recent_window` seconds, as `recent.<signal>`,
-    with when the first of them was answered; nothing below `RECENT_MIN_REQUESTS` requests."""
+def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]:
+    """The fast signals over the service's requests of the last `drill_recent_window` seconds (`recent.<signal>`),
+    when the first of them was answered, and when the last bad one was (`recent_bad_key`: an error, a server error,
+    a successful call of `slow_ms` or more); nothing below `RECENT_MIN_REQUESTS` requests."""
     seconds = settings.drill_recent_window
     log = PredictionLog(settings.prediction_log_path)
     try:
@@ -50,20 +52,32 @@ def recent(settings: Settings) -> dict[str, float]:
     if len(calls) < RECENT_MIN_REQUESTS:
         return {}
     found = traffic_signals(calls, seconds)
-    return {RECENT + s: found[s] for s in FAST_SIGNALS if s in found} | {RECENT_FIRST: float(calls["ts"].iloc[0])}
+    observed = {RECENT + s: found[s] for s in FAST_SIGNALS if s in found} | {RECENT_FIRST: float(calls["ts"].iloc[0])}
+    bad = {
+        "error_rate": calls["status"] != 200,
+        "server_error_rate": calls["status"] >= 500,
+        "latency": (calls["status"] == 200) & (calls["latency_ms"] >= (slow_ms if slow_ms is not None else np.inf)),
+    }
+    for family, rows in bad.items():
+        if rows.any():
+            observed[recent_bad_key(family)] = float(calls.loc[rows, "ts"].iloc[-1])
+    return observed
 
 
-def observe(settings: Settings, backend: Backend, signals: Collection[str] | None = None) -> dict[str, float]:
+def observe(
+    settings: Settings, backend: Backend, signals: Collection[str] | None = None, slow_ms: float | None = None
+) -> dict[str, float]:
     """Every probe signal that has a value now (a signal nobody can measure is left out, not guessed). With
-    `signals`, only the sources those need are read: a lighter probe, and a sharper time for what it saw."""
+    `signals`, only the sources those need are read: a lighter probe, and a sharper time for what it saw. A
+    recent call of `slow_ms` or more counts as a bad one (the lowest latency limit of the drill's conditions)."""
     wanted = set(signals) if signals is not None else None
     needs_model = wanted is None or any(s in RUNTIME_SIGNALS and not s.startswith("up.") for s in wanted)
-    needs_monitor = wanted is None or any(s not in RUNTIME_SIGNALS for s in wanted)
+    needs_monitor = wanted is None or any(s not in RUNTIME_SIGNALS for s in wanted)  # the gate judges its window
     needs_recent = wanted is None or any(s in FAST_SIGNALS for s in wanted)
     with ThreadPoolExecutor(max_workers=3) as pool:  # the reads at once: a probe costs the slowest, not the sum
         model_read = pool.submit(_get, f"{settings.service_url}/model") if needs_model else None
         status_read = pool.submit(_get, f"{settings.monitor_url}/status") if needs_monitor else None
-        recent_read = pool.submit(recent, settings) if needs_recent else None
+        recent_read = pool.submit(recent, settings, slow_ms) if needs_recent else None
         observed: dict[str, float] = {f"up.{s.name}": float(s.healthy) for s in backend.status()}
         model = model_read.result() if model_read else None
         status = status_read.result() if status_read else None
@@ -83,6 +97,7 @@ def observe(settings: Settings, backend: Backend, signals: Collection[str] | Non
     return observed
 
 
-def observer_for(signals: Collection[str]) -> Callable[[Settings, Backend], dict[str, float]]:
-    """An observer that reads only what `signals` need."""
-    return partial(observe, signals=frozenset(signals))
+def observer_for(conditions: Collection[Condition]) -> Callable[[Settings, Backend], dict[str, float]]:
+    """An observer that reads only what `conditions` need."""
+    limits = [c.value for c in conditions if c.signal.startswith("latency_") and c.op in ("<", "<=")]
+    return partial(observe, signals=frozenset(c.signal for c in conditions), slow_ms=min(limits, default=None))

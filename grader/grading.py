@@ -42,6 +42,7 @@ SKEW = 0.05  # seconds a fault may act before the runner stamps it, and the cloc
 KINDS = GRADED  # the kinds of event grading reads
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
+LOOKING = ("monitor.report", "monitor.add_rules")  # learner actions that change nothing the drills judge
 FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points
 
 
@@ -109,7 +110,7 @@ class _Index:
     runs: dict[str, list[Event]]
     mine: dict[tuple[str | None, str], list[Event]]  # (learner, kind) -> events, ordered by `at`
     starts: dict[tuple[str | None, str], list[float]]  # their `at`, for bisection
-    active: list[tuple[float, float, str, str]]  # (first fault, end, ground truth, run id) of each injected run
+    active: list[tuple[float, float, str, str, str | None]]  # (first fault, end, truth, run id, learner) per run
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> _Index:
@@ -128,13 +129,14 @@ class _Index:
             first = next((e for e in run if e.kind == FAULT_INJECTED), None)
             if started and first:
                 end = next((e.ts for e in run if e.kind == DRILL_ENDED), float("inf"))
-                active.append((first.ts, end, str(started.payload.get("diagnosis")), run_id))
+                active.append((first.ts, end, str(started.payload.get("diagnosis")), run_id, started.learner))
         return cls(runs, mine, {k: [e.at for e in v] for k, v in mine.items()}, active)
 
     def about_another_run(self, declaration: Event, run_id: str) -> bool:
-        """The declaration names the ground truth of another run that had a fault in place when it was made."""
-        named, at = declaration.payload.get("diagnosis"), declaration.at
-        return any(s <= at < e and truth == named and r != run_id for s, e, truth, r in self.active)
+        """The declaration names the ground truth of another run of the same learner that had a fault in place when
+        it was made."""
+        named, at, who = declaration.payload.get("diagnosis"), declaration.at, declaration.learner
+        return any(s <= at < e and truth == named and r != run_id and w == who for s, e, truth, r, w in self.active)
 
     def between(self, learner: str | None, kind: str, start: float, end: float) -> list[Event]:
         """The learner's events of `kind` whose command started within [start, end]."""
@@ -143,8 +145,9 @@ class _Index:
 
 
 def _credited(actions: Sequence[Event], fixed_by: float) -> Event | None:
-    """The learner's last action begun by `fixed_by` (when the runner had the fix in evidence), if any."""
-    fixes = [a for a in actions if a.at <= fixed_by + SKEW]
+    """The learner's last action that can change the sandbox begun by `fixed_by` (when the runner had the fix in
+    evidence), if any: looking (`lab monitor report`) or adding alert rules fixes nothing."""
+    fixes = [a for a in actions if a.at <= fixed_by + SKEW and a.payload.get("action") not in LOOKING]
     return fixes[-1] if fixes else None
 
 
@@ -189,10 +192,10 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
             fixed_at = fix.at
             remediated_at = max(span_start, fixed_at)  # a span cannot start before its fix
     mitigated = next((e for e in run if e.kind == DRILL_MITIGATED), None)
-    mitigated_at = fixed_at
-    if mitigated is not None:
+    mitigated_at = fixed_at  # no impact of its own to stop: mitigated by the fix
+    if mitigated is not None:  # the impact stopped: by the learner's move (never after the fix), or on its own
         relief = _credited(actions, float(mitigated.payload["fixed_by"]))
-        mitigated_at = relief.at if relief is not None else None
+        mitigated_at = None if relief is None else min(relief.at, fixed_at or relief.at)
     if remediated_at is not None:
         outcome = "remediated"
     elif remediated is not None:

@@ -437,12 +437,13 @@ def incident_note(ctx: CheckContext, file: str, tolerance: float = 60.0, began_t
     graded = ctx.incident()
     if graded is None:
         return NOT_YET
-    if graded.detected_at is None or graded.mitigated_at is None:
+    mitigated = graded.mitigated_at or graded.fixed_at  # the impact may have stopped on its own before the fix
+    if graded.detected_at is None or mitigated is None:
         return CheckResult(False, "diagnose and remediate the incident first, then write the note")
     path = ctx.workspace / file
     if not path.is_file():
         return CheckResult(False, f"no note at {path} yet: fill in the template")
-    reference = Reference(graded.diagnosis, graded.injected_at, graded.detected_at, graded.mitigated_at)
+    reference = Reference(graded.diagnosis, graded.injected_at, graded.detected_at, mitigated)
     problems = judge(parse(path.read_text()), reference, tolerance, began_tolerance)
     if problems:
         return CheckResult(False, "; ".join(problems))

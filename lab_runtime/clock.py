@@ -37,6 +37,12 @@ def start_command(began: float | None = None) -> float:
     return _began
 
 
+def end_command() -> None:
+    """The command has returned: nothing is dated from its start any more."""
+    global _began
+    _began = None
+
+
 def command_began() -> float | None:
     """The running command's start (`start_command`), or None outside a command (a service, a drill runner)."""
     return _began

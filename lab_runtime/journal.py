@@ -60,11 +60,12 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT,
     source TEXT NOT NULL,
     kind TEXT NOT NULL,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    began REAL
 );
 CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
 """
-# Columns added after the table first shipped (older journals get them on open): when the learner's command began.
+# Columns added after the table first shipped (older journals get them on open).
 _ADDED_COLUMNS = (("events", "began", "REAL"),)
 
 

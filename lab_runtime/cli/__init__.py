@@ -25,7 +25,10 @@ from lab_runtime.cli.common import app
 
 
 def main() -> None:
-    common.process_began = clock.process_started()  # the learner's command started when its process did
+    try:
+        common.process_began = clock.process_started()  # the learner's command started when its process did
+    except (OSError, ValueError, IndexError):  # no readable /proc: each command is dated when it starts running
+        common.process_began = None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app()
 

@@ -42,6 +42,8 @@ def friendly(fn: F) -> F:
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        finally:
+            clock.end_command()
 
     return wrapper  # type: ignore[return-value]
 

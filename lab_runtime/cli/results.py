@@ -135,7 +135,7 @@ def _bundle_files(paths: list[Path]) -> list[Path]:
 
 def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -> Cohort:
     from grader.cohort import cohort, latest_per_learner
-    from grader.results import read_bundle
+    from grader.results import FORMAT, read_bundle
 
     bundles: list[Bundle] = []
     refused: list[str] = []
@@ -157,6 +157,13 @@ def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -
     latest, repeated = latest_per_learner(bundles)
     if repeated:
         err.print(f"[yellow]note:[/] {len(repeated)} learner(s) had several bundles; the latest export of each counts")
+    older = sum(b.format != FORMAT for b in latest)
+    if older:
+        err.print(
+            f"[yellow]note:[/] {older} bundle(s) were exported before TTR was timed from the learner's fix: their TTR "
+            "is the verified span's start (time_to_recovery), and they have no TTM; re-export them to compare like "
+            "with like"
+        )
     return cohort(name, latest)
 
 
@@ -202,8 +209,8 @@ def report(
     key_file: Path | None = KEY_FILE,
     as_json: bool = JSON,
 ) -> None:
-    """Per drill: detection rate, diagnosis accuracy, p50/p90/max TTD and TTR; a leaderboard; two cohorts compared.
-    Every bundle's signature is checked: an unsigned or changed bundle is refused, naming the file."""
+    """Per drill: detection rate, diagnosis accuracy, p50/p90/max TTD, TTM and TTR; a leaderboard; two cohorts
+    compared. Every bundle's signature is checked: an unsigned or changed bundle is refused, naming the file."""
     from grader.cohort import compare as compare_cohorts
     from grader.report import as_dict, to_csv, to_html
 

@@ -156,3 +156,16 @@ def test_an_unsigned_or_tampered_bundle_is_refused_naming_the_file(cohort_dirs: 
     assert "eve.json is not signed" in refused.output
     partial = runner.invoke(app, ["cohort", "report", "spring", "--skip-invalid", "--json"])
     assert partial.exit_code == 0 and json.loads(partial.stdout)["bundles"] == 3
+
+
+def test_a_bundle_of_the_first_format_is_reported_and_named_as_such(cohort_dirs: Path) -> None:
+    added = ("ttm", "mitigated_at", "time_to_recovery")
+    old_run = {k: v for k, v in run("drift", 12.0, 70.0).items() if k not in added}
+    old = sign({**raw("dan", [old_run]), "format": "mlops-lab-results/1"}, KEY.encode())
+    (cohort_dirs / "spring" / "dan.json").write_text(json.dumps(old))
+    result = CliRunner().invoke(app, ["cohort", "report", "spring", "--csv", "old.csv"])
+    assert result.exit_code == 0, result.output
+    assert "1 bundle(s) were exported before TTR was timed from the learner's fix" in " ".join(result.output.split())
+    rows = csv.DictReader(io.StringIO((cohort_dirs / "old.csv").read_text()))
+    row = next(r for r in rows if r["learner"] == "dan")
+    assert (row["ttr_s"], row["ttm_s"], row["time_to_recovery_s"]) == ("70.000", "", "")

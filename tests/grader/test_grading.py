@@ -353,3 +353,42 @@ def test_grading_a_run_by_id_ignores_every_other_run() -> None:
     j.inject(110, run="r2")
     j.end(120, "aborted", run="r2")
     assert grade_run(j.events, "r1") == grade(solved().events)[0]
+
+
+def test_looking_at_the_sandbox_right_after_the_fix_takes_no_credit_for_it() -> None:
+    j = case(
+        ("inject", 10),
+        ("act", 30, "restart"),
+        ("act", 31, "monitor.report"),  # begun before the fix was in evidence, but it changes nothing
+        ("mitigated", 40, 32, 32.0),
+        ("remediated", 45, 32, "r1", "ada", 32.1, 32.0),
+        ("end", 46, "remediated"),
+    )
+    (g,) = grade(j.events)
+    assert (g.ttm, g.ttr) == (20.0, 20.0)
+
+
+def test_the_impact_is_never_graded_as_stopped_after_the_remediation() -> None:
+    j = case(
+        ("inject", 10),
+        ("act", 20, "model.rollback"),
+        ("act", 25, "restart"),  # a second move brought the impact back for a moment
+        ("mitigated", 40, 26, 26.0),
+        ("remediated", 45, 21, "r1", "ada", 21.1, 21.1),
+        ("end", 46, "remediated"),
+    )
+    (g,) = grade(j.events)
+    assert (g.ttm, g.ttr) == (10.0, 10.0)
+
+
+def test_another_learners_run_does_not_excuse_a_wrong_guess() -> None:
+    j = Journal()
+    j.drill(0, run="a", learner="ada", diagnosis="data-drift")
+    j.drill(1, run="b", learner="bob", diagnosis="latency", drill="latency-x")
+    j.inject(10, run="a", learner="ada")
+    j.inject(11, run="b", learner="bob")
+    j.declare(20, "latency", learner="ada")  # bob's drill's diagnosis, but ada has no such run
+    j.end(40, "aborted", run="a", learner="ada")
+    j.end(41, "aborted", run="b", learner="bob")
+    ada, _ = grade(j.events)
+    assert ada.wrong_declarations == 1
