@@ -134,13 +134,13 @@ def test_ttd_ttm_and_ttr_are_the_learners_command_starts_within_100_ms_on_a_load
             "rollback-slow-champion",
             [Move(2.0, ("declare", "bad-model"), ("ttd",)), Move(4.0, ("model", "rollback"), ("ttm", "ttr"))],
         ),
-        play(  # the canary fails: its share to zero stops the errors (mitigated), the abort removes it (remediated)
-            settings,
+        play(  # the canary fails: its share to zero stops the errors (mitigated), the abort removes it (remediated),
+            settings,  # right after, while the last seconds of requests still hold the errors
             "canary-failing-challenger",
             [
                 Move(2.0, ("declare", "bad-model"), ("ttd",)),
                 Move(4.0, ("canary", "set", "0"), ("ttm",)),
-                Move(8.0, ("canary", "abort"), ("ttr",)),
+                Move(4.5, ("canary", "abort"), ("ttr",)),
             ],
         ),
         play(settings, str(no_fix), [Move(1.5, ("declare", "latency"), ("ttd",))]),  # nobody fixes it
@@ -163,7 +163,7 @@ def test_ttd_ttm_and_ttr_are_the_learners_command_starts_within_100_ms_on_a_load
             graded = getattr(p.grade, mark)
             assert graded is not None and abs(graded - p.known[mark]) <= ACCURACY, f"{p.grade.drill} {mark}\n{table}"
         assert p.grade.time_to_recovery is not None and p.grade.time_to_recovery >= p.grade.ttr, table
-    assert canary.ttm is not None and canary.ttr is not None and canary.ttm < canary.ttr - 2.0, table
+    assert canary.ttm is not None and canary.ttr is not None and canary.ttm < canary.ttr, table
     assert nobody.ttd is not None and abs(nobody.ttd - plays[4].known["ttd"]) <= ACCURACY, table
     assert (nobody.outcome, nobody.ttm, nobody.ttr, nobody.time_to_recovery) == ("not remediated", None, None, None)
 
