@@ -25,7 +25,6 @@ def lab_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         "LAB_MLFLOW_PORT": str(free_port()),
         "LAB_SERVICE_PORT": str(free_port()),
         "LAB_MONITOR_PORT": str(free_port()),
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

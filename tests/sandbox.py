@@ -43,7 +43,6 @@ def running_sandbox(state_dir: Path, env: dict[str, str] | None = None, versions
         }
         for key, value in {**FAST, **ports, "LAB_STATE_DIR": str(state_dir), **(env or {})}.items():
             mp.setenv(key, value)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         settings = load_settings()
         backend = LocalBackend(settings)
         backend.up()

@@ -31,7 +31,6 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
     mlflow_env = {
         **env,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # lean: no huey job runners
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     return [
         ServiceSpec(
@@ -62,7 +61,7 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
             [sys.executable, "-m", "lab_runtime.service"],
             port=settings.service_port,
             health_url=f"{settings.service_url}/health",
-            env={**env, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+            env=env,
         ),
         ServiceSpec(
             "registry-watcher",

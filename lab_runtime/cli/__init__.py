@@ -6,8 +6,6 @@ Each module here adds its commands to the one Typer `app`.
 
 from __future__ import annotations
 
-import os
-
 from lab_runtime import clock
 from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     capstone,
@@ -29,7 +27,6 @@ def main() -> None:
         common.process_began = clock.process_started()  # the learner's command started when its process did
     except (OSError, ValueError, IndexError):  # no readable /proc: each command is dated when it starts running
         common.process_began = None
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app()
 
 

@@ -164,3 +164,16 @@ def test_status_reports_every_service_healthy_with_pid_and_uptime(sandbox: Any) 
     rows = {r.name: r for r in backend.status()}
     assert set(rows) == {"mlflow", "model-service", "registry-watcher", "pipeline", "monitor"}
     assert all(r.healthy and r.pid and r.uptime is not None and r.uptime > 0 for r in rows.values())
+
+
+def test_every_sandbox_process_runs_with_mlflow_telemetry_off(sandbox: Any) -> None:
+    import psutil
+
+    _, backend, _ = sandbox
+    pids = [r.pid for r in backend.status() if r.pid]
+    processes = [psutil.Process(pid) for pid in pids]
+    processes += [child for p in processes for child in p.children(recursive=True)]
+    assert len(pids) == 5
+    for process in processes:
+        environ = process.environ()
+        assert environ.get("MLFLOW_DISABLE_TELEMETRY") == "true", process.cmdline()
