@@ -33,6 +33,7 @@ class ServiceSpec:
     name: str
     argv: list[str]
     port: int | None = None
+    port_setting: str | None = None  # the setting that moves `port`, named when the port is taken
     health_url: str | None = None
     heartbeat: Path | None = None
     depends_on: tuple[str, ...] = ()
@@ -167,9 +168,10 @@ class Supervisor:
         pending = [s for s in specs if self.process(s.name) is None]
         for spec in pending:
             if spec.port is not None and not port_free(spec.port):
+                where = f" ({spec.port_setting})" if spec.port_setting else ""
                 raise PortInUse(
                     f"port {spec.port} for {spec.name} is already in use by another process; stop that "
-                    f"process or choose another port (LAB_{spec.name.upper().replace('-', '_')}_PORT)"
+                    f"process or choose another port{where}"
                 )
         started: list[str] = []
         try:

@@ -9,6 +9,14 @@ from lab_runtime.errors import RuntimeNotReady
 from lab_runtime.supervisor import ServiceStatus
 
 SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor")
+# The setting that moves each published port: one source for every message that names it.
+PORT_SETTINGS = {
+    "mlflow": "LAB_MLFLOW_PORT",
+    "model-service": "LAB_SERVICE_PORT",
+    "monitor": "LAB_MONITOR_PORT",
+    "prometheus": "LAB_PROMETHEUS_PORT",
+    "grafana": "LAB_GRAFANA_PORT",
+}
 
 
 class Backend(Protocol):

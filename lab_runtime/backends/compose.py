@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from lab_runtime.backends.base import require_healthy
+from lab_runtime.backends.base import PORT_SETTINGS, require_healthy
 from lab_runtime.backends.local import sandbox_specs, settings_env
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
 from lab_runtime.settings import RUNTIME_FILE, Settings
@@ -233,10 +233,9 @@ class ComposeBackend:
             published |= {"prometheus": self.settings.prometheus_port, "grafana": self.settings.grafana_port}
         for name, port in published.items():
             if name not in before and not port_free(port):
-                setting = "SERVICE" if name == "model-service" else name.upper()
                 raise PortInUse(
                     f"port {port} for {name} is already in use by another process; stop that process or choose "
-                    f"another port (LAB_{setting}_PORT)"
+                    f"another port ({PORT_SETTINGS[name]})"
                 )
         (self.settings.root / RUNTIME_FILE).write_text("compose")  # from here on, `lab down` finds the stack
         self._write_env_file()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from lab_runtime.backends.base import require_healthy
+from lab_runtime.backends.base import PORT_SETTINGS, require_healthy
 from lab_runtime.errors import ConfigError, RuntimeNotReady
 from lab_runtime.settings import HOST, Settings
 from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
@@ -53,6 +53,7 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
                 "1",
             ],
             port=settings.mlflow_port,
+            port_setting=PORT_SETTINGS["mlflow"],
             health_url=f"{settings.mlflow_url}/health",
             env=mlflow_env,
         ),
@@ -60,6 +61,7 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
             "model-service",
             [sys.executable, "-m", "lab_runtime.service"],
             port=settings.service_port,
+            port_setting=PORT_SETTINGS["model-service"],
             health_url=f"{settings.service_url}/health",
             env=env,
         ),
@@ -79,6 +81,7 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
             "monitor",
             [sys.executable, "-m", "lab_runtime.monitor"],
             port=settings.monitor_port,
+            port_setting=PORT_SETTINGS["monitor"],
             health_url=f"{settings.monitor_url}/health",
             env=env,
         ),
