@@ -43,7 +43,8 @@ def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]
     """The fast signals over the service's requests of the last `drill_recent_window` seconds (`recent.<signal>`),
     when the first of them was answered, and when the last bad one was (`recent_bad_key`: an error, a server error,
     a successful call of `slow_ms` or more); nothing below `RECENT_MIN_REQUESTS` requests."""
-    seconds = settings.drill_recent_window
+    # At a low pipeline rate the window widens, so it still holds enough requests to judge.
+    seconds = max(settings.drill_recent_window, 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
     log = PredictionLog(settings.prediction_log_path)
     try:
         calls = log.requests(time.time() - seconds)
