@@ -44,12 +44,12 @@ def firing() -> dict[str, Any] | None:
 alert = wait("an alert", firing)
 diagnosis, fix = TRIAGE[alert["rule"]]
 print(f"{alert['rule']} fired: {alert['summary']}; declaring {diagnosis}")
+detected = time.time()  # the grader times each move from when its command started
 lab("declare", diagnosis, "--note", alert["summary"])
-detected = time.time()
 
 # 3. Remediate, then wait until the fix is credited (healthy for the drill's hold time after it).
-print(lab(*fix).stdout.strip())
 mitigated = time.time()
+print(lab(*fix).stdout.strip())
 wait("the remediation to hold", lambda: steps().get("remediate", {}).get("passed"))
 print("remediated")
 
