@@ -101,6 +101,7 @@ def recent_view(observed: Mapping[str, float]) -> dict[str, float]:
     return view
 
 
-def recent_bad_key(family: str) -> str:
-    """The observation key of when the last recent request bad for `family` (a fast signal's, or `latency`) was."""
-    return f"{RECENT}last_bad.{'latency' if family.startswith('latency_') else family}"
+def recent_bad_key(family: str, what: str = "last") -> str:
+    """The observation key of the recent requests bad for `family` (a fast signal's, or `latency`): when the `last`
+    of them was answered, or their `rate` per second."""
+    return f"{RECENT}bad_{what}.{'latency' if family.startswith('latency_') else family}"

@@ -41,8 +41,9 @@ def _get(url: str) -> dict[str, Any] | None:
 
 def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]:
     """The fast signals over the service's requests of the last `drill_recent_window` seconds (`recent.<signal>`),
-    when the first of them was answered, and when the last bad one was (`recent_bad_key`: an error, a server error,
-    a successful call of `slow_ms` or more); nothing below `RECENT_MIN_REQUESTS` requests."""
+    when the first of them was answered, and of the bad ones (an error, a server error, a successful call of
+    `slow_ms` or more) when the last was answered and how many came a second (`recent_bad_key`); nothing below
+    `RECENT_MIN_REQUESTS` requests."""
     # At a low pipeline rate the window widens, so it still holds enough requests to judge.
     seconds = max(settings.drill_recent_window, 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
     log = PredictionLog(settings.prediction_log_path)
@@ -62,6 +63,7 @@ def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]
     for family, rows in bad.items():
         if rows.any():
             observed[recent_bad_key(family)] = float(calls.loc[rows, "ts"].iloc[-1])
+            observed[recent_bad_key(family, "rate")] = float(rows.sum()) / seconds
     return observed
 
 

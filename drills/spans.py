@@ -9,21 +9,31 @@ from dataclasses import dataclass, field
 
 from drills.conditions import FAST_SIGNALS, RECENT_FIRST, recent_bad_key
 
-FIX_MARGIN = 1.0  # seconds a fix may take effect after the request it is dated by (a clean run by chance)
+FIX_MARGIN = 1.0  # seconds a fix may have acted after the request it is dated by, at most
+CHANCE = 3.0  # bad requests expected in that time, had the fault still acted (no bad one then: e**-3 by chance)
 
 
-def fix_evidence(signal: str, observed: Mapping[str, float], seen: float) -> float:
+def fix_evidence(
+    signal: str, observed: Mapping[str, float], seen: float, bad_before: tuple[float, float] | None = None
+) -> float:
     """By when the move that brought `signal` back within its condition must have begun, judged at the first
     probe that found it back (done at `seen`).
 
-    A fast signal is judged on the service's recent requests: the fix acted before the first of them, or
-    after the last bad one among them (a condition may allow a few), with `FIX_MARGIN` for a clean run by
-    chance. Any other signal (an alias, a process, the monitor's window) was back by the time the probe saw it.
+    A fast signal is judged on the service's recent requests. `bad_before` is (when the last bad request was, how
+    many came a second) as the probes saw them while the signal failed. The fault stopped acting after the last bad
+    request seen (one the condition allows included), or before the first recent request when none is known; had
+    it acted longer, more bad requests would have come: the margin is the time `CHANCE` of them take (at most
+    `FIX_MARGIN`). Any other signal (an alias, a process, the monitor's window) was back when the probe saw it.
     """
     first = observed.get(RECENT_FIRST)
     if signal not in FAST_SIGNALS or first is None:
         return seen
-    return min(seen, max(first, observed.get(recent_bad_key(signal), first)) + FIX_MARGIN)
+    last, rate = bad_before if bad_before is not None else (first, 0.0)
+    allowed = observed.get(recent_bad_key(signal))  # a bad request within what the condition allows
+    if allowed is not None and allowed > last:
+        last, rate = allowed, max(rate, observed.get(recent_bad_key(signal, "rate"), 0.0))
+    margin = min(FIX_MARGIN, CHANCE / rate) if rate > 0 else FIX_MARGIN
+    return min(seen, last + margin)
 
 
 @dataclass
@@ -39,15 +49,19 @@ class Span:
     held: float = 0.0
     done: bool = False
     _back: dict[str, float] = field(default_factory=dict)  # signal -> by when it was back, since it last failed
+    _bad: dict[str, tuple[float, float]] = field(default_factory=dict)  # signal -> its last bad request and rate
     _failing: frozenset[str] = frozenset()
 
-    def step(self, ok: bool, at: float, seen: float, observed: dict[str, float], failed: frozenset[str]) -> bool:
+    def step(self, ok: bool, at: float, seen: float, observed: Mapping[str, float], failed: frozenset[str]) -> bool:
         """Take one probe (started `at`, done `seen`, `failed`: the signals it found failing); True once the
         conditions have held for `hold`."""
         for name in self._failing - failed:
-            self._back[name] = fix_evidence(name, observed, seen)
+            self._back[name] = fix_evidence(name, observed, seen, self._bad.pop(name, None))
         for name in failed:
             self._back.pop(name, None)
+            last = observed.get(recent_bad_key(name))
+            if last is not None:
+                self._bad[name] = (last, observed.get(recent_bad_key(name, "rate"), 0.0))
         self._failing = failed
         if not ok:
             self.start = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drills.conditions import judge, parse_condition, recent_bad_key, recent_view
-from drills.spans import FIX_MARGIN, Span, fix_evidence
+from drills.spans import CHANCE, FIX_MARGIN, Span, fix_evidence
 
 ERRORS = "server_error_rate"
 
@@ -17,13 +17,16 @@ def test_a_fix_is_judged_on_the_recent_requests_not_the_monitors_window() -> Non
     assert failed.signals == frozenset({ERRORS, "up.mlflow"})
 
 
-def test_traffic_back_dates_the_fix_before_its_first_clean_request_or_after_its_last_bad_one() -> None:
+def test_traffic_back_dates_the_fix_by_the_last_bad_request_and_how_often_they_came() -> None:
     observed = {"recent.first": 100.0}
-    assert fix_evidence(ERRORS, observed, seen=105.0) == 100.0 + FIX_MARGIN
+    assert fix_evidence(ERRORS, observed, seen=105.0) == 100.0 + FIX_MARGIN  # nothing known: the first request
     assert fix_evidence(ERRORS, observed, seen=100.5) == 100.5  # never after the probe saw it
-    allowed_one = {**observed, recent_bad_key(ERRORS): 102.0}  # a condition may allow a bad request or two
-    assert fix_evidence(ERRORS, allowed_one, seen=105.0) == 102.0 + FIX_MARGIN
-    assert recent_bad_key("latency_p99_ms") == recent_bad_key("latency_p50_ms") == "recent.last_bad.latency"
+    # 10 errors a second until 101.0: had the fault acted past 101.3, three more would have come.
+    assert fix_evidence(ERRORS, observed, seen=105.0, bad_before=(101.0, 10.0)) == 101.0 + CHANCE / 10
+    assert fix_evidence(ERRORS, observed, seen=105.0, bad_before=(101.0, 1.0)) == 101.0 + FIX_MARGIN  # at most
+    allowed = {**observed, recent_bad_key(ERRORS): 102.0, recent_bad_key(ERRORS, "rate"): 0.2}  # one allowed
+    assert fix_evidence(ERRORS, allowed, seen=105.0, bad_before=(101.0, 10.0)) == 102.0 + CHANCE / 10
+    assert recent_bad_key("latency_p99_ms") == recent_bad_key("latency_p50_ms") == "recent.bad_last.latency"
     assert fix_evidence("challenger", observed, seen=105.0) == 105.0  # an alias: when the probe saw it
 
 
@@ -34,21 +37,31 @@ def probe(span: Span, at: float, failed: set[str], **observed: float) -> bool:
 def test_the_span_is_dated_by_the_last_condition_to_come_back() -> None:
     """A canary: its share to zero stops the errors at 5 s; the abort removes the challenger at 9 s."""
     span = Span(hold=3.0)
-    assert not probe(span, 4.0, {ERRORS, "challenger"})
-    assert not probe(span, 6.0, {ERRORS, "challenger"})  # the window still holds errors from before
-    assert not probe(span, 8.0, {"challenger"}, **{"recent.first": 5.2})  # the errors are back within bounds
-    assert not probe(span, 9.5, set())  # the abort seen
-    assert span.fixed_by == 9.6 and span.start == 9.5  # the challenger, seen at 9.6: not the share's 6.2
-    assert not probe(span, 11.0, set()) and probe(span, 12.5, set())
-    assert span.payload() == {"span_start": 9.5, "seen_at": 9.6, "fixed_by": 9.6, "held": 3.0}
-    assert span.payload(cleared_since=9.2)["fixed_by"] == 9.2  # every fault seen gone by then
+    bad = {recent_bad_key(ERRORS): 4.9, recent_bad_key(ERRORS, "rate"): 10.0}
+    assert not probe(span, 4.0, {ERRORS, "challenger"}, **bad)
+    assert not probe(span, 6.0, {ERRORS, "challenger"}, **bad)  # the window still holds errors from before
+    assert not probe(span, 10.5, {"challenger"}, **{"recent.first": 5.6})  # the errors are back within bounds
+    assert span._back[ERRORS] == 4.9 + 0.3  # dated by the last error and how often they came
+    assert not probe(span, 11.0, set())  # the abort seen
+    assert span.fixed_by == 11.1 and span.start == 11.0  # the challenger, seen at 11.1: not the share
+    assert not probe(span, 12.5, set()) and probe(span, 14.0, set())
+    assert span.payload() == {"span_start": 11.0, "seen_at": 11.1, "fixed_by": 11.1, "held": 3.0}
+    assert span.payload(cleared_since=10.8)["fixed_by"] == 10.8  # every fault seen gone by then
+
+
+def test_a_move_right_after_the_errors_stopped_is_not_what_stopped_them() -> None:
+    span = Span(hold=3.0)
+    bad = {recent_bad_key(ERRORS): 8.65, recent_bad_key(ERRORS, "rate"): 8.0}
+    probe(span, 8.5, {ERRORS}, **bad)
+    probe(span, 13.8, set(), **{"recent.first": 8.8})
+    assert span.fixed_by == 8.65 + CHANCE / 8.0  # 9.025: a move begun at 9.24 is after it
 
 
 def test_a_break_in_the_span_starts_it_again_dated_by_what_came_back_last() -> None:
     span = Span(hold=3.0)
     probe(span, 1.0, {ERRORS})
     probe(span, 2.0, set(), **{"recent.first": 1.5})
-    assert span.fixed_by == 2.1  # min(seen, first + margin)
-    probe(span, 3.0, {"latency_p99_ms"})  # a blip
-    probe(span, 4.0, set(), **{"recent.first": 1.0, recent_bad_key("latency_p99_ms"): 3.2})
-    assert (span.start, span.fixed_by) == (4.0, 4.1)
+    assert span.fixed_by == 2.1  # min(seen, first + margin): no bad request known
+    probe(span, 3.0, {"latency_p99_ms"}, **{recent_bad_key("latency_p99_ms"): 2.9})  # a blip
+    probe(span, 4.0, set(), **{"recent.first": 1.0})
+    assert (span.start, span.fixed_by) == (4.0, 3.9)

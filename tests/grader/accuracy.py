@@ -53,6 +53,7 @@ class Move:
     after: float  # seconds after the injection the learner starts the command (or once the one before returned)
     argv: tuple[str, ...]
     marks: tuple[str, ...] = ()  # what the move should be graded as: "ttd", "ttm", "ttr"
+    gap: float = 0.0  # seconds at least after the move before returned (a learner looks before moving again)
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,14 @@ def play(settings: Settings, drill: str, moves: Sequence[Move]) -> Played:
         assert proc.poll() is None, "the drill ended before its fault was injected"
         injected = events(settings, run_id, [FAULT_INJECTED])[0].ts
         wait_for(lambda: _impact_seen(settings, run_id) or proc.poll() is not None, 60, f"{drill}: the impact")
+        returned = 0.0
         for move in moves:
-            time.sleep(max(0.0, injected + move.after - time.time()))
+            time.sleep(max(0.0, injected + move.after - time.time(), returned + move.gap - time.time()))
             began = time.time()
             done = subprocess.run(
                 [sys.executable, "-m", "lab_runtime.cli", *move.argv], capture_output=True, text=True, timeout=120
             )
+            returned = time.time()
             assert done.returncode == 0, f"`lab {' '.join(move.argv)}`: {done.stdout}{done.stderr}"
             for mark in move.marks:
                 known.setdefault(mark, began - injected)
@@ -96,7 +99,7 @@ def play(settings: Settings, drill: str, moves: Sequence[Move]) -> Played:
 
 def play_accuracy_scenario(settings: Settings, scratch: Path) -> list[Played]:
     """The five runs, in order: error burst (a wrong guess first), renamed column, slow champion, failing canary
-    (mitigated by its share, remediated by the abort right after), and a latency spike nobody fixes."""
+    (mitigated by its share, remediated by the abort soon after), and a latency spike nobody fixes."""
     no_fix = scratch / "accuracy-no-fix.yaml"
     no_fix.write_text(yaml.safe_dump(NO_FIX))
     return [
@@ -119,13 +122,13 @@ def play_accuracy_scenario(settings: Settings, scratch: Path) -> list[Played]:
             "rollback-slow-champion",
             [Move(2.0, ("declare", "bad-model"), ("ttd",)), Move(4.0, ("model", "rollback"), ("ttm", "ttr"))],
         ),
-        play(  # the abort follows the share change at once, while the recent requests still hold the errors
+        play(  # the abort 2 s after the share change returned, while the recent requests still hold the errors
             settings,
             "canary-failing-challenger",
             [
                 Move(2.0, ("declare", "bad-model"), ("ttd",)),
                 Move(4.0, ("canary", "set", "0"), ("ttm",)),
-                Move(4.5, ("canary", "abort"), ("ttr",)),
+                Move(4.0, ("canary", "abort"), ("ttr",), gap=2.0),
             ],
         ),
         play(settings, str(no_fix), [Move(1.5, ("declare", "latency"), ("ttd",))]),
