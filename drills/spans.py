@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from drills.conditions import FAST_SIGNALS, RECENT_FIRST, recent_bad_key
+from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, recent_bad_key
 
 FIX_MARGIN = 1.0  # seconds a fix may have acted after the request it is dated by, at most
 CHANCE = 3.0  # bad requests expected in that time, had the fault still acted (no bad one then: e**-3 by chance)
@@ -62,6 +62,8 @@ class Span:
             last = observed.get(recent_bad_key(name))
             if last is not None:
                 self._bad[name] = (last, observed.get(recent_bad_key(name, "rate"), 0.0))
+            elif RECENT + name not in observed:  # too few requests to judge: the fault may act on, unseen
+                self._bad[name] = (at, 0.0)
         self._failing = failed
         if not ok:
             self.start = None

@@ -61,7 +61,17 @@ def test_a_break_in_the_span_starts_it_again_dated_by_what_came_back_last() -> N
     span = Span(hold=3.0)
     probe(span, 1.0, {ERRORS})
     probe(span, 2.0, set(), **{"recent.first": 1.5})
-    assert span.fixed_by == 2.1  # min(seen, first + margin): no bad request known
+    assert span.fixed_by == 2.0  # no request to judge at 1.0 s: the fault may have acted until then, and a margin
     probe(span, 3.0, {"latency_p99_ms"}, **{recent_bad_key("latency_p99_ms"): 2.9})  # a blip
     probe(span, 4.0, set(), **{"recent.first": 1.0})
     assert (span.start, span.fixed_by) == (4.0, 3.9)
+
+
+def test_a_stretch_with_too_few_requests_to_judge_does_not_date_the_fix_by_a_bad_request_before_it() -> None:
+    span = Span(hold=3.0)
+    slow = {recent_bad_key("latency_p99_ms"): 8.9, recent_bad_key("latency_p99_ms", "rate"): 5.0}
+    probe(span, 9.0, {"latency_p99_ms"}, **slow)
+    for at in (12.0, 20.0, 28.0):  # the service too slow to answer enough requests: no recent value
+        probe(span, at, {"latency_p99_ms"})
+    probe(span, 36.0, set(), **{"recent.first": 31.0})
+    assert span.fixed_by == 28.0 + FIX_MARGIN  # not 8.9 and a fraction: the fix at 29 s may be the learner's

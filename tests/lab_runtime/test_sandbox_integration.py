@@ -175,5 +175,8 @@ def test_every_sandbox_process_runs_with_mlflow_telemetry_off(sandbox: Any) -> N
     processes += [child for p in processes for child in p.children(recursive=True)]
     assert len(pids) == 5
     for process in processes:
-        environ = process.environ()
-        assert environ.get("MLFLOW_DISABLE_TELEMETRY") == "true", process.cmdline()
+        try:
+            environ, argv = process.environ(), process.cmdline()
+        except psutil.NoSuchProcess:  # a short-lived child of the service, gone already
+            continue
+        assert environ.get("MLFLOW_DISABLE_TELEMETRY", "").lower() in ("true", "1"), argv
