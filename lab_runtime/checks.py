@@ -107,34 +107,64 @@ def experiment_has_run(ctx: CheckContext, experiment: str, metric: str) -> Check
 
 
 @check
-def model_versions(ctx: CheckContext, min_count: int) -> CheckResult:
-    """The sandbox's registered model has at least `min_count` versions."""
+def model_versions(ctx: CheckContext, min_count: int, distinct_param: str | None = None) -> CheckResult:
+    """The sandbox's registered model has at least `min_count` versions; with `distinct_param`, versions trained
+    with that many different values of that parameter (re-running the same training does not count)."""
     name = ctx.settings.model_name
     versions = ctx.registry.versions(name) if ctx.registry.model(name) else []
-    ok = len(versions) >= min_count
-    return CheckResult(ok, f"{name!r} has {len(versions)} version(s), {min_count} needed")
+    if len(versions) < min_count or distinct_param is None:
+        return CheckResult(len(versions) >= min_count, f"{name!r} has {len(versions)} version(s), {min_count} needed")
+    values = {ctx.registry.run_params(v["run_id"]).get(distinct_param) for v in versions if v.get("run_id")}
+    values.discard(None)
+    if len(values) >= min_count:
+        return CheckResult(
+            True, f"{name!r} has {len(versions)} versions, trained with {distinct_param} = {_listed(values)}"
+        )
+    return CheckResult(
+        False,
+        f"{name!r} has {len(versions)} versions but they were trained with {distinct_param} = "
+        f"{_listed(values) or '(not logged)'}: train one with another {distinct_param} "
+        "and log it with mlflow.log_params",
+    )
+
+
+def _listed(values: set[str | None]) -> str:
+    return ", ".join(sorted(str(v) for v in values))
 
 
 @check
-def versions_have_signature(ctx: CheckContext) -> CheckResult:
-    """Every version of the registered model was logged with a signature naming every feature."""
+def served_versions_signed(ctx: CheckContext, alias: str) -> CheckResult:
+    """The newest version and the one `alias` points at were logged with a signature naming every feature.
+
+    An older version without one is named but does not fail the step: versions are immutable, the way on is a new one.
+    """
     import mlflow
     from mlflow.models import get_model_info
 
     name = ctx.settings.model_name
-    versions = ctx.registry.versions(name) if ctx.registry.model(name) else []
+    versions = [v["version"] for v in ctx.registry.versions(name)] if ctx.registry.model(name) else []
     if not versions:
         return CheckResult(False, f"{name!r} has no versions yet")
     mlflow.set_tracking_uri(ctx.settings.mlflow_url)
     mlflow.set_registry_uri(ctx.settings.mlflow_url)
-    for v in versions:
-        signature = get_model_info(f"models:/{name}/{v['version']}").signature
+
+    def unsigned(version: str) -> str | None:
+        signature = get_model_info(f"models:/{name}/{version}").signature
         if signature is None:
-            return CheckResult(False, f"version {v['version']} has no signature")
+            return f"version {version} has no signature"
         missing = set(FEATURES) - set(signature.inputs.input_names())
-        if missing:
-            return CheckResult(False, f"version {v['version']}'s signature lacks {sorted(missing)}")
-    return CheckResult(True, f"all {len(versions)} version(s) carry a signature with every feature")
+        return f"version {version}'s signature lacks {sorted(missing)}" if missing else None
+
+    judged = dict.fromkeys([versions[-1], *filter(None, [ctx.alias_version(alias)])])
+    for version in judged:
+        if problem := unsigned(version):
+            role = f"@{alias}" if version == ctx.alias_version(alias) else "the newest version"
+            return CheckResult(
+                False, f"{problem} ({role}): versions cannot change; register a new one with signature=..."
+            )
+    older = [v for v in versions if v not in judged and unsigned(v)]
+    note = f"; older version(s) {', '.join(older)} unsigned (never served)" if older else ""
+    return CheckResult(True, f"version(s) {', '.join(judged)} carry a signature with every feature{note}")
 
 
 @check

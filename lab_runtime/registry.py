@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -137,12 +138,17 @@ class Registry:
             raise RuntimeNotReady(f"MLflow is unreachable at {self.url}; start the sandbox with `lab up`") from exc
         return list(runs.json().get("runs", []))
 
+    def _run_data(self, run_id: str) -> dict[str, Any]:
+        resp = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
+        return dict(resp.json()["run"]["data"]) if resp.status_code == 200 else {}
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of each metric a run logged."""
-        resp = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
-        if resp.status_code != 200:
-            return {}
-        return {m["key"]: float(m["value"]) for m in resp.json()["run"]["data"].get("metrics", [])}
+        return {m["key"]: float(m["value"]) for m in self._run_data(run_id).get("metrics", [])}
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        """The parameters a run logged."""
+        return {p["key"]: str(p["value"]) for p in self._run_data(run_id).get("params", [])}
 
     def versions(self, name: str) -> list[dict[str, str]]:
         """Every version of model `name` (MLflow's model-version records), oldest first."""

@@ -1,4 +1,8 @@
-"""One settings object for the whole sandbox: `LAB_*` environment variables, then `.env`, then defaults."""
+"""One settings object for the whole sandbox: `LAB_*` environment variables, then `.env`, then defaults.
+
+The sandbox lives in its home: the project folder (`.env` and the state dir `.lab/` are read there), found from
+`LAB_HOME` or by walking up from the current folder, so `lab` means the same sandbox from any folder below it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lab_runtime.errors import ConfigError
+
 HOST = "127.0.0.1"  # every sandbox service binds to loopback only (in compose: published on loopback only)
 RUNTIME_FILE = "runtime"  # in the state dir: the runtime `lab up` started, so later commands use the same one
+HOME_VARIABLE = "LAB_HOME"
 
 
 class Settings(BaseSettings):
@@ -151,12 +158,52 @@ class Settings(BaseSettings):
             d.mkdir(parents=True, exist_ok=True)
 
 
+def is_project(folder: Path) -> bool:
+    """Whether `folder` is a clone of this project (the folder `make lab-01` runs in)."""
+    return (folder / "labs").is_dir() and (folder / "lab_runtime" / "__init__.py").is_file()
+
+
+def installed_project() -> Path | None:
+    """The project folder this package was installed from (an editable install), if any."""
+    folder = Path(__file__).resolve().parents[1]
+    return folder if is_project(folder) else None
+
+
+def find_home(cwd: Path | None = None) -> Path | None:
+    """The sandbox's home: `LAB_HOME`, else the nearest project folder at or above `cwd`; None when neither."""
+    if named := os.environ.get(HOME_VARIABLE):
+        home = Path(named).expanduser()
+        if not home.is_dir():
+            raise ConfigError(f"{HOME_VARIABLE}={named} is not a folder: set it to the project folder, or unset it")
+        return home.resolve()
+    here = (cwd or Path.cwd()).resolve()
+    return next((folder for folder in (here, *here.parents) if is_project(folder)), None)
+
+
+def home() -> Path:
+    """The sandbox's home, or a ConfigError saying how to name one. An absolute `LAB_STATE_DIR` needs no home."""
+    found = find_home()
+    if found is not None:
+        return found
+    if Path(os.environ.get("LAB_STATE_DIR", ".lab")).is_absolute():
+        return Path.cwd()
+    project = installed_project()
+    hint = f"`cd {project}` (or any folder below it)" if project else "`cd` into the project folder"
+    raise ConfigError(
+        f"no lab sandbox here: {Path.cwd()} is not inside the project folder. {hint}, "
+        f"or set {HOME_VARIABLE} to the project folder"
+    )
+
+
 def load_settings() -> Settings:
-    """Read the settings afresh (the environment may have changed, e.g. in tests).
+    """Read the settings afresh (the environment may have changed, e.g. in tests), from the sandbox's home.
 
     Unless `LAB_RUNTIME` says otherwise, the runtime is the one `lab up` recorded in the state dir.
     """
-    settings = Settings()
+    base = home()
+    settings = Settings(_env_file=base / ".env")  # type: ignore[call-arg]
+    if not settings.state_dir.is_absolute():
+        settings = settings.model_copy(update={"state_dir": base / settings.state_dir})
     if "LAB_RUNTIME" not in os.environ:
         try:
             recorded = (settings.root / RUNTIME_FILE).read_text().strip()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -12,7 +14,7 @@ from rich.console import Console
 
 from lab_runtime import clock
 from lab_runtime.errors import LabError
-from lab_runtime.settings import Settings, load_settings
+from lab_runtime.settings import HOME_VARIABLE, Settings, home, load_settings
 
 if TYPE_CHECKING:
     from lab_runtime.backends.base import Backend
@@ -25,6 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 JSON = typer.Option(False, "--json", help="print JSON instead of a table")
 # When this process started, set by `main()`: a command run in its own process dates the learner's move from it.
 process_began: float | None = None
+_announced = False  # whether this command said which sandbox it uses
 
 
 def friendly(fn: F) -> F:
@@ -33,6 +36,8 @@ def friendly(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _announced
+        _announced = False
         clock.start_command(process_began)  # in-process callers (tests' CliRunner): from now
         try:
             return fn(*args, **kwargs)
@@ -49,7 +54,15 @@ def friendly(fn: F) -> F:
 
 
 def settings(runtime: str | None = None) -> Settings:
+    """The sandbox's settings; from a folder other than its home, the command first says which sandbox it uses."""
+    global _announced
     current = load_settings()
+    if not _announced:
+        _announced = True
+        found, here = home(), Path.cwd().resolve()
+        if found != here:
+            how = f"{HOME_VARIABLE}" if os.environ.get(HOME_VARIABLE) else "the project folder above"
+            err.print(f"using the sandbox in {found} ({how})", style="dim", highlight=False, soft_wrap=True)
     if runtime:
         current = current.model_copy(update={"runtime": runtime})
     return current

@@ -8,18 +8,40 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, err, friendly, journal, out, print_json, settings, urls
+from lab_runtime.cli.common import (
+    JSON,
+    app,
+    backend,
+    err,
+    friendly,
+    journal,
+    out,
+    plain,
+    print_json,
+    settings,
+    urls,
+)
 from lab_runtime.errors import LabError
 from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
     from lab_runtime.journal import Journal
     from lab_runtime.labs import Lab, StepResult
+
+
+def activation_line() -> str | None:
+    """The line that puts this environment's `lab` on the PATH, unless the shell already finds it there."""
+    bin_dir = Path(sys.prefix) / "bin"
+    found = shutil.which("lab")
+    if not (bin_dir / "activate").is_file() or (found and Path(found).resolve().parent == bin_dir.resolve()):
+        return None
+    return f"source {bin_dir / 'activate'}"
 
 
 @app.command("labs")
@@ -98,6 +120,9 @@ def start(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
         out.print(f"  {name:<24} {url}")
     out.print(f"\n[bold]Your files[/] are in {workspace}: {', '.join(lab.starter) or '(none)'}")
     out.print(f"Lab guide: {lab.directory / 'README.md'}")
+    if activate := activation_line():
+        out.print("\n[bold]In each new terminal[/], put `lab` and the lab's `python` on your PATH with:")
+        plain(f"  {activate}")
     out.print("\nNext: work through the TODOs, then run [bold]lab check[/] (and [bold]lab hint[/] when stuck).")
     out.print("Stop the sandbox with [bold]lab down[/] (or make down).")
 

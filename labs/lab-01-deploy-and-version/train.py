@@ -1,7 +1,9 @@
 """Lab 01 starter: train, log, register, promote and call the service. Work through the TODOs.
 
-Run it from the project folder with:  .venv/bin/python .lab/workspace/lab-01/train.py
-then check your progress with:         .venv/bin/lab check
+Run it (with the project's environment active: `source .venv/bin/activate` in the project folder) with
+    python train.py          (from .lab/workspace/lab-01/, or give its path from anywhere)
+then check your progress with
+    lab check
 """
 
 import httpx
@@ -29,11 +31,11 @@ with mlflow.start_run(run_name="logreg-C1"):
     print("holdout metrics:", metrics)
     # TODO 1: log the hyper-parameter C and the holdout metrics to this run
     #         (mlflow.log_params, mlflow.log_metrics).
-    # TODO 2: log the model AND register it in one call:
+    # TODO 2: give the model a signature: signature = infer_signature(X, model.predict(X)).
+    #         What does the service do with it? (Hint: try GET /docs on the service once it serves your model.)
+    # TODO 3: log the model with that signature AND register it, in one call:
     #         mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL_NAME,
-    #                                  signature=..., pip_requirements=PIP_REQUIREMENTS)
-    # TODO 3: give it a signature: infer_signature(X, model.predict(X)). What does the service
-    #         do with it? (Hint: try GET /docs on the service once it serves your model.)
+    #                                  signature=signature, pip_requirements=PIP_REQUIREMENTS)
 
 # TODO 4: train a second version (another C, e.g. 0.01) in its own run and register it too.
 
@@ -42,7 +44,8 @@ with mlflow.start_run(run_name="logreg-C1"):
 
 # TODO 6: wait until the service serves your champion (GET {settings.service_url}/model), then
 #         POST a few production records to /predict:
-#         rows = data.production(0, 5)  -> one request per row:
+#         features, _ = split_features(data.production(0, 5))  # the model's columns only: no ids, no labels
+#         then one request per row of features.to_dict("records"):
 #         {"request_id": f"mine-{i}", "features": {feature: value, ...}}
 #         (your own request ids: the pipeline's traffic uses ids like s42-1001, and lab check counts only yours)
 _ = (httpx, MlflowClient, infer_signature, PIP_REQUIREMENTS)  # used once the TODOs are done

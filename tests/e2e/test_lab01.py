@@ -20,6 +20,31 @@ def lab(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Com
     return subprocess.run([*LAB, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
 
 
+def register(env: dict[str, str], C: float, signed: bool) -> None:
+    """A learner's training run in lab 01, registered with or without a signature."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from lab_runtime.data import DataGenerator, split_features
+    from lab_runtime.modeling import PIP_REQUIREMENTS, build_pipeline, evaluate
+
+    url = f"http://127.0.0.1:{env['LAB_MLFLOW_PORT']}"
+    mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
+    data = DataGenerator(42)
+    X, y = split_features(data.training())
+    model = build_pipeline(C=C).fit(X, y)
+    mlflow.set_experiment("lab-01")
+    with mlflow.start_run():
+        mlflow.log_params({"C": C})
+        mlflow.log_metrics(evaluate(model, data.holdout()))
+        signature = infer_signature(X, model.predict(X)) if signed else None
+        mlflow.sklearn.log_model(
+            model, name="model", registered_model_name="credit-risk", signature=signature,
+            pip_requirements=PIP_REQUIREMENTS,
+        )  # fmt: skip
+
+
 def one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr + result.stdout
@@ -45,6 +70,15 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
         first = report["steps"][0]
         assert first["detail"] == "no experiment named 'lab-01'" and "mlflow.log_metrics" in first["hint"]
         assert all(step["hint"] for step in report["steps"])
+
+        # The order trap: a version registered before the signature existed, then the same training again.
+        register(lab_env, C=1.0, signed=False)
+        register(lab_env, C=1.0, signed=True)
+        steps = {s["id"]: s for s in json.loads(lab(lab_env, "check", "--json").stdout)["steps"]}
+        assert steps["signature"]["passed"], steps["signature"]
+        assert "older version(s) 1 unsigned (never served)" in steps["signature"]["detail"]
+        assert not steps["second-version"]["passed"]
+        assert "trained with C = 1.0: train one with another C" in steps["second-version"]["detail"]
 
         solved = lab(lab_env, "solve", "lab-01")
         assert solved.returncode == 0, solved.stdout + solved.stderr
