@@ -167,6 +167,7 @@ def _run_events(current: Settings, lab: Lab, started_at: float, results: list[St
 
 
 DRILL_START_TIMEOUT = 120.0  # seconds for a lab's drill to pass its gate and put its first fault in place
+PROGRESS_EVERY = 10.0  # seconds between two progress lines while it does
 
 
 def _start_drill(current: Settings, log: Journal, drill_id: str) -> str:
@@ -181,16 +182,23 @@ def _start_drill(current: Settings, log: Journal, drill_id: str) -> str:
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise LabError(f"the lab's incident (drill {drill_id}) could not start: {reason}")
-    deadline = time.monotonic() + DRILL_START_TIMEOUT
-    while time.monotonic() < deadline:
+    err.print(f"getting the lab's next phase ready (its drill waits for steady traffic; at most "
+              f"{DRILL_START_TIMEOUT:.0f}s)...", highlight=False)  # fmt: skip
+    started = time.monotonic()
+    told = 0
+    while (waited := time.monotonic() - started) < DRILL_START_TIMEOUT:
         runs = [e.run_id for e in log.events([DRILL_STARTED], since=since) if e.payload.get("drill") == drill_id]
         if runs:
             first = log.events([FAULT_INJECTED, DRILL_ENDED], run_id=runs[0])
             if first and first[0].kind == FAULT_INJECTED:
+                err.print(f"ready after {waited:.0f}s", highlight=False)
                 return str(runs[0])
             if first:
                 detail = first[0].payload.get("detail") or first[0].payload.get("outcome")
                 raise LabError(f"the lab's incident (drill {drill_id}) did not start: {detail}; run `lab check` again")
+        if waited >= told + PROGRESS_EVERY:
+            told += PROGRESS_EVERY
+            err.print(f"  still getting ready ({told:.0f}s)", highlight=False)
         time.sleep(0.2)
     raise LabError(f"the lab's incident (drill {drill_id}) did not start within {DRILL_START_TIMEOUT:.0f}s; "
                    "see `lab drill status`")  # fmt: skip
@@ -204,9 +212,11 @@ def check_cmd(as_json: bool = JSON) -> None:
 
     current = settings()
     lab, started_at, results = _results(current)
+    announcements = _run_events(current, lab, started_at, results)
+    if announcements:  # the lab moved on: judge the steps again, so the table says what is true now
+        lab, started_at, results = _results(current)
     passed = sum(r.passed for r in results)
     journal(current).append(LAB_CHECK, {"lab": lab.id, "passed": passed, "steps": [asdict(r) for r in results]})
-    announcements = _run_events(current, lab, started_at, results)
     if as_json:
         print_json({"lab": lab.id, "passed": passed, "total": len(results), "steps": [asdict(r) for r in results]})
     else:

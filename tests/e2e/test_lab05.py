@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +29,21 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         assert "Diagnosis: TODO" in note.read_text()
         lab_files = Path(__file__).parents[2] / "labs" / "lab-05-incident-response"
         assert "error" not in (lab_files / "lab.yaml").read_text().split("run_drill")[0].lower()  # blind: not told
+
+        # The check that starts the shift waits for the incident's drill: it says so, then reports what is true.
+        def first_check_on_call() -> subprocess.CompletedProcess[str]:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                checked = lab(env, "check", "--json")
+                if {s["id"]: s for s in json.loads(checked.stdout)["steps"]}["on-call"]["passed"]:
+                    return checked
+            raise AssertionError("the monitor saw no traffic within 120s")
+
+        on_call = first_check_on_call()
+        assert "getting the lab's next phase ready" in on_call.stderr and "ready after" in on_call.stderr
+        assert "meanwhile: your shift has started" in on_call.stderr
+        steps = {s["id"]: s for s in json.loads(on_call.stdout)["steps"]}
+        assert steps["diagnose"]["detail"] == "no diagnosis declared yet", steps
 
         solved = lab(env, "solve", "lab-05", timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
