@@ -108,20 +108,21 @@ class ReportWriter:
         self.settings = settings
         self.latest: report.ReportFiles | None = None
         self.last_error: str | None = None
-        self._queue: queue.Queue[tuple[pd.DataFrame, pd.DataFrame, float, float]] = queue.Queue(1)
+        self._queue: queue.Queue[tuple[pd.DataFrame, pd.DataFrame, Evaluation]] = queue.Queue(1)
         threading.Thread(target=self._run, name="reports", daemon=True).start()
 
-    def submit(self, reference: pd.DataFrame, current: pd.DataFrame, threshold: float, alpha: float) -> None:
+    def submit(self, reference: pd.DataFrame, current: pd.DataFrame, evaluation: Evaluation) -> None:
+        """Queue the window `evaluation` judged; the report opens with that verdict, the one the alerts saw."""
         with contextlib.suppress(queue.Empty):
             self._queue.get_nowait()  # drop the window still waiting: a newer one replaces it
-        self._queue.put_nowait((reference, current, threshold, alpha))
+        self._queue.put_nowait((reference, current, evaluation))
 
     def _run(self) -> None:
         while True:
-            reference, current, threshold, alpha = self._queue.get()
+            reference, current, evaluation = self._queue.get()
             started = time.monotonic()
             try:
-                self.latest = report.write(reference, current, threshold, alpha, self.settings.reports_dir)
+                self.latest = report.write(reference, current, evaluation, self.settings.reports_dir)
                 self.last_error = None
             except Exception as exc:  # a report that fails to render must not stop monitoring
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -180,7 +181,7 @@ class Monitor:
             reference = self.reference.copy()
             if baseline is not None:
                 reference[report.PREDICTION] = baseline.probabilities
-            self.reports.submit(reference, window.predictions, evaluation.drift.threshold, self.limits.alpha)
+            self.reports.submit(reference, window.predictions, evaluation)
         return evaluation, transitions
 
     def run(self, stop: threading.Event) -> None:

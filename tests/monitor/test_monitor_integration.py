@@ -69,6 +69,8 @@ def test_clean_traffic_is_evaluated_reported_and_raises_no_alert(box: Sandbox) -
     assert alerts(box).events([ALERT_FIRING]) == []
     wait_for(lambda: (box.settings.reports_dir / "latest.json").exists(), 30, "a report")
     assert "credit_score" in (box.settings.reports_dir / "latest.html").read_text()
+    verdict = json.loads((box.settings.reports_dir / "latest.json").read_text())["monitor"]  # the report's window
+    assert verdict["tests"] == 12 and verdict["threshold"] == body["drift"]["threshold"]
     metrics = httpx.get(f"{box.settings.monitor_url}/metrics").text
     assert 'lab_monitor_feature{feature="credit_score",signal="drift_p_value"}' in metrics
     assert 'lab_monitor_signal{signal="error_rate"} 0.0' in metrics
