@@ -33,10 +33,10 @@ def parse_duration(value: str | float | int) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """`90.0` as `1m30s`."""
+    """`90.0` as `1m30s`, `4.70787` as `4.71s` (three significant digits below a minute)."""
     whole = round(seconds)
     if whole < 60:
-        return f"{seconds:g}s"
+        return f"{seconds:.3g}s"
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
     return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -274,12 +274,20 @@ class Promotion:
 
 
 def promote(
-    settings: Settings, journal: Journal, version: str, alias: str = CHAMPION, *, force: bool = False, max_drop: float
+    settings: Settings,
+    journal: Journal,
+    version: str,
+    alias: str = CHAMPION,
+    *,
+    force: bool = False,
+    max_drop: float,
+    on_gate: Callable[[str, str], None] | None = None,
 ) -> Promotion:
     """Point `@alias` at `version`, behind the validation gate unless `force`; journaled when the alias moved.
 
     The gate scores the candidate and the current `@champion` on the same seeded holdout and refuses a candidate
     whose accuracy is more than `max_drop` below the champion's. A refusal raises RegistryError and changes nothing.
+    `on_gate(candidate, champion)` is called as the gate starts scoring (it takes a few seconds).
     """
     from lab_runtime.journal import LEARNER_ACTION
 
@@ -292,6 +300,8 @@ def promote(
     champion, before = current.get(CHAMPION), current.get(alias)
     gate: dict[str, dict[str, float]] = {}
     if before != version and not force and champion is not None and champion != version:
+        if on_gate is not None:
+            on_gate(version, champion)
         gate = _gate(settings, version, champion)
         refusal = gate_refusal(gate[version], gate[champion], max_drop)
         if refusal:

@@ -15,10 +15,9 @@ from typing import Any
 import psutil
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from lab_runtime.atomic import read_json, write_json_atomic
-from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, plain, print_json, settings
+from lab_runtime.cli.common import JSON, app, backend, friendly, grid, journal, out, plain, print_json, settings
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
 from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
@@ -181,7 +180,7 @@ def score_cmd(learner: str | None = typer.Option(None), as_json: bool = JSON) ->
     if as_json:
         print_json(found.summary())
         return
-    table = Table(
+    table = grid(
         "dimension", "share", "weight", "points", title=escape(f"capstone {found.capstone_id} of {found.learner}")
     )
     for name, share in result.dimensions.items():

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Column, Table
+from rich.text import Text
 
 from lab_runtime import clock
 from lab_runtime.errors import LabError
@@ -21,8 +23,20 @@ if TYPE_CHECKING:
     from lab_runtime.journal import Journal
 
 app = typer.Typer(help="Model-ops training lab: sandbox, labs and drills.", no_args_is_help=True, add_completion=False)
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console; when its output is a pipe or a file (no terminal, no COLUMNS), 200 columns instead of Rich's 80,
+    so tables and long lines reach `grep`, `less` and log files whole."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+PIPE_WIDTH = 200
+out = _console()
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 JSON = typer.Option(False, "--json", help="print JSON instead of a table")
 # When this process started, set by `main()`: a command run in its own process dates the learner's move from it.
@@ -96,6 +110,30 @@ def urls(current: Settings, profiles: Sequence[str] = ()) -> dict[str, str]:
         found["Prometheus"] = f"http://127.0.0.1:{current.prometheus_port}"
         found["Grafana (dashboards)"] = f"http://127.0.0.1:{current.grafana_port}/d/lab-sandbox"
     return found
+
+
+class Grid(Table):
+    """A table whose headers are never cut short ("varia..."): cells wrap in a narrow terminal, and where even
+    that cannot fit, each row is printed as `header: value` lines instead."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.__rich_measure__(console, options).minimum <= options.max_width:
+            yield from super().__rich_console__(console, options)
+            return
+        if self.title:
+            yield Text(str(self.title), style="bold")
+        for row in range(self.row_count):
+            record = Table.grid(padding=(0, 1))
+            for column in self.columns:
+                record.add_row(Text(f"{column.header}:", style="dim"), list(column.cells)[row])
+            yield record
+            yield Text("")
+
+
+def grid(*headers: str, **options: Any) -> Grid:
+    """A `Grid` with these column headers (`options` as for a Rich Table)."""
+    columns = [Column(h, min_width=max((len(w) for w in h.split()), default=1), overflow="fold") for h in headers]
+    return Grid(*columns, **options)
 
 
 def plain(text: str) -> None:

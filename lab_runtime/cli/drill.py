@@ -15,9 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, err, friendly, out, plain, print_json, seconds_option, settings
+from lab_runtime.cli.common import (
+    JSON,
+    app,
+    backend,
+    err,
+    friendly,
+    grid,
+    out,
+    plain,
+    print_json,
+    seconds_option,
+    settings,
+)
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import InvalidDrill, LabError
 
@@ -46,7 +57,7 @@ def list_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json([{"id": d.id, "title": d.title, "kind": d.kind, "difficulty": d.difficulty} for d in drills])
         return
-    table = Table("drill", "kind", "difficulty", "title")
+    table = grid("drill", "kind", "difficulty", "title")
     for d in drills:
         table.add_row(d.id, d.kind, d.difficulty, d.title)
     out.print(table)
@@ -230,7 +241,7 @@ def status_cmd(as_json: bool = JSON) -> None:
         return
     name = "(blind)" if run.blind else run.drill
     plain(f"drill run {run.run_id} {name}: {st.state}{f' ({run.outcome})' if run.outcome else ''}")
-    plain(f"learner {run.learner}, started {_when(run.started)}")
+    plain(f"for {run.learner!r}, started {_when(run.started)}")
     if "time_left" in body:
         plain(f"time left: {format_duration(body['time_left'])}")
     for fault in body.get("faults", []):

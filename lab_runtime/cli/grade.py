@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, friendly, journal, out, plain, print_json, settings
+from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, plain, print_json, settings
 
 
 def _secs(value: float | None) -> str:
@@ -44,7 +43,7 @@ def grade_cmd(
         who = f" of {learner}" if learner else ""
         plain(f"no drill run{who} in the journal yet (`lab drill run ID` starts one)")
         return
-    table = Table("drill", "learner", "injected (UTC)", "detected", "TTD", "wrong", "TTM", "TTR", "outcome", "score")
+    table = grid("drill", "learner", "injected (UTC)", "detected", "TTD", "wrong", "TTM", "TTR", "outcome", "score")
     for g in grades:
         injected = datetime.fromtimestamp(g.injected_at, UTC).strftime("%H:%M:%S") if g.injected_at else "-"
         table.add_row(

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from lab_runtime.cli.common import (
     JSON,
@@ -20,6 +19,7 @@ from lab_runtime.cli.common import (
     backend,
     err,
     friendly,
+    grid,
     journal,
     out,
     plain,
@@ -54,7 +54,7 @@ def list_labs(as_json: bool = JSON) -> None:
     if as_json:
         print_json([{"id": lab.id, "title": lab.title, "steps": len(lab.steps)} for lab in labs])
         return
-    table = Table("lab", "title", "steps")
+    table = grid("lab", "title", "steps")
     for lab in labs:
         table.add_row(lab.id, lab.title, str(len(lab.steps)))
     out.print(table)
@@ -185,7 +185,7 @@ def _start_drill(current: Settings, log: Journal, drill_id: str) -> str:
     err.print(f"getting the lab's next phase ready (its drill waits for steady traffic; at most "
               f"{DRILL_START_TIMEOUT:.0f}s)...", highlight=False)  # fmt: skip
     started = time.monotonic()
-    told = 0
+    told = 0.0
     while (waited := time.monotonic() - started) < DRILL_START_TIMEOUT:
         runs = [e.run_id for e in log.events([DRILL_STARTED], since=since) if e.payload.get("drill") == drill_id]
         if runs:
@@ -220,7 +220,7 @@ def check_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json({"lab": lab.id, "passed": passed, "total": len(results), "steps": [asdict(r) for r in results]})
     else:
-        table = Table("step", "result", "detail", title=f"{lab.id}: {lab.title}")
+        table = grid("step", "result", "detail", title=f"{lab.id}: {lab.title}")
         for r in results:
             table.add_row(r.title, "[green]pass[/]" if r.passed else "[red]fail[/]", r.detail)
         out.print(table)

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, friendly, journal, out, plain, print_json, seconds_option, settings
+from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, plain, print_json, seconds_option, settings
 from lab_runtime.errors import LabError, NotFound
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ def list_cmd(as_json: bool = JSON) -> None:
     if not rows:
         plain(f"model {current.model_name!r} has no versions yet")
         return
-    table = Table("version", "created", "aliases", "accuracy", "f1", "roc_auc", "description", title=current.model_name)
+    table = grid("version", "created", "aliases", "accuracy", "f1", "roc_auc", "description", title=current.model_name)
     for row in rows:
         m = row["metrics"]
         table.add_row(
@@ -95,10 +94,13 @@ def promote_cmd(
     if not 0.0 <= max_drop <= 1.0:
         raise LabError(f"--max-drop is an accuracy difference between 0 and 1, not {max_drop:g}")
     current = settings()
-    if not as_json and not force:
-        plain("validation gate: scoring the candidate and the champion on the holdout ...")
+
+    def scoring(candidate: str, champion: str) -> None:
+        if not as_json:
+            plain(f"validation gate: scoring version {candidate} and the champion (version {champion}) on the holdout")
+
     with contextlib.redirect_stdout(sys.stderr):
-        done = promote(current, journal(current), version, alias, force=force, max_drop=max_drop)
+        done = promote(current, journal(current), version, alias, force=force, max_drop=max_drop, on_gate=scoring)
     if as_json:
         print_json({"version": done.version, "alias": done.alias, "from": done.before, "changed": done.changed,
                     "forced": done.forced, "gate": done.gate})  # fmt: skip
@@ -212,7 +214,7 @@ def history_cmd(
         which = f"@{alias} of " if alias else ""
         plain(f"no alias change of {which}{current.model_name!r} recorded yet")
         return
-    table = Table("time", "alias", "before", "after", "how", "by", title=f"alias history of {current.model_name}")
+    table = grid("time", "alias", "before", "after", "how", "by", title=f"alias history of {current.model_name}")
     for e in entries:
         table.add_row(_when(e.ts), f"@{e.alias}", e.before or "-", e.after or "(removed)", e.via, e.learner or "-")
     out.print(table)
@@ -307,7 +309,7 @@ def canary_status_cmd(
     if as_json:
         print_json(report.as_dict())
         return
-    table = Table("variant", "version", "share", "calls", "errors", "p50", "p99", "labelled", "accuracy",
+    table = grid("variant", "version", "share", "calls", "errors", "p50", "p99", "labelled", "accuracy",
                   title=f"canary over the last {window} (quality over {quality_window})")  # fmt: skip
     table.add_row(*_stats_row(report.champion, 1.0 - report.weight))
     if report.challenger is None:

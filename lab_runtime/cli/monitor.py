@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, friendly, journal, out, print_json, settings
+from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, print_json, settings
 from lab_runtime.errors import LabError
 from lab_runtime.journal import LEARNER_ACTION, LEARNER_DECLARED
 from lab_runtime.monitor.client import fetch_status
@@ -36,7 +35,7 @@ def status_cmd(as_json: bool = JSON) -> None:
     out.print(f"[{colour}]{body['state']}[/]: {body['message']} (evaluated {_ago(body.get('evaluated_at'))})")
     drift = body.get("drift")
     if drift:
-        table = Table("feature", "test", "p-value", "drifted", "null", "new categories", title="Drift per feature")
+        table = grid("feature", "test", "p-value", "drifted", "null", "new categories", title="Drift per feature")
         for f in drift["features"]:
             p = "-" if f["p_value"] is None else f"{f['p_value']:.3g}"
             new = "-" if f["new_category_share"] is None else f"{f['new_category_share']:.1%}"
@@ -48,7 +47,7 @@ def status_cmd(as_json: bool = JSON) -> None:
             f"{drift['threshold']:.3g} (Bonferroni)"
         )
     signals = body.get("signals", {})
-    table = Table("signal", "value", title="Signals")
+    table = grid("signal", "value", title="Signals")
     for name, value in signals.items():
         if "." not in name:
             table.add_row(name, f"{value:.4g}")
@@ -89,7 +88,7 @@ def rules_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json({"rules": body["rules"], "rule_errors": body["rule_errors"]})
         return
-    table = Table("rule", "condition", "for", "severity", "source")
+    table = grid("rule", "condition", "for", "severity", "source")
     for r in body["rules"]:
         condition = f"{r['signal']} {r['comparison']} {r['threshold']:g}"
         table.add_row(r["name"], condition, f"{r['for']:g}s", r["severity"], Path(r["source"]).name)
@@ -140,7 +139,7 @@ def alerts(
     if not shown:
         out.print("no alert is firing" + ("" if show_all else " (`lab alerts --all` lists resolved ones)"))
         return
-    table = Table("rule", "severity", "state", "fired", "resolved", "summary")
+    table = grid("rule", "severity", "state", "fired", "resolved", "summary")
     for r in shown:
         table.add_row(r["rule"], r["severity"], r["state"], _ago(r["fired_at"]), _ago(r["resolved_at"]), r["summary"])
     out.print(table)

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from lab_runtime import loopback
-from lab_runtime.cli.common import JSON, app, backend, friendly, journal, out, plain, print_json, settings
+from lab_runtime.cli.common import JSON, app, backend, friendly, grid, journal, out, plain, print_json, settings
 from lab_runtime.errors import LabError, RuntimeNotReady
 from lab_runtime.journal import LEARNER_ACTION
 from lab_runtime.settings import Settings
@@ -113,7 +112,7 @@ def releases_cmd(as_json: bool = JSON) -> None:
             ]
         )
         return
-    table = Table("", "version", "note", "transforms", "created")
+    table = grid("", "version", "note", "transforms", "created")
     for s in stored:
         mark = "[green]*[/]" if s.release.version == active else ""
         table.add_row(mark, s.release.version, s.release.note, s.release.summary(), _when(s.created))
@@ -256,7 +255,7 @@ def load(
     if as_json:
         print_json(result)
         return
-    table = Table("requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "failures")
+    table = grid("requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "failures")
     failures = f"[red]{summary.failures}[/]" if summary.failures else "0"
     table.add_row(
         f"{summary.rps:.1f}",

@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from lab_runtime.atomic import write_atomic
-from lab_runtime.cli.common import JSON, app, err, friendly, journal, out, plain, print_json, settings
+from lab_runtime.cli.common import JSON, app, err, friendly, grid, journal, out, plain, print_json, settings
 from lab_runtime.errors import ConfigError, InvalidBundle, LabError
 from lab_runtime.settings import Settings
 
@@ -43,8 +42,8 @@ def instructor_key(current: Settings, key_file: Path | None) -> bytes:
             raise ConfigError(f"cannot read the instructor key file {path}: {exc.strerror}") from None
     else:
         raise ConfigError(
-            "no instructor key: set LAB_INSTRUCTOR_KEY or pass --key-file FILE "
-            "(an instructor makes one with `lab results keygen --out FILE`)"
+            "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY to the key), "
+            "or pass --key-file FILE (an instructor makes one with `lab results keygen --out FILE`)"
         )
     key = text.strip().encode()
     if len(key) < MIN_KEY:
@@ -171,7 +170,7 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
     def cell(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    table = Table("drill", "cohort", "runs", "detected", "right 1st", "remediated", "TTD p50/p90/max",
+    table = grid("drill", "cohort", "runs", "detected", "right 1st", "remediated", "TTD p50/p90/max",
                   "TTM p50/p90/max", "TTR p50/p90/max", title=escape(f"{c.name}: {c.bundles} learner(s)"))  # fmt: skip
     cohorts = [c] + ([other] if other else [])
     for name in sorted({d.drill for k in cohorts for d in k.drills}):
@@ -190,7 +189,7 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
                 *("/".join(cell(v, ".0f") for v in (s.p50, s.p90, s.max)) for s in (d.ttd, d.ttm, d.ttr)),
             )
     out.print(table)
-    board = Table("rank", "learner", "runs", "detected", "remediated", "harm", "score", "capstone", title="leaderboard")
+    board = grid("rank", "learner", "runs", "detected", "remediated", "harm", "score", "capstone", title="leaderboard")
     for s in c.leaderboard[:10]:
         figures = (s.runs, s.detected, s.remediated, s.collateral)
         board.add_row(str(s.rank), escape(s.learner), *map(str, figures), cell(s.mean_score, ".1f"), s.capstone)

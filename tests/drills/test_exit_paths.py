@@ -125,7 +125,8 @@ def test_sigkill_of_the_runner_is_cleaned_up_by_lab_reset(sandbox: Sandbox, tmp_
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     assert predict_latency(sandbox) >= 0.3, "the faults outlive the runner until reset or expiry"
-    assert "runner died" in lab("drill", "status")
+    said = lab("drill", "status")
+    assert "runner died" in said and f"for {sandbox.settings.learner!r}, started " in said, said
     refused = subprocess.run(drill_argv(str(drill_file(tmp_path))), capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "run `lab reset` first" in refused.stdout + refused.stderr
     assert "1 drill run(s) ended, 2 fault(s) reverted" in lab("reset")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -110,6 +111,8 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
     assert seen == list(plan(Rubric.model_validate({**RULES, **pool}), 5, limits, 0.1).drills)  # the seed's draw
     status = json.loads(lab(env, "capstone", "status", "--json").stdout)
     assert (status["state"], status["drills_done"], status["drills"]) == ("finished", 2, 2)
+    said = lab(env, "capstone", "status").stdout
+    assert re.search(r"2 of 2 drills done, (\d+h)?(\d+m)?\d+(\.\d{1,2})?s in\n", said), said  # not "4.70787s in"
     score = json.loads(lab(env, "capstone", "score", "--json").stdout)
     assert score["passed"] and score["runs"] == 2, score
     assert score["dimensions"]["detection"] == score["dimensions"]["remediation"] == 1.0

@@ -172,6 +172,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(box: Sandbox, args: list[st
     result = lab(*args)
     assert result.exit_code == 1, result.output
     assert message in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stdout == "", result.stdout  # nothing before the refusal, e.g. that a gate is scoring
     after = MlflowClient(box.settings.mlflow_url).get_registered_model(box.settings.model_name)
     assert (after.aliases, after.tags) == (before.aliases, before.tags)
 
