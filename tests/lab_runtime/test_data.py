@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,3 +47,16 @@ def test_a_shift_moves_a_feature_by_that_many_standard_deviations() -> None:
 def test_shift_of_an_unknown_feature_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match=r"unknown numeric feature 'salary'.*credit_score"):
         DataGenerator().population.with_shift("salary", 1.0)
+
+
+def test_a_signature_of_the_sandboxs_features_comes_with_no_hint_about_integer_columns() -> None:
+    """A learner's training script (its own process, Python's default warning filters) prints no MLflow hint."""
+    script = (
+        "from mlflow.models import infer_signature\n"
+        "from lab_runtime.data import DataGenerator, split_features\n"
+        "X, y = split_features(DataGenerator(42).production(0, 20))\n"
+        "print(infer_signature(X, y).inputs.input_names())\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and "'age'" in ran.stdout, ran.stderr
+    assert "integer column" not in ran.stderr, ran.stderr
