@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from lab_runtime.cli.common import PIPE_WIDTH, grid, out
+from lab_runtime.cli.labs import activation_line
 from lab_runtime.durations import format_duration
 
 # The widest table the CLI prints: `lab canary status`.
@@ -51,3 +54,13 @@ def test_a_table_too_wide_for_the_terminal_becomes_one_record_per_row() -> None:
 def test_output_to_a_pipe_is_not_cut_at_80_columns() -> None:
     assert not out.is_terminal
     assert out.width == PIPE_WIDTH
+
+
+def test_the_brief_tells_how_to_put_lab_on_the_path_unless_it_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = Path(sys.prefix) / "bin"
+    if not (bin_dir / "activate").is_file():
+        pytest.skip(f"the tests run outside a virtual environment ({sys.prefix}): there is no activation line")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert activation_line() == f"source {bin_dir / 'activate'}"
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert activation_line() is None
