@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from grader.cohort import Cohort, Comparison, DrillStats, percentile
+from grader.results import Run
 
 COLOURS = ("#3366cc", "#dc7633")  # first cohort, second cohort
 LEADERBOARD_ROWS = 100  # the HTML page shows the top of the leaderboard; the CSV and JSON hold everyone
@@ -92,67 +95,295 @@ def to_csv(cohort: Cohort) -> str:
 # --- HTML ---------------------------------------------------------------------------------------------------------
 
 
-def _histogram(title: str, series: list[tuple[str, tuple[float, ...]]], width: int = 360, height: int = 150) -> str:
-    """Bars of each series' values in 12 shared bins (series side by side in each bin), with the axis in seconds."""
-    values = [v for _, vs in series for v in vs]
-    head = f'<figure><figcaption>{escape(title)}</figcaption><svg width="{width}" height="{height + 30}" role="img">'
-    if not values:
-        return head + '<text x="10" y="40">no runs</text></svg></figure>'
-    top = max(values) or 1.0
-    bins = 12
+@dataclass(frozen=True)
+class _Measure:
+    """One timed figure of a drill run, as the plots name it."""
+
+    title: str  # "time to detect"
+    axis: str  # "TTD (s)"
+    attr: str  # the `Run` and `DrillStats` field: ttd, ttr
+    missing: str  # what a run without it was: "not detected"
+
+
+MEASURES = (
+    _Measure("time to detect", "TTD (s)", "ttd", "not detected"),
+    _Measure("time to remediate", "TTR (s)", "ttr", "not remediated"),
+)
+STRIP_LIMIT = 20  # a plot of fewer runs (or learners) than this draws and names each one; from it on, histograms
+PLOT_WIDTH = 520  # two plots side by side in a 1200 px window, scroll bar and margins included
+FONT = 11  # px: tick labels and names (the page's style sets it)
+CHAR = 0.62 * FONT  # a generous average advance of system-ui / DejaVu Sans, to keep labels apart
+NAME_CHARS = 18  # longer names are cut in the plots; the tooltip, the table and the CSV keep them whole
+ROW = 18  # px per run in a strip plot
+
+
+def _num(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
+
+
+def ticks(top: float, count: int = 5, whole: bool = False) -> list[float]:
+    """Ticks from 0 at a step of 1, 2 or 5 times a power of ten, about `count` of them, the last at or above `top`
+    (whole numbers only, for counts, when `whole`)."""
+    top = top if top > 0 else 1.0
+    raw = top / count
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+    step = max(1.0, step) if whole else step
+    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def _svg(form: str, title: str, width: float, height: float) -> str:
+    return (
+        f'<svg class="plot {form}" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'role="img" aria-label="{escape(title)}"><text class="title" x="0" y="15">{escape(title)}</text>'
+    )
+
+
+def _legend(names: list[str], y: float) -> str:
+    """A swatch and a name per cohort, on one line under the title (drawn only when two cohorts share a plot)."""
+    if len(names) < 2:
+        return ""
+    parts, x = [], 0.0
+    for i, name in enumerate(names):
+        label = _short(name)
+        parts.append(
+            f'<g class="legend"><rect x="{x:.1f}" y="{y - 9:.1f}" width="10" height="10" fill="{COLOURS[i]}"/>'
+            f'<text x="{x + 14:.1f}" y="{y:.1f}">{escape(label)}</text></g>'
+        )
+        x += 14 + CHAR * len(label) + 16
+    return "".join(parts)
+
+
+def _x_axis(marks: list[float], x0: float, x1: float, y: float, label: str) -> str:
+    """The axis at `y` from `x0` (0) to `x1` (the last tick), a labelled tick at each mark and the axis' name."""
+    top = marks[-1]
+    parts = [f'<line class="axis" x1="{x0:.1f}" y1="{y:.1f}" x2="{x1:.1f}" y2="{y:.1f}"/>']
+    for t in marks:
+        x = x0 + t / top * (x1 - x0)
+        parts.append(
+            f'<line class="axis" x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{y + 4:.1f}"/>'
+            f'<text class="tick x" x="{x:.1f}" y="{y + 16:.1f}" text-anchor="middle">{_num(t)}</text>'
+        )
+    parts.append(
+        f'<text class="axis-label" x="{(x0 + x1) / 2:.1f}" y="{y + 32:.1f}" text-anchor="middle">{escape(label)}</text>'
+    )
+    return "".join(parts)
+
+
+def _y_axis(marks: list[float], x: float, x_end: float, y0: float, y1: float, label: str) -> str:
+    """The axis at `x` from `y0` (0, below) to `y1` (the last tick), with a light grid line across at each tick."""
+    top = marks[-1]
+    parts = [f'<line class="axis" x1="{x:.1f}" y1="{y0:.1f}" x2="{x:.1f}" y2="{y1:.1f}"/>']
+    for t in marks:
+        y = y0 - t / top * (y0 - y1)
+        parts.append(
+            f'<line class="grid" x1="{x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}"/>'
+            f'<text class="tick y" x="{x - 5:.1f}" y="{y + 4:.1f}" text-anchor="end">{_num(t)}</text>'
+        )
+    mid = (y0 + y1) / 2
+    parts.append(
+        f'<text class="axis-label" transform="rotate(-90)" x="{-mid:.1f}" y="{FONT + 1}" '
+        f'text-anchor="middle">{escape(label)}</text>'
+    )
+    return "".join(parts)
+
+
+def _strip(title: str, measure: _Measure, names: list[str], rows: list[tuple[int, str, float | None]]) -> str:
+    """One row per run (`rows`: cohort index, learner, value), the learner's name written on its left (in the
+    cohort's colour when two share the plot) and the value beside its dot; a run without the value says so in its
+    row. Cohorts in turn, fastest first; a cohort that never ran the drill has a row saying so."""
+    ran = {i for i, _, _ in rows}
+    rows = sorted(rows, key=lambda r: (r[0], r[2] is None, r[2] or 0.0, r[1]))
+    lines: list[tuple[int, str, float | None, str]] = [(i, learner, v, measure.missing) for i, learner, v in rows]
+    lines += [(i, name, None, "no runs") for i, name in enumerate(names) if i not in ran]
+    lines.sort(key=lambda line: line[0])
+    left = max(48.0, CHAR * max(len(_short(line[1])) for line in lines) + 14)
+    right = PLOT_WIDTH - 60  # room for the last dot's value
+    top = 26.0 + (18 if len(names) > 1 else 0)
+    values = [v for _, _, v in rows if v is not None]
+    marks = ticks(max(values, default=1.0))
+    height = top + len(lines) * ROW + (44 if values else 8)
+    parts = [_svg("strip", title, PLOT_WIDTH, height), _legend(names, 34)]
+    for i, (series, learner, value, missing) in enumerate(lines):
+        y = top + i * ROW + ROW / 2
+        colour = f' style="fill:{COLOURS[series]}"' if len(names) > 1 else ""
+        if i and series != lines[i - 1][0]:
+            parts.append(f'<line class="axis" x1="0" y1="{y - ROW / 2:.1f}" x2="{right:.1f}" y2="{y - ROW / 2:.1f}"/>')
+        parts.append(
+            f'<line class="grid" x1="{left:.1f}" y1="{y:.1f}" x2="{right:.1f}" y2="{y:.1f}"/>'
+            f'<text class="name" x="{left - 8:.1f}" y="{y + 4:.1f}" text-anchor="end"{colour}>'
+            f"{escape(_short(learner))}</text>"
+        )
+        if value is None:
+            parts.append(f'<text class="miss" x="{left + 6:.1f}" y="{y + 4:.1f}">{missing}</text>')
+            continue
+        x = left + max(0.0, value) / marks[-1] * (right - left)
+        parts.append(
+            f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{COLOURS[series]}">'
+            f"<title>{escape(learner)} ({escape(names[series])}): {value:.1f} s</title></circle>"
+            f'<text class="value" x="{x + 9:.1f}" y="{y + 4:.1f}">{value:.1f} s</text>'
+        )
+    if values:
+        parts.append(_x_axis(marks, left, right, top + len(lines) * ROW + 4, measure.axis))
+    return "<figure>" + "".join(parts) + "</svg></figure>"
+
+
+def _histogram(title: str, measure: _Measure, series: list[tuple[str, tuple[float, ...], int]]) -> str:
+    """Runs per bin (`series`: cohort, values, runs), the cohorts side by side in each bin; bins of 1, 2 or 5 times
+    a power of ten seconds, labelled at their edges. The runs without the value are counted under the plot."""
+    left, right = 52.0, PLOT_WIDTH - 16
+    top = 26.0 + (18 if len(series) > 1 else 0)
+    bottom = top + 160
+    edges = ticks(max((v for _, vs, _ in series for v in vs), default=1.0), count=10)
+    bins, step = len(edges) - 1, edges[1]
     counts = [[0] * bins for _ in series]
-    for i, (_, vs) in enumerate(series):
-        for v in vs:
-            counts[i][min(bins - 1, int(v / top * bins))] += 1
-    tallest = max(max(c) for c in counts) or 1
-    slot = width / bins
+    for row, (_, values, _) in zip(counts, series, strict=True):
+        for v in values:
+            row[min(bins - 1, max(0, int(v / step)))] += 1
+    heights = ticks(max(max(row) for row in counts), count=4, whole=True)
+    slot = (right - left) / bins
     bar = (slot - 2) / len(series)
-    shapes = []
+    parts = [
+        _svg("histogram", title, PLOT_WIDTH, bottom + 44),
+        _legend([name for name, _, _ in series], 34),
+        _y_axis(heights, left, right, bottom, top, "runs"),
+    ]
     for i, row in enumerate(counts):
         for b, n in enumerate(row):
-            h = n / tallest * height
-            x = b * slot + 1 + i * bar
-            shapes.append(
-                f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{COLOURS[i]}">'
-                f"<title>{escape(series[i][0])}: {n} run(s) in {b * top / bins:.0f}-{(b + 1) * top / bins:.0f} s"
-                "</title></rect>"
+            if not n:
+                continue
+            h = n / heights[-1] * (bottom - top)
+            parts.append(
+                f'<rect class="bar" x="{left + b * slot + 1 + i * bar:.1f}" y="{bottom - h:.1f}" width="{bar:.1f}" '
+                f'height="{h:.1f}" fill="{COLOURS[i]}"><title>{escape(series[i][0])}: {n} run(s) from '
+                f"{_num(edges[b])} to {_num(edges[b + 1])} s</title></rect>"
             )
-    axis = (
-        f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#444"/>'
-        f'<text x="0" y="{height + 16}" font-size="11">0 s</text>'
-        f'<text x="{width}" y="{height + 16}" font-size="11" text-anchor="end">{top:.0f} s</text>'
-    )
-    return head + "".join(shapes) + axis + "</svg></figure>"
-
-
-def _scatter(cohort: Cohort, width: int = 480, height: int = 320) -> str:
-    """Each learner's median TTD against their median TTR, with the cohort's medians as lines."""
-    points = [(s.median_ttd, s.median_ttr, s.learner) for s in cohort.leaderboard]
-    both = [(x, y, n) for x, y, n in points if x is not None and y is not None]
-    head = (
-        "<figure><figcaption>Each learner against the cohort: median time to detect (x) and to remediate (y); "
-        f'the lines are the cohort\'s medians</figcaption><svg width="{width}" height="{height + 20}" role="img">'
-    )
-    if not both:
-        return head + '<text x="10" y="40">no learner both detected and remediated a drill</text></svg></figure>'
-    xmax = max(x for x, _, _ in both) or 1.0
-    ymax = max(y for _, y, _ in both) or 1.0
-    marks = [
-        f'<circle cx="{x / xmax * (width - 10) + 5:.1f}" cy="{height - y / ymax * (height - 10) - 5:.1f}" r="3" '
-        f'fill="{COLOURS[0]}" fill-opacity="0.5"><title>{escape(n)}: TTD {x:.1f} s, TTR {y:.1f} s</title></circle>'
-        for x, y, n in both
+    parts.append(_x_axis(edges, left, right, bottom, measure.axis))
+    notes = [
+        f"{escape(name)}: {runs} run(s), {runs - len(values)} {measure.missing}"
+        for name, values, runs in series
+        if runs
     ]
-    mx = percentile([r.ttd for r in cohort.runs if r.ttd is not None], 0.5) or 0.0
-    my = percentile([r.ttr for r in cohort.runs if r.ttr is not None], 0.5) or 0.0
-    lines = (
-        f'<line x1="{mx / xmax * (width - 10) + 5:.1f}" y1="0" x2="{mx / xmax * (width - 10) + 5:.1f}" y2="{height}" '
-        'stroke="#888" stroke-dasharray="4"/>'
-        f'<line x1="0" y1="{height - my / ymax * (height - 10) - 5:.1f}" x2="{width}" '
-        f'y2="{height - my / ymax * (height - 10) - 5:.1f}" stroke="#888" stroke-dasharray="4"/>'
-        f'<text x="{width}" y="{height + 14}" font-size="11" text-anchor="end">TTD up to {xmax:.0f} s; '
-        f"TTR up to {ymax:.0f} s</text>"
+    note = f"<figcaption>{'; '.join(notes)}</figcaption>" if notes else ""
+    return "<figure>" + "".join(parts) + "</svg>" + note + "</figure>"
+
+
+def _distribution(drill: str, measure: _Measure, cohorts: list[Cohort], runs: list[dict[str, list[Run]]]) -> str:
+    """A drill's TTD or TTR in each cohort: a strip plot naming each run below `STRIP_LIMIT` runs, else a
+    histogram."""
+    title = f"{drill}: {measure.title}"
+    stats = [c.drill(drill) for c in cohorts]
+    if sum(d.runs for d in stats if d is not None) < STRIP_LIMIT:
+        rows = [
+            (i, r.learner or "-", getattr(r, measure.attr))
+            for i, by_drill in enumerate(runs)
+            for r in by_drill.get(drill, [])
+        ]
+        return _strip(title, measure, [c.name for c in cohorts], rows)
+    series = [
+        (c.name, getattr(d, f"{measure.attr}_values", ()), d.runs if d else 0)
+        for c, d in zip(cohorts, stats, strict=True)
+    ]
+    return _histogram(title, measure, series)
+
+
+def _place(points: list[tuple[float, float, str]], r: float, box: tuple[float, float, float, float]) -> list[str]:
+    """Each point's name as text beside its dot: right, left, above or below, the first place that overlaps no
+    dot and no name already placed and stays inside `box` (x0, y0, x1, y1); else the first that overlaps nothing
+    (a name over the margin reads better than two names over each other); else the first inside."""
+    taken = [(x - r, y - r, x + r, y + r) for x, y, _ in points]
+    out = []
+    for x, y, name in points:
+        w, h = CHAR * len(name), FONT + 1.0
+        spots = [
+            (x + r + 3, y - h / 2),
+            (x - r - 3 - w, y - h / 2),
+            (x - w / 2, y - r - 2 - h),
+            (x - w / 2, y + r + 2),
+        ]
+        boxes = [(bx, by, bx + w, by + h) for bx, by in spots]
+        inside = [b for b in boxes if b[0] >= box[0] and b[1] >= box[1] and b[2] <= box[2] and b[3] <= box[3]]
+        free = [b for b in boxes if not any(_overlap(b, t) for t in taken)]
+        chosen = next((b for b in free if b in inside), (free or inside or boxes)[0])
+        taken.append(chosen)
+        out.append(f'<text class="name" x="{chosen[0]:.1f}" y="{chosen[3] - 3:.1f}">{escape(name)}</text>')
+    return out
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _scatter(cohorts: list[Cohort]) -> str:
+    """Each learner's median TTD against their median TTR, a colour per cohort, with each cohort's medians over
+    its runs as dashed lines; names written beside the dots below `STRIP_LIMIT` learners."""
+    points = [
+        (i, s.median_ttd, s.median_ttr, s.learner)
+        for i, c in enumerate(cohorts)
+        for s in c.leaderboard
+        if s.median_ttd is not None and s.median_ttr is not None
+    ]
+    few = len(points) < STRIP_LIMIT
+    width = PLOT_WIDTH + 200 if few else 2 * PLOT_WIDTH  # a few named dots need less room than a crowd
+    left, right = 60.0, width - 20
+    top = 26.0 + (18 if len(cohorts) > 1 else 0)
+    bottom = top + (280 if few else 380)
+    title = "Learners: median time to detect against median time to remediate"
+    parts = [_svg("scatter", title, width, bottom + 48), _legend([c.name for c in cohorts], 34)]
+    missing = [
+        (c.name, s.learner) for c in cohorts for s in c.leaderboard if s.median_ttd is None or s.median_ttr is None
+    ]
+    medians = [
+        (i, percentile([r.ttd for r in c.runs if r.ttd is not None], 0.5),
+         percentile([r.ttr for r in c.runs if r.ttr is not None], 0.5))
+        for i, c in enumerate(cohorts)
+    ]  # fmt: skip
+    both = [(i, mx, my) for i, mx, my in medians if mx is not None and my is not None]
+    xs = ticks(max([x for _, x, _, _ in points] + [x for _, x, _ in both], default=1.0), count=8)
+    ys = ticks(max([y for _, _, y, _ in points] + [y for _, _, y in both], default=1.0), count=5)
+    parts.append(_y_axis(ys, left, right, bottom, top, "median TTR (s)"))
+    parts.append(_x_axis(xs, left, right, bottom, "median TTD (s)"))
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + max(0.0, x) / xs[-1] * (right - left), bottom - max(0.0, y) / ys[-1] * (bottom - top)
+
+    for i, mx, my in both:
+        x, y = at(mx, my)
+        parts.append(
+            f'<g class="median" stroke="{COLOURS[i]}"><line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" '
+            f'y2="{bottom:.1f}"/><line x1="{left:.1f}" y1="{y:.1f}" x2="{right:.1f}" y2="{y:.1f}"/></g>'
+        )
+    # Named dots are big; a crowd's are small and translucent, so their density shows.
+    r, opacity = (
+        (5.0, "") if few else (3.5, ' fill-opacity="0.6"') if len(points) < 500 else (2.5, ' fill-opacity="0.35"')
     )
-    return head + "".join(marks) + lines + "</svg></figure>"
+    placed = []
+    for i, tx, ty, name in points:
+        x, y = at(tx, ty)
+        placed.append((x, y, _short(name)))
+        parts.append(
+            f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{COLOURS[i]}"{opacity}>'
+            f"<title>{escape(name)} ({escape(cohorts[i].name)}): "
+            f"TTD {tx:.1f} s, TTR {ty:.1f} s</title></circle>"
+        )
+    if few:
+        parts += _place(placed, r, (left, top - 8, width, bottom))
+    if not points:
+        parts.append(
+            f'<text class="miss" x="{left + 8:.1f}" y="{top + 20:.1f}">no learner both detected and '
+            "remediated a drill</text>"
+        )
+    note = "Dashed lines: each cohort's median TTD and TTR over its runs."
+    if missing and len(missing) < STRIP_LIMIT:
+        who = ", ".join(escape(learner if len(cohorts) == 1 else f"{learner} ({name})") for name, learner in missing)
+        note += f" Not plotted (no run both detected and remediated): {who}."
+    elif missing:
+        note += f" {len(missing)} learner(s) not plotted (no run both detected and remediated)."
+    return "<figure>" + "".join(parts) + f"</svg><figcaption>{note}</figcaption></figure>"
 
 
 def _pct(value: float | None) -> str:
@@ -186,8 +417,21 @@ DRILL_HEAD = (
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
-    "figure{display:inline-block;margin:0 1.5em 1em 0}figcaption{font-size:13px;margin-bottom:4px}"
+    "figure{display:inline-block;vertical-align:top;margin:0 1.2em 1.5em 0}"
+    "figcaption{font-size:12px;color:#555;max-width:520px;margin-top:2px}"
+    "svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600;fill:#222}"
+    "svg .axis-label{font-size:12px;fill:#222}svg .miss{fill:#888;font-style:italic}svg .value{fill:#555}"
+    "svg .name,svg .value{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}"
+    "svg .axis{stroke:#444}svg .grid{stroke:#e6e6e6}svg .median{stroke-dasharray:5 4;stroke-opacity:0.8}"
+    "svg .dot{stroke:#fff;stroke-width:0.5}"
 )
+
+
+def _by_drill(cohort: Cohort) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {}
+    for r in cohort.runs:
+        runs.setdefault(r.drill, []).append(r)
+    return runs
 
 
 def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> str:
@@ -214,15 +458,16 @@ def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
         parts.append(f"<h2>Per drill</h2><table><tr><th>drill</th>{DRILL_HEAD}</tr>")
         parts += [f"<tr><td>{escape(d.drill)}</td>{_drill_cells(d)}</tr>" for d in cohort.drills]
         parts.append("</table>")
-    parts.append(f"<h2>Time to detect and to remediate, per drill</h2><p>{legend}</p>")
+    cohorts = [cohort] + ([other] if other else [])
+    runs = [_by_drill(c) for c in cohorts]
+    parts.append(
+        f"<h2>Time to detect and to remediate, per drill</h2><p>{legend}. With fewer than {STRIP_LIMIT} runs on a "
+        "drill, each run is a dot on its learner's row; with more, a histogram of the runs.</p>"
+    )
     for d in cohort.drills if comparison is None else [c.a or c.b for c in comparison]:
         assert d is not None
-        theirs = other.drill(d.drill) if other else None
-        for label, attr in (("time to detect", "ttd_values"), ("time to remediate", "ttr_values")):
-            series = [(cohort.name, getattr(cohort.drill(d.drill), attr, ()))]
-            series += [(other.name, getattr(theirs, attr, ()))] if other else []
-            parts.append(_histogram(f"{d.drill}: {label} (s)", series))
-    parts.append("<h2>Learners</h2>" + _scatter(cohort))
+        parts += [_distribution(d.drill, m, cohorts, runs) for m in MEASURES]
+    parts.append("<h2>Learners</h2>" + _scatter(cohorts))
     parts.append(
         "<table><tr><th>rank</th><th>learner</th><th>runs</th><th>detected</th><th>remediated</th><th>harm</th>"
         "<th>mean score</th><th>median TTD (s)</th><th>median TTR (s)</th><th>labs done</th><th>capstone</th></tr>"
