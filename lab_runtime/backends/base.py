@@ -31,7 +31,10 @@ class Backend(Protocol):
     def status(self) -> list[ServiceStatus]: ...
 
     def logs(self, service: str, lines: int = 40) -> str:
-        """The last `lines` lines of the service's log."""
+        """The last `lines` lines of the service's log ("" when it has logged nothing)."""
+
+    def log_location(self, service: str) -> str:
+        """Where the service's log is, as `lab logs` names it: a file, or the command that shows it."""
 
     def clear_unreadable(self) -> list[str]:
         """Forget runtime state that cannot be used (for `lab down --force`); says what, one line each."""

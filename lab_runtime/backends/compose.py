@@ -344,6 +344,9 @@ class ComposeBackend:
     def logs(self, service: str, lines: int = 40) -> str:
         return str(self._container(service).logs(tail=lines).decode(errors="replace"))
 
+    def log_location(self, service: str) -> str:
+        return f"docker logs {self._container(service).name}"
+
     def require(self, *services: str) -> None:
         require_healthy(self.status(), services)
 

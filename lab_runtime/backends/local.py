@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import psutil
 
@@ -112,12 +113,20 @@ class LocalBackend:
         return self.supervisor.status(self.specs)
 
     def logs(self, service: str, lines: int = 40) -> str:
-        path = self.settings.logs_dir / f"{self._spec(service).name}.log"
+        path = self._log_path(service)
         try:
             with open(path, errors="replace") as fh:
                 return "".join(fh.readlines()[-lines:])
         except FileNotFoundError:
-            return ""
+            raise RuntimeNotReady(
+                f"{service} has no log yet ({path}): it has never been started in this sandbox; start it with `lab up`"
+            ) from None
+
+    def log_location(self, service: str) -> str:
+        return str(self._log_path(service))
+
+    def _log_path(self, service: str) -> Path:
+        return self.settings.logs_dir / f"{self._spec(service).name}.log"
 
     def require(self, *services: str) -> None:
         require_healthy(self.status(), services)

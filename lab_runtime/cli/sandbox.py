@@ -102,9 +102,17 @@ def status(as_json: bool = JSON) -> None:
 
 @app.command()
 @friendly
-def logs(service: str, lines: int = typer.Option(40, help="how many lines from the end")) -> None:
-    """Print the end of a service's log."""
-    typer.echo(backend(settings()).logs(service, lines), nl=False)
+def logs(service: str, lines: int = typer.Option(40, min=1, help="how many lines from the end")) -> None:
+    """Print the end of a service's log, or say that it is empty."""
+    runtime = backend(settings())
+    text = runtime.logs(service, lines)
+    if text:
+        typer.echo(text, nl=False)
+        return
+    where = runtime.log_location(service)
+    err.print(
+        f"{service}'s log is empty ({where}): it has logged nothing since it started", highlight=False, soft_wrap=True
+    )
 
 
 @app.command()

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lab_runtime.monitor.metrics import MonitorMetrics
+from lab_runtime.service.docs import offline_docs
 from lab_runtime.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop.set()
         thread.join(timeout=5)
 
-    app = FastAPI(title="Drift and quality monitor", lifespan=lifespan)
+    app = FastAPI(title="Drift and quality monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
+    offline_docs(app)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -25,6 +25,8 @@ from lab_runtime.admin import admin_token
 from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow, RequestRow
 from lab_runtime.registry import Registry
 from lab_runtime.service.batching import Batcher
+from lab_runtime.service.docs import offline_docs
+from lab_runtime.service.errorlog import ErrorLogMiddleware
 from lab_runtime.service.faults import FaultTable, ServiceFault, check_fault_id
 from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
@@ -155,7 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder["log"].close()
         registry.close()
 
-    app = FastAPI(title="Credit-risk model service", lifespan=lifespan)
+    app = FastAPI(title="Credit-risk model service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    offline_docs(app)
+    app.add_middleware(ErrorLogMiddleware, logger=log)
     app.state.follower = follower
     app.state.faults = faults
     app.include_router(_admin_router(admin_token(cfg), faults))
@@ -213,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(parsed, Response):
             return refused(parsed)
         records, is_batch = parsed
+        request.state.request_id = records[0].request_id  # named in the log line of a 5xx answer
         groups: dict[str, tuple[LoadedModel, list[int]]] = {}
         ids, features, errors = [], [], []
         first: tuple[str, str] = ("none", "none")
@@ -242,8 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for variant, (model, index) in groups.items():
             try:
                 predictions, probabilities = await batcher.score(model, [features[i] for i in index])
-            except Exception as exc:  # the model failed on valid input: a logged, counted 500, never a bare one
-                log.exception("version %s failed to score %d record(s)", model.version, len(index))
+            except Exception as exc:  # the model failed on valid input: a counted 500 (logged by ErrorLogMiddleware)
                 detail = f"model version {model.version} failed to score: {type(exc).__name__}: {exc}"
                 return refused(_json({"detail": detail}, 500), len(records), variant, model.version)
             for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):

@@ -1,0 +1,42 @@
+"""Some of the sandbox's services, started as `lab up` starts them (same commands, a private state dir, free
+ports), for integration tests that need only those; always stopped, and no process left behind."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab_runtime.backends.local import sandbox_specs
+from lab_runtime.settings import Settings, load_settings
+from lab_runtime.supervisor import Supervisor
+from tests.conftest import free_port
+
+
+@contextlib.contextmanager
+def running_services(state_dir: Path, *names: str) -> Iterator[Settings]:
+    """Start the services `names` (in parallel, each waited for until healthy); the settings they run with are
+    also in os.environ while the block runs, so `lab` commands in the test address the same sandbox."""
+    with pytest.MonkeyPatch.context() as mp:
+        env = {
+            "LAB_STATE_DIR": str(state_dir),
+            "LAB_MLFLOW_PORT": str(free_port()),
+            "LAB_SERVICE_PORT": str(free_port()),
+            "LAB_MONITOR_PORT": str(free_port()),
+        }
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = load_settings()
+        settings.ensure_dirs()
+        specs = [s for s in sandbox_specs(settings) if s.name in names]
+        assert {s.name for s in specs} == set(names), f"unknown services in {names}"
+        supervisor = Supervisor(settings.run_dir, settings.logs_dir)
+        supervisor.start(specs, settings.start_timeout)
+        try:
+            yield settings
+        finally:
+            pids = [r.pid for r in supervisor.status(specs) if r.pid]
+            supervisor.stop(list(names))
+            assert all(not Path(f"/proc/{pid}").exists() for pid in pids), "a service outlived its stop"
