@@ -127,11 +127,15 @@ class ModelFollower:
     def _run(self) -> None:
         import mlflow.sklearn  # noqa: F401  -- warm the import here, not when the first model arrives
 
+        said: str | None = None  # the last failure logged: a failure repeated every poll is logged once
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:  # the follower must outlive any one bad poll
-                log.exception("registry poll failed")
+                said = None
+            except Exception as exc:  # the follower must outlive any one bad poll
+                if f"{exc!r}" != said:
+                    log.error("registry poll failed: %r (logged once until it changes)", exc)
+                said = f"{exc!r}"
             self._stop.wait(self.poll_interval)
 
     def _get(self, version: str | None) -> LoadedModel | None:
@@ -157,9 +161,13 @@ class ModelFollower:
         """Read the registry once and swap in whatever the aliases now name."""
         try:
             state = self.registry.model(self.model_name)
-        except LabError:
+        except LabError as exc:
+            if self.status.last_poll and self.status.registry_reachable:  # lost after it answered: said once
+                log.warning("the registry stopped answering (%s); serving what is loaded", exc)
             self.status.registry_reachable = False  # keep serving what is loaded
             return
+        if self.status.last_poll and not self.status.registry_reachable:
+            log.warning("the registry answers again")
         self.status.registry_reachable = True
         self.status.last_poll = time.time()
         self.status.registered = state is not None

@@ -133,4 +133,5 @@ def test_export_verify_and_a_tampered_copy_through_the_command(state: Path, tmp_
     refused = runner.invoke(app, ["results", "verify", "ada.json", "forged.json", *key])
     assert refused.exit_code == 1 and "forged.json was changed after it was signed" in refused.output
     no_key = runner.invoke(app, ["results", "verify", "ada.json"])
-    assert no_key.exit_code == 1 and "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY" in no_key.output
+    assert no_key.exit_code == 1
+    assert "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY" in no_key.output

@@ -113,3 +113,36 @@ def test_each_5xx_answer_is_one_line_and_an_unhandled_exception_a_500_with_where
     )
     assert lines[1].endswith(" in boom)") and len(lines) == 2
     assert all(r.levelno == logging.ERROR and "\n" not in r.getMessage() for r in caplog.records)
+
+
+class _Registry:
+    """Answers with no model, or raises what it is told to (pure stand-in for the REST registry)."""
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+
+    def model(self, name: str) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def test_a_registry_that_stops_answering_is_logged_once_and_again_when_it_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from lab_runtime.errors import RuntimeNotReady
+    from lab_runtime.service.models import ModelFollower
+
+    registry = _Registry()
+    follower = ModelFollower(registry, "credit-risk", 0.5, loader=lambda version: None)  # type: ignore[arg-type,return-value]
+    with caplog.at_level(logging.WARNING, logger="lab_runtime"):
+        follower.poll_once()
+        registry.failure = RuntimeNotReady("MLflow is unreachable")
+        for _ in range(5):
+            follower.poll_once()
+        registry.failure = None
+        follower.poll_once()
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "the registry stopped answering (MLflow is unreachable); serving what is loaded",
+        "the registry answers again",
+    ]
