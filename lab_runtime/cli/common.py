@@ -136,6 +136,12 @@ def grid(*headers: str, **options: Any) -> Grid:
     return Grid(*columns, **options)
 
 
+def print_urls(current: Settings, profiles: Sequence[str] = ()) -> None:
+    """The sandbox's addresses, one per line, as the brief, `lab up` and `lab status` show them."""
+    for name, url in urls(current, profiles).items():
+        out.print(f"  {name:<24} {url}", highlight=False, soft_wrap=True)
+
+
 def plain(text: str) -> None:
     """Print `text` as it is: no Rich markup or highlighting (it may hold brackets, paths, user input)."""
     out.print(text, markup=False, highlight=False, soft_wrap=True)

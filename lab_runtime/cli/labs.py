@@ -24,8 +24,8 @@ from lab_runtime.cli.common import (
     out,
     plain,
     print_json,
+    print_urls,
     settings,
-    urls,
 )
 from lab_runtime.errors import LabError
 from lab_runtime.settings import Settings
@@ -116,8 +116,7 @@ def start(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
         out.print(f"  - {objective}")
     out.print(f"\n{lab.brief.strip()}\n")
     out.print("[bold]Your sandbox[/]")
-    for name, url in urls(current).items():
-        out.print(f"  {name:<24} {url}")
+    print_urls(current)
     out.print(f"\n[bold]Your files[/] are in {workspace}: {', '.join(lab.starter) or '(none)'}")
     out.print(f"Lab guide: {lab.directory / 'README.md'}")
     if activate := activation_line():

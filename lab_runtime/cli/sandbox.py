@@ -6,9 +6,20 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from lab_runtime.cli.common import JSON, app, backend, err, friendly, journal, out, print_json, settings, urls
+from lab_runtime.cli.common import (
+    JSON,
+    app,
+    backend,
+    err,
+    friendly,
+    grid,
+    journal,
+    out,
+    print_json,
+    print_urls,
+    settings,
+)
 from lab_runtime.errors import ConfigError, LabError
 from lab_runtime.journal import LEARNER_ACTION
 from lab_runtime.settings import RUNTIME_FILE, Settings
@@ -35,8 +46,7 @@ def up(
     if started:
         journal(current).append(LEARNER_ACTION, {"action": "up", "started": started})
     out.print(f"sandbox up ({', '.join(started) or 'already running'})")
-    for name, url in urls(current, getattr(chosen, "profiles", list)()).items():
-        out.print(f"  {name:<24} {url}")
+    print_urls(current, getattr(chosen, "profiles", list)())
 
 
 @app.command()
@@ -88,16 +98,20 @@ def _end_drill(current: Settings, runtime: Backend) -> None:
 @friendly
 def status(as_json: bool = JSON) -> None:
     """Each service with its pid, port, health and uptime."""
-    rows = backend(settings()).status()
+    current = settings()
+    chosen = backend(current)
+    rows = chosen.status()
     if as_json:
         print_json([asdict(r) for r in rows])
         return
-    table = Table("service", "state", "pid", "port", "uptime", "log")
+    table = grid("service", "state", "pid", "port", "uptime", "log")
     for r in rows:
         state = "[green]healthy[/]" if r.healthy else ("[yellow]unhealthy[/]" if r.running else "[red]stopped[/]")
         uptime = f"{r.uptime:.0f}s" if r.uptime is not None else "-"
         table.add_row(r.name, state, str(r.pid or "-"), str(r.port or "-"), uptime, r.log)
     out.print(table)
+    if any(r.running for r in rows):
+        print_urls(current, getattr(chosen, "profiles", list)())
 
 
 @app.command()

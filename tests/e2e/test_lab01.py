@@ -89,6 +89,8 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
 
         logs = lab(lab_env, "logs", "mlflow", "--lines", "5")
         assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
+        shown = lab(lab_env, "status").stdout  # the addresses too, for a learner who lost the brief
+        assert f"http://127.0.0.1:{lab_env['LAB_SERVICE_PORT']}/docs" in shown and "MLflow UI" in shown, shown
         status = json.loads(lab(lab_env, "status", "--json").stdout)
         pids = [row["pid"] for row in status]
         assert all(row["healthy"] for row in status)
