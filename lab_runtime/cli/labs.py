@@ -86,11 +86,15 @@ def _ensure_champion(current: Settings) -> None:
         out.print(f"version {registered.version} is @champion (accuracy {registered.metrics['accuracy']:.3f})")
 
 
-def _start(current: Settings, lab_id: str):  # type: ignore[no-untyped-def]
+def _start(current: Settings, lab_id: str, *, resume: bool = False):  # type: ignore[no-untyped-def]
+    """Start lab `lab_id` (its starter files copied, never over the learner's); with `resume`, a lab that is
+    already the current one goes on where it is (its scripted events, e.g. a running incident, stay counted)."""
     from lab_runtime.journal import LAB_STARTED
     from lab_runtime.labs import find_lab
 
     lab = find_lab(lab_id)
+    last = journal(current).last(LAB_STARTED) if current.journal_path.exists() else None
+    resume = resume and last is not None and last.payload.get("lab") == lab.id
     backend(current).require("mlflow", "model-service")
     if lab.needs_champion:
         _ensure_champion(current)
@@ -99,7 +103,8 @@ def _start(current: Settings, lab_id: str):  # type: ignore[no-untyped-def]
     for name in lab.starter:
         if not (workspace / name).exists():  # never overwrite the learner's edits
             shutil.copy2(lab.directory / name, workspace / name)
-    journal(current).append(LAB_STARTED, {"lab": lab.id, "workspace": str(workspace)})
+    if not resume:
+        journal(current).append(LAB_STARTED, {"lab": lab.id, "workspace": str(workspace)})
     return lab, workspace
 
 
@@ -245,11 +250,11 @@ def hint() -> None:
 @app.command()
 @friendly
 def solve(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
-    """Run the lab's reference solution against your sandbox."""
+    """Run the lab's reference solution against your sandbox (the current lab goes on where it is; another starts)."""
     from lab_runtime.backends.local import settings_env
 
     current = settings()
-    lab, workspace = _start(current, lab_id)
+    lab, workspace = _start(current, lab_id, resume=True)
     env = {**os.environ, **settings_env(current), "MLFLOW_TRACKING_URI": current.mlflow_url}
     result = subprocess.run([sys.executable, str(lab.directory / lab.solution)], cwd=workspace, env=env, check=False)
     if result.returncode != 0:
