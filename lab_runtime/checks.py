@@ -107,11 +107,19 @@ def experiment_has_run(ctx: CheckContext, experiment: str, metric: str) -> Check
 
 
 @check
-def model_versions(ctx: CheckContext, min_count: int, distinct_param: str | None = None) -> CheckResult:
+def model_versions(
+    ctx: CheckContext, min_count: int, distinct_param: str | None = None, since_lab_start: bool = False
+) -> CheckResult:
     """The sandbox's registered model has at least `min_count` versions; with `distinct_param`, versions trained
-    with that many different values of that parameter (re-running the same training does not count)."""
+    with that many different values of that parameter (re-running the same training does not count); with
+    `since_lab_start`, versions registered since the lab started (an earlier lab's do not count)."""
     name = ctx.settings.model_name
     versions = ctx.registry.versions(name) if ctx.registry.model(name) else []
+    if since_lab_start:
+        new = [v["version"] for v in versions if int(v.get("creation_timestamp", 0)) / 1000 >= ctx.lab_started_at]
+        if len(new) >= min_count:
+            return CheckResult(True, f"version {', '.join(new)} registered since {ctx.lab_id} started")
+        return CheckResult(False, f"{len(new)} version(s) registered since {ctx.lab_id} started, {min_count} needed")
     if len(versions) < min_count or distinct_param is None:
         return CheckResult(len(versions) >= min_count, f"{name!r} has {len(versions)} version(s), {min_count} needed")
     values = {ctx.registry.run_params(v["run_id"]).get(distinct_param) for v in versions if v.get("run_id")}
@@ -164,7 +172,8 @@ def served_versions_signed(ctx: CheckContext, alias: str) -> CheckResult:
             )
     older = [v for v in versions if v not in judged and unsigned(v)]
     note = f"; older version(s) {', '.join(older)} unsigned (never served)" if older else ""
-    return CheckResult(True, f"version(s) {', '.join(judged)} carry a signature with every feature{note}")
+    which = f"version {', '.join(judged)} carries" if len(judged) == 1 else f"versions {' and '.join(judged)} carry"
+    return CheckResult(True, f"{which} a signature with every feature{note}")
 
 
 @check

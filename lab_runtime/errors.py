@@ -61,7 +61,17 @@ class ServiceStartFailed(LabError):
 
 
 class PortInUse(LabError):
-    """Raised when a port the sandbox needs is already taken by another process."""
+    """Raised when a port the sandbox needs is taken."""
+
+    @classmethod
+    def taken(cls, port: int, service: str, setting: str | None) -> PortInUse:
+        """The one message for a taken port: which, for what, and the setting that moves it (and where it goes)."""
+        fix = (
+            f"choose another port with {setting} (a line `{setting}=<port>` in the project's .env, or the variable)"
+            if setting
+            else "choose another port"
+        )
+        return cls(f"port {port} for {service} is already in use by another process; stop that process or {fix}")
 
 
 class RegistryError(LabError):

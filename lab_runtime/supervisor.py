@@ -168,11 +168,7 @@ class Supervisor:
         pending = [s for s in specs if self.process(s.name) is None]
         for spec in pending:
             if spec.port is not None and not port_free(spec.port):
-                where = f" ({spec.port_setting})" if spec.port_setting else ""
-                raise PortInUse(
-                    f"port {spec.port} for {spec.name} is already in use by another process; stop that "
-                    f"process or choose another port{where}"
-                )
+                raise PortInUse.taken(spec.port, spec.name, spec.port_setting)
         started: list[str] = []
         try:
             for level in start_order(specs):

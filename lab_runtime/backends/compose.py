@@ -233,10 +233,7 @@ class ComposeBackend:
             published |= {"prometheus": self.settings.prometheus_port, "grafana": self.settings.grafana_port}
         for name, port in published.items():
             if name not in before and not port_free(port):
-                raise PortInUse(
-                    f"port {port} for {name} is already in use by another process; stop that process or choose "
-                    f"another port ({PORT_SETTINGS[name]})"
-                )
+                raise PortInUse.taken(port, name, PORT_SETTINGS[name])
         (self.settings.root / RUNTIME_FILE).write_text("compose")  # from here on, `lab down` finds the stack
         self._write_env_file()
         self._pull_missing(active)

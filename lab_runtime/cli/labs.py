@@ -127,7 +127,7 @@ def start(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
     if activate := activation_line():
         out.print("\n[bold]In each new terminal[/], put `lab` and the lab's `python` on your PATH with:")
         plain(f"  {activate}")
-    out.print("\nNext: work through the TODOs, then run [bold]lab check[/] (and [bold]lab hint[/] when stuck).")
+    out.print("\nNext: follow the lab guide's steps; run [bold]lab check[/] after each ([bold]lab hint[/] when stuck).")
     out.print("Stop the sandbox with [bold]lab down[/] (or make down).")
 
 

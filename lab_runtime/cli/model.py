@@ -133,7 +133,7 @@ def rollback_cmd(
         plain(f"version {done.after} is @champion already; nothing changed")
     else:
         plain(f"@champion rolled back from version {done.before} to {done.after}")
-        plain("the service switches once it has loaded it; watch `lab status`")
+        plain("the service switches once it has loaded it; `lab status` shows what it serves")
 
 
 @model_app.command("retrain")

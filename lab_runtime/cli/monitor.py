@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import webbrowser
@@ -23,6 +24,11 @@ def _ago(ts: float | None) -> str:
     return "-" if ts is None else f"{time.time() - ts:.0f}s ago"
 
 
+def _at(ts: float | None) -> str:
+    """When, in UTC and how long ago: what the drift report's own time can be matched against."""
+    return "-" if ts is None else f"{time.strftime('%H:%M:%S', time.gmtime(ts))} UTC, {_ago(ts)}"
+
+
 @monitor_app.command("status")
 @friendly
 def status_cmd(as_json: bool = JSON) -> None:
@@ -32,7 +38,7 @@ def status_cmd(as_json: bool = JSON) -> None:
         print_json(body)
         return
     colour = {"ok": "green", "drift": "red"}.get(body["state"], "yellow")
-    out.print(f"[{colour}]{body['state']}[/]: {body['message']} (evaluated {_ago(body.get('evaluated_at'))})")
+    out.print(f"[{colour}]{body['state']}[/]: {body['message']} (evaluated {_at(body.get('evaluated_at'))})")
     drift = body.get("drift")
     if drift:
         table = grid("feature", "test", "p-value", "drifted", "null", "new categories", title="Drift per feature")
@@ -75,7 +81,12 @@ def report_cmd(
     if as_json:
         print_json({"html": str(html), "json": str(data), "generated_at": html.stat().st_mtime})
         return
-    out.print(f"{html}\n{data}\n(written {_ago(html.stat().st_mtime)})")
+    try:
+        judged = json.loads(data.read_text())["monitor"]["evaluated_at"]
+    except (OSError, ValueError, KeyError, TypeError):  # a report from before the verdict was part of it
+        judged = None
+    when = f"of the evaluation at {_at(judged)}" if judged else f"written {_ago(html.stat().st_mtime)}"
+    out.print(f"{html}\n{data}\n({when}; `lab monitor status` shows the latest evaluation's time)")
     if open_it:
         webbrowser.open(html.as_uri())
 

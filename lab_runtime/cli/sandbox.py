@@ -16,6 +16,7 @@ from lab_runtime.cli.common import (
     grid,
     journal,
     out,
+    plain,
     print_json,
     print_urls,
     settings,
@@ -110,8 +111,33 @@ def status(as_json: bool = JSON) -> None:
         uptime = f"{r.uptime:.0f}s" if r.uptime is not None else "-"
         table.add_row(r.name, state, str(r.pid or "-"), str(r.port or "-"), uptime, r.log)
     out.print(table)
+    if any(r.healthy and r.name == "model-service" for r in rows):
+        plain(f"model-service serves: {_served(current)}")
     if any(r.running for r in rows):
         print_urls(current, getattr(chosen, "profiles", list)())
+
+
+def _served(current: Settings) -> str:
+    """What the service answers with now, from its /model (the aliases it follows may not be loaded yet)."""
+    import httpx
+
+    from lab_runtime import loopback
+
+    try:
+        body = loopback.get(f"{current.service_url}/model", timeout=3.0).json()
+    except (httpx.HTTPError, ValueError):
+        return "(no answer from its /model)"
+    if body.get("champion") is None:
+        return "no model yet (see GET /model)"
+    said = f"@champion version {body['champion']}"
+    if body.get("challenger"):
+        said += f", @challenger version {body['challenger']} at {body.get('canary_weight', 0):.0%}"
+    waiting = {
+        a: v for a, v in body.get("registry_aliases", {}).items() if v not in (body["champion"], body.get("challenger"))
+    }
+    if waiting:
+        said += "; loading " + ", ".join(f"@{a} version {v}" for a, v in sorted(waiting.items()))
+    return said
 
 
 @app.command()

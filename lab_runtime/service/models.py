@@ -80,6 +80,15 @@ class Serving:
     challenger: LoadedModel | None = None
     weight: float = 0.0
 
+    def describe(self) -> str:
+        """What serves, in a log line: `champion version 3, challenger version 5 at 10%`."""
+        if self.champion is None:
+            return "no model"
+        said = f"{CHAMPION} version {self.champion.version}"
+        if self.challenger is not None:
+            said += f", {CHALLENGER} version {self.challenger.version} at {self.weight:.0%}"
+        return said
+
     def pick(self, request_id: str) -> tuple[str, LoadedModel]:
         if self.challenger is not None and variant_for(request_id, self.weight) == CHALLENGER:
             return CHALLENGER, self.challenger
@@ -176,7 +185,10 @@ class ModelFollower:
         champion = self._get(aliases.get(CHAMPION)) or self.serving.champion
         challenger = self._get(aliases.get(CHALLENGER))
         weight = state.canary_weight if state and challenger else 0.0
-        self.serving = Serving(champion, challenger, weight)
+        serving = Serving(champion, challenger, weight)
+        if serving.describe() != self.serving.describe():
+            log.info("now serving %s (was %s)", serving.describe(), self.serving.describe())
+        self.serving = serving
         keep = {m.version for m in (champion, challenger) if m}
         self._loaded = {v: m for v, m in self._loaded.items() if v in keep}
 

@@ -1,7 +1,7 @@
 """Lab 01 starter: train, log, register, promote and call the service. Work through the TODOs.
 
 Run it (with the project's environment active: `source .venv/bin/activate` in the project folder) with
-    python train.py          (from .lab/workspace/lab-01/, or give its path from anywhere)
+    python train.py          (from .lab/workspace/lab-01/, or give its path from any folder of the project)
 then check your progress with
     lab check
 """

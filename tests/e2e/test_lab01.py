@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -91,6 +92,9 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
         assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
         shown = lab(lab_env, "status").stdout  # the addresses too, for a learner who lost the brief
         assert f"http://127.0.0.1:{lab_env['LAB_SERVICE_PORT']}/docs" in shown and "MLflow UI" in shown, shown
+        assert re.search(r"model-service serves: @champion version \d+\n", shown), shown
+        service_log = Path(lab_env["LAB_STATE_DIR"]) / "logs" / "model-service.log"
+        assert "now serving champion version" in service_log.read_text()  # the learner's log says what changed
         status = json.loads(lab(lab_env, "status", "--json").stdout)
         pids = [row["pid"] for row in status]
         assert all(row["healthy"] for row in status)
@@ -110,7 +114,10 @@ def test_a_taken_port_gets_one_line_naming_port_and_fix(lab_env: dict[str, str])
         taken.listen()
         result = lab(lab_env, "up")
     one_line_error(result, f"port {lab_env['LAB_MLFLOW_PORT']} for mlflow is already in use")
-    assert "LAB_MLFLOW_PORT" in result.stderr
+    assert (
+        "choose another port with LAB_MLFLOW_PORT (a line `LAB_MLFLOW_PORT=<port>` in the project's .env"
+        in result.stderr
+    )
 
 
 def test_a_corrupt_state_directory_gets_one_line_naming_the_file(lab_env: dict[str, str]) -> None:

@@ -47,7 +47,7 @@ def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]
         assert (Path(env["LAB_STATE_DIR"]) / "workspace" / "lab-03" / "canary.yaml").is_file()
         one_line_error(lab(env, "canary", "start", "9"), "has no version '9'; its versions: 1")
         steps = {s["id"]: s for s in json.loads(lab(env, "check", "--json").stdout)["steps"]}
-        assert steps["candidate"]["detail"] == "'credit-risk' has 1 version(s), 2 needed"
+        assert steps["candidate"]["detail"] == "0 version(s) registered since lab-03 started, 1 needed"
         assert steps["abort"]["detail"].startswith("the incident has not started yet")
 
         solved = lab(env, "solve", "lab-03", timeout=400)
@@ -67,6 +67,7 @@ def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]
         started = lab(env, "start", "lab-04")
         assert started.returncode == 0 and "Roll back a bad champion" in started.stdout, started.stderr
         steps = {s["id"]: s for s in json.loads(lab(env, "check", "--json").stdout)["steps"]}
+        assert steps["candidate"]["detail"] == "0 version(s) registered since lab-04 started, 1 needed"  # not lab 03's
         assert steps["promote"]["detail"].startswith("no version promoted through the gate")
         assert steps["rollback"]["detail"].startswith("the incident has not started yet")
 

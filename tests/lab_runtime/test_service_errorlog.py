@@ -9,6 +9,7 @@ import logging
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
 
 from lab_runtime.service.errorlog import ErrorLogMiddleware, LineLimiter, reason_of
 
@@ -145,4 +146,28 @@ def test_a_registry_that_stops_answering_is_logged_once_and_again_when_it_answer
     assert said == [
         "the registry stopped answering (MLflow is unreachable); serving what is loaded",
         "the registry answers again",
+    ]
+
+
+def test_what_the_service_serves_is_logged_when_it_changes(caplog: pytest.LogCaptureFixture) -> None:
+    from lab_runtime.registry import CANARY_WEIGHT_TAG, ModelState
+    from lab_runtime.service.models import LoadedModel, ModelFollower
+
+    class Registry:
+        state = ModelState("credit-risk", {"champion": "1"}, {})
+
+        def model(self, name: str) -> ModelState:
+            return self.state
+
+    registry = Registry()
+    loaded = {v: LoadedModel(v, None, [], BaseModel) for v in ("1", "2")}
+    follower = ModelFollower(registry, "credit-risk", 0.5, loader=loaded.__getitem__)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="lab_runtime"):
+        follower.poll_once()
+        follower.poll_once()  # nothing changed: nothing said
+        registry.state = ModelState("credit-risk", {"champion": "1", "challenger": "2"}, {CANARY_WEIGHT_TAG: "0.1"})
+        follower.poll_once()
+    assert [r.getMessage() for r in caplog.records] == [
+        "now serving champion version 1 (was no model)",
+        "now serving champion version 1, challenger version 2 at 10% (was champion version 1)",
     ]
