@@ -46,6 +46,8 @@ READY_POLL = 1.0
 STATUS_EVERY = 1.0
 SUMMARY_EVERY = 30  # status writes between two summary log lines
 LABEL_GIVE_UP = 60.0  # seconds past due after which an undeliverable label is dropped
+CLIENT_TIMEOUT = 5.0  # seconds for one request to the model service
+LABEL_DRAIN = CLIENT_TIMEOUT  # a label post in flight when the pipeline stops may finish
 _TRANSFORM_STREAM, _LABEL_STREAM = 101, 102  # seeds of the rows a `share` picks and the rows that get labels
 M = TypeVar("M", ConceptChange, LabelFeedStop)
 
@@ -178,18 +180,21 @@ class Pipeline:
         self.refresh_conditions()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until `stop` is set; then cancel what is in flight, save the cursor and write a last status."""
+        """Send until `stop` is set; then cancel the predictions in flight, let a label post in flight finish (so
+        the counters match what the service recorded), save the cursor and write a last status."""
         log.info("pipeline started at row %d with release %s", self.position, self.release.version)
+        labels = asyncio.create_task(self._post_labels(stop))
         helpers = [
             asyncio.create_task(self._every(STATUS_EVERY, self.write_status, stop)),
             asyncio.create_task(self._every(RELEASE_POLL, self.refresh_release, stop)),
             asyncio.create_task(self._every(RELEASE_POLL, self.refresh_conditions, stop)),
-            asyncio.create_task(self._post_labels(stop)),
         ]
         try:
             await self._traffic(stop)
         finally:
-            tasks = [*helpers, *self.in_flight]
+            if stop.is_set():  # else an error ended the traffic: the poster would not stop by itself
+                await asyncio.wait({labels}, timeout=LABEL_DRAIN)
+            tasks = [*helpers, labels, *self.in_flight]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -345,7 +350,7 @@ class Pipeline:
     async def _post_labels(self, stop: asyncio.Event) -> None:
         """Post due labels, oldest first; when the service cannot take one, try again a second later."""
         while not stop.is_set():
-            while self.labels and self.labels[0][0] <= time.monotonic():
+            while self.labels and self.labels[0][0] <= time.monotonic() and not stop.is_set():
                 _, request_id, label, give_up = heapq.heappop(self.labels)
                 if self.feed_stop is not None:  # an outage: this label never arrives
                     self.counters.labels_withheld += 1
@@ -419,7 +424,7 @@ async def run(settings: Settings) -> None:
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT + 4, max_keepalive_connections=MAX_IN_FLIGHT)
     with ReleaseStore(settings.pipeline_db_path) as store:
         async with httpx.AsyncClient(
-            base_url=settings.service_url, timeout=5.0, limits=limits, trust_env=False
+            base_url=settings.service_url, timeout=CLIENT_TIMEOUT, limits=limits, trust_env=False
         ) as client:
             await Pipeline(settings, store, client).run(stop)
 
