@@ -1,31 +1,34 @@
-"""Locust load for `lab load`: single-record `POST /predict` requests, back to back, from the production stream.
+"""Locust load for `lab load`: single-record `POST /predict` requests, back to back, of fresh production rows.
 
-Rows come from the same seeded stream as the pipeline's, at a far offset so they never collide with it;
-request ids are `load-<run>-<n>`. Run by Locust in its own process, never imported by the CLI.
+Each Locust process sends rows of its own (`LoadRows`: the pipeline's generator, a block of the stream no other
+process reads, never a row twice), so a load run looks to the monitor like production traffic. Run by Locust in
+its own process, never imported by the CLI.
 """
 
 from __future__ import annotations
 
-import itertools
-import uuid
-from typing import Any
+import os
 
 import gevent
 from locust import FastHttpUser, constant, task
 
-from lab_runtime.data import FEATURES, DataGenerator
-from lab_runtime.pipeline.releases import to_features
+from lab_runtime.data import DataGenerator
+from lab_runtime.load.rows import LoadRows
 from lab_runtime.settings import load_settings
 
-OFFSET = 1_000_000_000  # stream position of the first row: far beyond anything the pipeline will reach
-ROWS = 2000
-_rows = DataGenerator(load_settings().seed).production(OFFSET, ROWS)
-RECORDS: list[dict[str, Any]] = to_features(_rows[list(FEATURES)])
-_counter = itertools.count()  # shared by all users; gevent switches only on I/O, so no lock is needed
-_run = uuid.uuid4().hex[:8]  # ids stay unique across runs against the same service
+_generator = DataGenerator(load_settings().seed)
+_sources: dict[int, LoadRows] = {}  # per process id: `locust --processes` forks after importing this file
 # The import above kept the CPU busy without yielding, so gevent's cached clock is stale: Locust would start
 # its --run-time timer from that stale time and stop early by as long as the import took.
 gevent.get_hub().loop.update_now()
+
+
+def _rows() -> LoadRows:
+    """This process's rows; its users share them (gevent switches only on I/O, so no lock is needed)."""
+    pid = os.getpid()
+    if pid not in _sources:
+        _sources[pid] = LoadRows(_generator)
+    return _sources[pid]
 
 
 class ScoringUser(FastHttpUser):
@@ -33,5 +36,5 @@ class ScoringUser(FastHttpUser):
 
     @task
     def score(self) -> None:
-        n = next(_counter)
-        self.client.post("/predict", json={"request_id": f"load-{_run}-{n}", "features": RECORDS[n % ROWS]})
+        request_id, features = next(_rows())
+        self.client.post("/predict", json={"request_id": request_id, "features": features})
