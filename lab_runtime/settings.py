@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lab_runtime.errors import ConfigError
@@ -19,6 +19,7 @@ from lab_runtime.errors import ConfigError
 HOST = "127.0.0.1"  # every sandbox service binds to loopback only (in compose: published on loopback only)
 RUNTIME_FILE = "runtime"  # in the state dir: the runtime `lab up` started, so later commands use the same one
 HOME_VARIABLE = "LAB_HOME"
+LEARNER_MAX = 64  # characters in a learner's name
 
 
 class Settings(BaseSettings):
@@ -76,6 +77,16 @@ class Settings(BaseSettings):
     # grading
     instructor_key: str | None = Field(None, description="the key result bundles are signed and verified with")
     instructor_key_file: Path | None = Field(None, description="a file holding that key (one line)")
+
+    @field_validator("learner")
+    @classmethod
+    def _a_printable_name(cls, name: str) -> str:
+        if problem := learner_problem(name):
+            raise ValueError(
+                f"LAB_LEARNER {problem}: a learner's name is 1 to {LEARNER_MAX} printable characters "
+                "(letters, digits, spaces, punctuation), e.g. LAB_LEARNER=ada"
+            )
+        return name
 
     @cached_property
     def root(self) -> Path:
@@ -158,6 +169,29 @@ class Settings(BaseSettings):
             d.mkdir(parents=True, exist_ok=True)
 
 
+def learner_problem(name: str) -> str | None:
+    """What is wrong with a learner's name (journaled, signed into bundles, shown on leaderboards), if anything."""
+    if any("\ud800" <= c <= "\udfff" for c in name):  # how Python holds bytes of the environment that are not UTF-8
+        return "is not valid UTF-8"
+    if not name:
+        return "is empty"
+    if len(name) > LEARNER_MAX:
+        return f"has {len(name)} characters"
+    if not name.isprintable():
+        return "holds a control character"
+    return None
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """A settings validation failure in one line, each problem naming its `LAB_*` variable."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        variable = f"LAB_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+        problems.append(message if message.startswith(variable) else f"{variable}: {message}")
+    return "; ".join(problems)
+
+
 def is_project(folder: Path) -> bool:
     """Whether `folder` is a clone of this project (the folder `make lab-01` runs in)."""
     return (folder / "labs").is_dir() and (folder / "lab_runtime" / "__init__.py").is_file()
@@ -201,7 +235,12 @@ def load_settings() -> Settings:
     Unless `LAB_RUNTIME` says otherwise, the runtime is the one `lab up` recorded in the state dir.
     """
     base = home()
-    settings = Settings(_env_file=base / ".env")  # type: ignore[call-arg]
+    try:
+        settings = Settings(_env_file=base / ".env")  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(f"{settings_problem(exc)} (set in the environment or in {base / '.env'})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{base / '.env'} is not UTF-8 text (byte {exc.start + 1}): save it as UTF-8") from None
     if not settings.state_dir.is_absolute():
         settings = settings.model_copy(update={"state_dir": base / settings.state_dir})
     if "LAB_RUNTIME" not in os.environ:

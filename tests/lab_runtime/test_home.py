@@ -1,4 +1,5 @@
-"""The CLI finds its sandbox from any folder below the project, or from LAB_HOME, and refuses where there is none."""
+"""The CLI finds its sandbox from any folder below the project, or from LAB_HOME, and refuses where there is none;
+bad settings there (the learner's name, a number, `.env` itself) get one line naming the variable, never a traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab_runtime.errors import ConfigError
-from lab_runtime.settings import find_home, load_settings
+from lab_runtime.settings import LEARNER_MAX, find_home, load_settings
 from tests.conftest import free_port
 
 RULE = """rules:
@@ -108,3 +109,52 @@ def test_the_cli_refuses_outside_any_sandbox_and_obeys_lab_home(tmp_path: Path) 
     assert named.returncode == 0, named.stderr
     assert f"using the sandbox in {project.resolve()} (LAB_HOME)" in named.stderr
     assert "no alert is firing" in named.stdout
+
+
+ALLOWED = (
+    "a learner's name is 1 to 64 printable characters (letters, digits, spaces, punctuation), e.g. LAB_LEARNER=ada"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check"], ["declare", "service-down"], ["monitor", "report"], ["drill", "run", "incident-service-crash"]],
+)
+def test_a_learner_name_that_is_not_utf8_is_one_line_naming_lab_learner(tmp_path: Path, command: list[str]) -> None:
+    project = _project(tmp_path / "course")
+    refused = _lab(command, cwd=project, LAB_LEARNER=os.fsdecode(b"\xff\xfe"))  # the bytes as Python holds them
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (
+        f"error: LAB_LEARNER is not valid UTF-8: {ALLOWED} (set in the environment or in {project.resolve()}/.env)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("", "is empty"), ("a\tb", "holds a control character"), ("x" * (LEARNER_MAX + 1), "has 65 characters")],
+)
+def test_a_learner_name_must_be_printable_and_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, problem: str
+) -> None:
+    monkeypatch.setenv("LAB_HOME", str(_project(tmp_path / "course")))
+    monkeypatch.setenv("LAB_LEARNER", name)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(f"LAB_LEARNER {problem}: {ALLOWED} (set in the environment or in ")
+    for fine in ("ada", "José Núñez", "Ada Lovelace (group 3)", "x" * LEARNER_MAX):
+        monkeypatch.setenv("LAB_LEARNER", fine)
+        assert load_settings().learner == fine
+
+
+def test_a_bad_setting_or_a_dotenv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    project = _project(tmp_path / "course")
+    seed = _lab(["check"], cwd=project, LAB_SEED="abc")
+    assert (seed.returncode, seed.stdout) == (1, "")
+    assert seed.stderr == (
+        "error: LAB_SEED: Input should be a valid integer, unable to parse string as an integer "
+        f"(set in the environment or in {project.resolve()}/.env)\n"
+    )
+    (project / ".env").write_bytes(b"LAB_LEARNER=\xff\xfe\n")
+    dotenv = _lab(["check"], cwd=project)
+    assert (dotenv.returncode, dotenv.stdout) == (1, "")
+    assert dotenv.stderr == f"error: {project.resolve()}/.env is not UTF-8 text (byte 13): save it as UTF-8\n"
