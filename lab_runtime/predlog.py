@@ -237,13 +237,14 @@ class PredictionLog:
         return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
     def window(self, since: float, until: float | None = None, limit: int | None = None) -> pd.DataFrame:
-        """Predictions with `since <= ts < until` (the newest `limit` of them), features expanded into columns."""
+        """Predictions with `since <= ts < until` (the newest `limit` of them), features expanded into columns;
+        a window without predictions is an empty frame of the log's own columns."""
         frame = pd.read_sql_query(
             "SELECT * FROM (SELECT * FROM predictions WHERE ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
             self._conn,
             params=(since, until if until is not None else float("inf"), -1 if limit is None else limit),
         )
-        features = pd.DataFrame.from_records([json.loads(f) for f in frame.pop("features")], index=frame.index)
+        features = pd.DataFrame([json.loads(f) for f in frame.pop("features")], index=frame.index)
         return pd.concat([frame, features], axis=1)
 
     def labelled(self, since: float, until: float | None = None) -> pd.DataFrame:

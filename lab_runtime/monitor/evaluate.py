@@ -32,6 +32,7 @@ class Window:
     requests: pd.DataFrame
     labelled: pd.DataFrame
     seconds: float
+    service_down: str | None = None  # why the model service did not answer its health check; None: it answered
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,21 @@ def _quality(labelled: pd.DataFrame, baseline: Baseline | None, min_labels: int)
     return signals
 
 
+def _too_few(rows: int, signals: dict[str, float], seconds: float, min_rows: int) -> str:
+    """Why a window has no drift verdict: no traffic, no call answered, or too few predictions."""
+    calls = int(signals["requests"])
+    if rows == 0 and calls == 0:
+        return f"no traffic: no /predict call in the last {seconds:g}s, so no drift verdict"
+    if rows == 0:
+        failed = round(signals["error_rate"] * calls)
+        return (
+            f"no prediction in the last {seconds:g}s: {failed} of {calls} /predict call(s) failed, so no drift verdict"
+        )
+    return (
+        f"only {rows} prediction(s) in the last {seconds:g}s; drift needs at least {min_rows}, so no drift verdict yet"
+    )
+
+
 def evaluate(
     window: Window, reference: pd.DataFrame, baseline: Baseline | None, limits: Limits, now: float
 ) -> Evaluation:
@@ -107,19 +123,19 @@ def evaluate(
     rows = len(predictions)
     signals = {
         "rows": float(rows),
+        "service_up": float(window.service_down is None),
         **traffic_signals(window.requests, window.seconds),
         **_quality(window.labelled, baseline, limits.min_labels),
     }
+    details = {"service_up": window.service_down or "it answers"}
     version = serving_version(predictions)
     if rows < limits.min_rows:
-        message = (
-            f"only {rows} prediction(s) in the last {window.seconds:g}s; drift needs at least {limits.min_rows}, "
-            "so no drift verdict yet"
-        )
-        return Evaluation(now, INSUFFICIENT, message, rows, signals, model_version=version)
+        message = _too_few(rows, signals, window.seconds, limits.min_rows)
+        return Evaluation(now, INSUFFICIENT, message, rows, signals, details, model_version=version)
     result = detect(reference, predictions, limits.alpha)
-    drift_signals, details = _drift(result)
+    drift_signals, drift_details = _drift(result)
     signals |= drift_signals
+    details |= drift_details
     signals["mean_probability"] = float(predictions["probability"].mean())
     if baseline is not None and baseline.version == version:
         scores = predictions.loc[

@@ -17,6 +17,7 @@ import httpx
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
+from lab_runtime import loopback
 from lab_runtime.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.journal import Journal
 from lab_runtime.monitor import report
@@ -28,6 +29,18 @@ from lab_runtime.settings import Settings
 
 log = logging.getLogger("lab_runtime.monitor")
 RETRY_BASELINE_AFTER = 30.0
+HEALTH_TIMEOUT = 2.0  # seconds the model service has to answer its health check
+
+
+def service_down(health_url: str, timeout: float = HEALTH_TIMEOUT) -> str | None:
+    """Why the model service did not answer `health_url` with 200 within `timeout`; None when it did."""
+    try:
+        status = loopback.get(health_url, timeout=timeout).status_code
+    except httpx.TimeoutException:
+        return f"{health_url}: no answer within {timeout:g}s"
+    except httpx.HTTPError as exc:
+        return f"{health_url}: {str(exc) or type(exc).__name__}"
+    return None if status == 200 else f"{health_url} answered {status}"
 
 
 class Baselines:
@@ -158,6 +171,7 @@ class Monitor:
             self.log.requests(now - cfg.monitor_window, now),
             self.log.labelled(now - cfg.quality_window, now),
             cfg.monitor_window,
+            service_down(f"{cfg.service_url}/health"),
         )
 
     def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition]]:

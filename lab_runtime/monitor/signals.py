@@ -8,6 +8,7 @@ from __future__ import annotations
 from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES
 
 WINDOW_SIGNALS: dict[str, str] = {
+    "service_up": "1 when the model service answered its health check at this evaluation, else 0",
     "rows": "predictions in the drift window",
     "requests": "/predict calls in the drift window",
     "request_rate": "/predict calls per second over the drift window",

@@ -64,3 +64,15 @@ def test_a_full_queue_drops_and_counts_rows_without_blocking(tmp_path: Path) -> 
     blocker.execute("COMMIT")
     logger.close()
     assert PredictionLog(path).count() == 6
+
+
+def test_a_window_without_predictions_is_empty_whether_calls_failed_or_none_came(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    logger = PredictionLogger(path, maxsize=100)
+    logger.log([RequestRow(T0 + i, 422, "none", 1, 1.0) for i in range(3)])  # every call refused: no prediction
+    logger.close()
+    log = PredictionLog(path)
+    refused = log.window(since=T0)
+    assert refused.empty and "request_id" in refused.columns
+    assert list(log.requests(since=T0)["status"]) == [422, 422, 422]
+    assert log.window(since=T0 + 100).empty and log.requests(since=T0 + 100).empty  # nothing at all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -11,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from lab_runtime.cli import app
 from lab_runtime.journal import Journal
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
+from lab_runtime.monitor.evaluate import INSUFFICIENT
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import ReleaseStore, rollback, ship
 from lab_runtime.settings import HOST
@@ -121,3 +125,64 @@ def test_a_shipped_shift_fires_the_drift_alert_and_a_rollback_resolves_it(box: S
     # The default budget (2 windows of 60 s) is measured by `make bench-detect`; here the window is 10 s and the
     # rule's `for` alone is 10 s, so allow 2 windows plus the `for` from the release to the firing.
     assert event.ts - shipped.ts <= 2 * cfg.monitor_window + 10, event.ts - shipped.ts
+
+
+def test_the_monitor_keeps_evaluating_while_every_request_is_refused(box: Sandbox) -> None:
+    cfg = box.settings
+    journal = alerts(box)
+    renamed = Release.model_validate(
+        {"version": "v10", "note": "renamed", "transforms": [{"type": "rename", "feature": "income", "to": "revenue"}]}
+    )
+    with ReleaseStore(cfg.pipeline_db_path) as store:
+        ship(store, journal, renamed, by="test")
+    try:
+        # Once the window holds only refused calls, no prediction is left: the monitor judges the calls.
+        wait_for(lambda: status(box)["window"]["rows"] == 0, cfg.monitor_window + 30, "a window without predictions")
+        refused = status(box)
+        wait_for(lambda: status(box)["evaluated_at"] > refused["evaluated_at"], 10, "the next evaluation")
+        body = status(box)
+        assert body["last_error"] is None and body["state"] == INSUFFICIENT
+        assert body["signals"]["error_rate"] == 1.0 and body["signals"]["requests"] > 0
+        assert body["message"].startswith(f"no prediction in the last {cfg.monitor_window:g}s: ")
+        assert body["message"].endswith(" /predict call(s) failed, so no drift verdict")
+    finally:
+        with ReleaseStore(cfg.pipeline_db_path) as store:
+            rollback(store, journal, by="test")
+    wait_for(lambda: status(box)["window"]["rows"] > 0, cfg.monitor_window + 30, "predictions again")
+
+
+def test_a_killed_model_service_fires_service_down_within_its_for_and_resolves_when_it_is_back(box: Sandbox) -> None:
+    cfg = box.settings
+    journal = alerts(box)
+    rule = next(r for r in status(box)["rules"] if r["name"] == "service-down")
+    evaluated: list[float] = []
+
+    def event(kind: str, since: float) -> Any:
+        return next((e for e in journal.events([kind], since=since) if e.payload["rule"] == "service-down"), None)
+
+    def fired_yet() -> bool:
+        evaluated.append(status(box)["evaluated_at"])
+        return event(ALERT_FIRING, killed) is not None
+
+    killed = time.time()
+    box.backend.kill("model-service")
+    wait_for(fired_yet, rule["for"] + 30, "service-down to fire")
+    fired = event(ALERT_FIRING, killed)
+    # The next evaluation sees the service down; the rule fires once that has held for `for`. One evaluation
+    # interval is the time between two evaluations: the setting, or longer when an evaluation overran it.
+    times = sorted(set(evaluated))
+    interval = max([cfg.monitor_interval, *(b - a for a, b in itertools.pairwise(times))])
+    took = fired.payload["firing_since"] - killed
+    print(f"kill -9 -> service-down firing: {took:.1f}s (journaled {fired.ts - killed:.1f}s); for {rule['for']:g}s")
+    assert took <= rule["for"] + interval, (took, interval)
+    assert fired.payload["summary"] == (
+        f"the model service does not answer its health check ({cfg.service_url}/health: [Errno 111] Connection refused)"
+    )
+    listed = CliRunner().invoke(app, ["alerts", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert "service-down" in [a["rule"] for a in json.loads(listed.stdout)]
+
+    restarted = time.time()
+    assert box.backend.ensure_running("model-service")
+    wait_for(lambda: event(ALERT_RESOLVED, restarted) is not None, 10, "service-down to resolve")
+    assert status(box)["signals"]["service_up"] == 1.0

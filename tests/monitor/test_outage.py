@@ -1,0 +1,75 @@
+"""The monitor's verdict on an outage: every call refused, no call at all, a model service that does not answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_runtime.data import DataGenerator
+from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine
+from lab_runtime.monitor.evaluate import INSUFFICIENT, Evaluation, Limits, Window, evaluate
+from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules
+from lab_runtime.monitor.runner import service_down
+from lab_runtime.predlog import PredictionLog, PredictionLogger, RequestRow
+from lab_runtime.settings import HOST
+from tests.conftest import free_port
+
+T0 = 1_700_000_000.0
+LIMITS = Limits(alpha=0.001, min_rows=200, min_labels=100)
+REFERENCE = DataGenerator(42).reference(500)
+RULES = load_rules(BUILTIN_RULES)
+
+
+def logged(path: Path, rows: list[RequestRow]) -> PredictionLog:
+    logger = PredictionLogger(path, maxsize=1000, retention=float("inf"))
+    logger.log(rows)
+    logger.close()
+    return PredictionLog(path)
+
+
+def judged(log: PredictionLog, now: float, down: str | None = None) -> Evaluation:
+    """The window the runner reads (drift and quality over the last 60 s), evaluated."""
+    window = Window(log.window(now - 60, now), log.requests(now - 60, now), log.labelled(now - 60, now), 60.0, down)
+    return evaluate(window, REFERENCE, None, LIMITS, now)
+
+
+def transitions(evaluations: list[Evaluation]) -> list[tuple[str, str]]:
+    """(kind, rule) of each built-in alert that fired or resolved over a sequence of evaluations."""
+    engine = AlertEngine()
+    return [(t.kind, t.payload["rule"]) for e in evaluations for t in engine.step(RULES, e.signals, e.details, e.at)]
+
+
+def test_a_window_where_every_call_was_refused_has_a_full_error_rate_and_fires_error_rate(tmp_path: Path) -> None:
+    log = logged(tmp_path / "p.db", [RequestRow(T0 + i / 10, 422, "none", 1, 1.0) for i in range(300)])
+    evaluations = [judged(log, T0 + s) for s in (20, 25, 30)]
+    last = evaluations[-1]
+    assert last.state == INSUFFICIENT and last.rows == 0
+    assert last.message == "no prediction in the last 60s: 300 of 300 /predict call(s) failed, so no drift verdict"
+    assert last.signals["error_rate"] == 1.0 and last.signals["requests"] == 300
+    assert last.signals["service_up"] == 1.0 and "drifted_features" not in last.signals
+    assert transitions(evaluations) == [(ALERT_FIRING, "error-rate")]
+
+
+def test_a_window_with_no_call_says_no_traffic_with_a_request_rate_of_zero(tmp_path: Path) -> None:
+    evaluation = judged(logged(tmp_path / "p.db", []), T0)
+    assert evaluation.state == INSUFFICIENT
+    assert evaluation.message == "no traffic: no /predict call in the last 60s, so no drift verdict"
+    assert evaluation.signals["request_rate"] == 0.0 and evaluation.signals["requests"] == 0.0
+    assert "error_rate" not in evaluation.signals  # a rate of no calls is no figure: error-rate resolves
+
+
+def test_a_service_that_does_not_answer_fires_service_down_after_its_for(tmp_path: Path) -> None:
+    url = f"http://{HOST}:{free_port()}/health"  # nothing listens there
+    down = service_down(url)
+    assert down == f"{url}: [Errno 111] Connection refused"
+    log = logged(tmp_path / "p.db", [])
+    rule = next(r for r in RULES if r.name == "service-down")
+    assert (rule.signal, rule.comparison, rule.threshold, rule.for_) == ("service_up", "<", 1.0, 10.0)
+    early = [judged(log, T0 + s, down) for s in (0, 5)]
+    assert early[0].signals["service_up"] == 0.0 and transitions(early) == []
+    firing = judged(log, T0 + 10, down)
+    assert rule.describe(0.0, firing.details["service_up"]) == (
+        f"the model service does not answer its health check ({url}: [Errno 111] Connection refused)"
+    )
+    back = judged(log, T0 + 15)
+    assert back.signals["service_up"] == 1.0
+    assert transitions([*early, firing, back]) == [(ALERT_FIRING, "service-down"), (ALERT_RESOLVED, "service-down")]
