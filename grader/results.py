@@ -1,5 +1,6 @@
 """Result bundles: one learner's graded drill runs, labs and capstone, signed with HMAC-SHA256 under the
-instructor's key, so a cohort report can refuse any bundle changed after export. Pure, except `read_bundle`.
+instructor's key, so a cohort report can refuse any bundle changed after export. Pure, except the file reading
+(`read_json`, `read_bundle`).
 
 The signature covers the canonical JSON of everything but the `signature` field (sorted keys, no spaces), so any
 change to a figure, a name or the journal digest breaks it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -25,6 +27,8 @@ from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
 FORMAT = "mlops-lab-results/2"  # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added
 FORMATS = ("mlops-lab-results/1", FORMAT)  # bundles of every format verify (version 1's runs lack the new fields)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_BYTES = 16 * 2**20  # a bundle file, read at most: a graded run takes about 450 bytes
+MAX_DEPTH = 1024  # levels of JSON nesting orjson parses; a bundle has a handful
 ALGORITHM = "HMAC-SHA256"
 
 
@@ -167,12 +171,28 @@ def verify(data: Any, key: bytes, name: str) -> Bundle:
         raise InvalidBundle(f"{name} is signed but malformed: {fields}") from None
 
 
-def read_bundle(path: Path, key: bytes) -> Bundle:
-    """Read and verify one bundle file."""
+def read_json(path: Path, limit: int = MAX_BYTES) -> Any:
+    """The JSON value in `path`, never reading more than `limit` bytes; InvalidBundle saying what was wrong."""
+    advice = "a result bundle comes from `lab results export`"
+    most = f"the {limit:,} bytes ({limit / 2**20:g} MiB) a result bundle may have"
     try:
-        data = orjson.loads(path.read_bytes())
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise InvalidBundle(f"{path} is {size:,} bytes, more than {most}; {advice}")
+            raw = handle.read(limit + 1)  # a file that grew, or one with no size (a pipe, a device)
     except OSError as exc:
         raise InvalidBundle(f"cannot read {path}: {exc.strerror}") from None
-    except orjson.JSONDecodeError:
-        raise InvalidBundle(f"{path} is not JSON; a result bundle comes from `lab results export`") from None
-    return verify(data, key, str(path))
+    if len(raw) > limit:
+        raise InvalidBundle(f"{path} holds more than {most}; {advice}")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if exc.msg == "depth limit exceeded":
+            raise InvalidBundle(f"{path} is JSON nested deeper than {MAX_DEPTH} levels; {advice}") from None
+        raise InvalidBundle(f"{path} is not JSON ({exc}); {advice}") from None
+
+
+def read_bundle(path: Path, key: bytes) -> Bundle:
+    """Read and verify one bundle file."""
+    return verify(read_json(path), key, str(path))

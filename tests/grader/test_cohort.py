@@ -15,6 +15,7 @@ from grader.cohort import cohort, compare, latest_per_learner, percentile
 from grader.report import as_dict, to_csv, to_html
 from grader.results import FORMAT, Bundle, sign
 from lab_runtime.cli import app
+from tests.grader.test_results import sparse
 
 KEY = "instructor-key-for-the-tests-0123456789"
 
@@ -169,3 +170,19 @@ def test_a_bundle_of_the_first_format_is_reported_and_named_as_such(cohort_dirs:
     rows = csv.DictReader(io.StringIO((cohort_dirs / "old.csv").read_text()))
     row = next(r for r in rows if r["learner"] == "dan")
     assert (row["ttr_s"], row["ttm_s"], row["time_to_recovery_s"]) == ("70.000", "", "")
+
+
+def test_a_huge_or_too_deep_file_among_the_bundles_is_refused_naming_it(cohort_dirs: Path) -> None:
+    sparse(cohort_dirs / "spring" / "huge.json", 2**30)
+    (cohort_dirs / "spring" / "deep.json").write_text("[" * 10_000 + "]" * 10_000)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["cohort", "report", "spring"])
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: refused 2 bundle(s): ")
+    assert "spring/deep.json is JSON nested deeper than 1024 levels; " in refused.stderr
+    assert (
+        "spring/huge.json is 1,073,741,824 bytes, more than the 16,777,216 bytes (16 MiB) a result bundle may have"
+        in (refused.stderr)
+    )
+    partial = runner.invoke(app, ["cohort", "report", "spring", "--skip-invalid", "--json"])
+    assert partial.exit_code == 0 and json.loads(partial.stdout)["bundles"] == 4

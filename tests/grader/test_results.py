@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from grader.results import build_bundle, journal_digest, key_id, read_bundle, sign, verify
+from grader.results import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    build_bundle,
+    journal_digest,
+    key_id,
+    read_bundle,
+    read_json,
+    sign,
+    verify,
+)
 from lab_runtime.cli import app
 from lab_runtime.errors import InvalidBundle
 from lab_runtime.journal import DRILL_STARTED, LAB_CHECK, LAB_STARTED, Event
@@ -100,10 +111,68 @@ def test_bad_bundles_are_refused_with_the_reason(data: Any, message: str) -> Non
         verify(data, KEY, "b.json")
 
 
-def test_a_file_that_is_not_json_is_refused_naming_it(tmp_path: Path) -> None:
-    (tmp_path / "b.json").write_text("{not json")
-    with pytest.raises(InvalidBundle, match=r"b.json is not JSON"):
-        read_bundle(tmp_path / "b.json", KEY)
+FROM_EXPORT = "a result bundle comes from `lab results export`"
+
+
+def sparse(path: Path, size: int) -> Path:
+    """A file of `size` bytes that takes no disk (and, refused by its size, no memory)."""
+    path.touch()
+    os.truncate(path, size)
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(InvalidBundle) as refused:
+        read_bundle(path, KEY)
+    return str(refused.value)
+
+
+def test_a_file_that_is_not_json_is_refused_saying_where(tmp_path: Path) -> None:
+    (tmp_path / "b.json").write_text('{"a": [1, }')
+    assert refusal(tmp_path / "b.json") == (
+        f"{tmp_path}/b.json is not JSON (unexpected character, expected a JSON value: line 1 column 11 (char 10)); "
+        + FROM_EXPORT
+    )
+
+
+def test_json_nested_too_deep_is_refused_as_such_not_as_not_json(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text("[" * 10_000 + "]" * 10_000)  # valid JSON
+    assert (
+        refusal(tmp_path / "deep.json") == f"{tmp_path}/deep.json is JSON nested deeper than 1024 levels; {FROM_EXPORT}"
+    )
+    (tmp_path / "deepest.json").write_text("[" * MAX_DEPTH + "]" * MAX_DEPTH)  # as deep as may be: read, not a bundle
+    assert refusal(tmp_path / "deepest.json") == f"{tmp_path}/deepest.json is not a result bundle " + (
+        "(export one with `lab results export --out FILE`)"
+    )
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = sparse(tmp_path / "big.json", 2**30)
+    most = "the 16,777,216 bytes (16 MiB) a result bundle may have"
+    assert refusal(big) == f"{big} is 1,073,741,824 bytes, more than {most}; {FROM_EXPORT}"
+    assert refusal(Path("/dev/zero")) == f"/dev/zero holds more than {most}; {FROM_EXPORT}"  # no size to check first
+    assert MAX_BYTES == 16 * 2**20
+
+
+def test_the_size_limit_is_inclusive(tmp_path: Path) -> None:
+    (tmp_path / "b.json").write_text('["12 bytes"]')
+    assert read_json(tmp_path / "b.json", limit=12) == ["12 bytes"]
+    with pytest.raises(InvalidBundle, match=r"b.json is 12 bytes, more than the 11 bytes "):
+        read_json(tmp_path / "b.json", limit=11)
+
+
+def test_lab_results_verify_says_what_is_wrong_with_each_file(state: Path, tmp_path: Path) -> None:
+    sparse(tmp_path / "big.json", 2**30)
+    (tmp_path / "deep.json").write_text("[" * 10_000 + "]" * 10_000)
+    result = CliRunner().invoke(
+        app, ["results", "verify", "big.json", "deep.json"], env={"LAB_INSTRUCTOR_KEY": "k" * 32}
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "refused: big.json is 1,073,741,824 bytes, more than the 16,777,216 bytes (16 MiB) a result bundle may have; "
+        + FROM_EXPORT,
+        f"refused: deep.json is JSON nested deeper than 1024 levels; {FROM_EXPORT}",
+    ]
 
 
 @pytest.fixture
