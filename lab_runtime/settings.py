@@ -81,11 +81,8 @@ class Settings(BaseSettings):
     @field_validator("learner")
     @classmethod
     def _a_printable_name(cls, name: str) -> str:
-        if problem := learner_problem(name):
-            raise ValueError(
-                f"LAB_LEARNER {problem}: a learner's name is 1 to {LEARNER_MAX} printable characters "
-                "(letters, digits, spaces, punctuation), e.g. LAB_LEARNER=ada"
-            )
+        if refusal := learner_refusal(name, "LAB_LEARNER"):
+            raise ValueError(refusal)
         return name
 
     @cached_property
@@ -169,17 +166,23 @@ class Settings(BaseSettings):
             d.mkdir(parents=True, exist_ok=True)
 
 
-def learner_problem(name: str) -> str | None:
-    """What is wrong with a learner's name (journaled, signed into bundles, shown on leaderboards), if anything."""
+def learner_refusal(name: str, source: str) -> str | None:
+    """Why `name`, given as `source` (`LAB_LEARNER`, `--learner`), cannot be a learner's name (it is journaled,
+    signed into bundles, shown on leaderboards); None when it can."""
     if any("\ud800" <= c <= "\udfff" for c in name):  # how Python holds bytes of the environment that are not UTF-8
-        return "is not valid UTF-8"
-    if not name:
-        return "is empty"
-    if len(name) > LEARNER_MAX:
-        return f"has {len(name)} characters"
-    if not name.isprintable():
-        return "holds a control character"
-    return None
+        problem = "is not valid UTF-8"
+    elif not name:
+        problem = "is empty"
+    elif len(name) > LEARNER_MAX:
+        problem = f"has {len(name)} characters"
+    elif not name.isprintable():
+        problem = "holds a control character"
+    else:
+        return None
+    return (
+        f"{source} {problem}: a learner's name is 1 to {LEARNER_MAX} printable characters "
+        f"(letters, digits, spaces, punctuation), e.g. {source}=ada"
+    )
 
 
 def settings_problem(exc: ValidationError) -> str:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from lab_runtime.atomic import write_atomic
 from lab_runtime.cli.common import JSON, app, err, friendly, grid, journal, out, plain, print_json, settings
 from lab_runtime.errors import ConfigError, InvalidBundle, LabError
-from lab_runtime.settings import Settings
+from lab_runtime.settings import Settings, learner_refusal
 
 if TYPE_CHECKING:
     from grader.cohort import Cohort
@@ -81,6 +81,8 @@ def export(
     from grader.capstone import capstone_summary
     from grader.results import build_bundle, sign
 
+    if learner is not None and (refusal := learner_refusal(learner, "--learner")):
+        raise ConfigError(refusal)
     current = settings()
     key = instructor_key(current, key_file)
     who = learner or current.learner

@@ -204,3 +204,15 @@ def test_export_verify_and_a_tampered_copy_through_the_command(state: Path, tmp_
     no_key = runner.invoke(app, ["results", "verify", "ada.json"])
     assert no_key.exit_code == 1
     assert "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY" in no_key.output
+
+
+def test_export_refuses_a_learner_name_that_is_not_utf8(state: Path) -> None:
+    name = os.fsdecode(b"\xff")  # what Python makes of such bytes on the command line
+    result = CliRunner().invoke(
+        app, ["results", "export", "--out", "b.json", "--learner", name], env={"LAB_INSTRUCTOR_KEY": "k" * 32}
+    )
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: --learner is not valid UTF-8: a learner's name is 1 to 64 printable characters "
+        "(letters, digits, spaces, punctuation), e.g. --learner=ada\n"
+    )
