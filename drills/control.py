@@ -8,10 +8,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from drills.engine import revert_faults, runner_alive
-from drills.ledger import Ledger, RunRecord
+from drills.conditions import Verdict
+from drills.engine import Say, revert_faults, runner_alive
+from drills.faults import FAULTS
+from drills.ledger import REVERTED, Ledger, RunRecord
 from lab_runtime import journal as kinds
 from lab_runtime.backends.base import SERVICES, Backend
 from lab_runtime.errors import LabError, NotFound
@@ -27,6 +30,7 @@ class RunStatus:
     state: str  # running | ended | runner died
     faults: list[dict[str, Any]] = field(default_factory=list)
     last_probe: dict[str, Any] | None = None
+    left: str | None = None  # what a runner that is gone left in place, and the fix (`left_behind`)
 
 
 def _state(run: RunRecord) -> str:
@@ -35,8 +39,37 @@ def _state(run: RunRecord) -> str:
     return "running" if runner_alive(run) else "runner died"
 
 
+def utc_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S UTC")
+
+
+def left_behind(run: RunRecord, state: str, faults: list[dict[str, Any]], now: float) -> str | None:
+    """One line for a run no runner will revert any more: the faults it left in place and the fix (`lab reset`
+    now, else when they expire). None while its runner runs, or when an ended run left nothing."""
+    left = [f for f in faults if f["state"] != REVERTED]
+    if state == "running" or (state == "ended" and not left):
+        return None
+    how = f"its runner (pid {run.pid}) died" if state == "runner died" else "it ended"
+    if not left:
+        return f"{how} with no fault in place; `lab reset` ends the run"
+    found = f"{how} with {len(left)} fault(s) not reverted"
+    expiring = [f["expires_at"] for f in left if f["expires"]]
+    if not expiring:
+        return f"{found}: `lab reset` reverts them (they do not expire on their own)"
+    last = max(expiring)
+    if last <= now and len(expiring) == len(left):
+        return f"{found}: they expired at {utc_time(last)}; `lab reset` ends the run"
+    if len(expiring) == len(left):
+        return f"{found}: `lab reset` reverts them now, else they expire at {utc_time(last)}"
+    stay = len(left) - len(expiring)
+    return (
+        f"{found}: `lab reset` reverts them now, else {len(expiring)} expire(s) by {utc_time(last)} "
+        f"and {stay} stay(s) until `lab reset`"
+    )
+
+
 def status(settings: Settings) -> RunStatus | None:
-    """The open run (or else the last one), its faults and its last probe."""
+    """The open run (or else the last one), its faults, its last probe, and what a gone runner left in place."""
     settings.ensure_dirs()
     with Ledger(settings.drills_db_path) as ledger:
         runs = ledger.open_runs()
@@ -44,7 +77,15 @@ def status(settings: Settings) -> RunStatus | None:
         if run is None:
             return None
         faults = [
-            {"fault": f.idx, "type": f.type, "state": f.state, "injected_at": f.injected_at, "result": f.result}
+            {
+                "fault": f.idx,
+                "type": f.type,
+                "state": f.state,
+                "injected_at": f.injected_at,
+                "result": f.result,
+                "expires": FAULTS[f.type].expires,
+                "expires_at": f.expires_at,
+            }
             for f in ledger.faults(run.run_id)
         ]
     journal = Journal(settings.journal_path, source="cli")
@@ -52,7 +93,9 @@ def status(settings: Settings) -> RunStatus | None:
         probes = journal.events([kinds.PROBE_RESULT], run_id=run.run_id)
     finally:
         journal.close()
-    return RunStatus(run, _state(run), faults, probes[-1].payload | {"at": probes[-1].ts} if probes else None)
+    state = _state(run)
+    last_probe = probes[-1].payload | {"at": probes[-1].ts} if probes else None
+    return RunStatus(run, state, faults, last_probe, left_behind(run, state, faults, time.time()))
 
 
 def _wait_ended(ledger: Ledger, run: RunRecord, timeout: float) -> bool:
@@ -65,20 +108,20 @@ def _wait_ended(ledger: Ledger, run: RunRecord, timeout: float) -> bool:
     return False
 
 
-def _close_dead_run(
-    settings: Settings, backend: Backend, ledger: Ledger, run: RunRecord, journal: Journal
-) -> list[str]:
-    """Revert what a dead runner left and end its run in the journal; returns the failures."""
-    failures = revert_faults(settings, backend, journal, ledger, run, by="reset")
+def _end_dead_run(ledger: Ledger, run: RunRecord, journal: Journal, steady: Verdict | None = None) -> None:
+    """Journal the end of a run whose runner died (after the steady state it was checked against, if any)."""
     current = ledger.run(run.run_id)
-    if current is not None and current.ended is None:
-        journal.append(
-            kinds.DRILL_ENDED,
-            {"drill": run.drill, "outcome": "reset", "detail": "its runner died; reverted by `lab reset`"},
-            run_id=run.run_id,
-        )
-        ledger.end_run(run.run_id, "reset")
-    return failures
+    if current is None or current.ended is not None:
+        return
+    if steady is not None:
+        payload = {"ok": steady.ok, "failing": list(steady.failing), "by": "reset"}
+        journal.append(kinds.DRILL_STEADY_STATE, payload, run_id=run.run_id)
+    detail = "its runner died; reverted by `lab reset`"
+    ended: dict[str, Any] = {"drill": run.drill, "outcome": "reset", "detail": detail}
+    if steady is not None:
+        ended["steady_after"] = steady.ok
+    journal.append(kinds.DRILL_ENDED, ended, run_id=run.run_id)
+    ledger.end_run(run.run_id, "reset")
 
 
 def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> RunRecord:
@@ -99,7 +142,8 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
         if not runner_alive(run) and (current := ledger.run(run.run_id)) and current.ended is None:
             journal = Journal(settings.journal_path, source="reset", learner=run.learner)
             try:
-                failures = _close_dead_run(settings, backend, ledger, run, journal)
+                failures = revert_faults(settings, backend, journal, ledger, run, by="reset")
+                _end_dead_run(ledger, run, journal)
             finally:
                 journal.close()
             if failures:
@@ -113,11 +157,13 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
         return run
 
 
-def reset(settings: Settings, backend: Backend, say: Callable[[str], None]) -> dict[str, Any]:
-    """Put the sandbox back in its steady state: start what is down, end open drills, revert every fault left,
-    clear the service's fault table and the pipeline's conditions, then check the steady state."""
-    from drills.conditions import parse_condition
+def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
+    """Put the sandbox back in its steady state, saying each step: start what is down, end open drills, revert
+    every fault left, clear the service's fault table and the pipeline's conditions, then check the steady state
+    on the service's last seconds of requests (the monitor's window would hold the faults' minute) and journal it."""
+    from drills.conditions import parse_condition, recent_view
     from drills.engine import wait_steady
+    from drills.probes import observer_for
     from drills.spec import DEFAULT_STEADY_STATE
     from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore
     from lab_runtime.service.admin_client import ServiceAdmin
@@ -128,8 +174,11 @@ def reset(settings: Settings, backend: Backend, say: Callable[[str], None]) -> d
         try:
             if backend.ensure_running(service):
                 report["services_started"].append(service)
+                say(f"started {service}")
         except LabError as exc:
             report["failures"].append(f"{service}: {exc}")
+            say(f"could not start {service}: {exc}")
+    dead: list[RunRecord] = []  # runs whose runner died: ended once the steady state is checked
     with Ledger(settings.drills_db_path) as ledger:
         for run in ledger.open_runs():
             if runner_alive(run):
@@ -141,26 +190,48 @@ def reset(settings: Settings, backend: Backend, say: Callable[[str], None]) -> d
             report["runs_ended"].append(run.run_id)
         left = {r.run_id: r for r in [*ledger.open_runs(), *ledger.runs_with_unreverted()]}
         for run in left.values():
+            if (current := ledger.run(run.run_id)) is not None and current.ended is None:
+                dead.append(run)
+                say(f"drill run {run.run_id} ({'blind' if run.blind else run.drill}): its runner died; reverting")
+            else:
+                say(f"drill run {run.run_id}: reverting the faults it could not revert")
             journal = Journal(settings.journal_path, source="reset", learner=run.learner)
             try:
                 before = len(ledger.unreverted(run.run_id))
-                if (current := ledger.run(run.run_id)) is not None and current.ended is None:
-                    report["failures"] += _close_dead_run(settings, backend, ledger, run, journal)
-                    say(f"drill run {run.run_id} ({run.drill}): its runner died; reverted what it left")
-                else:
-                    report["failures"] += revert_faults(settings, backend, journal, ledger, run, by="reset")
+                report["failures"] += revert_faults(settings, backend, journal, ledger, run, by="reset", say=say)
                 report["faults_reverted"] += before - len(ledger.unreverted(run.run_id))
             finally:
                 journal.close()
-    with contextlib.suppress(LabError):
-        report["service_faults_cleared"] = ServiceAdmin(settings).clear()
-    with ReleaseStore(settings.pipeline_db_path) as store:
-        report["conditions_cleared"] = [n for n in (CONCEPT, LABEL_FEED) if store.clear_condition(n)]
-    steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
-    verdict = wait_steady(settings, backend, steady, settings.monitor_window + 5 * settings.monitor_interval)
-    report["steady"], report["not_steady"] = verdict.ok, list(verdict.failing)
+        with contextlib.suppress(LabError):
+            report["service_faults_cleared"] = ServiceAdmin(settings).clear()
+            if report["service_faults_cleared"]:
+                say(f"cleared {report['service_faults_cleared']} other fault(s) from the model service")
+        with ReleaseStore(settings.pipeline_db_path) as store:
+            report["conditions_cleared"] = [n for n in (CONCEPT, LABEL_FEED) if store.clear_condition(n)]
+        if report["conditions_cleared"]:
+            say(f"cleared the pipeline's {' and '.join(report['conditions_cleared'])} condition")
+        steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
+        observe = observer_for(steady)
+        timeout = settings.monitor_window + 5 * settings.monitor_interval
+        say(f"checking the steady state on the service's last {settings.drill_recent_window:g}s of requests "
+            f"(up to {timeout:g}s): {', '.join(DEFAULT_STEADY_STATE)}")  # fmt: skip
+        started = time.monotonic()
+        verdict = wait_steady(settings, backend, steady, timeout, lambda s, b: recent_view(observe(s, b)))
+        took = time.monotonic() - started
+        say(f"steady state holds ({took:.1f}s)" if verdict.ok else f"not steady after {took:.0f}s: "
+            + "; ".join(verdict.failing))  # fmt: skip
+        report["steady"], report["not_steady"] = verdict.ok, list(verdict.failing)
+        for run in dead:
+            journal = Journal(settings.journal_path, source="reset", learner=run.learner)
+            try:
+                _end_dead_run(ledger, run, journal, verdict)
+            finally:
+                journal.close()
     journal = Journal(settings.journal_path, source="reset", learner=settings.learner)
     try:
+        if not dead:
+            payload = {"ok": verdict.ok, "failing": list(verdict.failing), "by": "reset"}
+            journal.append(kinds.DRILL_STEADY_STATE, payload)
         journal.append(kinds.SANDBOX_RESET, report)
     finally:
         journal.close()

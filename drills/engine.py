@@ -109,11 +109,19 @@ def build(record: FaultRecord) -> Fault:
 
 
 def revert_faults(
-    settings: Settings, backend: Backend, journal: Journal, ledger: Ledger, run: RunRecord, by: str
+    settings: Settings,
+    backend: Backend,
+    journal: Journal,
+    ledger: Ledger,
+    run: RunRecord,
+    by: str,
+    say: Say = lambda line: None,
 ) -> list[str]:
-    """Revert every fault of `run` not reverted yet, newest first; returns a line per failure (kept for a retry)."""
+    """Revert every fault of `run` not reverted yet, newest first; returns a line per failure (kept for a retry).
+    `say` gets a line per fault (its type only when the run is not blind)."""
     failures = []
     for record in ledger.unreverted(run.run_id):
+        name = f"fault {record.idx}" + ("" if run.blind else f" ({record.type})")
         for attempt in (1, 2):
             try:
                 result = build(record).revert(
@@ -128,8 +136,10 @@ def revert_faults(
                 payload = {"fault": record.idx, "type": record.type, "error": error}
                 journal.append(kinds.FAULT_REVERT_FAILED, payload, run_id=run.run_id)
                 failures.append(f"fault {record.idx} ({record.type}): {error}")
+                say(f"could not revert {name}: {error}")
             else:
                 ledger.mark_reverted(record.id, result)
+                say(f"{name}: {result}")
                 if record.state == ACTIVE or result == REVERTED:
                     journal.append(
                         kinds.FAULT_REVERTED,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drills.conditions import Condition, parse_condition
-from drills.faults import FAULTS, Fault
+from drills.faults import FAULTS, Fault, Params
 from lab_runtime.diagnoses import DIAGNOSES
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidDrill, NotFound
@@ -57,14 +57,17 @@ class FaultSpec(BaseModel):
         if fault is None:
             raise ValueError(f"unknown fault type {self.type!r}; types are {', '.join(FAULTS)}")
         try:
-            fault.params.model_validate(self.args)
+            self._params()
         except ValidationError as exc:
             raise ValueError(f"{self.type} args: {describe(exc)}") from None
         return self
 
+    def _params(self) -> Params:
+        """The arguments validated strictly: a number must be written as one (`true` is not 1, `"300"` not 300)."""
+        return FAULTS[self.type].params.model_validate(self.args, strict=True)
+
     def build(self) -> Fault:
-        fault = FAULTS[self.type]
-        return fault(fault.params.model_validate(self.args))
+        return FAULTS[self.type](self._params())
 
 
 class Remediation(BaseModel):

@@ -22,8 +22,33 @@ def where(loc: tuple[int | str, ...]) -> str:
 
 
 def describe(exc: ValidationError) -> str:
-    """Every error of a validation failure, each as `field: message`."""
-    return "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
+    """Every error of a validation failure, each as `field: message`. A tuple whose bad items were dropped is too
+    short only as a consequence: that error is left out when its items' own errors are there."""
+    errors = exc.errors()
+    locs = [e["loc"] for e in errors]
+
+    def consequence(error: Any) -> bool:
+        loc = error["loc"]
+        return bool(error["type"] == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs))
+
+    return "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in errors if not consequence(e))
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: where (line and column, from 1), what is wrong, and what was being read."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark, text = exc.problem_mark, exc.problem or exc.context or "not valid YAML"
+        found = f"line {mark.line + 1}, column {mark.column + 1}: {text}"
+        if exc.problem and exc.context:
+            begun = exc.context_mark
+            found += f" ({exc.context}"
+            if begun is not None and (begun.line, begun.column) != (mark.line, mark.column):
+                found += f" from line {begun.line + 1}, column {begun.column + 1}"
+            found += ")"
+        return " ".join(found.split())
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"character {exc.position + 1}: unacceptable character #x{exc.character:04x} ({exc.reason})"
+    return " ".join(str(exc).split())
 
 
 def read_mapping(path: Path, error: type[LabError], what: str) -> dict[str, Any]:
@@ -35,7 +60,7 @@ def read_mapping(path: Path, error: type[LabError], what: str) -> dict[str, Any]
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not a text file in UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML ({exc})") from exc
+        raise error(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise error(f"{path}: a {what} must be a mapping of fields, got {type(raw).__name__}")
     return raw

@@ -45,6 +45,7 @@ class Fault:
     params: ClassVar[builtins.type[Params]]
     summary: ClassVar[str]
     runtimes: ClassVar[tuple[str, ...]] = ("local", "compose")  # the runtime backends it can act on
+    expires: ClassVar[bool] = False  # whether what it puts in place ends on its own at the fault's `expires_at`
 
     def __init__(self, args: Params) -> None:
         self.args = args

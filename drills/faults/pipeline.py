@@ -148,6 +148,7 @@ class SchemaSkew(_ReleaseFault):
 class _ConditionFault(Fault):
     """Sets a condition of the world the pipeline reads (it expires on its own); reverted by clearing it."""
 
+    expires = True  # the pipeline ignores a condition past its expiry
     name: str
     model: type[BaseModel]  # the pipeline's own model of the condition's value
 

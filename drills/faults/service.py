@@ -27,6 +27,8 @@ class ErrorsParams(Params):
 
 
 class _ServiceFault(Fault):
+    expires = True  # the service's fault table drops it at its expiry
+
     def service_fault(self, ttl: float) -> ServiceFault:
         raise NotImplementedError
 

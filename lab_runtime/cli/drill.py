@@ -234,6 +234,8 @@ def status_cmd(as_json: bool = JSON) -> None:
     }
     if run.deadline and st.state == "running":
         body["time_left"] = max(run.deadline - time.time(), 0.0)
+    if st.left:
+        body["left_behind"] = st.left
     if not run.blind:
         body |= {"drill": run.drill, "seed": run.seed, "faults": st.faults, "last_probe": st.last_probe}
     if as_json:
@@ -241,6 +243,8 @@ def status_cmd(as_json: bool = JSON) -> None:
         return
     name = "(blind)" if run.blind else run.drill
     plain(f"drill run {run.run_id} {name}: {st.state}{f' ({run.outcome})' if run.outcome else ''}")
+    if st.left:
+        plain(st.left)
     plain(f"for {run.learner!r}, started {_when(run.started)}")
     if "time_left" in body:
         plain(f"time left: {format_duration(body['time_left'])}")

@@ -35,9 +35,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @pytest.fixture(autouse=True)
-def no_drill_left(sandbox: Sandbox) -> Iterator[None]:
-    """Whatever a test leaves running or unreverted (say, after a failed assertion) is reset before the next."""
+def no_drill_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test on the sandbox leaves running or unreverted (say, after a failed assertion) is reset before
+    the next. Tests of pure logic start no sandbox."""
     yield
+    if "sandbox" not in request.fixturenames:
+        return
+    sandbox: Sandbox = request.getfixturevalue("sandbox")
     with Ledger(sandbox.settings.drills_db_path) as ledger:
         left = ledger.open_runs() or ledger.runs_with_unreverted()
     if left:

@@ -3,9 +3,11 @@ probe or a fault, a runner killed by SIGKILL (then `lab reset`), a gate that ref
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +127,36 @@ def test_sigkill_of_the_runner_is_cleaned_up_by_lab_reset(sandbox: Sandbox, tmp_
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     assert predict_latency(sandbox) >= 0.3, "the faults outlive the runner until reset or expiry"
-    said = lab("drill", "status")
-    assert "runner died" in said and f"for {sandbox.settings.learner!r}, started " in said, said
+    said = lab("drill", "status").splitlines()
+    with Ledger(sandbox.settings.drills_db_path) as ledger:
+        (latency,) = [f for f in ledger.faults(run_id) if f.type == "latency"]
+    expiry = datetime.fromtimestamp(latency.expires_at, UTC).strftime("%H:%M:%S")
+    assert said[:2] == [
+        f"drill run {run_id} two-faults: runner died",
+        f"its runner (pid {proc.pid}) died with 2 fault(s) not reverted: `lab reset` reverts them now, "
+        f"else 1 expire(s) by {expiry} UTC and 1 stay(s) until `lab reset`",
+    ], said
+    assert said[2].startswith(f"for {sandbox.settings.learner!r}, started "), said
     refused = subprocess.run(drill_argv(str(drill_file(tmp_path))), capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "run `lab reset` first" in refused.stdout + refused.stderr
-    assert "1 drill run(s) ended, 2 fault(s) reverted" in lab("reset")
+    since = last_event_id(sandbox.settings)
+    steps = lab("reset").splitlines()
+    assert steps[:4] == [
+        f"drill run {run_id} (two-faults): its runner died; reverting",
+        "fault 1 (covariate_drift): reverted",
+        "fault 0 (latency): reverted",
+        "checking the steady state on the service's last 5s of requests (up to 10s): up.model-service == 1, "
+        "ready == 1, server_error_rate < 0.02, latency_p99_ms < 250",
+    ], steps
+    assert re.fullmatch(r"steady state holds \(\d+\.\ds\)", steps[4]), steps
+    assert steps[5:] == ["reset: 1 drill run(s) ended, 2 fault(s) reverted, started nothing; steady state holds"]
     run = events(sandbox.settings, run_id)
     assert {e.payload["by"] for e in run if e.kind == kinds.FAULT_REVERTED} == {"reset"}
+    checked = [e for e in run if e.id > since and e.kind in (kinds.DRILL_STEADY_STATE, kinds.DRILL_ENDED)]
+    assert [(e.kind, e.source, e.payload.get("ok"), e.payload.get("steady_after")) for e in checked] == [
+        (kinds.DRILL_STEADY_STATE, "reset", True, None),
+        (kinds.DRILL_ENDED, "reset", None, True),
+    ]
     assert_clean(sandbox, run_id, "reset")
 
 

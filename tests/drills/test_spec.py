@@ -92,6 +92,39 @@ def test_a_bad_drill_is_refused_naming_the_file_and_the_field(tmp_path: Path, ch
     assert message in str(caught.value)
 
 
+def test_a_bad_fault_is_the_only_error_named_not_also_an_empty_fault_list(tmp_path: Path) -> None:
+    path = write(tmp_path, {**GOOD, "faults": [{"type": "meteor"}]})
+    with pytest.raises(InvalidDrill) as caught:
+        load_drill(path)
+    types = "covariate_drift, schema_skew, concept_drift, latency, errors, bad_model, dependency_outage, service_crash"
+    assert str(caught.value) == (
+        f"{path}: faults.0: Value error, unknown fault type 'meteor'; types are {types}, feedback_outage, "
+        "network_latency, container_limits"
+    )
+    path = write(tmp_path, {**GOOD, "faults": [{"type": "latency", "args": {"latency_ms": 5}, "at": "soon"}]})
+    with pytest.raises(InvalidDrill) as caught:
+        load_drill(path)
+    assert str(caught.value) == (
+        f"{path}: faults.0.at: Value error, 'soon' is not a duration; write it like 30s, 2m, 1h30m or 250ms"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"latency_ms": 300, "jitter_ms": True}, "jitter_ms"),
+        ({"latency_ms": True}, "latency_ms"),
+        ({"latency_ms": "300"}, "latency_ms"),
+        ({"latency_ms": 300, "share": False}, "share"),
+    ],
+)
+def test_a_fault_argument_that_is_a_number_must_be_written_as_one(tmp_path: Path, args: dict, field: str) -> None:
+    path = write(tmp_path, {**GOOD, "faults": [{"type": "latency", "args": args}]})
+    with pytest.raises(InvalidDrill) as caught:
+        load_drill(path)
+    assert str(caught.value) == f"{path}: faults.0: Value error, latency args: {field}: Input should be a valid number"
+
+
 def test_a_remediation_needs_conditions_and_a_reference(tmp_path: Path) -> None:
     path = write(tmp_path, {**GOOD, "remediation": {"conditions": [], "reference": []}})
     with pytest.raises(InvalidDrill, match=r"remediation.conditions: .*at least 1 item.*remediation.reference"):

@@ -92,6 +92,20 @@ def test_a_bad_release_file_is_refused_in_one_line_and_changes_nothing(
     assert [(r["version"], r["active"]) for r in releases()] == [("v1", False), ("v2-bureau", True)]
 
 
+def test_a_release_file_that_is_not_yaml_is_refused_in_one_line_naming_the_line_and_column(
+    lab_env: dict[str, str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: v3\ntransforms: [\n  {type: scale, feature: income, factor: 1000}\nnote: oops\n")
+    result = lab("pipeline", "ship", str(broken))
+    refused(result, "not valid YAML")
+    assert result.stderr == (
+        f"error: {broken}: not valid YAML: line 4, column 1: expected ',' or ']', but got '<scalar>' "
+        "(while parsing a flow sequence from line 2, column 13)\n"
+    )
+    assert [r["version"] for r in releases()] == ["v1"]
+
+
 def test_deploy_and_rollback_refuse_what_does_not_exist(lab_env: dict[str, str]) -> None:
     refused(lab("pipeline", "rollback"), "no earlier release to roll back to; v1 is the only release ever deployed")
     refused(lab("pipeline", "deploy", "v9"), "no pipeline release 'v9'; releases are v1")

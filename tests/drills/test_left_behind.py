@@ -1,0 +1,64 @@
+"""What `lab drill status` says of a run no runner will revert any more (pure: `drills.control.left_behind`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from drills.control import left_behind
+from drills.ledger import RunRecord
+
+NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+RUN = RunRecord("r1", "two-faults", "ada", 1, False, 4242, NOW - 100, NOW - 100, None, None, None, False)
+
+
+def fault(state: str, expires: bool, expires_at: float = NOW + 90) -> dict[str, Any]:
+    return {"fault": 0, "type": "x", "state": state, "expires": expires, "expires_at": expires_at}
+
+
+@pytest.mark.parametrize(
+    ("state", "faults", "line"),
+    [
+        (
+            "runner died",
+            [fault("active", True, NOW + 60), fault("failed", True, NOW + 90)],
+            "its runner (pid 4242) died with 2 fault(s) not reverted: `lab reset` reverts them now, "
+            "else they expire at 08:01:30 UTC",
+        ),
+        (
+            "runner died",
+            [fault("active", True), fault("planned", False), fault("reverted", False)],
+            "its runner (pid 4242) died with 2 fault(s) not reverted: `lab reset` reverts them now, "
+            "else 1 expire(s) by 08:01:30 UTC and 1 stay(s) until `lab reset`",
+        ),
+        (
+            "runner died",
+            [fault("active", False)],
+            "its runner (pid 4242) died with 1 fault(s) not reverted: `lab reset` reverts them (they do not expire "
+            "on their own)",
+        ),
+        (
+            "runner died",
+            [fault("active", True, NOW - 5)],
+            "its runner (pid 4242) died with 1 fault(s) not reverted: they expired at 07:59:55 UTC; "
+            "`lab reset` ends the run",
+        ),
+        (
+            "runner died",
+            [fault("reverted", True)],
+            "its runner (pid 4242) died with no fault in place; `lab reset` ends the run",
+        ),
+        (
+            "ended",
+            [fault("failed", False)],
+            "it ended with 1 fault(s) not reverted: `lab reset` reverts them (they do not expire on their own)",
+        ),
+        ("ended", [fault("reverted", True)], None),
+        ("running", [fault("active", True)], None),
+    ],
+)
+def test_a_run_no_runner_will_revert_says_what_it_left_and_the_fix(
+    state: str, faults: list[dict[str, Any]], line: str | None
+) -> None:
+    assert left_behind(RUN, state, faults, NOW) == line
