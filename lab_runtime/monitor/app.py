@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lab_runtime.monitor.metrics import MonitorMetrics
@@ -90,8 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state, message = "starting", "loading Evidently and the reference set"
         return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> Response:
+        """Prometheus metrics, in its text format."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

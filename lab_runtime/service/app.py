@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -28,12 +29,38 @@ from lab_runtime.service.batching import Batcher
 from lab_runtime.service.docs import offline_docs
 from lab_runtime.service.errorlog import ErrorLogMiddleware
 from lab_runtime.service.faults import FaultTable, ServiceFault, check_fault_id
+from lab_runtime.service.limits import MAX_BODY_BYTES, MAX_DEPTH, BodyLimits, BodyRefused
 from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
-from lab_runtime.service.schema import BatchIn, FeedbackIn, RecordIn, error_detail
+from lab_runtime.service.schema import (
+    BatchIn,
+    BatchOut,
+    ErrorOut,
+    FeedbackIn,
+    FeedbackOut,
+    HealthOut,
+    InvalidOut,
+    ModelOut,
+    PredictionOut,
+    ReadyOut,
+    RecordIn,
+    error_detail,
+    predict_body_schema,
+)
 from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.service")
+
+LIMITS = (
+    f"Request bodies are limited to {MAX_BODY_BYTES} bytes (1 MiB; larger ones are refused with 413 before they are "
+    f"read) and to {MAX_DEPTH} levels of JSON nesting (deeper ones get 400)."
+)
+# The answers of a route that reads a JSON body, beside its success.
+BODY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": f"the body's JSON nests deeper than {MAX_DEPTH} levels, or is not text"},
+    413: {"model": ErrorOut, "description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
+    422: {"model": InvalidOut, "description": "the body is not valid JSON or does not fit the schema"},
+}
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -48,7 +75,7 @@ def _parse(body: bytes, max_batch: int) -> tuple[list[RecordIn], bool] | Respons
     """The records of a single or batch request, and whether it was a batch; or a 422 response."""
     try:
         raw = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer too long to convert
         return _unprocessable([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}])
     is_batch = isinstance(raw, dict) and "records" in raw
     try:
@@ -157,9 +184,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder["log"].close()
         registry.close()
 
-    app = FastAPI(title="Credit-risk model service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Credit-risk model service", description=LIMITS, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     offline_docs(app)
     app.add_middleware(ErrorLogMiddleware, logger=log)
+    app.add_middleware(BodyLimits)
     app.state.follower = follower
     app.state.faults = faults
     app.include_router(_admin_router(admin_token(cfg), faults))
@@ -168,12 +198,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         return _unprocessable([{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()])
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthOut)
     def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", responses={200: {"model": ReadyOut}, 503: {"model": ReadyOut, "description": "not ready"}})
     def ready() -> Response:
         """Readiness: a champion is loaded and can answer /predict."""
         reason = follower.not_ready_reason()
@@ -181,7 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _json({"ready": False, "reason": reason}, 503)
         return _json({"ready": True})
 
-    @app.get("/model")
+    @app.get("/model", response_model=ModelOut)
     def model() -> dict[str, Any]:
         """Which versions serve, the canary weight, and what the registry said last."""
         serving, status = follower.serving, follower.status
@@ -198,9 +228,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else [],
         }
 
-    @app.post("/predict", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}})
+    @app.post(
+        "/predict",
+        response_model=PredictionOut | BatchOut,
+        responses={
+            **BODY_ANSWERS,
+            500: {"model": ErrorOut, "description": "the model failed to score valid records"},
+            503: {"model": ErrorOut, "description": "no champion is loaded yet (see /ready)"},
+            "5XX": {"model": ErrorOut, "description": "the service is failing"},
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}},
+    )
     async def predict(request: Request) -> Response:
-        """Score one record `{"request_id", "features": {...}}` or a batch `{"records": [...]}`."""
+        """Score one record `{"request_id", "features": {...}}` or a batch `{"records": [...]}` (one prediction
+        each, in order). Request bodies are limited in size and nesting: see the API's description."""
         started = time.perf_counter()
 
         def refused(response: Response, records: int = 1, variant: str = "none", version: str = "none") -> Response:
@@ -213,7 +254,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         serving = follower.serving
         if serving.champion is None:
             return refused(_json({"detail": follower.not_ready_reason()}, 503))
-        parsed = _parse(await request.body(), cfg.max_batch)
+        try:
+            body = await request.body()
+        except BodyRefused as exc:
+            return refused(_json({"detail": exc.detail}, exc.status_code))
+        parsed = _parse(body, cfg.max_batch)
         if isinstance(parsed, Response):
             return refused(parsed)
         records, is_batch = parsed
@@ -287,14 +332,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics.score.labels(variant).observe(out[i]["probability"])
         return _json({"predictions": out} if is_batch else out[0])
 
-    @app.post("/feedback", status_code=202)
+    @app.post("/feedback", status_code=202, response_model=FeedbackOut, responses=BODY_ANSWERS)
     def feedback(body: FeedbackIn) -> dict[str, str]:
-        """Record the delayed ground-truth label of a request."""
+        """Record the delayed ground-truth label (the integer 0 or 1) of a request. Request bodies are limited in
+        size and nesting: see the API's description."""
         holder["log"].log([FeedbackRow(time.time(), body.request_id, body.label)])
         return {"status": "accepted"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> Response:
+        """Prometheus metrics, in its text format."""
         serving = follower.serving
         for variant, loaded in (("champion", serving.champion), ("challenger", serving.challenger)):
             metrics.model_version.labels(variant).set(float(loaded.version) if loaded else 0)
@@ -303,13 +350,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         """The OpenAPI document, with /predict's body schema taken from the serving champion."""
-        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         champion = follower.serving.champion
-        record = RecordIn.model_json_schema()
-        if champion:
-            record["properties"]["features"] = champion.record_model.model_json_schema()
-        body = {"oneOf": [record, {"type": "object", "properties": {"records": {"type": "array", "items": record}}}]}
-        schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"] = body
+        features = champion.record_model.model_json_schema() if champion else None
+        body = schema["paths"]["/predict"]["post"]["requestBody"]
+        body["content"]["application/json"]["schema"] = predict_body_schema(features, cfg.max_batch)
+        body["description"] = f"One record, or a batch of 1 to {cfg.max_batch} records. {LIMITS}"
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

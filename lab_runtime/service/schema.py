@@ -1,4 +1,5 @@
-"""Request schemas derived from a model's MLflow signature, and the 422 error format."""
+"""Request schemas derived from a model's MLflow signature, the answers' models (for the OpenAPI document), and the
+422 error format."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -16,14 +18,27 @@ from pydantic import (
     create_model,
 )
 
-FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]  # strict, yet takes 3 for 3.0
+# Numeric features are refused beyond this magnitude: larger ones overflow a model's arithmetic (a scaler's
+# division gives infinity, and scikit-learn refuses it), and no feature of the lab's data comes near.
+MAX_MAGNITUDE = 10**12
+FiniteFloat = Annotated[  # strict, yet takes 3 for 3.0
+    StrictFloat, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+]
+
+
+def _integral(value: Any) -> Any:
+    """40.0 as 40: JSON (and its schema) does not tell them apart; 40.5, "40" and true stay wrong."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+BoundedInt = Annotated[StrictInt, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE), BeforeValidator(_integral)]
 
 # MLflow column types -> strict pydantic types ("wrong type" is an error, never a silent coercion).
 _TYPES: dict[str, Any] = {
     "double": FiniteFloat,
     "float": FiniteFloat,
-    "long": StrictInt,
-    "integer": StrictInt,
+    "long": BoundedInt,
+    "integer": BoundedInt,
     "string": StrictStr,
     "boolean": StrictBool,
 }
@@ -64,8 +79,28 @@ class RecordIn(BaseModel):
 
 
 class BatchIn(BaseModel):
+    """Records to score in one call (how many at most is a setting: the app checks it)."""
+
     model_config = ConfigDict(extra="forbid")
     records: list[RecordIn]
+
+
+def predict_body_schema(features: dict[str, Any] | None, max_batch: int) -> dict[str, Any]:
+    """The JSON schema of a /predict body: one record, or a batch of 1 to `max_batch` records (`features`: the
+    schema of a record's features, any object when None). Exactly one branch fits any body: a record has no
+    `records`, a batch nothing else."""
+    record = RecordIn.model_json_schema()
+    if features is not None:
+        record["properties"]["features"] = features
+    records = {"type": "array", "items": record, "minItems": 1, "maxItems": max_batch}
+    batch = {
+        "title": "BatchIn",
+        "type": "object",
+        "properties": {"records": records},
+        "required": ["records"],
+        "additionalProperties": False,
+    }
+    return {"oneOf": [record, batch]}
 
 
 class PredictionOut(BaseModel):
@@ -76,12 +111,63 @@ class PredictionOut(BaseModel):
     variant: Literal["champion", "challenger"]
 
 
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut]
+
+
 class FeedbackIn(BaseModel):
-    """A delayed ground-truth label for a request the service answered."""
+    """A delayed ground-truth label for a request the service answered: `label` is the integer 0 or 1."""
 
     model_config = ConfigDict(extra="forbid")
     request_id: Annotated[str, Field(min_length=1, max_length=200)]
-    label: Annotated[int, Field(ge=0, le=1)]
+    # JSON Schema cannot tell 1 from 1.0: the enum leaves the integers alone
+    label: Annotated[StrictInt, Field(ge=0, le=1, json_schema_extra={"enum": [0, 1]})]
+
+
+class FeedbackOut(BaseModel):
+    status: Literal["accepted"]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reason: str | None = Field(None, description="why the service cannot answer /predict (when not ready)")
+
+
+class FeatureOut(BaseModel):
+    name: str
+    type: str
+    required: bool
+
+
+class ModelOut(BaseModel):
+    model_name: str
+    champion: str | None
+    challenger: str | None
+    canary_weight: float
+    registry_aliases: dict[str, str]
+    registry_reachable: bool
+    load_errors: dict[str, str] = Field(description="version -> why it cannot be served")
+    features: list[FeatureOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidOut(BaseModel):
+    """A 422 answer: each error's location (`body`, `records`, index, `features`, field), message and type."""
+
+    detail: list[FieldError]
 
 
 def error_detail(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
