@@ -233,6 +233,10 @@ class PredictionLog:
             args.append(exclude_ids)
         return int(self._conn.execute(sql, args).fetchone()[0])
 
+    def calls(self, since: float = 0.0) -> int:
+        """/predict calls since `since`, answered or refused."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM requests WHERE ts >= ?", (since,)).fetchone()[0])
+
     def labels(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 

@@ -41,14 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         log = PredictionLog(cfg.prediction_log_path)
         try:
-            return log.count(since=time.time() - cfg.monitor_window) > 0
+            return log.calls(since=time.time() - cfg.monitor_window) > 0
         finally:
             log.close()
 
     def loop() -> None:
-        # Evidently's import costs seconds of CPU: wait for traffic, so `lab up` does not compete with it.
+        # Evidently's import costs seconds of CPU: wait for a /predict call (answered or refused), so `lab up` does
+        # not compete with it; at most one window, so a service that is down from the start is still judged.
+        started = time.monotonic()
         try:
-            while not stop.is_set() and not traffic_seen():
+            while not stop.is_set() and not traffic_seen() and time.monotonic() - started < cfg.monitor_window:
                 stop.wait(cfg.monitor_interval)
             waiting.clear()
             from lab_runtime.monitor.runner import Monitor
@@ -86,7 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if failed:
             state, message = "failed", f"the monitor could not start: {failed[0]}"
         elif waiting.is_set():
-            state, message = "waiting", "no traffic yet: the monitor starts evaluating once predictions arrive"
+            state, message = (
+                "waiting",
+                (
+                    "no traffic yet: the monitor starts evaluating once /predict is called "
+                    f"(or {cfg.monitor_window:g}s after it started)"
+                ),
+            )
         else:
             state, message = "starting", "loading Evidently and the reference set"
         return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
 
 from lab_runtime.data import DataGenerator
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine
@@ -12,6 +17,8 @@ from lab_runtime.monitor.runner import service_down
 from lab_runtime.predlog import PredictionLog, PredictionLogger, RequestRow
 from lab_runtime.settings import HOST
 from tests.conftest import free_port
+from tests.lab_runtime.services import running_services
+from tests.sandbox import wait_for
 
 T0 = 1_700_000_000.0
 LIMITS = Limits(alpha=0.001, min_rows=200, min_labels=100)
@@ -73,3 +80,31 @@ def test_a_service_that_does_not_answer_fires_service_down_after_its_for(tmp_pat
     back = judged(log, T0 + 15)
     assert back.signals["service_up"] == 1.0
     assert transitions([*early, firing, back]) == [(ALERT_FIRING, "service-down"), (ALERT_RESOLVED, "service-down")]
+
+
+@pytest.mark.integration
+def test_a_monitor_started_while_the_service_is_down_judges_after_one_window_and_fires_service_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAB_MONITOR_WINDOW", "3")
+    monkeypatch.setenv("LAB_MONITOR_INTERVAL", "0.5")
+    with running_services(tmp_path / "state", "monitor") as settings:  # no model service, so no /predict call
+
+        def status() -> dict[str, Any]:
+            return dict(httpx.get(f"{settings.monitor_url}/status", timeout=5).json())
+
+        first = status()
+        assert first["state"] == "waiting", first
+        assert first["message"] == (
+            "no traffic yet: the monitor starts evaluating once /predict is called (or 3s after it started)"
+        )
+        started = time.monotonic()
+        wait_for(
+            lambda: ("service-down", "firing") in {(a["rule"], a["state"]) for a in status()["alerts"]},
+            60,
+            "service-down",
+        )
+        assert time.monotonic() - started >= 10  # its `for`, after the monitor's first evaluation
+        body = status()
+        assert body["signals"]["service_up"] == 0
+        assert body["signals"]["requests"] == 0
