@@ -17,7 +17,19 @@ import typer
 from rich.markup import escape
 
 from lab_runtime.atomic import read_json, write_json_atomic
-from lab_runtime.cli.common import JSON, app, backend, friendly, grid, journal, out, plain, print_json, settings
+from lab_runtime.cli.common import (
+    JSON,
+    app,
+    backend,
+    friendly,
+    grid,
+    journal,
+    learner_name,
+    out,
+    plain,
+    print_json,
+    settings,
+)
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
 from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
@@ -61,11 +73,11 @@ def start(
     from grader.capstone import RUBRIC, latest_capstone, load_rubric
 
     current = settings()
+    who = learner_name(learner, current)
     rubric = load_rubric(rubric_file or RUBRIC)
     chosen = seed if seed is not None else secrets.randbelow(1_000_000)
     plan = _plan(rubric, chosen, current.drill_time_scale)  # refused here when it may not fit the budget
     backend(current).require("mlflow", "model-service")
-    who = learner or current.learner
     log = journal(current.model_copy(update={"learner": who}))
     running = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
     if running is not None and running.ended is None:
@@ -133,7 +145,7 @@ def _found(learner: str | None) -> Any:
 
     current = settings()
     found = latest_capstone(
-        journal(current).events([*KINDS, CAPSTONE_STARTED, CAPSTONE_ENDED]), learner or current.learner
+        journal(current).events([*KINDS, CAPSTONE_STARTED, CAPSTONE_ENDED]), learner_name(learner, current)
     )
     if found is None:
         raise LabError("no capstone in the journal yet; start one with `lab capstone start` (or `make capstone`)")

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from lab_runtime import clock
 from lab_runtime.errors import LabError
-from lab_runtime.settings import HOME_VARIABLE, Settings, home, load_settings
+from lab_runtime.settings import HOME_VARIABLE, Settings, home, learner_refusal, load_settings
 
 if TYPE_CHECKING:
     from lab_runtime.backends.base import Backend
@@ -155,6 +155,15 @@ def seconds_option(value: str, option: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise LabError(f"{option}: {exc}") from None
+
+
+def learner_name(value: str | None, current: Settings) -> str:
+    """The learner a `--learner` option names, else the sandbox's; a name that cannot be one is refused in a line."""
+    if value is None:
+        return current.learner
+    if refusal := learner_refusal(value, "--learner"):
+        raise LabError(refusal)
+    return value
 
 
 def print_json(data: Any) -> None:

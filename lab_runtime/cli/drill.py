@@ -23,6 +23,7 @@ from lab_runtime.cli.common import (
     err,
     friendly,
     grid,
+    learner_name,
     out,
     plain,
     print_json,
@@ -106,7 +107,7 @@ def validate(files: list[Path] = typer.Argument(None, help="drill files; default
 
 
 def _options(current: Settings, learner: str | None, seed: int | None) -> tuple[str, int]:
-    return learner or current.learner, seed if seed is not None else secrets.randbelow(1_000_000)
+    return learner_name(learner, current), seed if seed is not None else secrets.randbelow(1_000_000)
 
 
 def _run_one(

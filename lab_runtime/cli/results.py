@@ -14,9 +14,21 @@ import typer
 from rich.markup import escape
 
 from lab_runtime.atomic import write_atomic
-from lab_runtime.cli.common import JSON, app, err, friendly, grid, journal, out, plain, print_json, settings
+from lab_runtime.cli.common import (
+    JSON,
+    app,
+    err,
+    friendly,
+    grid,
+    journal,
+    learner_name,
+    out,
+    plain,
+    print_json,
+    settings,
+)
 from lab_runtime.errors import ConfigError, InvalidBundle, LabError
-from lab_runtime.settings import Settings, learner_refusal
+from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
     from grader.cohort import Cohort
@@ -81,11 +93,9 @@ def export(
     from grader.capstone import capstone_summary
     from grader.results import build_bundle, sign
 
-    if learner is not None and (refusal := learner_refusal(learner, "--learner")):
-        raise ConfigError(refusal)
     current = settings()
+    who = learner_name(learner, current)
     key = instructor_key(current, key_file)
-    who = learner or current.learner
     events = journal(current).events()
     bundle = sign(build_bundle(events, who, time.time(), capstone_summary(events, who)), key)
     if not bundle["labs"] and not bundle["runs"]:

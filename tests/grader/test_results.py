@@ -206,11 +206,19 @@ def test_export_verify_and_a_tampered_copy_through_the_command(state: Path, tmp_
     assert "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY" in no_key.output
 
 
-def test_export_refuses_a_learner_name_that_is_not_utf8(state: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["results", "export", "--out", "b.json"],
+        ["drill", "run", "incident-error-burst"],
+        ["drill", "gameday", "--drills", "incident-error-burst", "--between", "1s", "2s"],
+        ["capstone", "start"],
+        ["capstone", "status"],
+    ],
+)
+def test_a_learner_option_that_is_not_utf8_is_refused_in_one_line(state: Path, command: list[str]) -> None:
     name = os.fsdecode(b"\xff")  # what Python makes of such bytes on the command line
-    result = CliRunner().invoke(
-        app, ["results", "export", "--out", "b.json", "--learner", name], env={"LAB_INSTRUCTOR_KEY": "k" * 32}
-    )
+    result = CliRunner().invoke(app, [*command, "--learner", name], env={"LAB_INSTRUCTOR_KEY": "k" * 32})
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
         "error: --learner is not valid UTF-8: a learner's name is 1 to 64 printable characters "
