@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from lab_runtime import loopback
 from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
@@ -27,6 +26,7 @@ from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import CHALLENGER, CHAMPION, Registry
 from lab_runtime.settings import Settings
+from lab_runtime.yamlfile import read_mapping
 
 
 @dataclass(frozen=True)
@@ -249,9 +249,9 @@ def report_answers(ctx: CheckContext, file: str) -> CheckResult:
     """The answers in the workspace's `file` match what the monitor's report shows."""
     path = ctx.workspace / file
     try:
-        answers = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        return CheckResult(False, f"cannot read {path}: {exc}")
+        answers = read_mapping(path, LabError, "file of answers")
+    except LabError as exc:
+        return CheckResult(False, str(exc))
     todo = [key for key in ("credit_score_test", "feature_threshold") if str(answers.get(key, "TODO")) == "TODO"]
     if todo:
         return CheckResult(False, f"{path.name}: {', '.join(todo)} still say TODO")

@@ -131,3 +131,21 @@ def test_a_blind_incident_neither_confirms_nor_denies_a_guess_unless_the_lab_rev
     lab.journal.append(LEARNER_DECLARED, {"diagnosis": "errors"}, began=T0 + 30, ts=T0 + 30.5)
     assert check() == (True, said)  # nor a right one confirmed
     assert check(reveal=True) == (True, "diagnosed 18s after the incident began (1 wrong)")
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        (
+            "credit_score_test: [ks\n",
+            "not valid YAML: line 2, column 1: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence from line 1, column 20)",
+        ),
+        ("- ks\n- 0.05\n", "a file of answers must be a mapping of fields, got list"),
+    ],
+)
+def test_an_answers_file_that_is_not_a_mapping_is_one_line_naming_the_file(lab: Lab, text: str, detail: str) -> None:
+    answers = lab.settings.workspace_dir / "lab-04" / "answers.yaml"
+    answers.parent.mkdir(parents=True)
+    answers.write_text(text)
+    assert lab.check("report_answers", Registry({}), file="answers.yaml") == (False, f"{answers}: {detail}")
