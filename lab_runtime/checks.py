@@ -163,10 +163,11 @@ def served_versions_signed(ctx: CheckContext, alias: str) -> CheckResult:
         missing = set(FEATURES) - set(signature.inputs.input_names())
         return f"version {version}'s signature lacks {sorted(missing)}" if missing else None
 
-    judged = dict.fromkeys([versions[-1], *filter(None, [ctx.alias_version(alias)])])
+    aliased = ctx.alias_version(alias)
+    judged = dict.fromkeys([versions[-1], *filter(None, [aliased])])
     for version in judged:
         if problem := unsigned(version):
-            role = f"@{alias}" if version == ctx.alias_version(alias) else "the newest version"
+            role = f"@{alias}" if version == aliased else "the newest version"
             return CheckResult(
                 False, f"{problem} ({role}): versions cannot change; register a new one with signature=..."
             )
