@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from lab_runtime import loopback
 from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
 from lab_runtime.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.errors import LabError
@@ -25,6 +22,7 @@ from lab_runtime.monitor.client import fetch_status
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import CHALLENGER, CHAMPION, Registry
+from lab_runtime.service.client import served_model
 from lab_runtime.settings import Settings
 from lab_runtime.yamlfile import read_mapping
 
@@ -73,12 +71,6 @@ class CheckContext:
         if run_id not in self._grades:  # one `lab check` asks several steps; the journal is read once
             self._grades[run_id] = self.grade_run(self.journal().events(GRADED), run_id)
         return self._grades[run_id]
-
-    def service_model(self) -> dict[str, Any] | None:
-        try:
-            return dict(loopback.get(f"{self.settings.service_url}/model", timeout=3.0).json())
-        except (httpx.HTTPError, ValueError):
-            return None
 
     def alias_version(self, alias: str) -> str | None:
         state = self.registry.model(self.settings.model_name)
@@ -204,7 +196,7 @@ def alias_on_best(ctx: CheckContext, alias: str, metric: str) -> CheckResult:
 def service_serves(ctx: CheckContext, alias: str) -> CheckResult:
     """The model service is serving the version that `@alias` points at."""
     wanted = ctx.alias_version(alias)
-    served = ctx.service_model()
+    served = served_model(ctx.settings)
     if served is None:
         return CheckResult(False, f"the model service does not answer at {ctx.settings.service_url}")
     if wanted is None:

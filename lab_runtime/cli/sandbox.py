@@ -119,13 +119,10 @@ def status(as_json: bool = JSON) -> None:
 
 def _served(current: Settings) -> str:
     """What the service answers with now, from its /model (the aliases it follows may not be loaded yet)."""
-    import httpx
+    from lab_runtime.service.client import served_model
 
-    from lab_runtime import loopback
-
-    try:
-        body = loopback.get(f"{current.service_url}/model", timeout=3.0).json()
-    except (httpx.HTTPError, ValueError):
+    body = served_model(current)
+    if body is None:
         return "(no answer from its /model)"
     if body.get("champion") is None:
         return "no model yet (see GET /model)"

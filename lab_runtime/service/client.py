@@ -1,0 +1,18 @@
+"""Reading the running model service from other processes (the CLI, lab checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from lab_runtime import loopback
+from lab_runtime.settings import Settings
+
+
+def served_model(settings: Settings) -> dict[str, Any] | None:
+    """The service's `GET /model` (what it serves now, the aliases it follows), or None when it does not answer."""
+    try:
+        return dict(loopback.get(f"{settings.service_url}/model", timeout=3.0).json())
+    except (httpx.HTTPError, ValueError):
+        return None
