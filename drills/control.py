@@ -160,7 +160,8 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
 def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
     """Put the sandbox back in its steady state, saying each step: start what is down, end open drills, revert
     every fault left, clear the service's fault table and the pipeline's conditions, then check the steady state
-    on the service's last seconds of requests (the monitor's window would hold the faults' minute) and journal it."""
+    (first on the service's last seconds of requests, then in the monitor's window, as a drill's gate judges it)
+    and journal it."""
     from drills.conditions import parse_condition, recent_view
     from drills.engine import wait_steady
     from drills.probes import observer_for
@@ -217,6 +218,10 @@ def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
             f"(up to {timeout:g}s): {', '.join(DEFAULT_STEADY_STATE)}")  # fmt: skip
         started = time.monotonic()
         verdict = wait_steady(settings, backend, steady, timeout, lambda s, b: recent_view(observe(s, b)))
+        if verdict.ok:  # then the monitor's window, which a drill's gate judges, must pass the faults' requests
+            say(f"the service is steady again ({time.monotonic() - started:.1f}s); waiting for the monitor's "
+                f"{settings.monitor_window:g}s window to agree (a drill's gate reads it)")  # fmt: skip
+            verdict = wait_steady(settings, backend, steady, timeout - (time.monotonic() - started), observe)
         took = time.monotonic() - started
         say(f"steady state holds ({took:.1f}s)" if verdict.ok else f"not steady after {took:.0f}s: "
             + "; ".join(verdict.failing))  # fmt: skip

@@ -78,9 +78,10 @@ def new_run_id() -> str:
 
 
 def runner_alive(run: RunRecord) -> bool:
-    """Whether the process that runs `run` is still that process."""
+    """Whether the process that runs `run` is still that process (a killed one not reaped yet is not)."""
     try:
-        return abs(psutil.Process(run.pid).create_time() - run.pid_created) < 0.01
+        process = psutil.Process(run.pid)
+        return abs(process.create_time() - run.pid_created) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 

@@ -15,9 +15,11 @@ import httpx
 import pytest
 import yaml
 
+from drills.conditions import parse_condition
 from drills.engine import DrillRunner, RunOptions, wait_steady
 from drills.ledger import Ledger
-from drills.spec import load_drill
+from drills.probes import observer_for
+from drills.spec import DEFAULT_STEADY_STATE, load_drill
 from lab_runtime import journal as kinds
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.service.admin_client import ServiceAdmin
@@ -148,8 +150,15 @@ def test_sigkill_of_the_runner_is_cleaned_up_by_lab_reset(sandbox: Sandbox, tmp_
         "checking the steady state on the service's last 5s of requests (up to 10s): up.model-service == 1, "
         "ready == 1, server_error_rate < 0.02, latency_p99_ms < 250",
     ], steps
-    assert re.fullmatch(r"steady state holds \(\d+\.\ds\)", steps[4]), steps
-    assert steps[5:] == ["reset: 1 drill run(s) ended, 2 fault(s) reverted, started nothing; steady state holds"]
+    assert re.fullmatch(
+        r"the service is steady again \(\d+\.\ds\); waiting for the monitor's 5s window to agree "
+        r"\(a drill's gate reads it\)",
+        steps[4],
+    ), steps
+    assert re.fullmatch(r"steady state holds \(\d+\.\ds\)", steps[5]), steps
+    assert steps[6:] == ["reset: 1 drill run(s) ended, 2 fault(s) reverted, started nothing; steady state holds"]
+    steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)  # a drill's gate now passes at its first probe
+    assert wait_steady(sandbox.settings, sandbox.backend, steady, 0, observer_for(steady)).ok
     run = events(sandbox.settings, run_id)
     assert {e.payload["by"] for e in run if e.kind == kinds.FAULT_REVERTED} == {"reset"}
     checked = [e for e in run if e.id > since and e.kind in (kinds.DRILL_STEADY_STATE, kinds.DRILL_ENDED)]

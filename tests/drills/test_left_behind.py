@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import signal
+import subprocess
+import sys
 from typing import Any
 
+import psutil
 import pytest
 
 from drills.control import left_behind
+from drills.engine import runner_alive
 from drills.ledger import RunRecord
+from tests.sandbox import wait_for
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
 RUN = RunRecord("r1", "two-faults", "ada", 1, False, 4242, NOW - 100, NOW - 100, None, None, None, False)
@@ -62,3 +69,16 @@ def test_a_run_no_runner_will_revert_says_what_it_left_and_the_fix(
     state: str, faults: list[dict[str, Any]], line: str | None
 ) -> None:
     assert left_behind(RUN, state, faults, NOW) == line
+
+
+def test_a_runner_killed_but_not_reaped_yet_is_not_alive() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = dataclasses.replace(RUN, pid=child.pid, pid_created=psutil.Process(child.pid).create_time())
+        assert runner_alive(run)
+        child.send_signal(signal.SIGKILL)
+        wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 10, "a zombie")
+        assert not runner_alive(run)  # its pid and start time are still there until its parent reaps it
+    finally:
+        child.kill()
+        child.wait()
