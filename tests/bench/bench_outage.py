@@ -3,6 +3,7 @@
 - service-down: kill -9 of the model service until the monitor's `service-down` alert fires (its `alert.firing`
   event), and from the restarted service answering `/health` until it resolves. Target: its `for` (10 s) plus
   one evaluation interval.
+  Each kill comes at a seeded offset from the monitor's evaluations.
 - reset: after kill -9 of a drill runner mid-drill (`incident-latency-spike`, its fault in place), how long
   `lab reset` takes from its start until it returns, and whether it found the steady state.
 Results: bench-results/outage.json and a line per figure on stdout.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -67,9 +69,11 @@ def healthy(box: Sandbox) -> bool:
         return False
 
 
-def service_down(box: Sandbox, rounds: int) -> dict[str, list[float]]:
+def service_down(box: Sandbox, rounds: int, seed: int) -> dict[str, list[float]]:
     fired, resolved = [], []
+    offsets = random.Random(seed)
     for _ in range(rounds):
+        time.sleep(offsets.uniform(0, box.settings.monitor_interval))  # not always just after an evaluation
         killed = time.time()
         box.backend.kill("model-service")
         at = poll(first_event, 120, "service-down firing", box, ALERT_FIRING, killed, RULE.name)
@@ -100,12 +104,14 @@ def reset_after_runner_kill(box: Sandbox, rounds: int) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rounds = args.rounds
     with running_sandbox(Path(tempfile.mkdtemp(prefix="lab-bench-outage-")) / "state", ENV, versions=1) as box:
         poll(lambda: httpx.get(f"{box.settings.monitor_url}/status").json().get("state") == "ok", 240, "a verdict")
-        down = service_down(box, rounds)
-        resets = reset_after_runner_kill(box, rounds)
+        down = service_down(box, rounds, args.seed)
+        resets = reset_after_runner_kill(box, 3)
     target = RULE.for_ + box.settings.monitor_interval
     results = {"service_down": down, "target_s": target, "reset": resets}
     fired = down["fired_s"]

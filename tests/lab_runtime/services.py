@@ -7,12 +7,15 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lab_runtime.backends.local import sandbox_specs
+from lab_runtime.modeling import train_and_register
 from lab_runtime.settings import Settings, load_settings
 from lab_runtime.supervisor import Supervisor
 from tests.conftest import free_port
+from tests.sandbox import wait_for
 
 
 @contextlib.contextmanager
@@ -40,3 +43,19 @@ def running_services(state_dir: Path, *names: str) -> Iterator[Settings]:
             pids = [r.pid for r in supervisor.status(specs) if r.pid]
             supervisor.stop(list(names))
             assert all(not Path(f"/proc/{pid}").exists() for pid in pids), "a service outlived its stop"
+
+
+@contextlib.contextmanager
+def serving_champion(state_dir: Path, *others: str) -> Iterator[Settings]:
+    """MLflow and the model service (and `others`), with a trained version as @champion that the service serves."""
+    with running_services(state_dir, "mlflow", "model-service", *others) as settings:
+        train_and_register(settings.mlflow_url, settings.model_name, alias="champion")
+        wait_for(lambda: _ready(settings), 60, "the service's /ready")
+        yield settings
+
+
+def _ready(settings: Settings) -> bool:
+    try:
+        return httpx.get(f"{settings.service_url}/ready", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -21,11 +21,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab_runtime.modeling import train_and_register
 from lab_runtime.service.limits import MAX_BODY_BYTES, TOO_DEEP, TOO_LARGE
 from lab_runtime.settings import Settings
-from tests.lab_runtime.services import running_services
-from tests.sandbox import wait_for
+from tests.lab_runtime.services import serving_champion
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +42,7 @@ BOUND = [
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    state = tmp_path_factory.mktemp("contract") / "state"
-    with running_services(state, "mlflow", "model-service", "monitor") as current:
-        train_and_register(current.mlflow_url, current.model_name, alias="champion")
-        wait_for(lambda: httpx.get(f"{current.service_url}/ready", timeout=2).status_code == 200, 60, "/ready")
+    with serving_champion(tmp_path_factory.mktemp("contract") / "state", "monitor") as current:
         yield current
 
 

@@ -14,12 +14,11 @@ from typer.testing import CliRunner
 
 from lab_runtime.cli import app
 from lab_runtime.data import FEATURES, DataGenerator
-from lab_runtime.modeling import train_and_register
 from lab_runtime.service.admin_client import ServiceAdmin
 from lab_runtime.service.errorlog import LIMIT
 from lab_runtime.service.faults import ServiceFault
 from lab_runtime.settings import Settings
-from tests.lab_runtime.services import running_services
+from tests.lab_runtime.services import serving_champion
 from tests.sandbox import wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,18 +31,8 @@ SUMMARY = re.compile(r"ERROR lab_runtime\.service (\d+) more errors? suppressed 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    state = tmp_path_factory.mktemp("errorlog") / "state"
-    with running_services(state, "mlflow", "model-service") as current:
-        train_and_register(current.mlflow_url, current.model_name, alias="champion")
-        wait_for(lambda: ready(current), 60, "the service's /ready")
+    with serving_champion(tmp_path_factory.mktemp("errorlog") / "state") as current:
         yield current
-
-
-def ready(settings: Settings) -> bool:
-    try:
-        return httpx.get(f"{settings.service_url}/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def log_lines(settings: Settings) -> list[str]:

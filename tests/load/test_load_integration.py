@@ -8,17 +8,15 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from lab_runtime.backends.local import settings_env
 from lab_runtime.cli import app
 from lab_runtime.load import LOCUSTFILE, locust_command, read_summary
-from lab_runtime.modeling import train_and_register
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.settings import Settings
-from tests.lab_runtime.services import running_services
+from tests.lab_runtime.services import serving_champion
 from tests.sandbox import wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,17 +24,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with running_services(tmp_path_factory.mktemp("load") / "state", "mlflow", "model-service") as current:
-        train_and_register(current.mlflow_url, current.model_name, alias="champion")
-        wait_for(lambda: ready(current), 60, "the service's /ready")
+    with serving_champion(tmp_path_factory.mktemp("load") / "state") as current:
         yield current
-
-
-def ready(settings: Settings) -> bool:
-    try:
-        return httpx.get(f"{settings.service_url}/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def load_rows(settings: Settings, requests: int) -> list[tuple[str, str]]:
