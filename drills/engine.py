@@ -238,7 +238,7 @@ class DrillRunner:
             except Interrupted as exc:
                 aborted = self._abort_requested()
                 result.outcome = "aborted" if aborted else "interrupted"
-                result.detail = "aborted by the instructor" if aborted else f"interrupted ({exc})"
+                result.detail = "by the instructor" if aborted else f"by {exc}"
             except Exception as exc:  # a probe or a fault failed: the drill ends, and still reverts
                 result.outcome, result.detail = "error", f"{type(exc).__name__}: {exc}"
             finally:

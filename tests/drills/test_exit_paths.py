@@ -118,6 +118,8 @@ def test_abort_ctrl_c_and_sigterm_revert_everything(sandbox: Sandbox, tmp_path: 
         proc.send_signal(getattr(signal, how))
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output
+    said = "aborted (by the instructor)" if how == "abort" else f"interrupted (by {how})"
+    assert f"drill run {run_id}: {said}; steady state holds again" in output, output
     assert_clean(sandbox, run_id, "aborted" if how == "abort" else "interrupted")
 
 
