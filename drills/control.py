@@ -52,13 +52,16 @@ def left_behind(run: RunRecord, state: str, faults: list[dict[str, Any]], now: f
     how = f"its runner (pid {run.pid}) died" if state == "runner died" else "it ended"
     if not left:
         return f"{how} with no fault in place; `lab reset` ends the run"
+    if run.blind:  # how many faults, and which kinds expire, would tell what they are
+        return f"{how} with faults not reverted: `lab reset` reverts them"
     found = f"{how} with {len(left)} fault(s) not reverted"
     expiring = [f["expires_at"] for f in left if f["expires"]]
     if not expiring:
         return f"{found}: `lab reset` reverts them (they do not expire on their own)"
     last = max(expiring)
     if last <= now and len(expiring) == len(left):
-        return f"{found}: they expired at {utc_time(last)}; `lab reset` ends the run"
+        fix = "ends the run" if state == "runner died" else "clears their record"
+        return f"{found}: they expired at {utc_time(last)}; `lab reset` {fix}"
     if len(expiring) == len(left):
         return f"{found}: `lab reset` reverts them now, else they expire at {utc_time(last)}"
     stay = len(left) - len(expiring)
@@ -108,14 +111,18 @@ def _wait_ended(ledger: Ledger, run: RunRecord, timeout: float) -> bool:
     return False
 
 
+def _checked(steady: Verdict) -> dict[str, Any]:
+    """The payload of a `drill.steady_state` event of `lab reset`."""
+    return {"ok": steady.ok, "failing": list(steady.failing), "by": "reset"}
+
+
 def _end_dead_run(ledger: Ledger, run: RunRecord, journal: Journal, steady: Verdict | None = None) -> None:
     """Journal the end of a run whose runner died (after the steady state it was checked against, if any)."""
     current = ledger.run(run.run_id)
     if current is None or current.ended is not None:
         return
     if steady is not None:
-        payload = {"ok": steady.ok, "failing": list(steady.failing), "by": "reset"}
-        journal.append(kinds.DRILL_STEADY_STATE, payload, run_id=run.run_id)
+        journal.append(kinds.DRILL_STEADY_STATE, _checked(steady), run_id=run.run_id)
     detail = "its runner died; reverted by `lab reset`"
     ended: dict[str, Any] = {"drill": run.drill, "outcome": "reset", "detail": detail}
     if steady is not None:
@@ -219,9 +226,11 @@ def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
         started = time.monotonic()
         verdict = wait_steady(settings, backend, steady, timeout, lambda s, b: recent_view(observe(s, b)))
         if verdict.ok:  # then the monitor's window, which a drill's gate judges, must pass the faults' requests
-            say(f"the service is steady again ({time.monotonic() - started:.1f}s); waiting for the monitor's "
-                f"{settings.monitor_window:g}s window to agree (a drill's gate reads it)")  # fmt: skip
-            verdict = wait_steady(settings, backend, steady, timeout - (time.monotonic() - started), observe)
+            so_far = time.monotonic() - started
+            window = settings.monitor_window
+            say(f"the service is steady again ({so_far:.1f}s); waiting for the monitor's {window:g}s window "
+                f"to agree (up to {timeout:g}s; a drill's gate reads it)")  # fmt: skip
+            verdict = wait_steady(settings, backend, steady, timeout, observe)
         took = time.monotonic() - started
         say(f"steady state holds ({took:.1f}s)" if verdict.ok else f"not steady after {took:.0f}s: "
             + "; ".join(verdict.failing))  # fmt: skip
@@ -234,9 +243,8 @@ def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
                 journal.close()
     journal = Journal(settings.journal_path, source="reset", learner=settings.learner)
     try:
-        if not dead:
-            payload = {"ok": verdict.ok, "failing": list(verdict.failing), "by": "reset"}
-            journal.append(kinds.DRILL_STEADY_STATE, payload)
+        if not dead:  # the sandbox's check, of no drill run
+            journal.append(kinds.DRILL_STEADY_STATE, _checked(verdict))
         journal.append(kinds.SANDBOX_RESET, report)
     finally:
         journal.close()

@@ -51,8 +51,9 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(str(exc).split())
 
 
-def read_mapping(path: Path, error: type[LabError], what: str) -> dict[str, Any]:
-    """The YAML mapping in `path`; any problem raises `error` naming the file."""
+def read_mapping(path: Path, error: type[LabError], what: str, empty_ok: bool = False) -> dict[str, Any]:
+    """The YAML mapping in `path` (an empty file is an empty mapping when `empty_ok`); any problem raises `error`
+    naming the file."""
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -61,6 +62,8 @@ def read_mapping(path: Path, error: type[LabError], what: str) -> dict[str, Any]
         raise error(f"{path}: not a text file in UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
+    if raw is None and empty_ok:
+        return {}
     if not isinstance(raw, dict):
         raise error(f"{path}: a {what} must be a mapping of fields, got {type(raw).__name__}")
     return raw

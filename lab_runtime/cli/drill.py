@@ -322,7 +322,7 @@ def reset(as_json: bool = JSON) -> None:
     from drills.control import reset as do_reset
 
     current = settings()
-    report = do_reset(current, backend(current), plain)
+    report = do_reset(current, backend(current), lambda line: err.print(line, markup=False) if as_json else plain(line))
     if as_json:
         print_json(report)
         return

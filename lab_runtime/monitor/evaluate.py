@@ -105,8 +105,8 @@ def _too_few(rows: int, signals: dict[str, float], seconds: float, min_rows: int
     calls = int(signals["requests"])
     if rows == 0 and calls == 0:
         return f"no traffic: no /predict call in the last {seconds:g}s, so no drift verdict"
-    if rows == 0:
-        failed = round(signals["error_rate"] * calls)
+    failed = round(signals.get("error_rate", 0.0) * calls)
+    if rows == 0 and failed:
         return (
             f"no prediction in the last {seconds:g}s: {failed} of {calls} /predict call(s) failed, so no drift verdict"
         )

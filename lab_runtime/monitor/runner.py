@@ -164,14 +164,15 @@ class Monitor:
         self.last_error: str | None = None
         self.snapshot = self._status()  # replaced whole by the monitor thread; /status reads it without a lock
 
-    def window(self, now: float) -> Window:
+    def window(self, now: float, live: bool = False) -> Window:
+        """The window ending at `now`; `live` (it ends now) also asks the service's /health."""
         cfg = self.settings
         return Window(
             self.log.window(now - cfg.monitor_window, now, limit=cfg.monitor_max_rows),
             self.log.requests(now - cfg.monitor_window, now),
             self.log.labelled(now - cfg.quality_window, now),
             cfg.monitor_window,
-            service_down(f"{cfg.service_url}/health"),
+            service_down(f"{cfg.service_url}/health") if live else None,
         )
 
     def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition]]:
@@ -179,7 +180,7 @@ class Monitor:
         started = time.perf_counter()
         at = time.time() if now is None else now
         self.rules = self.rulebook.reload()
-        window = self.window(at)
+        window = self.window(at, live=now is None)
         baseline = self.baselines.get(serving_version(window.predictions))
         evaluation = evaluate(window, self.reference, baseline, self.limits, at)
         transitions = self.engine.step(self.rules, evaluation.signals, evaluation.details, at)

@@ -180,8 +180,8 @@ class Pipeline:
         self.refresh_conditions()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until `stop` is set; then cancel the predictions in flight, let a label post in flight finish (so
-        the counters match what the service recorded), save the cursor and write a last status."""
+        """Send until `stop` is set; then let a label post in flight finish (so the counters match what the service
+        recorded), cancel what is still in flight, save the cursor and write a last status."""
         log.info("pipeline started at row %d with release %s", self.position, self.release.version)
         labels = asyncio.create_task(self._post_labels(stop))
         helpers = [

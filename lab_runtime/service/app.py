@@ -57,9 +57,12 @@ LIMITS = (
 )
 # The answers of a route that reads a JSON body, beside its success.
 BODY_ANSWERS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": f"the body's JSON nests deeper than {MAX_DEPTH} levels, or is not text"},
+    400: {"model": ErrorOut, "description": f"the body's JSON nests deeper than {MAX_DEPTH} levels"},
     413: {"model": ErrorOut, "description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
     422: {"model": InvalidOut, "description": "the body is not valid JSON or does not fit the schema"},
+}
+FEEDBACK_ANSWERS = BODY_ANSWERS | {  # FastAPI parses /feedback's body: one it cannot decode is its 400
+    400: {"model": ErrorOut, "description": f"the body's JSON nests deeper than {MAX_DEPTH} levels, or is not text"}
 }
 
 
@@ -332,7 +335,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics.score.labels(variant).observe(out[i]["probability"])
         return _json({"predictions": out} if is_batch else out[0])
 
-    @app.post("/feedback", status_code=202, response_model=FeedbackOut, responses=BODY_ANSWERS)
+    @app.post("/feedback", status_code=202, response_model=FeedbackOut, responses=FEEDBACK_ANSWERS)
     def feedback(body: FeedbackIn) -> dict[str, str]:
         """Record the delayed ground-truth label (the integer 0 or 1) of a request. Request bodies are limited in
         size and nesting: see the API's description."""

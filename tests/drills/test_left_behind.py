@@ -61,6 +61,11 @@ def fault(state: str, expires: bool, expires_at: float = NOW + 90) -> dict[str, 
             [fault("failed", False)],
             "it ended with 1 fault(s) not reverted: `lab reset` reverts them (they do not expire on their own)",
         ),
+        (
+            "ended",
+            [fault("failed", True, NOW - 5)],
+            "it ended with 1 fault(s) not reverted: they expired at 07:59:55 UTC; `lab reset` clears their record",
+        ),
         ("ended", [fault("reverted", True)], None),
         ("running", [fault("active", True)], None),
     ],
@@ -69,6 +74,13 @@ def test_a_run_no_runner_will_revert_says_what_it_left_and_the_fix(
     state: str, faults: list[dict[str, Any]], line: str | None
 ) -> None:
     assert left_behind(RUN, state, faults, NOW) == line
+
+
+def test_a_blind_run_says_only_the_fix_not_how_many_faults_or_which_expire() -> None:
+    blind = dataclasses.replace(RUN, blind=True)
+    faults = [fault("active", True), fault("planned", False)]
+    line = "its runner (pid 4242) died with faults not reverted: `lab reset` reverts them"
+    assert left_behind(blind, "runner died", faults, NOW) == line
 
 
 def test_a_runner_killed_but_not_reaped_yet_is_not_alive() -> None:

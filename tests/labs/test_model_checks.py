@@ -133,6 +133,14 @@ def test_a_blind_incident_neither_confirms_nor_denies_a_guess_unless_the_lab_rev
     assert check(reveal=True) == (True, "diagnosed 18s after the incident began (1 wrong)")
 
 
+def test_an_empty_answers_file_still_says_todo(lab: Lab) -> None:
+    answers = lab.settings.workspace_dir / "lab-04" / "answers.yaml"
+    answers.parent.mkdir(parents=True)
+    answers.write_text("")
+    expected = "answers.yaml: credit_score_test, feature_threshold still say TODO"
+    assert lab.check("report_answers", Registry({}), file="answers.yaml") == (False, expected)
+
+
 @pytest.mark.parametrize(
     ("text", "detail"),
     [

@@ -64,6 +64,14 @@ def test_a_window_with_no_call_says_no_traffic_with_a_request_rate_of_zero(tmp_p
     assert "error_rate" not in evaluation.signals  # a rate of no calls is no figure: error-rate resolves
 
 
+def test_a_window_of_answered_calls_without_their_predictions_says_too_few_predictions(tmp_path: Path) -> None:
+    log = logged(tmp_path / "p.db", [RequestRow(T0 + i / 10, 200, "champion", 1, 1.0, "1") for i in range(50)])
+    evaluation = judged(log, T0 + 10)  # the predictions' rows were not written (e.g. the log's queue was full)
+    assert evaluation.message == (
+        "only 0 prediction(s) in the last 60s; drift needs at least 200, so no drift verdict yet"
+    )
+
+
 def test_a_service_that_does_not_answer_fires_service_down_after_its_for(tmp_path: Path) -> None:
     url = f"http://{HOST}:{free_port()}/health"  # nothing listens there
     down = service_down(url)
@@ -86,7 +94,7 @@ def test_a_service_that_does_not_answer_fires_service_down_after_its_for(tmp_pat
 def test_a_monitor_started_while_the_service_is_down_judges_after_one_window_and_fires_service_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LAB_MONITOR_WINDOW", "3")
+    monkeypatch.setenv("LAB_MONITOR_WINDOW", "8")
     monkeypatch.setenv("LAB_MONITOR_INTERVAL", "0.5")
     with running_services(tmp_path / "state", "monitor") as settings:  # no model service, so no /predict call
 
@@ -96,7 +104,7 @@ def test_a_monitor_started_while_the_service_is_down_judges_after_one_window_and
         first = status()
         assert first["state"] == "waiting", first
         assert first["message"] == (
-            "no traffic yet: the monitor starts evaluating once /predict is called (or 3s after it started)"
+            "no traffic yet: the monitor starts evaluating once /predict is called (or 8s after it started)"
         )
         started = time.monotonic()
         wait_for(
