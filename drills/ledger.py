@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lab_runtime.sqlite import connect
+from lab_runtime.files.sqlite import connect
 
 PLANNED, ACTIVE, REVERTED, FAILED = "planned", "active", "reverted", "failed"
 

@@ -14,11 +14,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from drills.conditions import Condition, parse_condition
 from drills.faults import FAULTS, Fault, Params
-from lab_runtime.diagnoses import DIAGNOSES
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidDrill, NotFound
+from lab_runtime.files.yamlfile import describe, load_model
+from lab_runtime.labs.diagnoses import DIAGNOSES
 from lab_runtime.service.faults import MAX_TTL
-from lab_runtime.yamlfile import describe, load_model
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 EXPIRY_GRACE = 60.0  # seconds faults held by a service or the pipeline outlive the drill's time limit

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab_runtime.sqlite import connect
+from lab_runtime.files.sqlite import connect
 
 # Event kinds written by the runtime (others may be added by drills and the grader).
 LAB_STARTED = "lab.started"

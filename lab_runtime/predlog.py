@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from lab_runtime.sqlite import connect
+from lab_runtime.files.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab_runtime.backends.local import LocalBackend
-from lab_runtime.modeling import Registered, train_and_register
+from lab_runtime.modeling.model import Registered, train_and_register
 from lab_runtime.settings import Settings, load_settings
 from tests.conftest import free_port
 

@@ -9,10 +9,11 @@ import httpx
 from pydantic import Field
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
-from lab_runtime import loopback, model_ops
+from lab_runtime import loopback
 from lab_runtime.errors import FaultInjectionFailed
-from lab_runtime.registry import CHALLENGER, Registry
-from lab_runtime.regression import Regression
+from lab_runtime.modeling.regression import Regression
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.rest import CHALLENGER, Registry
 
 SERVED_TIMEOUT = 60.0  # seconds the service may take to load the new version
 
@@ -55,7 +56,7 @@ class BadModel(Fault):
     args: BadModelParams
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
-        from lab_runtime.modeling import train_and_register  # sklearn and mlflow: imported only when needed
+        from lab_runtime.modeling.model import train_and_register  # sklearn and mlflow: imported only when needed
 
         cfg = ctx.settings
         registered = train_and_register(

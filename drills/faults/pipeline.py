@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
-from lab_runtime.atomic import read_json as read_status
-from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population
+from lab_runtime.files.atomic import read_json as read_status
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population
 from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop
 from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from lab_runtime.backends.supervisor import ServiceStatus
 from lab_runtime.errors import RuntimeNotReady
-from lab_runtime.supervisor import ServiceStatus
 
 SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor")
 # The setting that moves each published port: one source for every message that names it.

@@ -27,9 +27,9 @@ import yaml
 
 from lab_runtime.backends.base import PORT_SETTINGS, require_healthy
 from lab_runtime.backends.local import sandbox_specs, settings_env
+from lab_runtime.backends.supervisor import ServiceStatus, _answers, port_free
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
 from lab_runtime.settings import RUNTIME_FILE, Settings
-from lab_runtime.supervisor import ServiceStatus, _answers, port_free
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
@@ -124,7 +124,7 @@ class ComposeBackend:
         values: dict[str, str] = {}
         with contextlib.suppress(OSError):
             values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-        from lab_runtime.admin import admin_token
+        from lab_runtime.service.admin import admin_token
 
         values["LAB_ADMIN_TOKEN"] = admin_token(self.settings)
         missing = [k for k in SECRETS if not values.get(k)]

@@ -10,9 +10,9 @@ from pathlib import Path
 import psutil
 
 from lab_runtime.backends.base import PORT_SETTINGS, require_healthy
+from lab_runtime.backends.supervisor import ServiceSpec, ServiceStatus, Supervisor
 from lab_runtime.errors import ConfigError, RuntimeNotReady
 from lab_runtime.settings import HOST, Settings
-from lab_runtime.supervisor import ServiceSpec, ServiceStatus, Supervisor
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -68,7 +68,7 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             "registry-watcher",
-            [sys.executable, "-m", "lab_runtime.watcher"],
+            [sys.executable, "-m", "lab_runtime.registry.watcher"],
             heartbeat=settings.run_dir / "registry-watcher.heartbeat",
             env=env,
         ),

@@ -16,7 +16,6 @@ import psutil
 import typer
 from rich.markup import escape
 
-from lab_runtime.atomic import read_json, write_json_atomic
 from lab_runtime.cli.common import (
     JSON,
     app,
@@ -32,6 +31,7 @@ from lab_runtime.cli.common import (
 )
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
+from lab_runtime.files.atomic import read_json, write_json_atomic
 from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
 from lab_runtime.settings import Settings
 

@@ -32,7 +32,7 @@ from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
     from lab_runtime.journal import Journal
-    from lab_runtime.labs import Lab, StepResult
+    from lab_runtime.labs.catalog import Lab, StepResult
 
 
 def activation_line() -> str | None:
@@ -48,7 +48,7 @@ def activation_line() -> str | None:
 @friendly
 def list_labs(as_json: bool = JSON) -> None:
     """The labs there are."""
-    from lab_runtime.labs import all_labs
+    from lab_runtime.labs.catalog import all_labs
 
     labs = all_labs()
     if as_json:
@@ -62,7 +62,7 @@ def list_labs(as_json: bool = JSON) -> None:
 
 def _current_lab(current: Settings):  # type: ignore[no-untyped-def]
     from lab_runtime.journal import LAB_STARTED
-    from lab_runtime.labs import find_lab
+    from lab_runtime.labs.catalog import find_lab
 
     event = journal(current).last(LAB_STARTED) if current.journal_path.exists() else None
     if event is None:
@@ -72,8 +72,8 @@ def _current_lab(current: Settings):  # type: ignore[no-untyped-def]
 
 def _ensure_champion(current: Settings) -> None:
     """Register and promote a first model version when the registry has no @champion yet."""
-    from lab_runtime.modeling import train_and_register
-    from lab_runtime.registry import CHAMPION, Registry
+    from lab_runtime.modeling.model import train_and_register
+    from lab_runtime.registry.rest import CHAMPION, Registry
 
     registry = Registry(current.mlflow_url)
     try:
@@ -90,7 +90,7 @@ def _start(current: Settings, lab_id: str, *, resume: bool = False):  # type: ig
     """Start lab `lab_id` (its starter files copied, never over the learner's); with `resume`, a lab that is
     already the current one goes on where it is (its scripted events, e.g. a running incident, stay counted)."""
     from lab_runtime.journal import LAB_STARTED
-    from lab_runtime.labs import find_lab
+    from lab_runtime.labs.catalog import find_lab
 
     lab = find_lab(lab_id)
     last = journal(current).last(LAB_STARTED) if current.journal_path.exists() else None
@@ -133,9 +133,9 @@ def start(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
 
 def _results(current: Settings):  # type: ignore[no-untyped-def]
     from grader.grading import grade_run
-    from lab_runtime.checks import CheckContext
-    from lab_runtime.labs import check_lab
-    from lab_runtime.registry import Registry
+    from lab_runtime.labs.catalog import check_lab
+    from lab_runtime.labs.checks import CheckContext
+    from lab_runtime.registry.rest import Registry
 
     lab, started_at = _current_lab(current)
     backend(current).require("mlflow", "model-service")
@@ -149,10 +149,10 @@ def _results(current: Settings):  # type: ignore[no-untyped-def]
 
 def _run_events(current: Settings, lab: Lab, started_at: float, results: list[StepResult]) -> list[str]:
     """Run the lab's scripted events whose step now passes (once each); their announcements."""
-    from lab_runtime import model_ops
     from lab_runtime.journal import LAB_EVENT
-    from lab_runtime.labs import due_events
+    from lab_runtime.labs.catalog import due_events
     from lab_runtime.pipeline.store import ReleaseStore, ship
+    from lab_runtime.registry import model_ops
 
     log = journal(current, source=f"{lab.id}-scenario")
     happened = len(log.events([LAB_EVENT], since=started_at))

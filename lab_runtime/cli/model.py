@@ -14,7 +14,7 @@ from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, plai
 from lab_runtime.errors import LabError, NotFound
 
 if TYPE_CHECKING:
-    from lab_runtime.canary import VariantStats
+    from lab_runtime.canary.judge import VariantStats
 
 model_app = typer.Typer(
     help="Model versions: list, promote (behind a validation gate), roll back, the alias history, retrain.",
@@ -38,7 +38,7 @@ def _when(ts: float) -> str:
 @friendly
 def list_cmd(as_json: bool = JSON) -> None:
     """Every registered version: when it was made, its training metrics and the aliases it holds."""
-    from lab_runtime.registry import Registry
+    from lab_runtime.registry.rest import Registry
 
     current = settings()
     registry = Registry(current.mlflow_url)
@@ -89,7 +89,7 @@ def promote_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Point an alias (default @champion) at VERSION, once it is not worse than the champion on a holdout."""
-    from lab_runtime.model_ops import promote
+    from lab_runtime.registry.model_ops import promote
 
     if not 0.0 <= max_drop <= 1.0:
         raise LabError(f"--max-drop is an accuracy difference between 0 and 1, not {max_drop:g}")
@@ -123,7 +123,7 @@ def rollback_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Move @champion back to the version that held it before (or to --to VERSION)."""
-    from lab_runtime.model_ops import rollback_champion
+    from lab_runtime.registry.model_ops import rollback_champion
 
     current = settings()
     done = rollback_champion(current, journal(current), to)
@@ -145,10 +145,10 @@ def retrain_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Train a new version on recent labelled traffic (80 %), evaluate it on the rest, register it."""
-    from lab_runtime import model_ops
     from lab_runtime.journal import LEARNER_ACTION
-    from lab_runtime.modeling import retrain_recent
-    from lab_runtime.registry import CHAMPION
+    from lab_runtime.modeling.model import retrain_recent
+    from lab_runtime.registry import model_ops
+    from lab_runtime.registry.rest import CHAMPION
 
     seconds = seconds_option(window, "--window")
     if min_rows < 1:
@@ -197,8 +197,8 @@ def history_cmd(
     """Every alias change, oldest first: when, before and after, and how it was made."""
     from dataclasses import asdict
 
-    from lab_runtime.alias_history import history
     from lab_runtime.journal import ALIAS_CHANGED
+    from lab_runtime.registry.alias_history import history
 
     current = settings()
     changes = journal(current).events([ALIAS_CHANGED])
@@ -228,7 +228,7 @@ def canary_start_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Serve VERSION as @challenger to a share of the traffic, beside @champion."""
-    from lab_runtime.model_ops import start_canary
+    from lab_runtime.registry.model_ops import start_canary
 
     current = settings()
     version = start_canary(current, journal(current), version, weight)
@@ -245,7 +245,7 @@ def canary_set_cmd(
     weight: float = typer.Argument(..., metavar="WEIGHT", help="a share between 0 and 1"), as_json: bool = JSON
 ) -> None:
     """Change the canary's share of the traffic."""
-    from lab_runtime.model_ops import set_canary
+    from lab_runtime.registry.model_ops import set_canary
 
     current = settings()
     before = set_canary(current, journal(current), weight)
@@ -259,7 +259,7 @@ def canary_set_cmd(
 @friendly
 def canary_promote_cmd(as_json: bool = JSON) -> None:
     """The challenger becomes @champion and the canary ends."""
-    from lab_runtime.model_ops import promote_canary
+    from lab_runtime.registry.model_ops import promote_canary
 
     current = settings()
     version, before = promote_canary(current, journal(current))
@@ -297,7 +297,7 @@ def canary_status_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Champion and challenger side by side, live: calls, error rate, p50/p99 latency, accuracy on labelled rows."""
-    from lab_runtime.canary_analysis import measure
+    from lab_runtime.canary.analysis import measure
 
     seconds = seconds_option(window, "--window")
     quality = seconds_option(quality_window, "--quality-window")
@@ -342,7 +342,7 @@ def canary_analyze_cmd(
     file: Path = typer.Argument(..., metavar="FILE", help="the analysis: interval, steps, thresholds"),
 ) -> None:
     """Automated canary analysis: step the share up while the challenger is healthy, abort or promote it."""
-    from lab_runtime.canary_analysis import load_spec, run_analysis
+    from lab_runtime.canary.analysis import load_spec, run_analysis
 
     spec = load_spec(file)
     current = settings()
@@ -357,7 +357,7 @@ def canary_analyze_cmd(
 @friendly
 def abort_cmd(as_json: bool = JSON) -> None:
     """Stop the canary: no traffic to @challenger, and the alias removed."""
-    from lab_runtime.model_ops import abort_canary
+    from lab_runtime.registry.model_ops import abort_canary
 
     current = settings()
     version = abort_canary(current, journal(current))

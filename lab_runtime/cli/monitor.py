@@ -164,7 +164,7 @@ def declare(
     show_list: bool = typer.Option(False, "--list", help="list the diagnoses you may declare"),
 ) -> None:
     """Declare your diagnosis of what is wrong; the grader times it from the journal."""
-    from lab_runtime.diagnoses import DIAGNOSES, check_diagnosis
+    from lab_runtime.labs.diagnoses import DIAGNOSES, check_diagnosis
 
     if show_list or diagnosis is None:
         for name, meaning in DIAGNOSES.items():

@@ -47,7 +47,7 @@ def _when(ts: float) -> str:
 @friendly
 def status_cmd(as_json: bool = JSON) -> None:
     """The release the pipeline applies, its state, rates, counters, the label feed and the last error."""
-    from lab_runtime.atomic import read_json as read_status
+    from lab_runtime.files.atomic import read_json as read_status
     from lab_runtime.pipeline.conditions import LABEL_FEED, LabelFeedStop, label_feed_status
 
     current = settings()

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from lab_runtime.atomic import write_atomic
 from lab_runtime.cli.common import (
     JSON,
     app,
@@ -28,6 +27,7 @@ from lab_runtime.cli.common import (
     settings,
 )
 from lab_runtime.errors import ConfigError, InvalidBundle, LabError
+from lab_runtime.files.atomic import write_atomic
 from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:

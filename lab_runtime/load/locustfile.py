@@ -12,8 +12,8 @@ import os
 import gevent
 from locust import FastHttpUser, constant, task
 
-from lab_runtime.data import DataGenerator
 from lab_runtime.load.rows import LoadRows
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.settings import load_settings
 
 _generator = DataGenerator(load_settings().seed)

@@ -16,7 +16,7 @@ import pandas as pd
 from evidently.legacy.calculations.stattests import chi_stat_test, ks_stat_test
 from evidently.legacy.core import ColumnType
 
-from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
 
 KS, CHI_SQUARE = "ks", "chisquare"
 MIN_TESTED = 30  # fewer non-null values than this: the feature is not tested

@@ -23,8 +23,8 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
-from lab_runtime.atomic import write_atomic
-from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+from lab_runtime.files.atomic import write_atomic
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from lab_runtime.monitor.drift import CHI_SQUARE, KS, DriftResult
 from lab_runtime.monitor.evaluate import Evaluation
 

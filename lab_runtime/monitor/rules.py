@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidRules
+from lab_runtime.files.yamlfile import load_model
 from lab_runtime.monitor.signals import catalog, is_known
-from lab_runtime.yamlfile import load_model
 
 BUILTIN_RULES = Path(__file__).with_name("rules.yaml")
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {

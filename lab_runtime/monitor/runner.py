@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime import loopback
-from lab_runtime.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.journal import Journal
+from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.monitor import report
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine, Transition, firing_alerts
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lab_runtime.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, LabelFunction, Population
-from lab_runtime.yamlfile import describe
+from lab_runtime.files.yamlfile import describe
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, LabelFunction, Population
 
 CONCEPT = "concept"
 LABEL_FEED = "label_feed"

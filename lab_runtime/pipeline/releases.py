@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lab_runtime.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population, shifted
 from lab_runtime.errors import InvalidRelease
-from lab_runtime.yamlfile import load_model
+from lab_runtime.files.yamlfile import load_model
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population, shifted
 
 Stats = dict[str, tuple[float, float]]  # feature -> (reference mean, reference std), as DataGenerator.stats
 Share = Annotated[float, Field(ge=0.0, le=1.0, description="share of rows affected")]

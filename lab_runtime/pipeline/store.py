@@ -23,12 +23,12 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from lab_runtime.errors import FaultInjectionFailed, InvalidRelease, NotFound
+from lab_runtime.files.sqlite import connect
 from lab_runtime.journal import Journal
 from lab_runtime.pipeline.conditions import CONCEPT as CONCEPT
 from lab_runtime.pipeline.conditions import LABEL_FEED as LABEL_FEED
 from lab_runtime.pipeline.conditions import validate_condition
 from lab_runtime.pipeline.releases import Release, Transform
-from lab_runtime.sqlite import connect
 
 PIPELINE_DEPLOYED = "pipeline.deployed"
 RELEASE_POLL = 0.5  # seconds between the pipeline's reads of the active release and the world conditions

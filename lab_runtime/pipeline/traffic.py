@@ -30,8 +30,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from lab_runtime.atomic import read_json, write_json_atomic
-from lab_runtime.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
+from lab_runtime.files.atomic import read_json, write_json_atomic
+from lab_runtime.modeling.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
 from lab_runtime.pipeline.conditions import CONCEPT, LABEL_FEED, ConceptChange, LabelFeedStop, label_feed_status
 from lab_runtime.pipeline.releases import Release, Stats, apply, to_features
 from lab_runtime.pipeline.store import RELEASE_POLL, Condition, Deployment, ReleaseStore

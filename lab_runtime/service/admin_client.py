@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from lab_runtime.admin import admin_token
 from lab_runtime.errors import FaultInjectionFailed, RuntimeNotReady
+from lab_runtime.service.admin import admin_token
 from lab_runtime.service.faults import ServiceFault
 from lab_runtime.settings import Settings
 

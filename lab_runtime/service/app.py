@@ -22,9 +22,9 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from lab_runtime.admin import admin_token
 from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow, RequestRow
-from lab_runtime.registry import Registry
+from lab_runtime.registry.rest import Registry
+from lab_runtime.service.admin import admin_token
 from lab_runtime.service.batching import Batcher
 from lab_runtime.service.docs import offline_docs
 from lab_runtime.service.errorlog import ErrorLogMiddleware

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from lab_runtime.errors import LabError
-from lab_runtime.registry import CHALLENGER, CHAMPION, Registry
+from lab_runtime.registry.rest import CHALLENGER, CHAMPION, Registry
 from lab_runtime.service.routing import variant_for
 from lab_runtime.service.schema import SchemaError, columns_from_signature, record_model
 

@@ -8,8 +8,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from lab_runtime.data import FEATURES, DataGenerator, split_features
-from lab_runtime.modeling import PIP_REQUIREMENTS, build_pipeline, evaluate
+from lab_runtime.modeling.data import FEATURES, DataGenerator, split_features
+from lab_runtime.modeling.model import PIP_REQUIREMENTS, build_pipeline, evaluate
 from lab_runtime.settings import load_settings
 
 settings = load_settings()

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from lab_runtime.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, wait
 from lab_runtime.settings import load_settings
 
 settings = load_settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab_runtime.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, wait
 
 
 def retrained() -> dict[str, Any] | None:

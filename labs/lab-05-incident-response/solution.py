@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab_runtime.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, wait
 
 # What each built-in alert points to first, and the smallest fix for it.
 TRIAGE = {

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflow import MlflowClient
 
-from lab_runtime import model_ops
-from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.journal import ALIAS_CHANGED, Journal
-from lab_runtime.registry import CHALLENGER, CHAMPION
+from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.rest import CHALLENGER, CHAMPION
 from tests.sandbox import Sandbox, running_sandbox
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "canary.json"

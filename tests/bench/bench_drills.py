@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from drills.faults import FAULTS, FaultContext
 from lab_runtime import journal as kinds
-from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.journal import Journal
+from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.predlog import PredictionLog
 from tests.sandbox import Sandbox, running_sandbox
 

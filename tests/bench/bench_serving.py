@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 from lab_runtime.backends import get_backend
-from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.errors import LabError
 from lab_runtime.load import locust_command, read_summary
-from lab_runtime.modeling import train_and_register
+from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.model import train_and_register
 from lab_runtime.settings import HOST, Settings, load_settings
 
 HERE = Path(__file__).resolve().parent

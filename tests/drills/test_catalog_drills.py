@@ -11,10 +11,10 @@ import pytest
 
 from drills.spec import catalog
 from lab_runtime import journal as kinds
-from lab_runtime import model_ops
-from lab_runtime.labs import all_labs
+from lab_runtime.labs.catalog import all_labs
 from lab_runtime.pipeline.store import ReleaseStore
-from lab_runtime.registry import CHALLENGER, CHAMPION
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.rest import CHALLENGER, CHAMPION
 from tests.drills.learner import drill_argv, in_order, solve
 from tests.sandbox import Sandbox, wait_for
 

@@ -53,7 +53,7 @@ def drill_file(tmp_path: Path, **change: Any) -> Path:
 
 
 def predict_latency(sandbox: Sandbox) -> float:
-    from lab_runtime.data import FEATURES, DataGenerator
+    from lab_runtime.modeling.data import FEATURES, DataGenerator
 
     row = DataGenerator(3).production(0, 1)[list(FEATURES)].iloc[0].to_dict()
     features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}

@@ -12,8 +12,8 @@ from drills.conditions import judge, parse_condition
 from drills.schedule import draw_delay, gameday, pick
 from drills.spec import KINDS, catalog, find_drill, load_drill
 from lab_runtime.cli import app
-from lab_runtime.diagnoses import DIAGNOSES
 from lab_runtime.errors import InvalidDrill, LabError, NotFound
+from lab_runtime.labs.diagnoses import DIAGNOSES
 
 GOOD: dict = {
     "id": "my-drill",

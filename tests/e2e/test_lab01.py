@@ -26,8 +26,8 @@ def register(env: dict[str, str], C: float, signed: bool) -> None:
     import mlflow
     from mlflow.models import infer_signature
 
-    from lab_runtime.data import DataGenerator, split_features
-    from lab_runtime.modeling import PIP_REQUIREMENTS, build_pipeline, evaluate
+    from lab_runtime.modeling.data import DataGenerator, split_features
+    from lab_runtime.modeling.model import PIP_REQUIREMENTS, build_pipeline, evaluate
 
     url = f"http://127.0.0.1:{env['LAB_MLFLOW_PORT']}"
     mlflow.set_tracking_uri(url)

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from lab_runtime.backends.local import sandbox_specs
-from lab_runtime.modeling import train_and_register
+from lab_runtime.backends.supervisor import Supervisor
+from lab_runtime.modeling.model import train_and_register
 from lab_runtime.settings import Settings, load_settings
-from lab_runtime.supervisor import Supervisor
 from tests.conftest import free_port
 from tests.sandbox import wait_for
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab_runtime.alias_history import OUTSIDE, REQUEST_LIFETIME, attribute, change_payload, history
 from lab_runtime.journal import ALIAS_CHANGED, ALIAS_REQUESTED, Event
-from lab_runtime.registry import AliasChange
+from lab_runtime.registry.alias_history import OUTSIDE, REQUEST_LIFETIME, attribute, change_payload, history
+from lab_runtime.registry.rest import AliasChange
 
 T0 = 1_700_000_000.0
 PROMOTED = AliasChange("m", "champion", "1", "2")

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from lab_runtime.canary import AnalysisSpec, Thresholds, VariantStats, accuracy_drop, decide, variant_stats
-from lab_runtime.model_ops import gate_refusal
+from lab_runtime.canary.judge import AnalysisSpec, Thresholds, VariantStats, accuracy_drop, decide, variant_stats
+from lab_runtime.registry.model_ops import gate_refusal
 
 
 def requests(*rows: tuple[str, str, int, float]) -> pd.DataFrame:

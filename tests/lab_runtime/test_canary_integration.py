@@ -13,12 +13,12 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
-from lab_runtime import model_ops
-from lab_runtime.alias_history import OUTSIDE, AliasEntry, history
 from lab_runtime.cli import app
 from lab_runtime.journal import ALIAS_CHANGED, CANARY_ANALYSIS, LEARNER_ACTION, Journal
-from lab_runtime.modeling import Registered, Regression, train_and_register
-from lab_runtime.registry import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
+from lab_runtime.modeling.model import Registered, Regression, train_and_register
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.alias_history import OUTSIDE, AliasEntry, history
+from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.data import FEATURES, INTEGER_FEATURES, LABEL, REQUEST_ID, DataGenerator
+from lab_runtime.modeling.data import FEATURES, INTEGER_FEATURES, LABEL, REQUEST_ID, DataGenerator
 
 
 def test_same_seed_gives_the_same_data() -> None:
@@ -53,7 +53,7 @@ def test_a_signature_of_the_sandboxs_features_comes_with_no_hint_about_integer_c
     """A learner's training script (its own process, Python's default warning filters) prints no MLflow hint."""
     script = (
         "from mlflow.models import infer_signature\n"
-        "from lab_runtime.data import DataGenerator, split_features\n"
+        "from lab_runtime.modeling.data import DataGenerator, split_features\n"
         "X, y = split_features(DataGenerator(42).production(0, 20))\n"
         "print(infer_signature(X, y).inputs.input_names())\n"
     )

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from lab_runtime.data import DataGenerator, split_features
-from lab_runtime.model_ops import previous_holder
-from lab_runtime.modeling import TRUSTED_TYPES, Regression, SlowStep, evaluate, fit, flip_labels
-from lab_runtime.registry import AliasChange
+from lab_runtime.modeling.data import DataGenerator, split_features
+from lab_runtime.modeling.model import TRUSTED_TYPES, Regression, SlowStep, evaluate, fit, flip_labels
+from lab_runtime.registry.model_ops import previous_holder
+from lab_runtime.registry.rest import AliasChange
 
 
 def moves(*path: str | None) -> list[dict[str, str | None]]:
@@ -120,7 +120,7 @@ def test_a_slow_regression_slows_every_predict_and_survives_serialization(serial
     assert time.perf_counter() - started >= 0.12
     assert evaluate(model, holdout) == baseline()
     step = pickle.loads(pickle.dumps(SlowStep(5)))
-    assert step.ms == 5 and type(step).__module__ == "lab_runtime.modeling"
+    assert step.ms == 5 and type(step).__module__ == "lab_runtime.modeling.model"
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,13 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
-from lab_runtime import model_ops
 from lab_runtime.cli import app
-from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.journal import ALIAS_CHANGED, LEARNER_ACTION, Journal
-from lab_runtime.modeling import Regression, train_and_register
+from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.model import Regression, train_and_register
 from lab_runtime.predlog import PredictionLog
-from lab_runtime.registry import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration

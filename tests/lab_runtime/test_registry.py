@@ -1,6 +1,6 @@
 from lab_runtime.journal import Event
-from lab_runtime.registry import AliasChange, ModelState, alias_changes
-from lab_runtime.watcher import known_aliases
+from lab_runtime.registry.rest import AliasChange, ModelState, alias_changes
+from lab_runtime.registry.watcher import known_aliases
 
 
 def test_alias_changes_lists_set_moved_and_removed_aliases() -> None:

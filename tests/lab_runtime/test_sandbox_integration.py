@@ -11,9 +11,9 @@ import pytest
 from mlflow import MlflowClient
 
 from lab_runtime.backends.local import LocalBackend
-from lab_runtime.data import FEATURES, STREAM_ID_GLOB, DataGenerator
 from lab_runtime.journal import ALIAS_CHANGED, Journal
-from lab_runtime.modeling import Registered
+from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB, DataGenerator
+from lab_runtime.modeling.model import Registered
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.settings import Settings
 from tests.sandbox import running_sandbox, wait_for
@@ -134,8 +134,8 @@ def test_a_version_without_signature_is_not_served_and_the_old_one_keeps_serving
 
     settings, _, (v1, _) = sandbox
     wait_for(lambda: model(settings)["champion"] == v1.version, 30)
-    from lab_runtime.data import split_features
-    from lab_runtime.modeling import PIP_REQUIREMENTS, build_pipeline
+    from lab_runtime.modeling.data import split_features
+    from lab_runtime.modeling.model import PIP_REQUIREMENTS, build_pipeline
 
     X, y = split_features(DataGenerator(1).training(500))
     mlflow.set_tracking_uri(settings.mlflow_url)

@@ -150,7 +150,7 @@ def test_a_registry_that_stops_answering_is_logged_once_and_again_when_it_answer
 
 
 def test_what_the_service_serves_is_logged_when_it_changes(caplog: pytest.LogCaptureFixture) -> None:
-    from lab_runtime.registry import CANARY_WEIGHT_TAG, ModelState
+    from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, ModelState
     from lab_runtime.service.models import LoadedModel, ModelFollower
 
     class Registry:

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.errors import FaultInjectionFailed
+from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.service.admin_client import ServiceAdmin
 from lab_runtime.service.faults import ServiceFault

@@ -6,8 +6,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lab_runtime.backends.supervisor import ServiceSpec, Supervisor, start_order
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
-from lab_runtime.supervisor import ServiceSpec, Supervisor, start_order
 from tests.conftest import free_port
 
 

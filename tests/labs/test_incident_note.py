@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_runtime.incident_note import Reference, judge, parse, resolve_time
+from lab_runtime.labs.incident_note import Reference, judge, parse, resolve_time
 
 TEMPLATE = Path(__file__).parents[2] / "labs" / "lab-05-incident-response" / "incident-note.md"
 BEGAN = datetime(2026, 11, 23, 23, 59, 30, tzinfo=UTC).timestamp()  # just before midnight: the date matters

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from lab_runtime.errors import InvalidLab, NotFound
-from lab_runtime.labs import StepResult, all_labs, due_events, find_lab, load_lab
+from lab_runtime.labs.catalog import StepResult, all_labs, due_events, find_lab, load_lab
 
 GOOD: dict[str, Any] = {
     "id": "lab-09",

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from lab_runtime.alias_history import OUTSIDE
-from lab_runtime.checks import CATALOG, CheckContext
 from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, Journal
-from lab_runtime.registry import CANARY_WEIGHT_TAG, ModelState
+from lab_runtime.labs.checks import CATALOG, CheckContext
+from lab_runtime.registry.alias_history import OUTSIDE
+from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, ModelState
 from lab_runtime.settings import Settings
 
 T0 = 1_700_000_000.0

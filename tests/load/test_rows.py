@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lab_runtime.data import FEATURES, DataGenerator
 from lab_runtime.load.rows import BLOCKS, LoadRows
+from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.monitor.drift import detect
 from lab_runtime.pipeline.releases import to_features
 from lab_runtime.settings import Settings

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.data import DataGenerator, Population
+from lab_runtime.modeling.data import DataGenerator, Population
 from lab_runtime.monitor.drift import detect
 from lab_runtime.monitor.evaluate import INSUFFICIENT, Baseline, Limits, Window, evaluate
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lab_runtime.data import DataGenerator
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine
 from lab_runtime.monitor.evaluate import INSUFFICIENT, Evaluation, Limits, Window, evaluate
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules

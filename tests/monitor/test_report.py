@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.data import DataGenerator, Population
+from lab_runtime.modeling.data import DataGenerator, Population
 from lab_runtime.monitor import report
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate
 

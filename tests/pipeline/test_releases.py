@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.data import FEATURES, DataGenerator, shifted
 from lab_runtime.errors import InvalidRelease
+from lab_runtime.modeling.data import FEATURES, DataGenerator, shifted
 from lab_runtime.pipeline.releases import Release, apply, load_release, to_features
 
 GEN = DataGenerator(42)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from lab_runtime.data import LabelFunction
 from lab_runtime.errors import FaultInjectionFailed, InvalidRelease, NotFound
 from lab_runtime.journal import Journal
+from lab_runtime.modeling.data import LabelFunction
 from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop, validate_condition
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import (

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lab_runtime.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.journal import Journal
+from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.pipeline.conditions import ConceptChange
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore, ship

@@ -3,7 +3,7 @@
 MLflow keeps no history of which version held an alias; this process polls every registered model
 and records each difference, so changes made in the MLflow UI or by a plain `MlflowClient` are kept.
 Each change says how it was made: by the lab command that requested it, or outside the lab's commands
-(see `lab_runtime.alias_history`).
+(see `lab_runtime.registry.alias_history`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 
-from lab_runtime.alias_history import REQUEST_LIFETIME, attribute, change_payload
 from lab_runtime.errors import LabError
 from lab_runtime.journal import ALIAS_CHANGED, ALIAS_REQUESTED, Event, Journal
-from lab_runtime.registry import Registry, alias_changes
+from lab_runtime.registry.alias_history import REQUEST_LIFETIME, attribute, change_payload
+from lab_runtime.registry.rest import Registry, alias_changes
 from lab_runtime.settings import Settings, load_settings
 
-log = logging.getLogger("lab_runtime.watcher")
+log = logging.getLogger("lab_runtime.registry.watcher")
 
 
 def known_aliases(events: list[Event]) -> dict[str, dict[str, str]]:

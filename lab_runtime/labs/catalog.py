@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lab_runtime.checks import CATALOG, CheckContext, CheckResult, run_check
 from lab_runtime.errors import InvalidLab, LabError, NotFound
+from lab_runtime.files.yamlfile import load_model
+from lab_runtime.labs.checks import CATALOG, CheckContext, CheckResult, run_check
 from lab_runtime.pipeline.releases import Release
-from lab_runtime.yamlfile import load_model
 
-LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
+LABS_DIR = Path(__file__).resolve().parents[2] / "labs"
 _SLUG = r"^[a-z0-9][a-z0-9-]*$"
 
 

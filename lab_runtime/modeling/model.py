@@ -22,7 +22,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from lab_runtime.data import (
+from lab_runtime.durations import format_duration
+from lab_runtime.errors import NotFound
+from lab_runtime.modeling.data import (
     CATEGORICAL_FEATURES,
     FEATURES,
     INTEGER_FEATURES,
@@ -31,9 +33,7 @@ from lab_runtime.data import (
     DataGenerator,
     split_features,
 )
-from lab_runtime.durations import format_duration
-from lab_runtime.errors import NotFound
-from lab_runtime.regression import Regression
+from lab_runtime.modeling.regression import Regression
 
 if TYPE_CHECKING:
     from lab_runtime.settings import Settings
@@ -252,7 +252,7 @@ def labelled_traffic(settings: Settings, since: float) -> tuple[pd.DataFrame, in
 
 def retrain_recent(settings: Settings, window_seconds: float, min_rows: int, *, seed: int = 42) -> Registered:
     """Train on the labelled traffic of the last `window_seconds`, evaluate on 20 % of it, register a version."""
-    from lab_runtime.registry import fail_fast
+    from lab_runtime.registry.rest import fail_fast
 
     rows, incomplete = labelled_traffic(settings, time.time() - window_seconds)
     window = format_duration(window_seconds)
@@ -281,7 +281,7 @@ def holdout_metrics(settings: Settings, versions: list[str]) -> dict[str, dict[s
     """Accuracy, F1 and ROC AUC of each registered version on the seeded holdout, all scored on the same rows."""
     import mlflow.sklearn
 
-    from lab_runtime.registry import fail_fast
+    from lab_runtime.registry.rest import fail_fast
 
     mlflow.set_tracking_uri(settings.mlflow_url)
     mlflow.set_registry_uri(settings.mlflow_url)

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from lab_runtime import healthcheck, loopback
+from lab_runtime import loopback
+from lab_runtime.backends import healthcheck
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
 from lab_runtime.settings import HOST
 

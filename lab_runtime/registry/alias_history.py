@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab_runtime.journal import ALIAS_CHANGED, Event
-from lab_runtime.registry import AliasChange
+from lab_runtime.registry.rest import AliasChange
 
 OUTSIDE = "outside the lab commands (MLflow UI or API)"
 REQUEST_LIFETIME = 10.0  # seconds a request may wait for the watcher (a write fails within 5 s; the poll is 0.5 s)

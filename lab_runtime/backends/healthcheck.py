@@ -1,4 +1,4 @@
-"""`python -m lab_runtime.healthcheck TARGET`: a container's health check (stdlib only, so it starts fast).
+"""`python -m lab_runtime.backends.healthcheck TARGET`: a container's health check (stdlib only, so it starts fast).
 
 TARGET is a URL that must answer 200, or a heartbeat file that must be fresh (the same rule as the local runtime).
 """

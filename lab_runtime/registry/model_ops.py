@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lab_runtime.errors import NotFound, RegistryError
-from lab_runtime.registry import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION, AliasChange, ModelState, fail_fast
+from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION, AliasChange, ModelState, fail_fast
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -108,7 +108,7 @@ def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal 
     """Point `@alias` at `version` (nothing happens if it is there already); returns the version as registered.
 
     An unknown version is refused, naming the versions there are. With a `journal`, the change is announced
-    first as made `via` that command (see `lab_runtime.alias_history`).
+    first as made `via` that command (see `lab_runtime.registry.alias_history`).
     """
     name = settings.model_name
     with _mlflow(settings, f"set @{alias} of {name!r} to version {version}") as client:
@@ -246,7 +246,7 @@ def gate_refusal(candidate: Mapping[str, float], champion: Mapping[str, float], 
 
 def _gate(settings: Settings, version: str, champion: str) -> dict[str, dict[str, float]]:
     """Holdout metrics of the candidate and the champion; any failure to load or score them is one RegistryError."""
-    from lab_runtime.modeling import holdout_metrics
+    from lab_runtime.modeling.model import holdout_metrics
 
     with _mlflow(settings, f"load versions {version} and {champion} for the validation gate"):
         try:

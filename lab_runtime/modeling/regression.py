@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lab_runtime.data import FEATURES
+from lab_runtime.modeling.data import FEATURES
 
 
 class Regression(BaseModel):

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab_runtime import model_ops
-from lab_runtime.canary import AnalysisSpec, Decision, VariantStats, decide, variant_stats
+from lab_runtime.canary.judge import AnalysisSpec, Decision, VariantStats, decide, variant_stats
 from lab_runtime.errors import InvalidAnalysis, LabError
+from lab_runtime.files.yamlfile import load_model
 from lab_runtime.journal import CANARY_ANALYSIS, Journal
 from lab_runtime.predlog import PredictionLog
-from lab_runtime.registry import CHALLENGER, CHAMPION, Registry
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.rest import CHALLENGER, CHAMPION, Registry
 from lab_runtime.settings import Settings
-from lab_runtime.yamlfile import load_model
 
 VIA = "lab canary analyze"
 
@@ -37,7 +37,7 @@ class CanaryReport:
     challenger: VariantStats | None
 
     def as_dict(self) -> dict[str, Any]:
-        from lab_runtime.canary import accuracy_drop
+        from lab_runtime.canary.judge import accuracy_drop
 
         challenger = self.challenger.as_dict() if self.challenger else None
         drop = accuracy_drop(self.champion, self.challenger) if self.challenger else None
