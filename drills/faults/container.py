@@ -55,17 +55,17 @@ class ContainerLimits(Fault):
     args: ContainerLimitsParams
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
-        backend = _containers(ctx, self.type)
-        return {"container": backend.container_id(self.args.service), "previous": backend.limits(self.args.service)}
+        control = _containers(ctx, self.type)
+        return {"container": control.container_id(self.args.service), "previous": control.limits(self.args.service)}
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         _containers(ctx, self.type).limit(self.args.service, self.args.memory_mb, self.args.cpus)
         return {"service": self.args.service, "cpus": self.args.cpus, "memory_mb": self.args.memory_mb}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
-        backend = _containers(ctx, self.type)
-        if backend.container_id(self.args.service) != plan["container"]:
+        control = _containers(ctx, self.type)
+        if control.container_id(self.args.service) != plan["container"]:
             return ALREADY_CLEARED  # re-created (`lab restart`): the new container has the compose file's limits
         memory, cpu = self.args.memory_mb is not None, self.args.cpus is not None
-        backend.unlimit(self.args.service, plan["previous"], memory=memory, cpu=cpu)
+        control.unlimit(self.args.service, plan["previous"], memory=memory, cpu=cpu)
         return REVERTED
