@@ -16,7 +16,8 @@ from drills.engine import Say, revert_faults, runner_alive
 from drills.faults import FAULTS
 from drills.ledger import REVERTED, Ledger, RunRecord
 from lab_runtime import journal as kinds
-from lab_runtime.backends.base import SERVICES, Backend
+from lab_runtime.backends.base import Backend
+from lab_runtime.backends.services import SERVICES
 from lab_runtime.errors import LabError, NotFound
 from lab_runtime.journal import Journal
 from lab_runtime.settings import Settings

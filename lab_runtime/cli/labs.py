@@ -251,7 +251,7 @@ def hint() -> None:
 @friendly
 def solve(lab_id: str = typer.Argument(..., metavar="LAB")) -> None:
     """Run the lab's reference solution against your sandbox (the current lab goes on where it is; another starts)."""
-    from lab_runtime.backends.local import settings_env
+    from lab_runtime.backends.services import settings_env
 
     current = settings()
     lab, workspace = _start(current, lab_id, resume=True)
