@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drills.conditions import Verdict
-from drills.engine import Say, revert_faults, runner_alive
+from drills.engine import Say, monitor_settle, revert_faults, runner_alive
 from drills.faults import FAULTS
 from drills.ledger import REVERTED, Ledger, RunRecord
 from lab_runtime import journal as kinds
@@ -221,14 +221,15 @@ def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
             say(f"cleared the pipeline's {' and '.join(report['conditions_cleared'])} condition")
         steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
         observe = observer_for(steady)
-        timeout = settings.monitor_window + 5 * settings.monitor_interval
-        say(f"checking the steady state on the service's last {settings.drill_recent_window:g}s of requests "
+        timeout = monitor_settle(settings)
+        recent = settings.scaled(settings.drill_recent_window)
+        say(f"checking the steady state on the service's last {recent:g}s of requests "
             f"(up to {timeout:g}s): {', '.join(DEFAULT_STEADY_STATE)}")  # fmt: skip
         started = time.monotonic()
         verdict = wait_steady(settings, backend, steady, timeout, lambda s, b: recent_view(observe(s, b)))
         if verdict.ok:  # then the monitor's window, which a drill's gate judges, must pass the faults' requests
             so_far = time.monotonic() - started
-            window = settings.monitor_window
+            window = settings.scaled(settings.monitor_window)
             say(f"the service is steady again ({so_far:.1f}s); waiting for the monitor's {window:g}s window "
                 f"to agree (up to {timeout:g}s; a drill's gate reads it)")  # fmt: skip
             verdict = wait_steady(settings, backend, steady, timeout, observe)

@@ -188,7 +188,7 @@ def run(
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
         _detach(current, target, who, chosen_seed, delay, blind, gate)
         return
-    result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind, gate, run_id)
+    result = _run_one(current, drill, who, chosen_seed, delay * current.time_scale, blind, gate, run_id)
     _report(result, blind)
     if result.outcome in ("error", "refused") or result.revert_failures:
         raise typer.Exit(1)
@@ -294,7 +294,7 @@ def gameday(
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
     plain(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
-    delays = [delay * current.drill_time_scale for _, delay in plan]
+    delays = [delay * current.time_scale for _, delay in plan]
     outcomes = run_in_sequence(current, chosen, delays, who, chosen_seed, blind)
     plain(f"game day done: {', '.join(outcomes)}")
 

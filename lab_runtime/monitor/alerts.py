@@ -70,9 +70,11 @@ def _resolved(rule_name: str, severity: str, firing_since: float, value: float |
 
 
 class AlertEngine:
-    """Steps every rule once per evaluation and returns the alerts that fired or resolved."""
+    """Steps every rule once per evaluation and returns the alerts that fired or resolved. A rule's `for` runs on
+    the sandbox's clock: `time_scale` times the duration the rule states."""
 
-    def __init__(self, firing: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, firing: dict[str, dict[str, Any]] | None = None, time_scale: float = 1.0) -> None:
+        self.time_scale = time_scale
         self.active: dict[str, AlertState] = {}
         # Alerts the journal says are firing (from before a restart): resolved unless they still hold.
         self._inherited = dict(firing or {})
@@ -99,7 +101,7 @@ class AlertEngine:
                 if inherited:
                     alert.firing_since = inherited["firing_since"]
             alert.value, alert.detail = value, detail
-            if alert.firing_since is None and now - alert.pending_since >= rule.for_:
+            if alert.firing_since is None and now - alert.pending_since >= rule.for_ * self.time_scale:
                 alert.firing_since = now
                 transitions.append(_firing(alert, now))
         for name, payload in list(self._inherited.items()):  # inherited alerts whose rule is gone
