@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # `learner.action` names of the operations below.
 ROLLBACK, PROMOTE = "model.rollback", "model.promote"
 CANARY_START, CANARY_SET, CANARY_PROMOTE, CANARY_ABORT = "canary.start", "canary.set", "canary.promote", "canary.abort"
+RETRAIN = "model.retrain"
 
 
 def _reason(exc: Exception) -> str:
@@ -427,6 +428,21 @@ def abort_canary(
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
     journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via}, began=began)
     return challenger
+
+
+def adopt_retrained(settings: Settings, journal: Journal, version: str, *, promote: bool) -> bool:
+    """With `promote`, make a version `lab model retrain` just registered `@champion`; journaled as
+    `learner.action` either way (the version exists whether or not it became champion). Whether it did."""
+    from lab_runtime.journal import LEARNER_ACTION
+
+    promoted = False
+    try:
+        if promote:
+            set_alias(settings, CHAMPION, version, journal=journal, via="lab model retrain")
+            promoted = True
+    finally:
+        journal.append(LEARNER_ACTION, {"action": RETRAIN, "version": version, "promoted": promoted})
+    return promoted
 
 
 def ensure_champion(settings: Settings, on_training: Callable[[], None]) -> Registered | None:
