@@ -196,14 +196,23 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
         return run
 
 
-def end_running(settings: Settings, backend: Backend, say: Say) -> RunRecord | None:
-    """Abort the drill a live runner is running, so its faults are reverted (while the services are still up): the
-    run, or None when no runner runs one."""
+@dataclass(frozen=True)
+class Ended:
+    run: RunRecord
+    failure: str | None = None  # why the abort did not end it cleanly (`lab reset` reverts it later)
+
+
+def end_running(settings: Settings, backend: Backend, say: Say) -> Ended | None:
+    """Abort the drill a live runner is running, so its faults are reverted (while the services are still up);
+    None when no runner runs one."""
     found = status(settings)
     if found is None or found.state != "running":
         return None
-    abort(settings, backend, say)
-    return found.run
+    try:
+        abort(settings, backend, say)
+    except LabError as exc:
+        return Ended(found.run, str(exc))
+    return Ended(found.run)
 
 
 def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:

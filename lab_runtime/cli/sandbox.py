@@ -21,7 +21,7 @@ from lab_runtime.cli.common import (
     print_urls,
     settings,
 )
-from lab_runtime.errors import ConfigError, LabError
+from lab_runtime.errors import ConfigError
 from lab_runtime.journal import LEARNER_ACTION
 from lab_runtime.settings import RUNTIME_FILE, Settings
 
@@ -82,15 +82,16 @@ def _end_drill(current: Settings, runtime: Backend) -> None:
         return
     from drills.control import end_running
 
-    try:
-        run = end_running(current, runtime, out.print)
-    except LabError as exc:  # stopping the sandbox must not depend on the drill: `lab reset` reverts it later
+    ended = end_running(current, runtime, out.print)
+    if ended is None:
+        return
+    if ended.failure is not None:  # stopping the sandbox must not depend on the drill: `lab reset` reverts it later
         err.print(
-            f"[yellow]warning:[/] the running drill could not be ended cleanly ({exc}); `lab reset` after `lab up`"
+            f"[yellow]warning:[/] the running drill could not be ended cleanly ({ended.failure}); "
+            "`lab reset` after `lab up`"
         )
         return
-    if run is not None:
-        out.print(f"drill run {run.run_id} aborted and reverted")
+    out.print(f"drill run {ended.run.run_id} aborted and reverted")
 
 
 @app.command()
