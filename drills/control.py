@@ -1,10 +1,13 @@
-"""Controlling drills from another process: status, abort, and `lab reset` (revert what a dead runner left)."""
+"""Controlling drills from another process: a runner started in the background, status, abort, and `lab reset`
+(revert what a dead runner left)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drills.conditions import Verdict
-from drills.engine import Say, monitor_settle, revert_faults, runner_alive
+from drills.engine import Say, monitor_settle, new_run_id, revert_faults, runner_alive
 from drills.faults import FAULTS
 from drills.ledger import REVERTED, Ledger, RunRecord
 from lab_runtime import journal as kinds
@@ -23,6 +26,35 @@ from lab_runtime.journal import Journal
 from lab_runtime.settings import Settings
 
 ABORT_WAIT = 180.0  # seconds a runner may take to revert and re-check the steady state after an abort
+
+
+@dataclass(frozen=True)
+class Detached:
+    run_id: str
+    pid: int
+
+
+def detach(
+    settings: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float
+) -> Detached:
+    """Start `lab drill run` for these choices in its own session, in the background (its output in
+    `drill-<run id>.log`): the run's id and the runner's pid."""
+    run_id = new_run_id()
+    log = settings.logs_dir / f"drill-{run_id}.log"
+    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
+    argv += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
+    argv += ["--blind"] if blind else []
+    settings.ensure_dirs()
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ},
+        )
+    return Detached(run_id, proc.pid)
 
 
 @dataclass
@@ -163,6 +195,25 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
                 f"({', '.join(f.type for f in left)}); run `lab reset`"
             )
         return run
+
+
+@dataclass(frozen=True)
+class Ended:
+    run: RunRecord
+    failure: str | None = None  # why the abort did not end it cleanly (`lab reset` reverts it later)
+
+
+def end_running(settings: Settings, backend: Backend, say: Say) -> Ended | None:
+    """Abort the drill a live runner is running, so its faults are reverted (while the services are still up);
+    None when no runner runs one."""
+    found = status(settings)
+    if found is None or found.state != "running":
+        return None
+    try:
+        abort(settings, backend, say)
+    except LabError as exc:
+        return Ended(found.run, str(exc))
+    return Ended(found.run)
 
 
 def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:

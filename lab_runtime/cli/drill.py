@@ -5,10 +5,7 @@ The drill engine lives in the `drills` package; this module only parses options 
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -195,24 +192,10 @@ def run(
 
 
 def _detach(current: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float) -> None:
-    from drills.engine import new_run_id
+    from drills.control import detach
 
-    run_id = new_run_id()
-    log = current.logs_dir / f"drill-{run_id}.log"
-    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
-    argv += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
-    argv += ["--blind"] if blind else []
-    current.ensure_dirs()
-    with open(log, "ab") as handle:
-        proc = subprocess.Popen(
-            argv,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ},
-        )
-    plain(f"drill run {run_id} started in the background (pid {proc.pid}); `lab drill status` follows it")
+    started = detach(current, drill_id, learner, seed, delay, blind, gate)
+    plain(f"drill run {started.run_id} started in the background (pid {started.pid}); `lab drill status` follows it")
 
 
 @drill_app.command("status")

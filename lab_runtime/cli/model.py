@@ -26,7 +26,6 @@ canary_app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.add_typer(canary_app, name="canary")
 
-RETRAIN = "model.retrain"
 DEFAULT_MAX_DROP = 0.02  # two points: a retrain on a few thousand recent rows lands within about 1.5
 
 
@@ -145,10 +144,8 @@ def retrain_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Train a new version on recent labelled traffic (80 %), evaluate it on the rest, register it."""
-    from lab_runtime.journal import LEARNER_ACTION
     from lab_runtime.modeling.model import retrain_recent
-    from lab_runtime.registry import model_ops
-    from lab_runtime.registry.rest import CHAMPION
+    from lab_runtime.registry.model_ops import adopt_retrained
 
     seconds = seconds_option(window, "--window")
     if min_rows < 1:
@@ -158,17 +155,7 @@ def retrain_cmd(
         plain(f"training on the labelled predictions of the last {window} ...")
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's URL: keep stdout for our output
         registered = retrain_recent(current, seconds, min_rows)
-    promoted = False
-    try:
-        if promote:
-            model_ops.set_alias(
-                current, CHAMPION, registered.version, journal=journal(current), via="lab model retrain"
-            )
-            promoted = True
-    finally:  # the version exists either way; the journal says whether it became champion
-        journal(current).append(
-            LEARNER_ACTION, {"action": RETRAIN, "version": registered.version, "promoted": promoted}
-        )
+    promoted = adopt_retrained(current, journal(current), registered.version, promote=promote)
     if as_json:
         print_json(
             {

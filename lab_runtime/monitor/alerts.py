@@ -129,3 +129,19 @@ def firing_alerts(events: list[Event]) -> dict[str, dict[str, Any]]:
         elif event.kind == ALERT_RESOLVED:
             firing.pop(event.payload["rule"], None)
     return firing
+
+
+def alert_history(events: list[Event]) -> list[dict[str, Any]]:
+    """Pure: every alert of a sequence of alert events, oldest first: its firing payload with `state` (firing or
+    resolved), `fired_at` and `resolved_at`."""
+    rows: list[dict[str, Any]] = []
+    open_by_rule: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.kind == ALERT_FIRING:
+            row = {**event.payload, "state": "firing", "fired_at": event.ts, "resolved_at": None}
+            rows.append(row)
+            open_by_rule[event.payload["rule"]] = row
+        elif event.payload["rule"] in open_by_rule:
+            row = open_by_rule.pop(event.payload["rule"])
+            row.update(state="resolved", resolved_at=event.ts)
+    return rows
