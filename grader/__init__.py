@@ -1,1 +1,2 @@
-"""Grading from the journal (issue 6). Imports lab_runtime.journal only."""
+"""Grading from the journal: drill runs, capstones, signed result bundles, cohorts and their reports. Imports
+`lab_runtime` (the journal, errors, durations, YAML files); `lab_runtime` never imports it, but for the CLI."""
