@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml lab_runtime/__init__.py
 	@$(PY) -c 'import lab_runtime, sysconfig; lab_runtime.write_site_defaults(sysconfig.get_paths()["purelib"])'
 	@touch $(STAMP)
 
+# On two workers (a test file per worker at a time, so a module's sandbox stays on one), then the tests that
+# need the machine to themselves (marked `serial`).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -m serial
 
 lint: install
 	$(VENV)/bin/ruff check lab_runtime drills grader tests labs

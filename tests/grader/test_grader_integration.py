@@ -35,6 +35,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.serial  # it burns every core itself: nothing else may run beside it
 def test_ttd_ttm_and_ttr_are_the_learners_command_starts_within_100_ms_on_a_loaded_machine(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
