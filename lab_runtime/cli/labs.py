@@ -61,7 +61,7 @@ def list_labs(as_json: bool = JSON) -> None:
 
 
 def _current_lab(current: Settings):  # type: ignore[no-untyped-def]
-    from lab_runtime.journal import LAB_STARTED
+    from lab_runtime.events import LAB_STARTED
     from lab_runtime.labs.catalog import find_lab
 
     event = journal(current).last(LAB_STARTED) if current.journal_path.exists() else None
@@ -89,7 +89,7 @@ def _ensure_champion(current: Settings) -> None:
 def _start(current: Settings, lab_id: str, *, resume: bool = False):  # type: ignore[no-untyped-def]
     """Start lab `lab_id` (its starter files copied, never over the learner's); with `resume`, a lab that is
     already the current one goes on where it is (its scripted events, e.g. a running incident, stay counted)."""
-    from lab_runtime.journal import LAB_STARTED
+    from lab_runtime.events import LAB_STARTED, LabStarted
     from lab_runtime.labs.catalog import find_lab
 
     lab = find_lab(lab_id)
@@ -104,7 +104,7 @@ def _start(current: Settings, lab_id: str, *, resume: bool = False):  # type: ig
         if not (workspace / name).exists():  # never overwrite the learner's edits
             shutil.copy2(lab.directory / name, workspace / name)
     if not resume:
-        journal(current).append(LAB_STARTED, {"lab": lab.id, "workspace": str(workspace)})
+        journal(current).append(LAB_STARTED, LabStarted(lab=lab.id, workspace=str(workspace)))
     return lab, workspace
 
 
@@ -149,7 +149,7 @@ def _results(current: Settings):  # type: ignore[no-untyped-def]
 
 def _run_events(current: Settings, lab: Lab, started_at: float, results: list[StepResult]) -> list[str]:
     """Run the lab's scripted events whose step now passes (once each); their announcements."""
-    from lab_runtime.journal import LAB_EVENT
+    from lab_runtime.events import LAB_EVENT, LabEvent
     from lab_runtime.labs.catalog import due_events
     from lab_runtime.pipeline.store import ReleaseStore, ship
     from lab_runtime.registry import model_ops
@@ -158,14 +158,16 @@ def _run_events(current: Settings, lab: Lab, started_at: float, results: list[St
     happened = len(log.events([LAB_EVENT], since=started_at))
     announcements = []
     for number, event in enumerate(due_events(lab, results, happened), start=happened):
-        aliases = model_ops.aliases(current)  # what served before the incident: the checks compare with it
-        run: dict[str, str] = {}
+        # What served before the incident: the checks compare with it.
+        payload = LabEvent(lab=lab.id, event=number, aliases_before=model_ops.aliases(current))
         if event.ship_release is not None:
             with ReleaseStore(current.pipeline_db_path) as store:
                 ship(store, log, event.ship_release, by=f"{lab.id} scenario")
+            payload["release"] = event.ship_release.version
         else:
-            run["run_id"] = _start_drill(current, log, str(event.run_drill))
-        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "aliases_before": aliases, **event.what, **run})
+            payload["drill"] = str(event.run_drill)
+            payload["run_id"] = _start_drill(current, log, payload["drill"])
+        log.append(LAB_EVENT, payload)
         announcements.append(event.announce.strip())
     return announcements
 
@@ -178,7 +180,7 @@ def _start_drill(current: Settings, log: Journal, drill_id: str) -> str:
     """Start a lab's drill in the background, blind, for the current learner (`lab drill run --detach`), and wait
     until its first fault is in place (its run id): a drill its gate refuses is an error here, so the next
     `lab check` tries again, instead of an incident that never comes."""
-    from lab_runtime.journal import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED
+    from lab_runtime.events import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED
 
     since = time.time()
     argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--detach", "--blind"]
@@ -212,7 +214,7 @@ def _start_drill(current: Settings, log: Journal, drill_id: str) -> str:
 @friendly
 def check_cmd(as_json: bool = JSON) -> None:
     """Check each step of the current lab: pass or fail, with a hint for each failing step."""
-    from lab_runtime.journal import LAB_CHECK
+    from lab_runtime.events import LAB_CHECK, LabCheck
 
     current = settings()
     lab, started_at, results = _results(current)
@@ -220,7 +222,7 @@ def check_cmd(as_json: bool = JSON) -> None:
     if announcements:  # the lab moved on: judge the steps again, so the table says what is true now
         lab, started_at, results = _results(current)
     passed = sum(r.passed for r in results)
-    journal(current).append(LAB_CHECK, {"lab": lab.id, "passed": passed, "steps": [asdict(r) for r in results]})
+    journal(current).append(LAB_CHECK, LabCheck(lab=lab.id, passed=passed, steps=[asdict(r) for r in results]))
     if as_json:
         print_json({"lab": lab.id, "passed": passed, "total": len(results), "steps": [asdict(r) for r in results]})
     else:

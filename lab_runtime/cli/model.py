@@ -26,7 +26,6 @@ canary_app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.add_typer(canary_app, name="canary")
 
-RETRAIN = "model.retrain"
 DEFAULT_MAX_DROP = 0.02  # two points: a retrain on a few thousand recent rows lands within about 1.5
 
 
@@ -145,7 +144,7 @@ def retrain_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Train a new version on recent labelled traffic (80 %), evaluate it on the rest, register it."""
-    from lab_runtime.journal import LEARNER_ACTION
+    from lab_runtime.events import LEARNER_ACTION, RETRAIN, LearnerAction
     from lab_runtime.modeling.model import retrain_recent
     from lab_runtime.registry import model_ops
     from lab_runtime.registry.rest import CHAMPION
@@ -167,7 +166,7 @@ def retrain_cmd(
             promoted = True
     finally:  # the version exists either way; the journal says whether it became champion
         journal(current).append(
-            LEARNER_ACTION, {"action": RETRAIN, "version": registered.version, "promoted": promoted}
+            LEARNER_ACTION, LearnerAction(action=RETRAIN, version=registered.version, promoted=promoted)
         )
     if as_json:
         print_json(
@@ -197,7 +196,7 @@ def history_cmd(
     """Every alias change, oldest first: when, before and after, and how it was made."""
     from dataclasses import asdict
 
-    from lab_runtime.journal import ALIAS_CHANGED
+    from lab_runtime.events import ALIAS_CHANGED
     from lab_runtime.registry.alias_history import history
 
     current = settings()

@@ -1,0 +1,70 @@
+import ast
+from pathlib import Path
+from typing import is_typeddict
+
+from lab_runtime import events
+from lab_runtime.events import CATALOG, EventKind
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = ("lab_runtime", "drills", "grader")
+# Calls that write an event: (kind, payload, ...). `list.append` takes one argument, so it never matches.
+WRITERS = {"append", "_event", "Transition"}
+
+
+def _declared() -> dict[str, EventKind[object]]:
+    """Every EventKind constant events.py defines, by constant name."""
+    return {name: value for name, value in vars(events).items() if isinstance(value, EventKind)}
+
+
+def _written(folders: tuple[str, ...]) -> dict[str, set[str]]:
+    """The kinds named as the first argument of every write call under `folders` (a string literal, or an
+    upper-case constant resolved in events.py), each with where it is written."""
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Call) or len(node.args) < 2:
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+                if name not in WRITERS:
+                    continue
+                first, where = node.args[0], f"{path.relative_to(ROOT)}:{node.lineno}"
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    kind = first.value
+                elif isinstance(first, ast.Name | ast.Attribute):
+                    constant = first.id if isinstance(first, ast.Name) else first.attr
+                    if not constant.isupper():
+                        continue  # a variable: its type (EventKind) is checked by mypy
+                    kind = str(getattr(events, constant, f"<{constant}: not in lab_runtime.events>"))
+                else:
+                    continue
+                found.setdefault(kind, set()).add(where)
+    return found
+
+
+def test_every_kind_written_anywhere_is_in_the_catalog() -> None:
+    written = _written((*PRODUCTION, "labs", "tests"))
+    assert {kind: sorted(where) for kind, where in written.items() if kind not in CATALOG} == {}
+
+
+def test_every_kind_in_the_catalog_has_a_writer_in_the_code() -> None:
+    assert sorted(set(CATALOG) - set(_written(PRODUCTION))) == []
+
+
+def test_the_catalog_holds_every_declared_kind_once() -> None:
+    declared = _declared()
+    assert sorted(CATALOG) == sorted(declared.values())
+    assert len({str(kind) for kind in declared.values()}) == len(declared), "two constants share a kind"
+    assert all(CATALOG[kind] is kind for kind in declared.values())
+
+
+def test_every_kind_has_a_one_line_description_and_a_typeddict_payload() -> None:
+    for kind in CATALOG.values():
+        assert kind.description.strip() and "\n" not in kind.description, kind
+        assert is_typeddict(kind.payload), kind
+
+
+def test_a_kind_is_the_string_the_journal_stores() -> None:
+    assert events.LAB_STARTED == "lab.started" and {"lab.started": 1}[events.LAB_STARTED] == 1
+    assert CATALOG["learner.action"].payload is events.LearnerAction
+    assert set(events.GRADED) <= set(CATALOG)
