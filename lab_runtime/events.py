@@ -2,8 +2,9 @@
 
 Each kind is an `EventKind`: the string the journal stores (readers compare and filter with it as a `str`) that
 also carries a one-line description and its payload's TypedDict. `Journal.append(KIND, Payload(...))` takes a
-payload only of its kind's type, so mypy checks every writer. `CATALOG` maps each kind to its `EventKind`.
-The names a `learner.action` carries in its `action` field are here too.
+payload only of its kind's type, so mypy checks every writer (a plain dict, or another kind's payload, fails
+with "Cannot infer value of type parameter Payload"). `CATALOG` maps each kind to its `EventKind`. The names a
+`learner.action` carries in its `action` field are here too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class EventKind(str, Generic[Payload]):
         self = super().__new__(cls, kind)
         self.payload, self.description = payload, description
         return self
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle (str's own way calls __new__ with the string only)
+        return EventKind, (str(self), self.payload, self.description)
 
 
 # -- payloads --------------------------------------------------------------------------------------------------

@@ -95,14 +95,14 @@ class Journal:
         replay a recorded journal."""
         event_ts = time.time() if ts is None else ts
         event_began = self.began if began is None else began
-        body = dict(payload)
+        body, kind_name = dict(payload), str(kind)
         with self._lock:
             cur = self._conn.execute(
                 "INSERT INTO events (ts, learner, run_id, source, kind, payload, began) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_ts, self.learner, run_id, self.source, kind, json.dumps(body, sort_keys=True), event_began),
+                (event_ts, self.learner, run_id, self.source, kind_name, json.dumps(body, sort_keys=True), event_began),
             )
         assert cur.lastrowid is not None
-        return Event(cur.lastrowid, event_ts, self.source, kind, body, self.learner, run_id, event_began)
+        return Event(cur.lastrowid, event_ts, self.source, kind_name, body, self.learner, run_id, event_began)
 
     def events(
         self,

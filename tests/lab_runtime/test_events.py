@@ -1,9 +1,11 @@
 import ast
+import pickle
 from pathlib import Path
 from typing import is_typeddict
 
 from lab_runtime import events
 from lab_runtime.events import CATALOG, EventKind
+from lab_runtime.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ("lab_runtime", "drills", "grader")
@@ -64,7 +66,17 @@ def test_every_kind_has_a_one_line_description_and_a_typeddict_payload() -> None
         assert is_typeddict(kind.payload), kind
 
 
-def test_a_kind_is_the_string_the_journal_stores() -> None:
+def test_a_kind_is_the_string_the_journal_stores(tmp_path: Path) -> None:
     assert events.LAB_STARTED == "lab.started" and {"lab.started": 1}[events.LAB_STARTED] == 1
     assert CATALOG["learner.action"].payload is events.LearnerAction
     assert set(events.GRADED) <= set(CATALOG)
+    copied = pickle.loads(pickle.dumps(events.LEARNER_ACTION))
+    assert (copied, copied.payload, copied.description) == (
+        "learner.action",
+        events.LearnerAction,
+        CATALOG[copied].description,
+    )
+    event = Journal(tmp_path / "j.db", source="t").append(
+        events.LAB_STARTED, events.LabStarted(lab="lab-01", workspace="w")
+    )
+    assert type(event.kind) is str and event.kind == "lab.started"
