@@ -14,12 +14,13 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 
 install: $(STAMP)
 
-# Re-installs only when pyproject.toml changes; otherwise `make install` returns at once.
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml (or the environment's MLflow defaults) change; otherwise returns at once.
+$(STAMP): pyproject.toml lab_runtime/__init__.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PY) -c 'import lab_runtime, sysconfig; lab_runtime.write_site_defaults(sysconfig.get_paths()["purelib"])'
 	@touch $(STAMP)
 
 test: install

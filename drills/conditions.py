@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lab_runtime.backends.base import SERVICES
+from lab_runtime.backends.services import SERVICES
 from lab_runtime.monitor.rules import COMPARISONS
 from lab_runtime.monitor.signals import catalog, is_known
 

@@ -1,10 +1,13 @@
-"""Controlling drills from another process: status, abort, and `lab reset` (revert what a dead runner left)."""
+"""Controlling drills from another process: a runner started in the background, status, abort, and `lab reset`
+(revert what a dead runner left)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,17 +15,47 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drills.conditions import Verdict
-from drills.engine import Say, revert_faults, runner_alive
+from drills.engine import Say, monitor_settle, new_run_id, revert_faults, runner_alive
 from drills.faults import FAULTS
 from drills.ledger import REVERTED, Ledger, RunRecord
 from lab_runtime import events as kinds
-from lab_runtime.backends.base import SERVICES, Backend
+from lab_runtime.backends.base import Backend
+from lab_runtime.backends.services import SERVICES
 from lab_runtime.errors import LabError, NotFound
 from lab_runtime.events import DrillEnded, DrillSteadyState, SandboxReset
 from lab_runtime.journal import Journal
 from lab_runtime.settings import Settings
 
 ABORT_WAIT = 180.0  # seconds a runner may take to revert and re-check the steady state after an abort
+
+
+@dataclass(frozen=True)
+class Detached:
+    run_id: str
+    pid: int
+
+
+def detach(
+    settings: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float
+) -> Detached:
+    """Start `lab drill run` for these choices in its own session, in the background (its output in
+    `drill-<run id>.log`): the run's id and the runner's pid."""
+    run_id = new_run_id()
+    log = settings.logs_dir / f"drill-{run_id}.log"
+    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
+    argv += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
+    argv += ["--blind"] if blind else []
+    settings.ensure_dirs()
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ},
+        )
+    return Detached(run_id, proc.pid)
 
 
 @dataclass
@@ -165,6 +198,25 @@ def abort(settings: Settings, backend: Backend, say: Callable[[str], None]) -> R
         return run
 
 
+@dataclass(frozen=True)
+class Ended:
+    run: RunRecord
+    failure: str | None = None  # why the abort did not end it cleanly (`lab reset` reverts it later)
+
+
+def end_running(settings: Settings, backend: Backend, say: Say) -> Ended | None:
+    """Abort the drill a live runner is running, so its faults are reverted (while the services are still up);
+    None when no runner runs one."""
+    found = status(settings)
+    if found is None or found.state != "running":
+        return None
+    try:
+        abort(settings, backend, say)
+    except LabError as exc:
+        return Ended(found.run, str(exc))
+    return Ended(found.run)
+
+
 def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
     """Put the sandbox back in its steady state, saying each step: start what is down, end open drills, revert
     every fault left, clear the service's fault table and the pipeline's conditions, then check the steady state
@@ -229,14 +281,15 @@ def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
             say(f"cleared the pipeline's {' and '.join(report['conditions_cleared'])} condition")
         steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
         observe = observer_for(steady)
-        timeout = settings.monitor_window + 5 * settings.monitor_interval
-        say(f"checking the steady state on the service's last {settings.drill_recent_window:g}s of requests "
+        timeout = monitor_settle(settings)
+        recent = settings.scaled(settings.drill_recent_window)
+        say(f"checking the steady state on the service's last {recent:g}s of requests "
             f"(up to {timeout:g}s): {', '.join(DEFAULT_STEADY_STATE)}")  # fmt: skip
         started = time.monotonic()
         verdict = wait_steady(settings, backend, steady, timeout, lambda s, b: recent_view(observe(s, b)))
         if verdict.ok:  # then the monitor's window, which a drill's gate judges, must pass the faults' requests
             so_far = time.monotonic() - started
-            window = settings.monitor_window
+            window = settings.scaled(settings.monitor_window)
             say(f"the service is steady again ({so_far:.1f}s); waiting for the monitor's {window:g}s window "
                 f"to agree (up to {timeout:g}s; a drill's gate reads it)")  # fmt: skip
             verdict = wait_steady(settings, backend, steady, timeout, observe)

@@ -112,7 +112,7 @@ def context(
         record.run_id,
         f"{record.run_id}-{record.idx}",
         record.expires_at,
-        settings.drill_time_scale,
+        settings.time_scale,
     )
 
 
@@ -162,6 +162,11 @@ def revert_faults(
     return failures
 
 
+def monitor_settle(settings: Settings) -> float:
+    """How long the monitor takes to pass a change: one window and five evaluations, on the sandbox's clock."""
+    return settings.scaled(settings.monitor_window + 5 * settings.monitor_interval)
+
+
 def wait_steady(
     settings: Settings,
     backend: Backend,
@@ -207,7 +212,7 @@ class DrillRunner:
         self.options = options
         self.say = say
         self.run_id = run_id or new_run_id()
-        scale = settings.drill_time_scale
+        scale = settings.time_scale
         self.hold = drill.remediation.hold * scale
         self.time_limit = drill.time_limit * scale
         self.steady_conditions = drill.steady()
@@ -367,7 +372,7 @@ class DrillRunner:
         broken_seen, impact_seen, last_injected = False, False, start
         remedy_span, impact_span = Span(self.hold), Span(self.hold)
         cleared_since: float | None = None  # since when every fault that can tell has been seen gone
-        scale = self.settings.drill_time_scale
+        scale = self.settings.time_scale
         while True:
             while pending and pending[0][1].at * scale <= time.time() - start:
                 idx, spec = pending.pop(0)
@@ -467,7 +472,7 @@ class DrillRunner:
             if result.outcome != "refused":
                 settle = self.options.settle_timeout
                 if settle is None:
-                    settle = self.settings.monitor_window + 5 * self.settings.monitor_interval
+                    settle = monitor_settle(self.settings)
                 try:
                     verdict = wait_steady(
                         self.settings, self.backend, self.steady_conditions, settle, self.observer, again

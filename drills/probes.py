@@ -45,7 +45,7 @@ def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]
     `slow_ms` or more) when the last was answered and how many came a second (`recent_bad_key`); nothing below
     `RECENT_MIN_REQUESTS` requests."""
     # At a low pipeline rate the window widens, so it still holds enough requests to judge.
-    seconds = max(settings.drill_recent_window, 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
+    seconds = max(settings.scaled(settings.drill_recent_window), 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
     log = PredictionLog(settings.prediction_log_path)
     try:
         calls = log.requests(time.time() - seconds)
@@ -94,7 +94,7 @@ def observe(
     elif needs_model:
         observed["ready"] = 0.0
     evaluated = status.get("evaluated_at") if status else None
-    if status and evaluated and time.time() - evaluated < STALE_AFTER * settings.monitor_interval + 2:
+    if status and evaluated and time.time() - evaluated < STALE_AFTER * settings.scaled(settings.monitor_interval) + 2:
         observed |= {k: float(v) for k, v in status.get("signals", {}).items() if isinstance(v, int | float)}
         observed[MONITOR_EVALUATED_AT] = float(evaluated)
     return observed

@@ -13,10 +13,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab_runtime.events import EventKind, Payload
 from lab_runtime.files.sqlite import connect
+
+if TYPE_CHECKING:
+    from lab_runtime.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -140,3 +143,14 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def learner_journal(settings: Settings, source: str = "cli", *, dated: bool = True) -> Journal:
+    """The journal, written as the learner: each event is a move dated from when the running command started
+    (`clock.command_began`). A long-running command that acts later on its own (the canary analysis) is not
+    `dated`."""
+    from lab_runtime import clock
+
+    settings.ensure_dirs()
+    began = clock.command_began() if dated else None
+    return Journal(settings.journal_path, source=source, learner=settings.learner, began=began)

@@ -71,8 +71,12 @@ class Settings(BaseSettings):
     drill_recent_window: float = Field(
         5.0, gt=0, le=60, description="seconds of the service's latest requests a running drill judges a fix by"
     )
-    drill_time_scale: float = Field(
-        1.0, gt=0, le=10, description="multiplies every drill's hold time, time limit and delays (demos, tests)"
+    time_scale: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="multiplies every clock of the sandbox (`scaled`): the monitor's windows and interval, rules' "
+        "`for`, the label delay, drills' holds, limits, delays and settle waits, canary analysis intervals",
     )
     # grading
     instructor_key: str | None = Field(None, description="the key result bundles are signed and verified with")
@@ -84,6 +88,10 @@ class Settings(BaseSettings):
         if refusal := learner_refusal(name, "LAB_LEARNER"):
             raise ValueError(refusal)
         return name
+
+    def scaled(self, seconds: float) -> float:
+        """A duration on the sandbox's clock (a setting, a rule's `for`, a drill's hold), times its time scale."""
+        return seconds * self.time_scale
 
     @cached_property
     def root(self) -> Path:

@@ -15,14 +15,10 @@ from lab_runtime.modeling.model import Registered, train_and_register
 from lab_runtime.settings import Settings, load_settings
 from tests.conftest import free_port
 
-# Faster than the defaults, so a test sees traffic, labels and evaluations in seconds.
-FAST = {
-    "LAB_PIPELINE_RATE": "40",
-    "LAB_LABEL_DELAY": "1",
-    "LAB_MONITOR_INTERVAL": "1",
-    "LAB_MONITOR_WINDOW": "10",
-    "LAB_QUALITY_WINDOW": "20",
-}
+# Every clock at a tenth (windows of 6 s, an evaluation every 0.5 s, labels after 1 s, rules' `for` and drills'
+# holds a tenth), and traffic to fill a window (300 rows; a verdict from 150, so a busy machine's slower pipeline
+# still gets one): a test sees traffic, labels, alerts and drills in seconds.
+FAST = {"LAB_TIME_SCALE": "0.1", "LAB_PIPELINE_RATE": "50", "LAB_MONITOR_MIN_ROWS": "150"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Faults of containers, through the docker SDK (the compose runtime only): a slow network, starved resources."""
+"""Faults of containers, through the backend's container control (the compose runtime only): a slow network, starved
+resources."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
-from lab_runtime.backends.compose import ComposeBackend
+from lab_runtime.backends.base import ContainerControl
 from lab_runtime.errors import FaultInjectionFailed
 
 
-def _compose(ctx: FaultContext, fault: str) -> ComposeBackend:
-    if not isinstance(ctx.backend, ComposeBackend):
+def _containers(ctx: FaultContext, fault: str) -> ContainerControl:
+    """The backend's container control, or a refusal naming the runtime that has one."""
+    control = ctx.backend.container_control
+    if control is None:
         raise FaultInjectionFailed(f"the {fault} fault acts on containers: it needs `lab up --runtime compose`")
-    return ctx.backend
+    return control
 
 
 class NetworkLatencyParams(Params):
@@ -31,11 +34,11 @@ class NetworkLatency(Fault):
     args: NetworkLatencyParams
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
-        _compose(ctx, self.type).delay(self.args.service, self.args.delay_ms, self.args.jitter_ms)
+        _containers(ctx, self.type).delay(self.args.service, self.args.delay_ms, self.args.jitter_ms)
         return {"service": self.args.service, "delay_ms": self.args.delay_ms, "jitter_ms": self.args.jitter_ms}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
-        return REVERTED if _compose(ctx, self.type).undelay(self.args.service) else ALREADY_CLEARED
+        return REVERTED if _containers(ctx, self.type).undelay(self.args.service) else ALREADY_CLEARED
 
 
 class ContainerLimitsParams(Params):
@@ -52,17 +55,17 @@ class ContainerLimits(Fault):
     args: ContainerLimitsParams
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
-        backend = _compose(ctx, self.type)
-        return {"container": backend.container_id(self.args.service), "previous": backend.limits(self.args.service)}
+        control = _containers(ctx, self.type)
+        return {"container": control.container_id(self.args.service), "previous": control.limits(self.args.service)}
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
-        _compose(ctx, self.type).limit(self.args.service, self.args.memory_mb, self.args.cpus)
+        _containers(ctx, self.type).limit(self.args.service, self.args.memory_mb, self.args.cpus)
         return {"service": self.args.service, "cpus": self.args.cpus, "memory_mb": self.args.memory_mb}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
-        backend = _compose(ctx, self.type)
-        if backend.container_id(self.args.service) != plan["container"]:
+        control = _containers(ctx, self.type)
+        if control.container_id(self.args.service) != plan["container"]:
             return ALREADY_CLEARED  # re-created (`lab restart`): the new container has the compose file's limits
         memory, cpu = self.args.memory_mb is not None, self.args.cpus is not None
-        backend.unlimit(self.args.service, plan["previous"], memory=memory, cpu=cpu)
+        control.unlimit(self.args.service, plan["previous"], memory=memory, cpu=cpu)
         return REVERTED

@@ -1,25 +1,42 @@
-"""The interface every runtime backend implements; drills and the CLI use only this."""
+"""The interface every runtime backend implements, and the optional capabilities one may declare; drills and the CLI
+use only these."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from lab_runtime.backends.supervisor import ServiceStatus
+from lab_runtime.backends.services import ServiceStatus
 from lab_runtime.errors import RuntimeNotReady
 
-SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor")
-# The setting that moves each published port: one source for every message that names it.
-PORT_SETTINGS = {
-    "mlflow": "LAB_MLFLOW_PORT",
-    "model-service": "LAB_SERVICE_PORT",
-    "monitor": "LAB_MONITOR_PORT",
-    "prometheus": "LAB_PROMETHEUS_PORT",
-    "grafana": "LAB_GRAFANA_PORT",
-}
+
+class ContainerControl(Protocol):
+    """What a runtime that runs each service in a container can do to one: resource limits and a slow network."""
+
+    def container_id(self, service: str) -> str:
+        """The id of the service's container now (a re-created one has a new id)."""
+
+    def limits(self, service: str) -> dict[str, int]:
+        """The container's memory limit (bytes) and CPU quota (µs per 100 ms); 0 means none."""
+
+    def limit(self, service: str, memory_mb: int | None = None, cpus: float | None = None) -> None:
+        """Cut the memory limit and CPU quota of the running container."""
+
+    def unlimit(self, service: str, previous: dict[str, int], memory: bool = True, cpu: bool = True) -> None:
+        """Put back the limits `limits` returned, those named."""
+
+    def delay(self, service: str, delay_ms: int, jitter_ms: int = 0) -> None:
+        """Delay every packet the container sends by `delay_ms`."""
+
+    def undelay(self, service: str) -> bool:
+        """Remove the delay; False when there was none."""
 
 
 class Backend(Protocol):
+    @property
+    def container_control(self) -> ContainerControl | None:
+        """The backend's container controls; None when it does not run services in containers."""
+
     def up(self, profiles: Sequence[str] = ()) -> list[str]:
         """Start every service not running and wait until all are healthy; names the ones started.
         `profiles` (compose only) adds optional services: observability, load, scale."""

@@ -25,9 +25,15 @@ from typing import Any
 
 import yaml
 
-from lab_runtime.backends.base import PORT_SETTINGS, require_healthy
-from lab_runtime.backends.local import sandbox_specs, settings_env
-from lab_runtime.backends.supervisor import ServiceStatus, _answers, port_free
+from lab_runtime.backends.base import ContainerControl, require_healthy
+from lab_runtime.backends.services import (
+    PORT_SETTINGS,
+    ServiceStatus,
+    answers,
+    port_free,
+    sandbox_specs,
+    settings_env,
+)
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
 from lab_runtime.settings import RUNTIME_FILE, Settings
 
@@ -327,7 +333,7 @@ class ComposeBackend:
             state = c.attrs["State"] if c is not None else {}
             running = state.get("Status") in ("running", "paused")
             if name in self.specs:
-                healthy = running and not state.get("Paused") and _answers(self.specs[name])
+                healthy = running and not state.get("Paused") and answers(self.specs[name])
             else:
                 healthy = running and state.get("Health", {}).get("Status", "healthy") == "healthy"
             port = self.specs[name].port if name in self.specs else None
@@ -385,7 +391,11 @@ class ComposeBackend:
         self._wait_healthy([service])
         return True
 
-    # --- container faults (the compose runtime only) ---
+    # --- container control (ContainerControl: the compose runtime only) ---
+
+    @property
+    def container_control(self) -> ContainerControl:
+        return self
 
     def container_id(self, service: str) -> str:
         return str(self._container(service).id)

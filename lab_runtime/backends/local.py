@@ -1,95 +1,23 @@
-"""The local runtime (the embedded default): the sandbox's services as supervised subprocesses."""
+"""The local runtime (the embedded default): the sandbox's service specs run as supervised subprocesses."""
 
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
-from lab_runtime.backends.base import PORT_SETTINGS, require_healthy
-from lab_runtime.backends.supervisor import ServiceSpec, ServiceStatus, Supervisor
+from lab_runtime.backends.base import ContainerControl, require_healthy
+from lab_runtime.backends.services import ServiceSpec, ServiceStatus, sandbox_specs
+from lab_runtime.backends.supervisor import Supervisor
 from lab_runtime.errors import ConfigError, RuntimeNotReady
-from lab_runtime.settings import HOST, Settings
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as `LAB_*` variables, so every child process sees exactly these settings."""
-    env = {f"LAB_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
-    env["LAB_STATE_DIR"] = str(settings.root)
-    return env
-
-
-def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
-    """The services of the sandbox. Each tolerates the others being late, so all start in parallel."""
-    env = {
-        **settings_env(settings),
-        "MLFLOW_TRACKING_URI": settings.mlflow_url,
-        "MLFLOW_REGISTRY_URI": settings.mlflow_url,
-    }
-    mlflow_env = {
-        **env,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # lean: no huey job runners
-    }
-    return [
-        ServiceSpec(
-            "mlflow",
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{settings.mlflow_db_path}",
-                "--artifacts-destination",
-                str(settings.artifacts_dir),
-                "--serve-artifacts",
-                "--host",
-                HOST,
-                "--port",
-                str(settings.mlflow_port),
-                "--workers",
-                "1",
-            ],
-            port=settings.mlflow_port,
-            port_setting=PORT_SETTINGS["mlflow"],
-            health_url=f"{settings.mlflow_url}/health",
-            env=mlflow_env,
-        ),
-        ServiceSpec(
-            "model-service",
-            [sys.executable, "-m", "lab_runtime.service"],
-            port=settings.service_port,
-            port_setting=PORT_SETTINGS["model-service"],
-            health_url=f"{settings.service_url}/health",
-            env=env,
-        ),
-        ServiceSpec(
-            "registry-watcher",
-            [sys.executable, "-m", "lab_runtime.registry.watcher"],
-            heartbeat=settings.run_dir / "registry-watcher.heartbeat",
-            env=env,
-        ),
-        ServiceSpec(
-            "pipeline",
-            [sys.executable, "-m", "lab_runtime.pipeline"],
-            heartbeat=settings.pipeline_status_path,
-            env=env,
-        ),
-        ServiceSpec(
-            "monitor",
-            [sys.executable, "-m", "lab_runtime.monitor"],
-            port=settings.monitor_port,
-            port_setting=PORT_SETTINGS["monitor"],
-            health_url=f"{settings.monitor_url}/health",
-            env=env,
-        ),
-    ]
+from lab_runtime.settings import Settings
 
 
 class LocalBackend:
+    container_control: ContainerControl | None = None  # processes, not containers
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.specs = sandbox_specs(settings)

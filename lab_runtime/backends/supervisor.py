@@ -10,35 +10,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
-from lab_runtime import loopback
-from lab_runtime.backends import healthcheck
+from lab_runtime.backends.services import ServiceSpec, ServiceStatus, answers, port_free
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
-from lab_runtime.settings import HOST
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """How to run one service and how to tell that it is healthy (an HTTP URL or a heartbeat file)."""
-
-    name: str
-    argv: list[str]
-    port: int | None = None
-    port_setting: str | None = None  # the setting that moves `port`, named when the port is taken
-    health_url: str | None = None
-    heartbeat: Path | None = None
-    depends_on: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,17 +32,6 @@ class ProcessRecord:
     create_time: float
     port: int | None
     started_at: float
-    log: str
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    port: int | None
-    uptime: float | None
     log: str
 
 
@@ -81,16 +52,6 @@ def start_order(specs: Sequence[ServiceSpec]) -> list[list[ServiceSpec]]:
         levels.append(level)
         placed |= {s.name for s in level}
     return levels
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -137,7 +98,7 @@ class Supervisor:
         return cleared
 
     def healthy(self, spec: ServiceSpec) -> bool:
-        return self.process(spec.name) is not None and _answers(spec)
+        return self.process(spec.name) is not None and answers(spec)
 
     def _spawn(self, spec: ServiceSpec) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +194,7 @@ class Supervisor:
             return ServiceStatus(
                 spec.name,
                 running,
-                running and _answers(spec),
+                running and answers(spec),
                 rec.pid if running and rec else None,
                 spec.port,
                 time.time() - rec.started_at if running and rec else None,
@@ -255,18 +216,6 @@ def _live(rec: ProcessRecord | None) -> psutil.Process | None:
     except psutil.Error:
         return None
     return proc
-
-
-def _answers(spec: ServiceSpec) -> bool:
-    """The service's own health signal: its HTTP health URL, or a fresh heartbeat file."""
-    if spec.health_url:
-        try:
-            return loopback.get(spec.health_url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-    if spec.heartbeat:
-        return healthcheck.healthy(str(spec.heartbeat))
-    return True
 
 
 def _stop_group(proc: psutil.Process, timeout: float) -> None:

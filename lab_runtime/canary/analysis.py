@@ -94,7 +94,8 @@ def run_analysis(
     challenger is changed by someone else or the registry fails, and on Ctrl-C; each stop is journaled
     (`stopped`, with the reason) and leaves the share where it is.
     """
-    report = measure(settings, spec.interval, spec.quality_window, spec.thresholds.min_labels)
+    interval, quality_window = settings.scaled(spec.interval), settings.scaled(spec.quality_window)
+    report = measure(settings, interval, quality_window, spec.thresholds.min_labels)
     if report.challenger is None:
         raise LabError("there is no @challenger to analyse; start a canary with `lab canary start VERSION` first")
     version, weight, failures = report.challenger.version, report.weight, 0
@@ -106,11 +107,11 @@ def run_analysis(
         CANARY_ANALYSIS,
         CanaryAnalysis(decision="start", version=version, weight=weight, spec=spec.model_dump(mode="json")),
     )
-    say(f"analysing the canary of version {version} from share {weight:g}, every {spec.interval:g}s")
+    say(f"analysing the canary of version {version} from share {weight:g}, every {interval:g}s")
     try:
         while True:
-            sleep(spec.interval)
-            report = measure(settings, spec.interval, spec.quality_window, spec.thresholds.min_labels)
+            sleep(interval)
+            report = measure(settings, interval, quality_window, spec.thresholds.min_labels)
             if report.challenger is None or report.challenger.version != version:
                 now = report.challenger.version if report.challenger else None
                 raise LabError(

@@ -76,7 +76,7 @@ def start(
     who = learner_name(learner, current)
     rubric = load_rubric(rubric_file or RUBRIC)
     chosen = seed if seed is not None else secrets.randbelow(1_000_000)
-    plan = _plan(rubric, chosen, current.drill_time_scale)  # refused here when it may not fit the budget
+    plan = _plan(rubric, chosen, current.time_scale)  # refused here when it may not fit the budget
     backend(current).require("mlflow", "model-service")
     log = journal(current.model_copy(update={"learner": who}))
     running = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
@@ -129,7 +129,7 @@ def run(capstone_id: str) -> None:
     log = journal(current.model_copy(update={"learner": who}))
     outcomes: list[str] = []
     try:  # whatever goes wrong from here (the catalog changed, a signal), the capstone's end is journaled
-        plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.drill_time_scale)
+        plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.time_scale)
         drills = [find_drill(d) for d in plan.drills]
         outcomes = run_in_sequence(
             current, drills, list(plan.gaps), who, seed, True, tag=f"capstone:{capstone_id}", what="capstone",

@@ -91,11 +91,9 @@ def backend(current: Settings) -> Backend:
 def journal(current: Settings, source: str = "cli", *, dated: bool = True) -> Journal:
     """The journal, written as the learner: events from the CLI are the learner's moves, each dated from when the
     command started. A long-running command that acts later on its own (the canary analysis) is not `dated`."""
-    from lab_runtime.journal import Journal
+    from lab_runtime.journal import learner_journal
 
-    current.ensure_dirs()
-    began = clock.command_began() if dated else None
-    return Journal(current.journal_path, source=source, learner=current.learner, began=began)
+    return learner_journal(current, source, dated=dated)
 
 
 def urls(current: Settings, profiles: Sequence[str] = ()) -> dict[str, str]:

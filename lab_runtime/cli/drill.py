@@ -5,10 +5,7 @@ The drill engine lives in the `drills` package; this module only parses options 
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -188,31 +185,17 @@ def run(
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
         _detach(current, target, who, chosen_seed, delay, blind, gate)
         return
-    result = _run_one(current, drill, who, chosen_seed, delay * current.drill_time_scale, blind, gate, run_id)
+    result = _run_one(current, drill, who, chosen_seed, delay * current.time_scale, blind, gate, run_id)
     _report(result, blind)
     if result.outcome in ("error", "refused") or result.revert_failures:
         raise typer.Exit(1)
 
 
 def _detach(current: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float) -> None:
-    from drills.engine import new_run_id
+    from drills.control import detach
 
-    run_id = new_run_id()
-    log = current.logs_dir / f"drill-{run_id}.log"
-    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
-    argv += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
-    argv += ["--blind"] if blind else []
-    current.ensure_dirs()
-    with open(log, "ab") as handle:
-        proc = subprocess.Popen(
-            argv,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ},
-        )
-    plain(f"drill run {run_id} started in the background (pid {proc.pid}); `lab drill status` follows it")
+    started = detach(current, drill_id, learner, seed, delay, blind, gate)
+    plain(f"drill run {started.run_id} started in the background (pid {started.pid}); `lab drill status` follows it")
 
 
 @drill_app.command("status")
@@ -294,7 +277,7 @@ def gameday(
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
     plain(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
-    delays = [delay * current.drill_time_scale for _, delay in plan]
+    delays = [delay * current.time_scale for _, delay in plan]
     outcomes = run_in_sequence(current, chosen, delays, who, chosen_seed, blind)
     plain(f"game day done: {', '.join(outcomes)}")
 

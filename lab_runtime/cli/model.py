@@ -144,10 +144,8 @@ def retrain_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Train a new version on recent labelled traffic (80 %), evaluate it on the rest, register it."""
-    from lab_runtime.events import LEARNER_ACTION, RETRAIN, LearnerAction
     from lab_runtime.modeling.model import retrain_recent
-    from lab_runtime.registry import model_ops
-    from lab_runtime.registry.rest import CHAMPION
+    from lab_runtime.registry.model_ops import adopt_retrained
 
     seconds = seconds_option(window, "--window")
     if min_rows < 1:
@@ -157,17 +155,7 @@ def retrain_cmd(
         plain(f"training on the labelled predictions of the last {window} ...")
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's URL: keep stdout for our output
         registered = retrain_recent(current, seconds, min_rows)
-    promoted = False
-    try:
-        if promote:
-            model_ops.set_alias(
-                current, CHAMPION, registered.version, journal=journal(current), via="lab model retrain"
-            )
-            promoted = True
-    finally:  # the version exists either way; the journal says whether it became champion
-        journal(current).append(
-            LEARNER_ACTION, LearnerAction(action=RETRAIN, version=registered.version, promoted=promoted)
-        )
+    promoted = adopt_retrained(current, journal(current), registered.version, promote=promote)
     if as_json:
         print_json(
             {

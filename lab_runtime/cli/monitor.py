@@ -7,7 +7,6 @@ import shutil
 import time
 import webbrowser
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -138,19 +137,11 @@ def alerts(
     show_all: bool = typer.Option(False, "--all", help="also list alerts that resolved"), as_json: bool = JSON
 ) -> None:
     """Alerts firing now (and with --all, every alert of this sandbox), from the journal."""
+    from lab_runtime.monitor.alerts import alert_history
 
     current = settings()
     events = journal(current).events([ALERT_FIRING, ALERT_RESOLVED]) if current.journal_path.exists() else []
-    rows: list[dict[str, Any]] = []
-    open_by_rule: dict[str, dict[str, Any]] = {}
-    for e in events:
-        if e.kind == ALERT_FIRING:
-            row = {**e.payload, "state": "firing", "fired_at": e.ts, "resolved_at": None}
-            rows.append(row)
-            open_by_rule[e.payload["rule"]] = row
-        elif e.payload["rule"] in open_by_rule:
-            row = open_by_rule.pop(e.payload["rule"])
-            row.update(state="resolved", resolved_at=e.ts)
+    rows = alert_history(events)
     shown = rows if show_all else [r for r in rows if r["state"] == "firing"]
     if as_json:
         print_json(shown)

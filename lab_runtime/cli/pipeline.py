@@ -219,7 +219,7 @@ def load(
     as_json: bool = JSON,
 ) -> None:
     """Load-test the model service with Locust (single-record /predict calls) and print throughput and latency."""
-    from lab_runtime.backends.local import settings_env
+    from lab_runtime.backends.services import settings_env
     from lab_runtime.load import LOCUSTFILE, load_seconds, locust_command, read_summary
 
     seconds = load_seconds(duration)

@@ -21,7 +21,7 @@ from lab_runtime.cli.common import (
     print_urls,
     settings,
 )
-from lab_runtime.errors import ConfigError, LabError
+from lab_runtime.errors import ConfigError
 from lab_runtime.events import LEARNER_ACTION, RESTART, UP, LearnerAction
 from lab_runtime.settings import RUNTIME_FILE, Settings
 
@@ -78,21 +78,20 @@ def _recorded_runtime(current: Settings) -> str | None:
 
 def _end_drill(current: Settings, runtime: Backend) -> None:
     """Abort the drill a live runner is running, so its faults are reverted while the services are still up."""
-    if not current.drills_db_path.exists():
+    if not current.drills_db_path.exists():  # no drill ever ran: no need to import the drill engine
         return
-    from drills import control
+    from drills.control import end_running
 
-    run = control.status(current)
-    if run is None or run.state != "running":
+    ended = end_running(current, runtime, out.print)
+    if ended is None:
         return
-    try:
-        control.abort(current, runtime, out.print)
-    except LabError as exc:  # stopping the sandbox must not depend on the drill: `lab reset` reverts it later
+    if ended.failure is not None:  # stopping the sandbox must not depend on the drill: `lab reset` reverts it later
         err.print(
-            f"[yellow]warning:[/] the running drill could not be ended cleanly ({exc}); `lab reset` after `lab up`"
+            f"[yellow]warning:[/] the running drill could not be ended cleanly ({ended.failure}); "
+            "`lab reset` after `lab up`"
         )
         return
-    out.print(f"drill run {run.run.run_id} aborted and reverted")
+    out.print(f"drill run {ended.run.run_id} aborted and reverted")
 
 
 @app.command()

@@ -66,9 +66,11 @@ def _resolved(
 
 
 class AlertEngine:
-    """Steps every rule once per evaluation and returns the alerts that fired or resolved."""
+    """Steps every rule once per evaluation and returns the alerts that fired or resolved. A rule's `for` runs on
+    the sandbox's clock: `time_scale` times the duration the rule states."""
 
-    def __init__(self, firing: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, firing: dict[str, dict[str, Any]] | None = None, time_scale: float = 1.0) -> None:
+        self.time_scale = time_scale
         self.active: dict[str, AlertState] = {}
         # Alerts the journal says are firing (from before a restart): resolved unless they still hold.
         self._inherited = dict(firing or {})
@@ -95,7 +97,7 @@ class AlertEngine:
                 if inherited:
                     alert.firing_since = inherited["firing_since"]
             alert.value, alert.detail = value, detail
-            if alert.firing_since is None and now - alert.pending_since >= rule.for_:
+            if alert.firing_since is None and now - alert.pending_since >= rule.for_ * self.time_scale:
                 alert.firing_since = now
                 transitions.append(_firing(alert, now))
         for name, payload in list(self._inherited.items()):  # inherited alerts whose rule is gone
@@ -123,3 +125,19 @@ def firing_alerts(events: list[Event]) -> dict[str, dict[str, Any]]:
         elif event.kind == ALERT_RESOLVED:
             firing.pop(event.payload["rule"], None)
     return firing
+
+
+def alert_history(events: list[Event]) -> list[dict[str, Any]]:
+    """Pure: every alert of a sequence of alert events, oldest first: its firing payload with `state` (firing or
+    resolved), `fired_at` and `resolved_at`."""
+    rows: list[dict[str, Any]] = []
+    open_by_rule: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.kind == ALERT_FIRING:
+            row = {**event.payload, "state": "firing", "fired_at": event.ts, "resolved_at": None}
+            rows.append(row)
+            open_by_rule[event.payload["rule"]] = row
+        elif event.payload["rule"] in open_by_rule:
+            row = open_by_rule.pop(event.payload["rule"])
+            row.update(state="resolved", resolved_at=event.ts)
+    return rows

@@ -29,6 +29,7 @@ log = logging.getLogger("lab_runtime.monitor")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     cfg = settings or load_settings()
+    window = cfg.scaled(cfg.monitor_window)
     metrics = MonitorMetrics()
     holder: dict[str, Monitor] = {}
     stop = threading.Event()
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         log = PredictionLog(cfg.prediction_log_path)
         try:
-            return log.calls(since=time.time() - cfg.monitor_window) > 0
+            return log.calls(since=time.time() - window) > 0
         finally:
             log.close()
 
@@ -50,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # not compete with it; at most one window, so a service that is down from the start is still judged.
         started = time.monotonic()
         try:
-            while not stop.is_set() and not traffic_seen() and time.monotonic() - started < cfg.monitor_window:
-                stop.wait(cfg.monitor_interval)
+            while not stop.is_set() and not traffic_seen() and time.monotonic() - started < window:
+                stop.wait(cfg.scaled(cfg.monitor_interval))
             waiting.clear()
             from lab_runtime.monitor.runner import Monitor
 
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "waiting",
                 (
                     "no traffic yet: the monitor starts evaluating once /predict is called "
-                    f"(or {cfg.monitor_window:g}s after it started)"
+                    f"(or {window:g}s after it started)"
                 ),
             )
         else:

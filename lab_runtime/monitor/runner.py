@@ -155,7 +155,12 @@ class Monitor:
         self.rulebook = RuleBook(settings.rules_dir)
         self.rules = self.rulebook.reload()
         self.journal = Journal(settings.journal_path, source="monitor", learner=settings.learner)
-        self.engine = AlertEngine(firing_alerts(self.journal.events([ALERT_FIRING, ALERT_RESOLVED])))
+        firing = firing_alerts(self.journal.events([ALERT_FIRING, ALERT_RESOLVED]))
+        self.engine = AlertEngine(firing, settings.time_scale)
+        # the windows and the interval on the sandbox's clock
+        self.window_seconds = settings.scaled(settings.monitor_window)
+        self.quality_seconds = settings.scaled(settings.quality_window)
+        self.interval = settings.scaled(settings.monitor_interval)
         self.log = PredictionLog(settings.prediction_log_path)
         self.webhook = Webhook(settings.alert_webhook)
         self.reports = ReportWriter(settings)
@@ -169,10 +174,10 @@ class Monitor:
         """The window ending at `now`; `live` (it ends now) also asks the service's /health."""
         cfg = self.settings
         return Window(
-            self.log.window(now - cfg.monitor_window, now, limit=cfg.monitor_max_rows),
-            self.log.requests(now - cfg.monitor_window, now),
-            self.log.labelled(now - cfg.quality_window, now),
-            cfg.monitor_window,
+            self.log.window(now - self.window_seconds, now, limit=cfg.monitor_max_rows),
+            self.log.requests(now - self.window_seconds, now),
+            self.log.labelled(now - self.quality_seconds, now),
+            self.window_seconds,
             service_down(f"{cfg.service_url}/health") if live else None,
         )
 
@@ -201,7 +206,6 @@ class Monitor:
         return evaluation, transitions
 
     def run(self, stop: threading.Event) -> None:
-        cfg = self.settings
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -211,7 +215,7 @@ class Monitor:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.snapshot = {**self.snapshot, "last_error": self.last_error}
                 log.exception("evaluation failed")
-            stop.wait(max(0.0, cfg.monitor_interval - (time.monotonic() - started)))
+            stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def firing(self) -> list[tuple[str, str]]:
         """(rule, severity) of every firing alert."""
@@ -237,12 +241,12 @@ class Monitor:
             "evaluations": self.evaluations,
             "last_error": self.last_error,
             "window": {
-                "seconds": cfg.monitor_window,
+                "seconds": self.window_seconds,
                 "rows": ev.rows if ev else 0,
                 "min_rows": cfg.monitor_min_rows,
                 "max_rows": cfg.monitor_max_rows,
-                "quality_seconds": cfg.quality_window,
-                "interval": cfg.monitor_interval,
+                "quality_seconds": self.quality_seconds,
+                "interval": self.interval,
                 "model_version": ev.model_version if ev else None,
             },
             "drift": None,

@@ -330,7 +330,7 @@ class Pipeline:
         if answer.status_code == 200:
             self.counters.ok += 1
             if label is not None:
-                due = time.monotonic() + self.settings.label_delay
+                due = time.monotonic() + self.settings.scaled(self.settings.label_delay)
                 heapq.heappush(self.labels, (due, request_id, label, due + LABEL_GIVE_UP))
             return
         self._error(answer.status_code, answer.text)

@@ -1,5 +1,6 @@
 """Model operations on the registry for the CLI, labs and drills: aliases, the canary weight, promotion behind
-the validation gate, rollback, and the canary's start, share, promotion and abort. Each learner operation is
+the validation gate, rollback, the canary's start, share, promotion and abort, and a first `@champion` for a lab
+that starts from a served model. Each learner operation is
 journaled as a `learner.action`, and each alias move is announced first (`registry.alias_requested`).
 
 Writes go through `mlflow.MlflowClient` against `settings.mlflow_url`. Every MLflow failure becomes one
@@ -25,16 +26,26 @@ from lab_runtime.events import (
     CANARY_START,
     LEARNER_ACTION,
     PROMOTE,
+    RETRAIN,
     ROLLBACK,
     AliasRequested,
     LearnerAction,
 )
-from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION, AliasChange, ModelState, fail_fast
+from lab_runtime.registry.rest import (
+    CANARY_WEIGHT_TAG,
+    CHALLENGER,
+    CHAMPION,
+    AliasChange,
+    ModelState,
+    Registry,
+    fail_fast,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from lab_runtime.journal import Journal
+    from lab_runtime.modeling.model import Registered
     from lab_runtime.settings import Settings
 
 
@@ -418,3 +429,32 @@ def abort_canary(
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
     journal.append(LEARNER_ACTION, LearnerAction(action=CANARY_ABORT, version=challenger, via=via), began=began)
     return challenger
+
+
+def adopt_retrained(settings: Settings, journal: Journal, version: str, *, promote: bool) -> bool:
+    """With `promote`, make a version `lab model retrain` just registered `@champion`; journaled as
+    `learner.action` either way (the version exists whether or not it became champion). Whether it did."""
+    promoted = False
+    try:
+        if promote:
+            set_alias(settings, CHAMPION, version, journal=journal, via="lab model retrain")
+            promoted = True
+    finally:
+        journal.append(LEARNER_ACTION, LearnerAction(action=RETRAIN, version=version, promoted=promoted))
+    return promoted
+
+
+def ensure_champion(settings: Settings, on_training: Callable[[], None]) -> Registered | None:
+    """Train, register and promote a first version when the registry has no `@champion` yet (`on_training` is
+    called before the training, which takes a while): the version registered, or None when there was a champion."""
+    from lab_runtime.modeling.model import train_and_register
+
+    registry = Registry(settings.mlflow_url)
+    try:
+        current = registry.model(settings.model_name)
+    finally:
+        registry.close()
+    if current is not None and CHAMPION in current.aliases:
+        return None
+    on_training()
+    return train_and_register(settings.mlflow_url, settings.model_name, alias=CHAMPION)

@@ -14,14 +14,7 @@ from drills.spec import DEFAULT_STEADY_STATE
 from tests.drills.learner import lab
 from tests.sandbox import Sandbox, running_sandbox
 
-DRILL_ENV = {
-    "LAB_PIPELINE_RATE": "50",
-    "LAB_MONITOR_WINDOW": "5",
-    "LAB_QUALITY_WINDOW": "10",
-    "LAB_DRILL_TIME_SCALE": "0.1",
-    "LAB_DRILL_PROBE_INTERVAL": "0.5",
-    "LAB_LEARNER": "ada",
-}
+DRILL_ENV = {"LAB_DRILL_PROBE_INTERVAL": "0.5", "LAB_LEARNER": "ada"}  # on FAST's clock
 
 
 @pytest.fixture(scope="package")

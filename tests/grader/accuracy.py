@@ -23,7 +23,7 @@ from tests.drills.learner import events, last_event_id, run_id_after, start_dril
 from tests.sandbox import wait_for
 
 # Drills at a tenth of their time (holds of 3 s), probed every 0.25 s; the learner's name on every event.
-ENV = {"LAB_DRILL_PROBE_INTERVAL": "0.25", "LAB_DRILL_TIME_SCALE": "0.1", "LAB_LEARNER": "ada"}
+ENV = {"LAB_DRILL_PROBE_INTERVAL": "0.25", "LAB_LEARNER": "ada"}  # on FAST's clock
 ACCURACY = 0.1  # seconds: graded figures against the learner's own command starts
 MARKS = ("ttd", "ttm", "ttr")
 CATALOG = Path(__file__).resolve().parents[2] / "drills" / "catalog"

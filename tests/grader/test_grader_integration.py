@@ -91,7 +91,7 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
         "budget": "25m",
     }
     rubric.write_text(yaml.safe_dump({**RULES, **pool}))
-    env = {"LAB_DRILL_TIME_SCALE": "0.1", "LAB_DRILL_PROBE_INTERVAL": "0.5"}
+    env = {"LAB_DRILL_PROBE_INTERVAL": "0.5"}
     assert "no capstone in the journal yet" in lab(env, "capstone", "score").stderr
     since = last_event_id(settings)
     started = lab(env, "capstone", "start", "--seed", "5", "--rubric", str(rubric))

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab_runtime.backends.local import sandbox_specs
+from lab_runtime.backends.services import sandbox_specs
 from lab_runtime.backends.supervisor import Supervisor
 from lab_runtime.modeling.model import train_and_register
 from lab_runtime.settings import Settings, load_settings

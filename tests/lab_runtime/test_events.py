@@ -6,6 +6,8 @@ from typing import is_typeddict
 from lab_runtime import events
 from lab_runtime.events import CATALOG, EventKind
 from lab_runtime.journal import Journal
+from lab_runtime.registry.model_ops import adopt_retrained
+from lab_runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ("lab_runtime", "drills", "grader")
@@ -44,6 +46,36 @@ def _written(folders: tuple[str, ...]) -> dict[str, set[str]]:
     return found
 
 
+def _action_names() -> set[str]:
+    """The `learner.action` names events.py defines (its upper-case plain `str` constants)."""
+    return {value for name, value in vars(events).items() if name.isupper() and type(value) is str}
+
+
+def _actions(folders: tuple[str, ...]) -> dict[str, set[str]]:
+    """The `action` of every `LearnerAction(...)` under `folders` (keyword or dict form): an upper-case constant
+    resolved in events.py, or a string literal as `<literal ...>`; each with where it is written."""
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Call) or getattr(node.func, "id", None) != "LearnerAction":
+                    continue
+                values = [k.value for k in node.keywords if k.arg == "action"]
+                for arg in node.args:
+                    if isinstance(arg, ast.Dict):
+                        pairs = zip(arg.keys, arg.values, strict=True)
+                        values += [v for k, v in pairs if isinstance(k, ast.Constant) and k.value == "action"]
+                for value in values:
+                    if isinstance(value, ast.Constant):
+                        action = f"<literal {value.value!r}>"
+                    elif isinstance(value, ast.Name) and value.id.isupper():
+                        action = str(getattr(events, value.id, f"<{value.id}: not in lab_runtime.events>"))
+                    else:
+                        continue  # a variable holding one of them
+                    found.setdefault(action, set()).add(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
 def test_every_kind_written_anywhere_is_in_the_catalog() -> None:
     written = _written((*PRODUCTION, "labs", "tests"))
     assert {kind: sorted(where) for kind, where in written.items() if kind not in CATALOG} == {}
@@ -51,6 +83,34 @@ def test_every_kind_written_anywhere_is_in_the_catalog() -> None:
 
 def test_every_kind_in_the_catalog_has_a_writer_in_the_code() -> None:
     assert sorted(set(CATALOG) - set(_written(PRODUCTION))) == []
+
+
+def test_each_lab_kind_is_written_by_the_lab_session_or_its_scenario() -> None:
+    written = _written(PRODUCTION)
+    where = {
+        kind: sorted({w.split(":")[0] for w in written[kind]}) for kind in ("lab.started", "lab.check", "lab.event")
+    }
+    assert where == {
+        "lab.started": ["lab_runtime/labs/session.py"],
+        "lab.check": ["lab_runtime/labs/session.py"],
+        "lab.event": ["lab_runtime/labs/scenario.py"],
+    }
+
+
+def test_every_learner_action_names_an_action_of_the_catalog() -> None:
+    actions = _actions(PRODUCTION)
+    assert {action: sorted(w) for action, w in actions.items() if action not in _action_names()} == {}
+    assert {where.split(":")[0] for where in actions["model.retrain"]} == {"lab_runtime/registry/model_ops.py"}
+
+
+def test_a_retrained_version_not_promoted_is_journaled_as_such(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db", source="cli", learner="ada")
+    assert adopt_retrained(Settings(state_dir=tmp_path / "state"), journal, "7", promote=False) is False
+    [event] = journal.events()
+    assert (event.kind, event.payload) == (
+        "learner.action",
+        {"action": "model.retrain", "version": "7", "promoted": False},
+    )
 
 
 def test_the_catalog_holds_every_declared_kind_once() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab_runtime.backends.supervisor import ServiceSpec, Supervisor, start_order
+from lab_runtime.backends.services import ServiceSpec
+from lab_runtime.backends.supervisor import Supervisor, start_order
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
 from tests.conftest import free_port
 
@@ -74,17 +75,6 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
         with pytest.raises(PortInUse, match=f"port {port} for web is already in use.*LAB_WEB_PORT"):
             sup.start([spec], timeout=5)
     assert not (tmp_path / "run" / "web.json").exists()
-
-
-def test_every_published_port_names_the_setting_that_moves_it() -> None:
-    from lab_runtime.backends.base import PORT_SETTINGS
-    from lab_runtime.backends.local import sandbox_specs
-    from lab_runtime.settings import Settings
-
-    settings = Settings()
-    assert all(name.removeprefix("LAB_").lower() in Settings.model_fields for name in PORT_SETTINGS.values())
-    named = {s.name: s.port_setting for s in sandbox_specs(settings) if s.port is not None}
-    assert named == {"mlflow": "LAB_MLFLOW_PORT", "model-service": "LAB_SERVICE_PORT", "monitor": "LAB_MONITOR_PORT"}
 
 
 def test_a_corrupt_pid_file_gets_a_clear_error(tmp_path: Path) -> None:

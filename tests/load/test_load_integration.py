@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lab_runtime.backends.local import settings_env
+from lab_runtime.backends.services import settings_env
 from lab_runtime.cli import app
 from lab_runtime.load import LOCUSTFILE, locust_command, read_summary
 from lab_runtime.predlog import PredictionLog

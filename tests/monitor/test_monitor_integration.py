@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -70,10 +71,11 @@ def alerts(box: Sandbox) -> Journal:
 def test_clean_traffic_is_evaluated_reported_and_raises_no_alert(box: Sandbox) -> None:
     wait_for(lambda: status(box)["state"] == "ok", 90, "a clean verdict")
     first = status(box)["evaluations"]
-    longest_for = max(r["for"] for r in status(box)["rules"])
-    time.sleep(longest_for * 1.5)  # long enough for any rule to fire if a clean window tripped it
+    # Enough evaluations for any rule to fire, had a clean window tripped it: its longest `for`, and half again.
+    longest_for = box.settings.scaled(max(r["for"] for r in status(box)["rules"]))
+    enough = first + math.ceil(1.5 * longest_for / status(box)["window"]["interval"])
+    wait_for(lambda: status(box)["evaluations"] >= enough, 60, f"{enough - first} more evaluations")
     body = status(box)
-    assert body["evaluations"] >= first + longest_for  # one evaluation a second in these tests
     assert body["window"]["rows"] >= box.settings.monitor_min_rows
     assert body["drift"]["tested"] == 12 and body["drift"]["drifted"] == []
     assert body["signals"]["error_rate"] == 0 and body["signals"]["prediction_drifted"] == 0
@@ -116,11 +118,12 @@ def test_a_shipped_shift_fires_the_drift_alert_and_a_rollback_resolves_it(box: S
     def fired() -> bool:
         return any(e.payload["rule"] == "feature-drift" for e in journal.events([ALERT_FIRING], since=shipped.ts))
 
-    # Detection needs a share of the window shifted, then `for: 10s` of holding; 2 windows is the budget.
-    wait_for(fired, 2 * cfg.monitor_window + 20, "feature-drift to fire")
+    # Detection needs a share of the window shifted, then the rule's `for` of holding; 2 windows is the budget.
+    window, for_ = cfg.scaled(cfg.monitor_window), cfg.scaled(10)
+    wait_for(fired, 2 * window + for_ + 20, "feature-drift to fire")
     event = next(e for e in journal.events([ALERT_FIRING], since=shipped.ts) if e.payload["rule"] == "feature-drift")
     assert "credit_score" in event.payload["summary"] and event.payload["severity"] == "warning"
-    assert event.ts - event.payload["pending_since"] >= 10
+    assert event.payload["for"] == 10 and event.ts - event.payload["pending_since"] >= for_
     assert status(box)["drift"]["drifted"] == ["credit_score"]
     with ReleaseStore(cfg.pipeline_db_path) as store:
         rollback(store, journal, by="test")
@@ -130,9 +133,9 @@ def test_a_shipped_shift_fires_the_drift_alert_and_a_rollback_resolves_it(box: S
     wait_for(lambda: any(r["kind"] == ALERT_RESOLVED and r["rule"] == "feature-drift" for r in RECEIVED), 10, "hook")
     firing_hook = next(r for r in RECEIVED if r["kind"] == ALERT_FIRING and r["rule"] == "feature-drift")
     assert firing_hook["summary"] == event.payload["summary"] and firing_hook["learner"] == cfg.learner
-    # The default budget (2 windows of 60 s) is measured by `make bench-detect`; here the window is 10 s and the
-    # rule's `for` alone is 10 s, so allow 2 windows plus the `for` from the release to the firing.
-    assert event.ts - shipped.ts <= 2 * cfg.monitor_window + 10, event.ts - shipped.ts
+    # The default budget (2 windows of 60 s) is measured by `make bench-detect`; here on a tenth of that clock,
+    # allow 2 windows plus the `for` from the release to the firing.
+    assert event.ts - shipped.ts <= 2 * window + for_, event.ts - shipped.ts
 
 
 def test_the_monitor_keeps_evaluating_while_every_request_is_refused(box: Sandbox) -> None:
@@ -152,7 +155,7 @@ def test_the_monitor_keeps_evaluating_while_every_request_is_refused(box: Sandbo
         body = status(box)
         assert body["last_error"] is None and body["state"] == INSUFFICIENT
         assert body["signals"]["error_rate"] == 1.0 and body["signals"]["requests"] > 0
-        assert body["message"].startswith(f"no prediction in the last {cfg.monitor_window:g}s: ")
+        assert body["message"].startswith(f"no prediction in the last {cfg.scaled(cfg.monitor_window):g}s: ")
         assert body["message"].endswith(" /predict call(s) failed, so no drift verdict")
     finally:
         with ReleaseStore(cfg.pipeline_db_path) as store:
@@ -175,16 +178,17 @@ def test_a_killed_model_service_fires_service_down_within_its_for_and_resolves_w
 
     killed = time.time()
     box.backend.kill("model-service")
-    wait_for(fired_yet, rule["for"] + 30, "service-down to fire")
+    for_ = cfg.scaled(rule["for"])
+    wait_for(fired_yet, for_ + 30, "service-down to fire")
     fired = event(ALERT_FIRING, killed)
     # The next evaluation (at most an interval after the kill) sees the service down; the rule fires at the first
     # evaluation once that has held for `for` (at most an interval after it). An interval is the time between two
     # evaluations: the setting, or longer when an evaluation overran it.
     times = sorted(set(evaluated))
-    interval = max([cfg.monitor_interval, *(b - a for a, b in itertools.pairwise(times))])
+    interval = max([cfg.scaled(cfg.monitor_interval), *(b - a for a, b in itertools.pairwise(times))])
     took = fired.payload["firing_since"] - killed
-    print(f"kill -9 -> service-down firing: {took:.1f}s (journaled {fired.ts - killed:.1f}s); for {rule['for']:g}s")
-    assert took <= rule["for"] + 2 * interval, (took, interval)
+    print(f"kill -9 -> service-down firing: {took:.1f}s (journaled {fired.ts - killed:.1f}s); for {for_:g}s")
+    assert took <= for_ + 2 * interval, (took, interval)
     assert fired.payload["summary"] == (
         f"the model service does not answer its health check ({cfg.service_url}/health: [Errno 111] Connection refused)"
     )

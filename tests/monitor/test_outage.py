@@ -95,8 +95,7 @@ def test_a_service_that_does_not_answer_fires_service_down_after_its_for(tmp_pat
 def test_a_monitor_started_while_the_service_is_down_judges_after_one_window_and_fires_service_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LAB_MONITOR_WINDOW", "8")
-    monkeypatch.setenv("LAB_MONITOR_INTERVAL", "0.5")
+    monkeypatch.setenv("LAB_TIME_SCALE", "0.1")  # a window of 6 s, an evaluation every 0.5 s, service-down's for 1 s
     with running_services(tmp_path / "state", "monitor") as settings:  # no model service, so no /predict call
 
         def status() -> dict[str, Any]:
@@ -105,7 +104,7 @@ def test_a_monitor_started_while_the_service_is_down_judges_after_one_window_and
         first = status()
         assert first["state"] == "waiting", first
         assert first["message"] == (
-            "no traffic yet: the monitor starts evaluating once /predict is called (or 8s after it started)"
+            "no traffic yet: the monitor starts evaluating once /predict is called (or 6s after it started)"
         )
         started = time.monotonic()
         wait_for(
@@ -113,7 +112,7 @@ def test_a_monitor_started_while_the_service_is_down_judges_after_one_window_and
             60,
             "service-down",
         )
-        assert time.monotonic() - started >= 10  # its `for`, after the monitor's first evaluation
+        assert time.monotonic() - started >= 1  # its `for` on the sandbox's clock, after the first evaluation
         body = status()
         assert body["signals"]["service_up"] == 0
         assert body["signals"]["requests"] == 0

@@ -10,7 +10,7 @@ import pytest
 from lab_runtime.errors import InvalidRules
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Event
-from lab_runtime.monitor.alerts import AlertEngine, firing_alerts
+from lab_runtime.monitor.alerts import AlertEngine, alert_history, firing_alerts
 from lab_runtime.monitor.rules import BUILTIN_RULES, Rule, RuleBook, load_rules
 
 RULE = """
@@ -141,3 +141,16 @@ def test_after_a_restart_an_alert_the_journal_says_is_firing_is_kept_or_resolved
     assert still.active["drift"].firing_since == 10.0
     cleared = AlertEngine(firing)
     assert [t.kind for t in cleared.step([rule()], {"drifted_features": 0}, {}, now=50)] == [ALERT_RESOLVED]
+
+
+def test_the_alert_history_pairs_each_firing_with_its_resolution() -> None:
+    events = [
+        Event(1, 1.0, "monitor", ALERT_FIRING, {"rule": "drift", "severity": "warning"}),
+        Event(2, 2.0, "monitor", ALERT_RESOLVED, {"rule": "drift"}),
+        Event(3, 3.0, "monitor", ALERT_RESOLVED, {"rule": "never-fired"}),
+        Event(4, 4.0, "monitor", ALERT_FIRING, {"rule": "drift", "severity": "warning"}),
+    ]
+    assert alert_history(events) == [
+        {"rule": "drift", "severity": "warning", "state": "resolved", "fired_at": 1.0, "resolved_at": 2.0},
+        {"rule": "drift", "severity": "warning", "state": "firing", "fired_at": 4.0, "resolved_at": None},
+    ]
