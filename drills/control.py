@@ -18,10 +18,11 @@ from drills.conditions import Verdict
 from drills.engine import Say, monitor_settle, new_run_id, revert_faults, runner_alive
 from drills.faults import FAULTS
 from drills.ledger import REVERTED, Ledger, RunRecord
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.backends.base import Backend
 from lab_runtime.backends.services import SERVICES
 from lab_runtime.errors import LabError, NotFound
+from lab_runtime.events import DrillEnded, DrillSteadyState, SandboxReset
 from lab_runtime.journal import Journal
 from lab_runtime.settings import Settings
 
@@ -144,9 +145,9 @@ def _wait_ended(ledger: Ledger, run: RunRecord, timeout: float) -> bool:
     return False
 
 
-def _checked(steady: Verdict) -> dict[str, Any]:
+def _checked(steady: Verdict) -> DrillSteadyState:
     """The payload of a `drill.steady_state` event of `lab reset`."""
-    return {"ok": steady.ok, "failing": list(steady.failing), "by": "reset"}
+    return DrillSteadyState(ok=steady.ok, failing=list(steady.failing), by="reset")
 
 
 def _end_dead_run(ledger: Ledger, run: RunRecord, journal: Journal, steady: Verdict | None = None) -> None:
@@ -157,7 +158,7 @@ def _end_dead_run(ledger: Ledger, run: RunRecord, journal: Journal, steady: Verd
     if steady is not None:
         journal.append(kinds.DRILL_STEADY_STATE, _checked(steady), run_id=run.run_id)
     detail = "its runner died; reverted by `lab reset`"
-    ended: dict[str, Any] = {"drill": run.drill, "outcome": "reset", "detail": detail}
+    ended = DrillEnded(drill=run.drill, outcome="reset", detail=detail)
     if steady is not None:
         ended["steady_after"] = steady.ok
     journal.append(kinds.DRILL_ENDED, ended, run_id=run.run_id)
@@ -216,7 +217,7 @@ def end_running(settings: Settings, backend: Backend, say: Say) -> Ended | None:
     return Ended(found.run)
 
 
-def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
+def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
     """Put the sandbox back in its steady state, saying each step: start what is down, end open drills, revert
     every fault left, clear the service's fault table and the pipeline's conditions, then check the steady state
     (first on the service's last seconds of requests, then in the monitor's window, as a drill's gate judges it)
@@ -229,7 +230,15 @@ def reset(settings: Settings, backend: Backend, say: Say) -> dict[str, Any]:
     from lab_runtime.service.admin_client import ServiceAdmin
 
     settings.ensure_dirs()
-    report: dict[str, Any] = {"runs_ended": [], "faults_reverted": 0, "failures": [], "services_started": []}
+    report = SandboxReset(
+        services_started=[],
+        runs_ended=[],
+        faults_reverted=0,
+        failures=[],
+        conditions_cleared=[],
+        steady=False,
+        not_steady=[],
+    )
     for service in SERVICES:  # first: a revert needs the services it acts through
         try:
             if backend.ensure_running(service):

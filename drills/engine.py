@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
 
 import psutil
 
@@ -26,9 +25,21 @@ from drills.ledger import ACTIVE, PLANNED, FaultRecord, Ledger, RunRecord
 from drills.probes import MONITOR_EVALUATED_AT, observe, observer_for
 from drills.spans import Span
 from drills.spec import EXPIRY_GRACE, Drill, FaultSpec
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.backends.base import Backend
 from lab_runtime.errors import LabError
+from lab_runtime.events import (
+    DrillEnded,
+    DrillStarted,
+    DrillSteadyState,
+    EventKind,
+    FaultAction,
+    FaultInjected,
+    FaultReverted,
+    FaultRevertFailed,
+    Payload,
+    ProbeResult,
+)
 from lab_runtime.journal import Journal
 from lab_runtime.settings import Settings
 
@@ -134,7 +145,7 @@ def revert_faults(
                     time.sleep(REVERT_RETRY)
                     continue
                 ledger.mark_failed(record.id, error)
-                payload = {"fault": record.idx, "type": record.type, "error": error}
+                payload = FaultRevertFailed(fault=record.idx, type=record.type, error=error)
                 journal.append(kinds.FAULT_REVERT_FAILED, payload, run_id=run.run_id)
                 failures.append(f"fault {record.idx} ({record.type}): {error}")
                 say(f"could not revert {name}: {error}")
@@ -144,7 +155,7 @@ def revert_faults(
                 if record.state == ACTIVE or result == REVERTED:
                     journal.append(
                         kinds.FAULT_REVERTED,
-                        {"fault": record.idx, "type": record.type, "result": result, "by": by},
+                        FaultReverted(fault=record.idx, type=record.type, result=result, by=by),
                         run_id=run.run_id,
                     )
             break
@@ -294,21 +305,21 @@ class DrillRunner:
     def _started(self) -> None:
         self._event(
             kinds.DRILL_STARTED,
-            {
-                "drill": self.drill.id,
-                "title": self.drill.title,
-                "kind": self.drill.kind,
-                "diagnosis": self.drill.diagnosis,
-                "seed": self.options.seed,
-                "blind": self.options.blind,
-                "delay": self.options.delay,
-                "time_limit": self.time_limit,
-                "hold": self.hold,
-                "faults": [f.type for f in self.drill.faults],
-                "steady_state": list(self.drill.steady_state),
-                "remediation": list(self.drill.remediation.conditions),
-                "tag": self.options.tag,
-            },
+            DrillStarted(
+                drill=self.drill.id,
+                title=self.drill.title,
+                kind=self.drill.kind,
+                diagnosis=self.drill.diagnosis,
+                seed=self.options.seed,
+                blind=self.options.blind,
+                delay=self.options.delay,
+                time_limit=self.time_limit,
+                hold=self.hold,
+                faults=[f.type for f in self.drill.faults],
+                steady_state=list(self.drill.steady_state),
+                remediation=list(self.drill.remediation.conditions),
+                tag=self.options.tag,
+            ),
         )
 
     def _drill(self, result: RunResult) -> None:
@@ -344,7 +355,7 @@ class DrillRunner:
         details = fault.inject(self._ctx(record), plan)
         self.ledger.mark_injected(record.id)
         injected = time.time()
-        self._event(kinds.FAULT_INJECTED, {"fault": idx, "type": spec.type, "details": details})
+        self._event(kinds.FAULT_INJECTED, FaultInjected(fault=idx, type=spec.type, details=details))
         self._say(f"injected fault {idx}: {spec.type} {details}")
         return fault, record, injected
 
@@ -388,7 +399,7 @@ class DrillRunner:
             for fault, record, injected in active:
                 line = fault.tick(self._ctx(record), record.plan, at - injected)
                 if line:
-                    self._event(kinds.FAULT_ACTION, {"fault": record.idx, "type": record.type, "action": line})
+                    self._event(kinds.FAULT_ACTION, FaultAction(fault=record.idx, type=record.type, action=line))
                     self._say(line)
             mitigating = impact_seen and not impact_span.done
             if mitigating and impact_span.step(impact.ok and not pending, at, seen, observed, impact.signals):
@@ -423,14 +434,14 @@ class DrillRunner:
         )
         self._event(
             kinds.PROBE_RESULT,
-            {
-                "steady": found.steady.ok,
-                "remediated": found.remedy.ok,
-                "impact": not found.impact.ok,
-                "failing": list(dict.fromkeys((*found.steady.failing, *found.remedy.failing))),
-                "values": {s: view[s] for s in sorted(self._used) if s in view},
-                "in_force": list(found.in_force),
-            },
+            ProbeResult(
+                steady=found.steady.ok,
+                remediated=found.remedy.ok,
+                impact=not found.impact.ok,
+                failing=list(dict.fromkeys((*found.steady.failing, *found.remedy.failing))),
+                values={s: view[s] for s in sorted(self._used) if s in view},
+                in_force=list(found.in_force),
+            ),
         )
         return found
 
@@ -469,26 +480,26 @@ class DrillRunner:
                 except Exception as exc:  # the probe itself fails: the end is still journaled
                     verdict = Verdict(False, (f"the steady-state probe failed: {type(exc).__name__}: {exc}",))
                 result.steady_after, result.failing_after = verdict.ok, list(verdict.failing)
-                self._event(kinds.DRILL_STEADY_STATE, {"ok": verdict.ok, "failing": list(verdict.failing)})
+                self._event(kinds.DRILL_STEADY_STATE, DrillSteadyState(ok=verdict.ok, failing=list(verdict.failing)))
                 self._say("steady state holds again" if verdict.ok else f"not steady yet: {'; '.join(verdict.failing)}")
         finally:
             result.interrupted = again()
             self._event(
                 kinds.DRILL_ENDED,
-                {
-                    "drill": self.drill.id,
-                    "outcome": result.outcome,
-                    "detail": result.detail,
-                    "remediated_at": result.remediated_at,
-                    "steady_after": result.steady_after,
-                    "revert_failures": failures,
-                },
+                DrillEnded(
+                    drill=self.drill.id,
+                    outcome=result.outcome,
+                    detail=result.detail,
+                    remediated_at=result.remediated_at,
+                    steady_after=result.steady_after,
+                    revert_failures=failures,
+                ),
             )
             self.ledger.end_run(self.run_id, result.outcome)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
-    def _event(self, kind: str, payload: dict[str, Any]) -> None:
+    def _event(self, kind: EventKind[Payload], payload: Payload) -> None:
         self.journal.append(kind, payload, run_id=self.run_id)
 
     def _say(self, line: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, recent_bad_key
+from lab_runtime.events import HeldSpan
 
 FIX_MARGIN = 1.0  # seconds a fix may have acted after the request it is dated by, at most
 CHANCE = 3.0  # bad requests expected in that time, had the fault still acted (no bad one then: e**-3 by chance)
@@ -75,8 +76,9 @@ class Span:
         self.done = self.held >= self.hold
         return self.done
 
-    def payload(self, cleared_since: float | None = None) -> dict[str, float | None]:
-        """The span as journaled; every fault seen gone since `cleared_since` (and ever since) dates the fix no
-        later than that."""
+    def payload(self, cleared_since: float | None = None) -> HeldSpan:
+        """The span as journaled, once it has started; every fault seen gone since `cleared_since` (and ever since)
+        dates the fix no later than that."""
+        assert self.start is not None
         fixed_by = self.fixed_by if cleared_since is None else min(self.fixed_by, cleared_since)
-        return {"span_start": self.start, "seen_at": self.seen, "fixed_by": fixed_by, "held": self.held}
+        return HeldSpan(span_start=self.start, seen_at=self.seen, fixed_by=fixed_by, held=self.held)

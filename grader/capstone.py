@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from grader.grading import RunGrade, grade
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import GradingError
+from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_STARTED
 from lab_runtime.files.yamlfile import load_model
-from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_STARTED, Event
+from lab_runtime.journal import Event
 
 RUBRIC = Path(__file__).with_name("rubric.yaml")
 DIMENSIONS = ("detection", "diagnosis", "remediation", "collateral", "time")

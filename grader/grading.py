@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab_runtime.journal import (
+from lab_runtime.events import (
+    CANARY_ABORT,
     DRILL_ENDED,
     DRILL_MITIGATED,
     DRILL_REMEDIATED,
@@ -35,14 +36,18 @@ from lab_runtime.journal import (
     GRADED,
     LEARNER_ACTION,
     LEARNER_DECLARED,
-    Event,
+    MONITOR_ADD_RULES,
+    MONITOR_REPORT,
+    PROMOTE,
+    ROLLBACK,
 )
+from lab_runtime.journal import Event
 
 SKEW = 0.05  # seconds a fault may act before the runner stamps it, and the clock's resolution
 KINDS = GRADED  # the kinds of event grading reads
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
-LOOKING = ("monitor.report", "monitor.add_rules")  # learner actions that change nothing the drills judge
+LOOKING = (MONITOR_REPORT, MONITOR_ADD_RULES)  # learner actions that change nothing the drills judge
 FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points
 
 
@@ -83,11 +88,11 @@ def _run_ids(events: Sequence[Event]) -> list[str]:
 def _harm(action: dict[str, Any], targets: set[str]) -> str | None:
     """What a learner action broke that the drill had not: a healthy champion rolled back, a healthy canary aborted."""
     name = action.get("action")
-    if name == "model.rollback" and "champion" not in targets:
+    if name == ROLLBACK and "champion" not in targets:
         return f"rolled back a healthy champion (version {action.get('from')} to {action.get('to')})"
-    if name == "canary.abort" and "challenger" not in targets:
+    if name == CANARY_ABORT and "challenger" not in targets:
         return f"aborted a healthy canary (version {action.get('version')})"
-    if name == "model.promote" and action.get("forced"):
+    if name == PROMOTE and action.get("forced"):
         return f"promoted version {action.get('version')} past the validation gate (--force)"
     return None
 

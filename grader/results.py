@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.grading import RunGrade, grade
 from lab_runtime.errors import InvalidBundle
-from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event
+from lab_runtime.events import LAB_CHECK, LAB_STARTED
+from lab_runtime.journal import Event
 
 FORMAT = "mlops-lab-results/2"  # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added
 FORMATS = ("mlops-lab-results/1", FORMAT)  # bundles of every format verify (version 1's runs lack the new fields)

@@ -1,4 +1,5 @@
-"""The append-only event journal every part of the sandbox writes to and the grader reads.
+"""The append-only event journal every part of the sandbox writes to and the grader reads. Its event kinds and
+their payloads are in `lab_runtime.events`.
 
 SQLite in WAL mode: appends from several processes at once are serialised by SQLite itself, and a
 committed event survives a crash of any process.
@@ -14,46 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab_runtime.events import EventKind, Payload
 from lab_runtime.files.sqlite import connect
 
 if TYPE_CHECKING:
     from lab_runtime.settings import Settings
-
-# Event kinds written by the runtime (others may be added by drills and the grader).
-LAB_STARTED = "lab.started"
-LAB_CHECK = "lab.check"
-LAB_EVENT = "lab.event"  # a lab's scripted incident happened (e.g. a broken release shipped)
-ALIAS_CHANGED = "registry.alias_changed"
-ALIAS_REQUESTED = "registry.alias_requested"  # a lab command is about to move an alias (how a change was made)
-CANARY_ANALYSIS = "canary.analysis"  # one decision of the automated canary analysis, with what it measured
-LEARNER_ACTION = "learner.action"
-LEARNER_DECLARED = "learner.declared"
-# Written by the drill engine (source "drill"), each with the drill run's id; the grader reads these.
-DRILL_STARTED = "drill.started"
-FAULT_INJECTED = "fault.injected"
-FAULT_ACTION = "fault.action"  # a fault did something while active (e.g. a restart policy restarted a service)
-PROBE_RESULT = "probe.result"
-DRILL_MITIGATED = "drill.mitigated"  # the impact stopped after a learner's move and stayed away (fixed_by: by when)
-DRILL_REMEDIATED = "drill.remediated"  # the remediation held through the hold (fixed_by: by when the fix was seen)
-FAULT_REVERTED = "fault.reverted"
-FAULT_REVERT_FAILED = "fault.revert_failed"
-DRILL_STEADY_STATE = "drill.steady_state"  # the steady state checked again after the faults were reverted
-DRILL_ENDED = "drill.ended"
-SANDBOX_RESET = "sandbox.reset"
-# The kinds grading reads (a reader may fetch only these: probes are most of a journal).
-GRADED = (
-    DRILL_STARTED,
-    FAULT_INJECTED,
-    DRILL_MITIGATED,
-    DRILL_REMEDIATED,
-    DRILL_ENDED,
-    LEARNER_DECLARED,
-    LEARNER_ACTION,
-)
-# Written by `lab capstone`: the assessment's start (rubric, seed, how many drills) and end. The seed gives the
-# drills away: the CLI shows it only once the capstone has ended.
-CAPSTONE_STARTED = "capstone.started"
-CAPSTONE_ENDED = "capstone.ended"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -120,25 +86,26 @@ class Journal:
 
     def append(
         self,
-        kind: str,
-        payload: dict[str, Any] | None = None,
+        kind: EventKind[Payload],
+        payload: Payload,
         *,
         run_id: str | None = None,
         began: float | None = None,
         ts: float | None = None,
     ) -> Event:
-        """Write one event and return it once it is committed. `began` (default: the journal's) dates the
-        learner's move; `ts` (default: now) is when it was written, given only to replay a recorded journal."""
+        """Write one event of `kind` (its payload of the kind's type) and return it once it is committed. `began`
+        (default: the journal's) dates the learner's move; `ts` (default: now) is when it was written, given only to
+        replay a recorded journal."""
         event_ts = time.time() if ts is None else ts
         event_began = self.began if began is None else began
-        body = payload or {}
+        body, kind_name = dict(payload), str(kind)
         with self._lock:
             cur = self._conn.execute(
                 "INSERT INTO events (ts, learner, run_id, source, kind, payload, began) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_ts, self.learner, run_id, self.source, kind, json.dumps(body, sort_keys=True), event_began),
+                (event_ts, self.learner, run_id, self.source, kind_name, json.dumps(body, sort_keys=True), event_began),
             )
         assert cur.lastrowid is not None
-        return Event(cur.lastrowid, event_ts, self.source, kind, body, self.learner, run_id, event_began)
+        return Event(cur.lastrowid, event_ts, self.source, kind_name, body, self.learner, run_id, event_began)
 
     def events(
         self,

@@ -15,8 +15,9 @@ from typing import Any
 
 from lab_runtime.canary.judge import AnalysisSpec, Decision, VariantStats, decide, variant_stats
 from lab_runtime.errors import InvalidAnalysis, LabError
+from lab_runtime.events import CANARY_ANALYSIS, CanaryAnalysis
 from lab_runtime.files.yamlfile import load_model
-from lab_runtime.journal import CANARY_ANALYSIS, Journal
+from lab_runtime.journal import Journal
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION, Registry
@@ -99,13 +100,13 @@ def run_analysis(
         raise LabError("there is no @challenger to analyse; start a canary with `lab canary start VERSION` first")
     version, weight, failures = report.challenger.version, report.weight, 0
 
-    def record(decision: str, **payload: Any) -> None:
-        journal.append(CANARY_ANALYSIS, {"decision": decision, "version": version, **payload})
-
     if weight == 0.0:
         weight = spec.step_weight
         model_ops.set_canary(settings, journal, weight, via=VIA)
-    record("start", weight=weight, spec=spec.model_dump(mode="json"))
+    journal.append(
+        CANARY_ANALYSIS,
+        CanaryAnalysis(decision="start", version=version, weight=weight, spec=spec.model_dump(mode="json")),
+    )
     say(f"analysing the canary of version {version} from share {weight:g}, every {interval:g}s")
     try:
         while True:
@@ -118,14 +119,16 @@ def run_analysis(
                     "canary, so the analysis stopped; see `lab model history`"
                 )
             decision = decide(spec, weight, failures, report.champion, report.challenger)
-            record(
-                decision.action,
+            judged = CanaryAnalysis(
+                decision=decision.action,
+                version=version,
                 weight_before=weight,
                 weight=decision.weight,
                 failures=decision.failures,
                 failed=list(decision.failed),
                 measured=decision.measured,
             )
+            journal.append(CANARY_ANALYSIS, judged)
             say(decision.line)
             if decision.action == "abort":
                 model_ops.abort_canary(settings, journal, expected=version, via=VIA)
@@ -136,9 +139,9 @@ def run_analysis(
             if decision.weight != weight:
                 model_ops.set_canary(settings, journal, decision.weight, via=VIA)
             weight, failures = decision.weight, decision.failures
-    except KeyboardInterrupt:
-        record("stopped", reason="interrupted", weight=weight)
-        raise
-    except LabError as exc:  # the canary changed under it, or the registry failed: the share stays where it is
-        record("stopped", reason=str(exc), weight=weight)
+    except (KeyboardInterrupt, LabError) as exc:  # Ctrl-C, the canary changed under it, the registry failed
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)  # the share stays where it is
+        journal.append(
+            CANARY_ANALYSIS, CanaryAnalysis(decision="stopped", version=version, weight=weight, reason=reason)
+        )
         raise

@@ -31,8 +31,8 @@ from lab_runtime.cli.common import (
 )
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
+from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED, CapstoneEnded, CapstoneStarted
 from lab_runtime.files.atomic import read_json, write_json_atomic
-from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED
 from lab_runtime.settings import Settings
 
 GATE_TIMEOUT = 120.0  # seconds a capstone drill waits for the steady state: the previous drill may still settle
@@ -83,18 +83,18 @@ def start(
     if running is not None and running.ended is None:
         if _runner_alive(current, running.capstone_id):
             raise LabError(f"capstone {running.capstone_id} of {who} is still running; see `lab capstone status`")
-        log.append(CAPSTONE_ENDED, {"capstone_id": running.capstone_id, "outcomes": [], "detail": "runner gone"})
+        log.append(CAPSTONE_ENDED, CapstoneEnded(capstone_id=running.capstone_id, outcomes=[], detail="runner gone"))
     capstone_id = secrets.token_hex(4)
     log.append(
         CAPSTONE_STARTED,
-        {
-            "capstone_id": capstone_id,
-            "seed": chosen,
-            "count": rubric.count,
-            "budget": rubric.budget,
-            "longest": plan.longest,
-            "rubric": rubric.model_dump(by_alias=True),
-        },
+        CapstoneStarted(
+            capstone_id=capstone_id,
+            seed=chosen,
+            count=rubric.count,
+            budget=rubric.budget,
+            longest=plan.longest,
+            rubric=rubric.model_dump(by_alias=True),
+        ),
     )
     current.ensure_dirs()
     argv = [sys.executable, "-m", "lab_runtime.cli", "capstone", "run", capstone_id]
@@ -136,7 +136,7 @@ def run(capstone_id: str) -> None:
             gate=GATE_TIMEOUT,
         )  # fmt: skip
     finally:
-        log.append(CAPSTONE_ENDED, {"capstone_id": capstone_id, "outcomes": outcomes})
+        log.append(CAPSTONE_ENDED, CapstoneEnded(capstone_id=capstone_id, outcomes=outcomes))
 
 
 def _found(learner: str | None) -> Any:

@@ -184,7 +184,7 @@ def history_cmd(
     """Every alias change, oldest first: when, before and after, and how it was made."""
     from dataclasses import asdict
 
-    from lab_runtime.journal import ALIAS_CHANGED
+    from lab_runtime.events import ALIAS_CHANGED
     from lab_runtime.registry.alias_history import history
 
     current = settings()

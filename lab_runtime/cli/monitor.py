@@ -12,7 +12,16 @@ import typer
 
 from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, print_json, settings
 from lab_runtime.errors import LabError
-from lab_runtime.journal import LEARNER_ACTION, LEARNER_DECLARED
+from lab_runtime.events import (
+    ALERT_FIRING,
+    ALERT_RESOLVED,
+    LEARNER_ACTION,
+    LEARNER_DECLARED,
+    MONITOR_ADD_RULES,
+    MONITOR_REPORT,
+    LearnerAction,
+    LearnerDeclared,
+)
 from lab_runtime.monitor.client import fetch_status
 
 monitor_app = typer.Typer(help="The drift and quality monitor, its reports and its alert rules.")
@@ -76,7 +85,7 @@ def report_cmd(
             "no drift report yet: the monitor writes one once a window holds enough predictions; "
             "see `lab monitor status`"
         )
-    journal(current).append(LEARNER_ACTION, {"action": "monitor.report"})
+    journal(current).append(LEARNER_ACTION, LearnerAction(action=MONITOR_REPORT))
     if as_json:
         print_json({"html": str(html), "json": str(data), "generated_at": html.stat().st_mtime})
         return
@@ -118,7 +127,7 @@ def add_rules(file: Path = typer.Argument(..., help="a YAML file of alert rules"
     current.ensure_dirs()
     target = current.rules_dir / f"{file.stem}.yaml"
     shutil.copyfile(file, target)
-    journal(current).append(LEARNER_ACTION, {"action": "monitor.add_rules", "rules": [r.name for r in rules]})
+    journal(current).append(LEARNER_ACTION, LearnerAction(action=MONITOR_ADD_RULES, rules=[r.name for r in rules]))
     out.print(f"installed {len(rules)} rule(s) from {file} as {target}: {', '.join(r.name for r in rules)}")
 
 
@@ -128,7 +137,7 @@ def alerts(
     show_all: bool = typer.Option(False, "--all", help="also list alerts that resolved"), as_json: bool = JSON
 ) -> None:
     """Alerts firing now (and with --all, every alert of this sandbox), from the journal."""
-    from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, alert_history
+    from lab_runtime.monitor.alerts import alert_history
 
     current = settings()
     events = journal(current).events([ALERT_FIRING, ALERT_RESOLVED]) if current.journal_path.exists() else []
@@ -161,5 +170,5 @@ def declare(
             out.print(f"  [bold]{name:<18}[/] {meaning}")
         return
     current = settings()
-    event = journal(current).append(LEARNER_DECLARED, {"diagnosis": check_diagnosis(diagnosis), "note": note})
+    event = journal(current).append(LEARNER_DECLARED, LearnerDeclared(diagnosis=check_diagnosis(diagnosis), note=note))
     out.print(f"declared {diagnosis} at {time.strftime('%H:%M:%S', time.gmtime(event.at))} UTC (when you ran it)")

@@ -16,7 +16,7 @@ import typer
 from lab_runtime import loopback
 from lab_runtime.cli.common import JSON, app, backend, friendly, grid, journal, out, plain, print_json, settings
 from lab_runtime.errors import LabError, RuntimeNotReady
-from lab_runtime.journal import LEARNER_ACTION
+from lab_runtime.events import LABELS_RESUME, LEARNER_ACTION, PIPELINE_DEPLOY, PIPELINE_ROLLBACK, LearnerAction
 from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def releases_cmd(as_json: bool = JSON) -> None:
 def _acted(current: Settings, action: str, deployment: Deployment | None) -> None:
     """Journal a release the learner put in place as their action (timed from when the command began)."""
     if deployment is not None:
-        payload = {"action": action, "version": deployment.version, "from": deployment.previous}
+        payload = LearnerAction({"action": action, "version": deployment.version, "from": deployment.previous})
         journal(current).append(LEARNER_ACTION, payload)
 
 
@@ -144,7 +144,7 @@ def deploy_cmd(version: str = typer.Argument(..., metavar="VERSION")) -> None:
     current = settings()
     with _store(current) as store:
         deployment = deploy(store, journal(current), version, BY)
-    _acted(current, "pipeline.deploy", deployment)
+    _acted(current, PIPELINE_DEPLOY, deployment)
     _changed(deployment, version, lambda d: f"deployed {d.version} (was {d.previous})")
 
 
@@ -159,7 +159,7 @@ def rollback_cmd(
     current = settings()
     with _store(current) as store:
         deployment = rollback(store, journal(current), to, BY)
-    _acted(current, "pipeline.rollback", deployment)
+    _acted(current, PIPELINE_ROLLBACK, deployment)
     _changed(deployment, str(to), lambda d: f"rolled back from {d.previous} to {d.version}")
 
 
@@ -189,7 +189,7 @@ def labels_resume_cmd() -> None:
     if not resumed:
         plain("the label feed is running already; nothing changed")
         return
-    journal(current).append(LEARNER_ACTION, {"action": "pipeline.labels_resume"})
+    journal(current).append(LEARNER_ACTION, LearnerAction(action=LABELS_RESUME))
     plain("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
 
 

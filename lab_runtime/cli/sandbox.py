@@ -22,7 +22,7 @@ from lab_runtime.cli.common import (
     settings,
 )
 from lab_runtime.errors import ConfigError
-from lab_runtime.journal import LEARNER_ACTION
+from lab_runtime.events import LEARNER_ACTION, RESTART, UP, LearnerAction
 from lab_runtime.settings import RUNTIME_FILE, Settings
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def up(
     chosen = backend(current)
     started = chosen.up(profile)  # the compose backend records itself once its engine answers
     if started:
-        journal(current).append(LEARNER_ACTION, {"action": "up", "started": started})
+        journal(current).append(LEARNER_ACTION, LearnerAction(action=UP, started=started))
     out.print(f"sandbox up ({', '.join(started) or 'already running'})")
     print_urls(current, getattr(chosen, "profiles", list)())
 
@@ -158,5 +158,5 @@ def restart(service: str) -> None:
     current = settings()
     backend(current).restart(service)
     # Timed from when the command began (the journal's stamp): its effect may show before it returns.
-    journal(current).append(LEARNER_ACTION, {"action": "restart", "service": service})
+    journal(current).append(LEARNER_ACTION, LearnerAction(action=RESTART, service=service))
     out.print(f"{service} restarted and healthy")

@@ -68,13 +68,6 @@ class LabEvent(BaseModel):
                 raise ValueError(str(exc)) from None
         return self
 
-    @property
-    def what(self) -> dict[str, str]:
-        """What the event did, for the journal."""
-        if self.ship_release is not None:
-            return {"release": self.ship_release.version}
-        return {"drill": str(self.run_drill)}
-
 
 class Lab(BaseModel):
     """One lab, as its lab.yaml says."""

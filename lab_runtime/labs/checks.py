@@ -12,16 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from lab_runtime.errors import LabError
+from lab_runtime.events import (
+    ALERT_FIRING,
+    ALERT_RESOLVED,
+    ALIAS_CHANGED,
+    CANARY_ABORT,
+    CANARY_START,
+    GRADED,
+    LAB_EVENT,
+    LEARNER_ACTION,
+    LEARNER_DECLARED,
+    PROMOTE,
+)
 from lab_runtime.files.yamlfile import read_mapping
-from lab_runtime.journal import ALIAS_CHANGED, GRADED, LAB_EVENT, LEARNER_ACTION, LEARNER_DECLARED, Event, Journal
+from lab_runtime.journal import Event, Journal
 from lab_runtime.labs.incident_note import Reference, judge, parse
 from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB
-from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
+from lab_runtime.monitor.alerts import firing_alerts
 from lab_runtime.monitor.client import fetch_status
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry.alias_history import OUTSIDE, AliasEntry, history
-from lab_runtime.registry.model_ops import CANARY_ABORT, CANARY_START, PROMOTE
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION, Registry
 from lab_runtime.service.client import served_model
 from lab_runtime.settings import Settings

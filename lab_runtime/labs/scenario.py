@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lab_runtime.errors import LabError
-from lab_runtime.journal import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED, LAB_EVENT, Event, Journal, learner_journal
+from lab_runtime.events import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED, LAB_EVENT, LabEvent
+from lab_runtime.journal import Event, Journal, learner_journal
 from lab_runtime.labs.catalog import Lab, StepResult, due_events
 from lab_runtime.labs.scripting import lab as run_lab
 from lab_runtime.settings import Settings
@@ -29,14 +30,16 @@ def run_due_events(settings: Settings, lab: Lab, started_at: float, results: lis
     happened = len(log.events([LAB_EVENT], since=started_at))
     announcements = []
     for number, event in enumerate(due_events(lab, results, happened), start=happened):
-        aliases = model_ops.aliases(settings)  # what served before the incident: the checks compare with it
-        run: dict[str, str] = {}
+        # What served before the incident: the checks compare with it.
+        payload = LabEvent(lab=lab.id, event=number, aliases_before=model_ops.aliases(settings))
         if event.ship_release is not None:
             with ReleaseStore(settings.pipeline_db_path) as store:
                 ship(store, log, event.ship_release, by=f"{lab.id} scenario")
+            payload["release"] = event.ship_release.version
         else:
-            run["run_id"] = start_incident(settings, log, str(event.run_drill), say)
-        log.append(LAB_EVENT, {"lab": lab.id, "event": number, "aliases_before": aliases, **event.what, **run})
+            payload["drill"] = str(event.run_drill)
+            payload["run_id"] = start_incident(settings, log, payload["drill"], say)
+        log.append(LAB_EVENT, payload)
         announcements.append(event.announce.strip())
     return announcements
 

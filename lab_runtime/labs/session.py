@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab_runtime.errors import LabError
-from lab_runtime.journal import LAB_CHECK, LAB_STARTED, Event, Journal, learner_journal
+from lab_runtime.events import LAB_CHECK, LAB_STARTED, LabCheck, LabStarted
+from lab_runtime.journal import Event, Journal, learner_journal
 from lab_runtime.labs.catalog import Lab, StepResult, check_lab, find_lab
 from lab_runtime.labs.checks import CheckContext
 from lab_runtime.labs.scenario import Say, run_due_events
@@ -71,7 +72,7 @@ def start_lab(
         if not (workspace / name).exists():  # never overwrite the learner's edits
             shutil.copy2(lab.directory / name, workspace / name)
     if not resume:
-        learner_journal(settings).append(LAB_STARTED, {"lab": lab.id, "workspace": str(workspace)})
+        learner_journal(settings).append(LAB_STARTED, LabStarted(lab=lab.id, workspace=str(workspace)))
     return Started(lab, workspace, champion)
 
 
@@ -112,7 +113,7 @@ def check(settings: Settings, backend: Backend, grade_run: GradeRun, say: Say) -
     if announcements:
         judged = judge(settings, backend, grade_run)
     steps = [asdict(r) for r in judged.results]
-    learner_journal(settings).append(LAB_CHECK, {"lab": judged.lab.id, "passed": judged.passed, "steps": steps})
+    learner_journal(settings).append(LAB_CHECK, LabCheck(lab=judged.lab.id, passed=judged.passed, steps=steps))
     return Checked(judged, announcements)
 
 

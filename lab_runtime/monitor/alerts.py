@@ -5,13 +5,11 @@ the rule's `for` duration, resolved as soon as it stops holding (or its signal i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED, AlertFiring, AlertResolved, EventKind, Payload
 from lab_runtime.journal import Event
 from lab_runtime.monitor.rules import Rule
-
-ALERT_FIRING = "alert.firing"
-ALERT_RESOLVED = "alert.resolved"
 
 
 @dataclass
@@ -28,45 +26,43 @@ class AlertState:
 
 
 @dataclass(frozen=True)
-class Transition:
+class Transition(Generic[Payload]):
     """An alert that started firing or resolved: what goes to the journal and the webhook."""
 
-    kind: str  # ALERT_FIRING or ALERT_RESOLVED
-    payload: dict[str, Any]
+    kind: EventKind[Payload]  # ALERT_FIRING or ALERT_RESOLVED
+    payload: Payload
 
 
-def _firing(alert: AlertState, now: float) -> Transition:
+def _firing(alert: AlertState, now: float) -> Transition[AlertFiring]:
     rule = alert.rule
     return Transition(
         ALERT_FIRING,
-        {
-            "rule": rule.name,
-            "severity": rule.severity,
-            "signal": rule.signal,
-            "comparison": rule.comparison,
-            "threshold": rule.threshold,
-            "for": rule.for_,
-            "value": alert.value,
-            "detail": alert.detail,
-            "summary": rule.describe(alert.value, alert.detail),
-            "runbook": rule.runbook,
-            "pending_since": alert.pending_since,
-            "firing_since": now,
-        },
+        AlertFiring(
+            {
+                "rule": rule.name,
+                "severity": rule.severity,
+                "signal": rule.signal,
+                "comparison": rule.comparison,
+                "threshold": rule.threshold,
+                "for": rule.for_,
+                "value": alert.value,
+                "detail": alert.detail,
+                "summary": rule.describe(alert.value, alert.detail),
+                "runbook": rule.runbook,
+                "pending_since": alert.pending_since,
+                "firing_since": now,
+            }
+        ),
     )
 
 
-def _resolved(rule_name: str, severity: str, firing_since: float, value: float | None, now: float) -> Transition:
-    return Transition(
-        ALERT_RESOLVED,
-        {
-            "rule": rule_name,
-            "severity": severity,
-            "value": value,
-            "firing_since": firing_since,
-            "duration": now - firing_since,
-        },
+def _resolved(
+    rule_name: str, severity: str, firing_since: float, value: float | None, now: float
+) -> Transition[AlertResolved]:
+    payload = AlertResolved(
+        rule=rule_name, severity=severity, value=value, firing_since=firing_since, duration=now - firing_since
     )
+    return Transition(ALERT_RESOLVED, payload)
 
 
 class AlertEngine:
@@ -81,8 +77,8 @@ class AlertEngine:
 
     def step(
         self, rules: list[Rule], signals: dict[str, float], details: dict[str, str], now: float
-    ) -> list[Transition]:
-        transitions: list[Transition] = []
+    ) -> list[Transition[Any]]:
+        transitions: list[Transition[Any]] = []
         by_name = {r.name: r for r in rules}
         for name in list(self.active):  # a rule that was removed or changed no longer holds its alert
             if by_name.get(name) != self.active[name].rule:
@@ -110,7 +106,7 @@ class AlertEngine:
                 transitions.append(_resolved(name, payload["severity"], payload["firing_since"], None, now))
         return transitions
 
-    def _clear(self, name: str, value: float | None, now: float) -> list[Transition]:
+    def _clear(self, name: str, value: float | None, now: float) -> list[Transition[Any]]:
         alert = self.active.pop(name, None)
         inherited = self._inherited.pop(name, None)
         if alert is not None and alert.firing_since is not None:

@@ -18,10 +18,11 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime import loopback
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.monitor import report
-from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine, Transition, firing_alerts
+from lab_runtime.monitor.alerts import AlertEngine, Transition, firing_alerts
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version
 from lab_runtime.monitor.rules import RuleBook
 from lab_runtime.predlog import PredictionLog
@@ -180,7 +181,7 @@ class Monitor:
             service_down(f"{cfg.service_url}/health") if live else None,
         )
 
-    def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition]]:
+    def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition[Any]]]:
         """Evaluate the latest window, step the rules, journal and send what fired or resolved."""
         started = time.perf_counter()
         at = time.time() if now is None else now

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from lab_runtime.errors import FaultInjectionFailed, InvalidRelease, NotFound
+from lab_runtime.events import PIPELINE_DEPLOYED, PipelineDeployed
 from lab_runtime.files.sqlite import connect
 from lab_runtime.journal import Journal
 from lab_runtime.pipeline.conditions import CONCEPT as CONCEPT
@@ -30,7 +31,6 @@ from lab_runtime.pipeline.conditions import LABEL_FEED as LABEL_FEED
 from lab_runtime.pipeline.conditions import validate_condition
 from lab_runtime.pipeline.releases import Release, Transform
 
-PIPELINE_DEPLOYED = "pipeline.deployed"
 RELEASE_POLL = 0.5  # seconds between the pipeline's reads of the active release and the world conditions
 INITIAL = Release(version="v1", note="initial release")
 
@@ -283,15 +283,10 @@ class ReleaseStore:
 
 def _journal(journal: Journal, deployment: Deployment | None) -> Deployment | None:
     if deployment is not None:
-        journal.append(
-            PIPELINE_DEPLOYED,
-            {
-                "version": deployment.version,
-                "previous": deployment.previous,
-                "by": deployment.by,
-                "reason": deployment.reason,
-            },
+        payload = PipelineDeployed(
+            version=deployment.version, previous=deployment.previous, by=deployment.by, reason=deployment.reason
         )
+        journal.append(PIPELINE_DEPLOYED, payload)
     return deployment
 
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lab_runtime.journal import ALIAS_CHANGED, Event
+from lab_runtime.events import ALIAS_CHANGED, AliasChanged
+from lab_runtime.journal import Event
 from lab_runtime.registry.rest import AliasChange
 
 OUTSIDE = "outside the lab commands (MLflow UI or API)"
@@ -33,16 +34,10 @@ def attribute(change: AliasChange, requests: Iterable[Event], used: set[int], no
     return None
 
 
-def change_payload(change: AliasChange, request: Event | None) -> dict[str, Any]:
+def change_payload(change: AliasChange, request: Event | None) -> AliasChanged:
     """The `registry.alias_changed` payload for `change`, saying how it was made."""
     via = str(request.payload.get("via") or "a lab command") if request else OUTSIDE
-    payload: dict[str, Any] = {
-        "model": change.model,
-        "alias": change.alias,
-        "before": change.before,
-        "after": change.after,
-        "via": via,
-    }
+    payload = AliasChanged(model=change.model, alias=change.alias, before=change.before, after=change.after, via=via)
     if request is not None:
         payload["requested_by"] = request.learner
         payload["requested_at"] = request.ts

@@ -17,6 +17,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lab_runtime.errors import NotFound, RegistryError
+from lab_runtime.events import (
+    ALIAS_CHANGED,
+    ALIAS_REQUESTED,
+    CANARY_ABORT,
+    CANARY_PROMOTE,
+    CANARY_SET,
+    CANARY_START,
+    LEARNER_ACTION,
+    PROMOTE,
+    RETRAIN,
+    ROLLBACK,
+    AliasRequested,
+    LearnerAction,
+)
 from lab_runtime.registry.rest import (
     CANARY_WEIGHT_TAG,
     CHALLENGER,
@@ -33,11 +47,6 @@ if TYPE_CHECKING:
     from lab_runtime.journal import Journal
     from lab_runtime.modeling.model import Registered
     from lab_runtime.settings import Settings
-
-# `learner.action` names of the operations below.
-ROLLBACK, PROMOTE = "model.rollback", "model.promote"
-CANARY_START, CANARY_SET, CANARY_PROMOTE, CANARY_ABORT = "canary.start", "canary.set", "canary.promote", "canary.abort"
-RETRAIN = "model.retrain"
 
 
 def _reason(exc: Exception) -> str:
@@ -104,9 +113,9 @@ def _require_version(client: MlflowClient, name: str, version: str) -> str:
 def _request(settings: Settings, journal: Journal | None, via: str, alias: str, version: str | None) -> None:
     """Journal which command is about to move `@alias`, so the registry watcher can say how the change was made."""
     if journal is not None:
-        from lab_runtime.journal import ALIAS_REQUESTED
-
-        journal.append(ALIAS_REQUESTED, {"model": settings.model_name, "alias": alias, "version": version, "via": via})
+        journal.append(
+            ALIAS_REQUESTED, AliasRequested(model=settings.model_name, alias=alias, version=version, via=via)
+        )
 
 
 def resolve_version(settings: Settings, version: str) -> str:
@@ -213,8 +222,6 @@ class Rollback:
 
 def rollback_champion(settings: Settings, journal: Journal, to: str | None = None) -> Rollback:
     """`@champion` back to its previous holder (from the journal's alias history) or to `to`; journaled."""
-    from lab_runtime.journal import ALIAS_CHANGED, LEARNER_ACTION
-
     champion = aliases(settings).get(CHAMPION)
     if to is not None:
         to = resolve_version(settings, to)
@@ -237,7 +244,7 @@ def rollback_champion(settings: Settings, journal: Journal, to: str | None = Non
         return Rollback(champion, to, changed=False)
     began = journal.began_now()
     set_alias(settings, CHAMPION, to, journal=journal, via="lab model rollback")
-    journal.append(LEARNER_ACTION, {"action": ROLLBACK, "from": champion, "to": to}, began=began)
+    journal.append(LEARNER_ACTION, LearnerAction({"action": ROLLBACK, "from": champion, "to": to}), began=began)
     return Rollback(champion, to, changed=True)
 
 
@@ -300,8 +307,6 @@ def promote(
     whose accuracy is more than `max_drop` below the champion's. A refusal raises RegistryError and changes nothing.
     `on_gate(candidate, champion)` is called as the gate starts scoring (it takes a few seconds).
     """
-    from lab_runtime.journal import LEARNER_ACTION
-
     if alias == CHALLENGER:
         raise RegistryError(
             "@challenger is the canary's alias: `lab canary start VERSION --weight 0.1` gives it a share of traffic"
@@ -326,7 +331,9 @@ def promote(
         set_alias(settings, alias, version, journal=journal, via="lab model promote")
         journal.append(
             LEARNER_ACTION,
-            {"action": PROMOTE, "version": version, "alias": alias, "from": before, "forced": force, "gate": gate},
+            LearnerAction(
+                {"action": PROMOTE, "version": version, "alias": alias, "from": before, "forced": force, "gate": gate}
+            ),
             began=began,
         )
     return done
@@ -354,8 +361,6 @@ def start_canary(
 
     Returns the version as registered. If the alias cannot be set, the share is put back as it was.
     """
-    from lab_runtime.journal import LEARNER_ACTION
-
     _share(weight, allow_zero=False)
     version = resolve_version(settings, version)
     current = state(settings) or ModelState(settings.model_name)
@@ -376,22 +381,20 @@ def start_canary(
             set_canary_weight(settings, current.canary_weight)
         raise
     journal.append(
-        LEARNER_ACTION, {"action": CANARY_START, "version": version, "weight": weight, "via": via}, began=began
+        LEARNER_ACTION, LearnerAction(action=CANARY_START, version=version, weight=weight, via=via), began=began
     )
     return version
 
 
 def set_canary(settings: Settings, journal: Journal, weight: float, *, via: str = "lab canary set") -> float:
     """The running canary's share of traffic; returns the share it had."""
-    from lab_runtime.journal import LEARNER_ACTION
-
     _share(weight)
     version = _challenger(settings, "re-weight")
     current = state(settings)
     before = current.canary_weight if current else 0.0
     began = journal.began_now()
     set_canary_weight(settings, weight)
-    action = {"action": CANARY_SET, "version": version, "from": before, "to": weight, "via": via}
+    action = LearnerAction({"action": CANARY_SET, "version": version, "from": before, "to": weight, "via": via})
     journal.append(LEARNER_ACTION, action, began=began)
     return before
 
@@ -402,8 +405,6 @@ def promote_canary(
     """The challenger (if `expected` is given: only that version) becomes `@champion`; then its share goes to zero
     and `@challenger` is removed. Returns (the promoted version, the champion it replaced). Both aliases name the
     promoted version for a moment, so every request is served by it throughout."""
-    from lab_runtime.journal import LEARNER_ACTION
-
     version = _challenger(settings, "promote", expected)
     before = aliases(settings).get(CHAMPION)
     began = journal.began_now()
@@ -411,7 +412,9 @@ def promote_canary(
     set_canary_weight(settings, 0.0)
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
     journal.append(
-        LEARNER_ACTION, {"action": CANARY_PROMOTE, "version": version, "from": before, "via": via}, began=began
+        LEARNER_ACTION,
+        LearnerAction({"action": CANARY_PROMOTE, "version": version, "from": before, "via": via}),
+        began=began,
     )
     return version, before
 
@@ -420,28 +423,24 @@ def abort_canary(
     settings: Settings, journal: Journal, *, expected: str | None = None, via: str = "lab canary abort"
 ) -> str:
     """Canary share to zero, then `@challenger` removed; journaled. Returns the version that was challenger."""
-    from lab_runtime.journal import LEARNER_ACTION
-
     challenger = _challenger(settings, "abort", expected)
     began = journal.began_now()
     set_canary_weight(settings, 0.0)  # first, so no request is routed to a challenger on its way out
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
-    journal.append(LEARNER_ACTION, {"action": CANARY_ABORT, "version": challenger, "via": via}, began=began)
+    journal.append(LEARNER_ACTION, LearnerAction(action=CANARY_ABORT, version=challenger, via=via), began=began)
     return challenger
 
 
 def adopt_retrained(settings: Settings, journal: Journal, version: str, *, promote: bool) -> bool:
     """With `promote`, make a version `lab model retrain` just registered `@champion`; journaled as
     `learner.action` either way (the version exists whether or not it became champion). Whether it did."""
-    from lab_runtime.journal import LEARNER_ACTION
-
     promoted = False
     try:
         if promote:
             set_alias(settings, CHAMPION, version, journal=journal, via="lab model retrain")
             promoted = True
     finally:
-        journal.append(LEARNER_ACTION, {"action": RETRAIN, "version": version, "promoted": promoted})
+        journal.append(LEARNER_ACTION, LearnerAction(action=RETRAIN, version=version, promoted=promoted))
     return promoted
 
 

@@ -12,7 +12,8 @@ import logging
 import time
 
 from lab_runtime.errors import LabError
-from lab_runtime.journal import ALIAS_CHANGED, ALIAS_REQUESTED, Event, Journal
+from lab_runtime.events import ALIAS_CHANGED, ALIAS_REQUESTED
+from lab_runtime.journal import Event, Journal
 from lab_runtime.registry.alias_history import REQUEST_LIFETIME, attribute, change_payload
 from lab_runtime.registry.rest import Registry, alias_changes
 from lab_runtime.settings import Settings, load_settings

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflow import MlflowClient
 
-from lab_runtime.journal import ALIAS_CHANGED, Journal
+from lab_runtime.events import ALIAS_CHANGED
+from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION

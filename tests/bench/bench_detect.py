@@ -26,8 +26,9 @@ import pandas as pd
 from evidently.legacy.calculations.stattests.registry import get_stattest
 from evidently.legacy.core import ColumnType
 
+from lab_runtime.events import ALERT_FIRING
 from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, DataGenerator, Population
-from lab_runtime.monitor.alerts import ALERT_FIRING, AlertEngine
+from lab_runtime.monitor.alerts import AlertEngine
 from lab_runtime.monitor.drift import p_value
 from lab_runtime.monitor.evaluate import Limits, Window, evaluate
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules

@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from drills.faults import FAULTS, FaultContext
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.predlog import PredictionLog

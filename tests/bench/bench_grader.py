@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from grader.grading import grade
 from grader.results import build_bundle, sign
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.journal import Event, Journal
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "grader.json"

@@ -30,9 +30,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from drills.control import status as drill_status
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Journal
-from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules
 from tests.sandbox import Sandbox, running_sandbox
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from drills.spec import Drill
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.durations import parse_duration
 from lab_runtime.journal import Event, Journal
 from lab_runtime.settings import Settings

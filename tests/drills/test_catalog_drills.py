@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from drills.spec import catalog
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.labs.catalog import all_labs
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.registry import model_ops

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lab_runtime import clock
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.journal import Event
 from tests.drills.learner import events, lab, last_event_id
 from tests.sandbox import Sandbox

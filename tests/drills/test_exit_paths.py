@@ -20,7 +20,7 @@ from drills.engine import DrillRunner, RunOptions, wait_steady
 from drills.ledger import Ledger
 from drills.probes import observer_for
 from drills.spec import DEFAULT_STEADY_STATE, load_drill
-from lab_runtime import journal as kinds
+from lab_runtime import events as kinds
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.service.admin_client import ServiceAdmin
 from tests.drills.learner import drill_argv, events, in_order, lab, last_event_id, run_id_after, start_drill

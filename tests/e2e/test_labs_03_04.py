@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab_runtime.journal import DRILL_ENDED, Journal
+from lab_runtime.events import DRILL_ENDED
+from lab_runtime.journal import Journal
 from tests.e2e.test_lab01 import lab, one_line_error
 from tests.sandbox import FAST, wait_for
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from grader.grading import RunGrade, grade_run
-from lab_runtime.journal import FAULT_INJECTED, PROBE_RESULT
+from lab_runtime.events import FAULT_INJECTED, PROBE_RESULT
 from lab_runtime.settings import Settings
 from tests.drills.learner import events, last_event_id, run_id_after, start_drill, stop
 from tests.sandbox import wait_for

@@ -10,7 +10,8 @@ import pytest
 from grader.capstone import RUBRIC, Rubric, latest_capstone, load_rubric, plan, score
 from grader.grading import RunGrade
 from lab_runtime.errors import GradingError
-from lab_runtime.journal import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_STARTED, FAULT_INJECTED, Event
+from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_STARTED, FAULT_INJECTED
+from lab_runtime.journal import Event
 
 LIMITS = {"a": 600.0, "b": 600.0, "c": 300.0, "d": 600.0}
 RULES: dict[str, Any] = {

@@ -9,15 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from lab_runtime.cli import app
-from lab_runtime.journal import (
+from lab_runtime.events import (
     DRILL_ENDED,
     DRILL_REMEDIATED,
     DRILL_STARTED,
     FAULT_INJECTED,
     LEARNER_ACTION,
     LEARNER_DECLARED,
-    Journal,
 )
+from lab_runtime.journal import Journal
 
 T0 = 1_800_000_000.0
 

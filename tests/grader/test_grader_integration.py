@@ -18,7 +18,7 @@ import yaml
 
 from drills.spec import catalog, find_drill
 from grader.capstone import Rubric, plan
-from lab_runtime.journal import CAPSTONE_ENDED, DRILL_ENDED, DRILL_STARTED
+from lab_runtime.events import CAPSTONE_ENDED, DRILL_ENDED, DRILL_STARTED
 from lab_runtime.settings import Settings
 from tests.drills.learner import events, last_event_id, respond, run_id_after
 from tests.grader.accuracy import ACCURACY, ENV, MARKS, accuracy_table, burning_cores, play_accuracy_scenario

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from grader.grading import SKEW, grade, grade_run
-from lab_runtime.journal import (
+from lab_runtime.events import (
     DRILL_ENDED,
     DRILL_MITIGATED,
     DRILL_REMEDIATED,
@@ -16,8 +16,8 @@ from lab_runtime.journal import (
     LEARNER_ACTION,
     LEARNER_DECLARED,
     PROBE_RESULT,
-    Event,
 )
+from lab_runtime.journal import Event
 
 T0 = 1_800_000_000.0
 

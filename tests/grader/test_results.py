@@ -23,7 +23,8 @@ from grader.results import (
 )
 from lab_runtime.cli import app
 from lab_runtime.errors import InvalidBundle
-from lab_runtime.journal import DRILL_STARTED, LAB_CHECK, LAB_STARTED, Event
+from lab_runtime.events import DRILL_STARTED, LAB_CHECK, LAB_STARTED
+from lab_runtime.journal import Event
 from tests.grader.test_grade_command import write_run
 from tests.grader.test_grading import solved
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab_runtime.journal import ALIAS_CHANGED, ALIAS_REQUESTED, Event
+from lab_runtime.events import ALIAS_CHANGED, ALIAS_REQUESTED
+from lab_runtime.journal import Event
 from lab_runtime.registry.alias_history import OUTSIDE, REQUEST_LIFETIME, attribute, change_payload, history
 from lab_runtime.registry.rest import AliasChange
 

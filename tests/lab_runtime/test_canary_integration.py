@@ -14,7 +14,8 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
 from lab_runtime.cli import app
-from lab_runtime.journal import ALIAS_CHANGED, CANARY_ANALYSIS, LEARNER_ACTION, Journal
+from lab_runtime.events import ALIAS_CHANGED, CANARY_ANALYSIS, LEARNER_ACTION
+from lab_runtime.journal import Journal
 from lab_runtime.modeling.model import Registered, Regression, train_and_register
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.alias_history import OUTSIDE, AliasEntry, history

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from lab_runtime import clock
 from lab_runtime.cli import app
-from lab_runtime.journal import LEARNER_DECLARED, Journal
+from lab_runtime.events import LEARNER_DECLARED
+from lab_runtime.journal import Journal
 
 
 def test_a_child_process_starts_within_10_ms_of_when_it_was_spawned() -> None:

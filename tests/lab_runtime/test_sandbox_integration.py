@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from lab_runtime.backends.local import LocalBackend
-from lab_runtime.journal import ALIAS_CHANGED, Journal
+from lab_runtime.events import ALIAS_CHANGED
+from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB, DataGenerator
 from lab_runtime.modeling.model import Registered
 from lab_runtime.predlog import PredictionLog

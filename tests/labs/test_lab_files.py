@@ -67,7 +67,7 @@ def test_a_lab_event_is_due_once_its_step_passes_and_only_once(tmp_path: Path) -
 def test_a_lab_event_may_start_a_catalog_drill_instead(tmp_path: Path) -> None:
     event = {"after": "one", "announce": "a", "run_drill": "canary-swapped-build"}
     lab = load_lab(write(tmp_path, {**GOOD, "events": [event]}))
-    assert lab.events[0].what == {"drill": "canary-swapped-build"}
+    assert (lab.events[0].run_drill, lab.events[0].ship_release) == ("canary-swapped-build", None)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from lab_runtime.journal import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION, Journal
+from lab_runtime.events import ALIAS_CHANGED, LAB_EVENT, LEARNER_ACTION
+from lab_runtime.journal import Journal
 from lab_runtime.labs.checks import CATALOG, CheckContext
 from lab_runtime.registry.alias_history import OUTSIDE
 from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, ModelState
@@ -109,7 +110,7 @@ def test_a_canary_must_start_small(tmp_path: Path, weight: float, passed: bool) 
 
 def test_a_blind_incident_neither_confirms_nor_denies_a_guess_unless_the_lab_reveals(tmp_path: Path) -> None:
     from grader.grading import grade_run
-    from lab_runtime.journal import DRILL_STARTED, FAULT_INJECTED, LEARNER_DECLARED
+    from lab_runtime.events import DRILL_STARTED, FAULT_INJECTED, LEARNER_DECLARED
 
     lab = Lab(tmp_path)
     drill = Journal(lab.settings.journal_path, source="drill", learner="ada")

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from lab_runtime.errors import LabError
-from lab_runtime.journal import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED, LAB_STARTED, Event, Journal
+from lab_runtime.events import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED, LAB_STARTED, LabStarted
+from lab_runtime.journal import Event, Journal
 from lab_runtime.labs.scenario import Launch, launch_state
 from lab_runtime.labs.session import current_lab
 from lab_runtime.settings import Settings
@@ -37,7 +38,7 @@ def test_the_current_lab_is_the_last_one_started(tmp_path: Path) -> None:
     assert not settings.journal_path.exists()  # asking creates no journal
     settings.ensure_dirs()
     log = Journal(settings.journal_path, source="cli", learner="ada")
-    log.append(LAB_STARTED, {"lab": "lab-01"})
-    second = log.append(LAB_STARTED, {"lab": "lab-02"})
+    log.append(LAB_STARTED, LabStarted(lab="lab-01", workspace="w1"))
+    second = log.append(LAB_STARTED, LabStarted(lab="lab-02", workspace="w2"))
     lab, started_at = current_lab(settings)
     assert (lab.id, started_at) == ("lab-02", second.ts)

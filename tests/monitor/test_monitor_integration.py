@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lab_runtime.cli import app
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Journal
-from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, firing_alerts
+from lab_runtime.monitor.alerts import firing_alerts
 from lab_runtime.monitor.evaluate import INSUFFICIENT
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import ReleaseStore, rollback, ship

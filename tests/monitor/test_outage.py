@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.modeling.data import DataGenerator
-from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine
+from lab_runtime.monitor.alerts import AlertEngine
 from lab_runtime.monitor.evaluate import INSUFFICIENT, Evaluation, Limits, Window, evaluate
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules
 from lab_runtime.monitor.runner import service_down

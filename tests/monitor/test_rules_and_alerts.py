@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from lab_runtime.errors import InvalidRules
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Event
-from lab_runtime.monitor.alerts import ALERT_FIRING, ALERT_RESOLVED, AlertEngine, alert_history, firing_alerts
+from lab_runtime.monitor.alerts import AlertEngine, alert_history, firing_alerts
 from lab_runtime.monitor.rules import BUILTIN_RULES, Rule, RuleBook, load_rules
 
 RULE = """

@@ -14,9 +14,10 @@ from typer.testing import CliRunner, Result
 
 from lab_runtime.cli import app
 from lab_runtime.cli import pipeline as pipeline_cli
-from lab_runtime.journal import LEARNER_ACTION, Journal
+from lab_runtime.events import LEARNER_ACTION, PIPELINE_DEPLOYED
+from lab_runtime.journal import Journal
 from lab_runtime.pipeline.conditions import LabelFeedStop, label_feed_status
-from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, PIPELINE_DEPLOYED, ReleaseStore
+from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore
 from lab_runtime.pipeline.traffic import Counters, write_json_atomic
 from lab_runtime.settings import load_settings
 

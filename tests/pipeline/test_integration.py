@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from lab_runtime.events import PIPELINE_DEPLOYED
 from lab_runtime.journal import Journal
-from lab_runtime.pipeline.store import PIPELINE_DEPLOYED
 from lab_runtime.pipeline.traffic import read_status
 from lab_runtime.predlog import PredictionLog
 from tests.sandbox import Sandbox, running_sandbox, wait_for

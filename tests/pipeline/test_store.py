@@ -13,20 +13,12 @@ from typing import Any
 import pytest
 
 from lab_runtime.errors import FaultInjectionFailed, InvalidRelease, NotFound
+from lab_runtime.events import PIPELINE_DEPLOYED
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import LabelFunction
 from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop, validate_condition
 from lab_runtime.pipeline.releases import Release
-from lab_runtime.pipeline.store import (
-    CONCEPT,
-    INITIAL,
-    LABEL_FEED,
-    PIPELINE_DEPLOYED,
-    ReleaseStore,
-    deploy,
-    rollback,
-    ship,
-)
+from lab_runtime.pipeline.store import CONCEPT, INITIAL, LABEL_FEED, ReleaseStore, deploy, rollback, ship
 
 V2 = Release.model_validate(
     {"version": "v2", "note": "income in units", "transforms": [{"type": "scale", "feature": "income", "factor": 1000}]}
