@@ -224,7 +224,7 @@ def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
     and journal it."""
     from drills.conditions import parse_condition, recent_view
     from drills.engine import wait_steady
-    from drills.probes import observer_for
+    from drills.probes import observer_for, recent_seconds
     from drills.spec import DEFAULT_STEADY_STATE
     from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore
     from lab_runtime.service.admin_client import ServiceAdmin
@@ -282,7 +282,7 @@ def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
         steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
         observe = observer_for(steady)
         timeout = monitor_settle(settings)
-        recent = settings.scaled(settings.drill_recent_window)
+        recent = recent_seconds(settings)
         say(f"checking the steady state on the service's last {recent:g}s of requests "
             f"(up to {timeout:g}s): {', '.join(DEFAULT_STEADY_STATE)}")  # fmt: skip
         started = time.monotonic()

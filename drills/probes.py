@@ -39,13 +39,18 @@ def _get(url: str) -> dict[str, Any] | None:
     return body
 
 
+def recent_seconds(settings: Settings) -> float:
+    """How far back the recent view reads: `drill_recent_window` on the sandbox's clock, widened at a low pipeline
+    rate so it still holds enough requests to judge."""
+    return max(settings.scaled(settings.drill_recent_window), 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
+
+
 def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]:
     """The fast signals over the service's requests of the last `drill_recent_window` seconds (`recent.<signal>`),
     when the first of them was answered, and of the bad ones (an error, a server error, a successful call of
     `slow_ms` or more) when the last was answered and how many came a second (`recent_bad_key`); nothing below
     `RECENT_MIN_REQUESTS` requests."""
-    # At a low pipeline rate the window widens, so it still holds enough requests to judge.
-    seconds = max(settings.scaled(settings.drill_recent_window), 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
+    seconds = recent_seconds(settings)
     log = PredictionLog(settings.prediction_log_path)
     try:
         calls = log.requests(time.time() - seconds)

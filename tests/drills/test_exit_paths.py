@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from drills.conditions import parse_condition
-from drills.engine import DrillRunner, RunOptions, wait_steady
+from drills.engine import DrillRunner, RunOptions, monitor_settle, wait_steady
 from drills.ledger import Ledger
-from drills.probes import observer_for
+from drills.probes import observer_for, recent_seconds
 from drills.spec import DEFAULT_STEADY_STATE, load_drill
 from lab_runtime import events as kinds
 from lab_runtime.pipeline.store import ReleaseStore
@@ -145,16 +145,18 @@ def test_sigkill_of_the_runner_is_cleaned_up_by_lab_reset(sandbox: Sandbox, tmp_
     assert refused.returncode == 1 and "run `lab reset` first" in refused.stdout + refused.stderr
     since = last_event_id(sandbox.settings)
     steps = lab("reset").splitlines()
+    cfg = sandbox.settings  # its clocks on the tests' time scale
+    recent, settle, window = recent_seconds(cfg), monitor_settle(cfg), cfg.scaled(cfg.monitor_window)
     assert steps[:4] == [
         f"drill run {run_id} (two-faults): its runner died; reverting",
         "fault 1 (covariate_drift): reverted",
         "fault 0 (latency): reverted",
-        "checking the steady state on the service's last 5s of requests (up to 10s): up.model-service == 1, "
-        "ready == 1, server_error_rate < 0.02, latency_p99_ms < 250",
+        f"checking the steady state on the service's last {recent:g}s of requests (up to {settle:g}s): "
+        "up.model-service == 1, ready == 1, server_error_rate < 0.02, latency_p99_ms < 250",
     ], steps
     assert re.fullmatch(
-        r"the service is steady again \(\d+\.\ds\); waiting for the monitor's 5s window to agree "
-        r"\(up to 10s; a drill's gate reads it\)",
+        rf"the service is steady again \(\d+\.\ds\); waiting for the monitor's {window:g}s window to agree "
+        rf"\(up to {settle:g}s; a drill's gate reads it\)",
         steps[4],
     ), steps
     assert re.fullmatch(r"steady state holds \(\d+\.\ds\)", steps[5]), steps
