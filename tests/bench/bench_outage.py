@@ -34,10 +34,16 @@ from lab_runtime import events as kinds
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Journal
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules
-from tests.sandbox import Sandbox, running_sandbox
+from tests.sandbox import BENCH_CLOCK, Sandbox, running_sandbox
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "outage.json"
-ENV = {"LAB_PIPELINE_RATE": "20", "LAB_MONITOR_INTERVAL": "5", "LAB_MONITOR_WINDOW": "60", "LAB_LABEL_DELAY": "10"}
+ENV = {
+    **BENCH_CLOCK,
+    "LAB_PIPELINE_RATE": "20",
+    "LAB_MONITOR_INTERVAL": "5",
+    "LAB_MONITOR_WINDOW": "60",
+    "LAB_LABEL_DELAY": "10",
+}
 RULE = next(r for r in load_rules(BUILTIN_RULES) if r.name == "service-down")
 LAB = [sys.executable, "-m", "lab_runtime.cli"]
 

@@ -106,7 +106,7 @@ def respond(settings: Settings, drill: Drill, run_id: str, running: Callable[[],
     for command in drill.remediation.reference:
         window = re.search(r"--window (\S+)", command)
         if window:  # a learner retraining on fresh labels waits until the window holds only fresh ones
-            fresh = injected + parse_duration(window.group(1)) + settings.label_delay + 1
+            fresh = injected + parse_duration(window.group(1)) + settings.scaled(settings.label_delay) + 1
             time.sleep(max(fresh - time.time(), 0))
         lab(*shlex.split(command)[1:])
 

@@ -149,7 +149,11 @@ def test_the_monitor_keeps_evaluating_while_every_request_is_refused(box: Sandbo
         ship(store, journal, renamed, by="test")
     try:
         # Once the window holds only refused calls, no prediction is left: the monitor judges the calls.
-        wait_for(lambda: status(box)["window"]["rows"] == 0, cfg.monitor_window + 30, "a window without predictions")
+        wait_for(
+            lambda: status(box)["window"]["rows"] == 0,
+            cfg.scaled(cfg.monitor_window) + 30,
+            "a window without predictions",
+        )
         refused = status(box)
         wait_for(lambda: status(box)["evaluated_at"] > refused["evaluated_at"], 10, "the next evaluation")
         body = status(box)
@@ -160,7 +164,7 @@ def test_the_monitor_keeps_evaluating_while_every_request_is_refused(box: Sandbo
     finally:
         with ReleaseStore(cfg.pipeline_db_path) as store:
             rollback(store, journal, by="test")
-    wait_for(lambda: status(box)["window"]["rows"] > 0, cfg.monitor_window + 30, "predictions again")
+    wait_for(lambda: status(box)["window"]["rows"] > 0, cfg.scaled(cfg.monitor_window) + 30, "predictions again")
 
 
 def test_a_killed_model_service_fires_service_down_within_its_for_and_resolves_when_it_is_back(box: Sandbox) -> None:
