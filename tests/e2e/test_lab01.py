@@ -100,7 +100,7 @@ def test_a_taken_port_gets_one_line_naming_port_and_fix(lab_env: dict[str, str])
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(lab_env["LAB_MLFLOW_PORT"])))
         taken.listen()
-        result = lab_process("up", env=lab_env)
+        result = lab("up", env=lab_env)  # refused before it starts anything
     one_line_error(result, f"port {lab_env['LAB_MLFLOW_PORT']} for mlflow is already in use")
     assert (
         "choose another port with LAB_MLFLOW_PORT (a line `LAB_MLFLOW_PORT=<port>` in the project's .env"
