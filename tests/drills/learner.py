@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,19 +16,22 @@ from lab_runtime import events as kinds
 from lab_runtime.durations import parse_duration
 from lab_runtime.journal import Event, Journal
 from lab_runtime.settings import Settings
+from tests import cli
+from tests.cli import LAB, lab_process, ok
 from tests.sandbox import wait_for
 
+# Commands that start services, which must outlive the command: run in their own process.
+STARTS_SERVICES = {"up", "restart", "reset"}
 
-def lab(*args: str, timeout: float = 120) -> str:
-    """Run a `lab` command as a learner does (its own process); fails the test unless it exits 0."""
-    argv = [sys.executable, "-m", "lab_runtime.cli", *args]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
-    assert result.returncode == 0, f"`lab {' '.join(args)}` exited {result.returncode}: {result.stdout}{result.stderr}"
-    return result.stdout
+
+def lab(*args: str) -> str:
+    """A learner's `lab` command (in this process, but those that start services); fails the test unless it exits
+    0; its stdout. Its move is dated from when it was called, as a process's is from its start."""
+    return ok(lab_process(*args) if args[0] in STARTS_SERVICES else cli.lab(*args))
 
 
 def drill_argv(drill: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill, "--seed", "11", *extra]
+    return [*LAB, "drill", "run", drill, "--seed", "11", *extra]
 
 
 def start_drill(drill: str, *extra: str) -> subprocess.Popen[str]:

@@ -22,13 +22,15 @@ from drills.spec import find_drill
 from lab_runtime.backends.compose import COMPOSE_DIR, OFFLINE_BASE, ComposeBackend, project_name
 from lab_runtime.errors import ServiceStartFailed
 from lab_runtime.settings import load_settings
+from tests.cli import lab_process, one_line_error
 from tests.conftest import free_port
 from tests.drills.learner import drill_argv, solve
-from tests.e2e.test_lab01 import lab, one_line_error
 from tests.sandbox import FAST, wait_for
 
 pytestmark = pytest.mark.integration
 COMPOSE_ONLY = {"incident-service-starved", "incident-registry-slow-network"}
+# Each `lab` command here in its own process: the compose backend's docker client stays open until its process
+# exits (in this one, its unclosed socket would fail the test).
 
 
 def _engine() -> object | None:
@@ -64,18 +66,22 @@ def compose_env(engine: object, lab_env: dict[str, str], monkeypatch: pytest.Mon
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield env
-    lab(env, "down", "--volumes")  # whatever the test did, no container or volume outlives it
+    lab_process("down", "--volumes", env=env)  # whatever the test did, no container or volume outlives it
 
 
 def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, str]) -> None:
-    result = lab({**lab_env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "up", "--runtime", "compose")
+    result = lab_process(
+        "up", "--runtime", "compose", env={**lab_env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    )
     one_line_error(result, "no Docker engine answers at unix:///nonexistent/docker.sock")
     assert "`lab down --force`, then `lab up --runtime local`" in result.stderr
     assert not (Path(lab_env["LAB_STATE_DIR"]) / "runtime").exists()  # nothing recorded: the local runtime is free
 
 
 def test_a_failed_image_build_and_a_taken_port_are_one_line_each(compose_env: dict[str, str]) -> None:
-    broken = lab({**compose_env, "LAB_BASE_IMAGE": "lab-no-such-base:none"}, "up", "--runtime", "compose", timeout=300)
+    broken = lab_process(
+        "up", "--runtime", "compose", env={**compose_env, "LAB_BASE_IMAGE": "lab-no-such-base:none"}, timeout=300
+    )
     one_line_error(broken, "building the sandbox's images from lab-no-such-base:none failed")
     log = Path(compose_env["LAB_STATE_DIR"]) / "logs" / "compose-build.log"
     assert f"the whole build is in {log}" in broken.stderr
@@ -85,7 +91,7 @@ def test_a_failed_image_build_and_a_taken_port_are_one_line_each(compose_env: di
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(compose_env["LAB_SERVICE_PORT"])))
         taken.listen()
-        result = lab(compose_env, "up", "--runtime", "compose")
+        result = lab_process("up", "--runtime", "compose", env=compose_env)
     one_line_error(result, f"port {compose_env['LAB_SERVICE_PORT']} for model-service is already in use")
     assert "LAB_SERVICE_PORT" in result.stderr
 
@@ -94,23 +100,23 @@ def test_a_failed_image_build_and_a_taken_port_are_one_line_each(compose_env: di
 def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     engine: object, compose_env: dict[str, str], tmp_path: Path
 ) -> None:
-    up = lab(compose_env, "up", "--runtime", "compose", timeout=600)
+    up = lab_process("up", "--runtime", "compose", env=compose_env, timeout=600)
     assert up.returncode == 0, up.stdout + up.stderr
     assert f"127.0.0.1:{compose_env['LAB_SERVICE_PORT']}" in up.stdout
     settings = load_settings()
     assert settings.runtime == "compose"  # recorded by `lab up`: no command after it names the runtime
     backend = ComposeBackend(settings)
-    status = json.loads(lab(compose_env, "status", "--json").stdout)
+    status = json.loads(lab_process("status", "--json", env=compose_env).stdout)
     assert [r["name"] for r in status] == ["mlflow", "model-service", "registry-watcher", "pipeline", "monitor"]
     assert all(r["healthy"] and r["pid"] for r in status), status
-    logs = lab(compose_env, "logs", "mlflow", "--lines", "5")  # the container's log, through the docker SDK
+    logs = lab_process("logs", "mlflow", "--lines", "5", env=compose_env)  # the container's log, through the docker SDK
     assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
 
     # Lab 01, as a learner solves it, with every command on the host and every service in a container.
-    assert lab(compose_env, "start", "lab-01").returncode == 0
-    solved = lab(compose_env, "solve", "lab-01", timeout=300)
+    assert lab_process("start", "lab-01", env=compose_env).returncode == 0
+    solved = lab_process("solve", "lab-01", env=compose_env, timeout=300)
     assert solved.returncode == 0, solved.stdout + solved.stderr
-    report = json.loads(lab(compose_env, "check", "--json").stdout)
+    report = json.loads(lab_process("check", "--json", env=compose_env).stdout)
     assert report["passed"] == report["total"] == 7, report
 
     # A container fault through the docker SDK: the CPU quota cut, then the reference fix (a re-created container).
@@ -123,7 +129,7 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     assert backend.container_id("model-service") != before  # `lab restart` re-created it
     assert backend.limits("model-service") == {"memory": 0, "cpu_quota": 0}
 
-    runs = json.loads(lab(compose_env, "grade", "--json").stdout)
+    runs = json.loads(lab_process("grade", "--json", env=compose_env).stdout)
     (run,) = [r for r in runs if r["run_id"] == outcome.run_id]
     assert (run["drill"], run["outcome"], run["wrong_declarations"]) == ("incident-service-starved", "remediated", 0)
     assert 0 < run["ttd"] < run["ttr"]
@@ -145,7 +151,7 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     _load_profile_runs_locust_once(compose_env, backend)
     _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env)
 
-    down = lab(compose_env, "down", "--volumes")
+    down = lab_process("down", "--volumes", env=compose_env)
     assert down.returncode == 0 and "stopped" in down.stdout
     project = project_name(settings.root)
     label = {"label": f"com.docker.compose.project={project}"}
@@ -201,7 +207,7 @@ def _slow_network_drill_or_its_clear_error(backend: ComposeBackend) -> None:
 
 def _load_profile_runs_locust_once(compose_env: dict[str, str], backend: ComposeBackend) -> None:
     """Profile load: Locust in the app image sends its load test to the service inside the network, then exits."""
-    up = lab({**compose_env, "LOCUST_RUN_TIME": "5s"}, "up", "--profile", "load", timeout=300)
+    up = lab_process("up", "--profile", "load", env={**compose_env, "LOCUST_RUN_TIME": "5s"}, timeout=300)
     assert up.returncode == 0, up.stdout + up.stderr
 
     def finished() -> bool:
@@ -215,7 +221,7 @@ def _load_profile_runs_locust_once(compose_env: dict[str, str], backend: Compose
 
 def _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env: dict[str, str]) -> None:
     """Grafana comes from a registry: offline, `lab up --profile observability` says how to bring the image."""
-    result = lab(compose_env, "up", "--profile", "observability", timeout=600)
+    result = lab_process("up", "--profile", "observability", env=compose_env, timeout=600)
     if result.returncode == 0:  # a registry (or a loaded image): Grafana is up with its provisioned dashboard
         assert f"127.0.0.1:{compose_env['LAB_GRAFANA_PORT']}/d/lab-sandbox" in result.stdout
         return
@@ -227,7 +233,7 @@ def _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env:
 @pytest.mark.timeout(600)
 def test_the_scale_profile_puts_mlflow_on_postgresql(engine: object, compose_env: dict[str, str]) -> None:
     """Profile scale: PostgreSQL (Debian's, built on the base) holds MLflow's backend store; the stack is healthy."""
-    up = lab(compose_env, "up", "--runtime", "compose", "--profile", "scale", timeout=600)
+    up = lab_process("up", "--runtime", "compose", "--profile", "scale", env=compose_env, timeout=600)
     assert up.returncode == 0, up.stdout + up.stderr
     backend = ComposeBackend(load_settings())
     rows = {r.name: r for r in backend.status()}
@@ -237,5 +243,5 @@ def test_the_scale_profile_puts_mlflow_on_postgresql(engine: object, compose_env
     query = ["psql", "-U", "lab", "-d", "mlflow", "-tAc", "select name from experiments"]
     code, output = backend._containers()["postgres"].exec_run(query)
     assert code == 0 and "Default" in output.decode(), output  # MLflow made its tables and default experiment there
-    down = lab(compose_env, "down", "--volumes")
+    down = lab_process("down", "--volumes", env=compose_env)
     assert down.returncode == 0 and "postgres" in down.stdout

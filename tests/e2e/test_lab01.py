@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.cli import lab, lab_process, one_line_error
+
 pytestmark = pytest.mark.integration
-LAB = [sys.executable, "-m", "lab_runtime.cli"]
-
-
-def lab(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LAB, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
 
 
 def register(env: dict[str, str], C: float, signed: bool) -> None:
@@ -46,25 +40,19 @@ def register(env: dict[str, str], C: float, signed: bool) -> None:
         )  # fmt: skip
 
 
-def one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr + result.stdout
-    assert message in result.stderr, result.stderr
-
-
 def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_env: dict[str, str]) -> None:
-    one_line_error(lab(lab_env, "check"), "no lab started yet; run `lab start lab-01` first")
-    one_line_error(lab(lab_env, "start", "lab-01"), "the sandbox is not running")
-    up = lab(lab_env, "up")
+    one_line_error(lab("check", env=lab_env), "no lab started yet; run `lab start lab-01` first")
+    one_line_error(lab("start", "lab-01", env=lab_env), "the sandbox is not running")
+    up = lab_process("up", env=lab_env)  # its own process, as the services it starts outlive it
     assert up.returncode == 0, up.stderr
     try:
         assert "MLflow UI" in up.stdout and lab_env["LAB_SERVICE_PORT"] in up.stdout
-        one_line_error(lab(lab_env, "start", "lab-42"), "unknown lab 'lab-42'; labs are: lab-01, lab-02")
-        started = lab(lab_env, "start", "lab-01")
+        one_line_error(lab("start", "lab-42", env=lab_env), "unknown lab 'lab-42'; labs are: lab-01, lab-02")
+        started = lab("start", "lab-01", env=lab_env)
         assert started.returncode == 0 and "Deploy and version a model" in started.stdout
         assert (Path(lab_env["LAB_STATE_DIR"]) / "workspace" / "lab-01" / "train.py").is_file()
 
-        before = lab(lab_env, "check", "--json")
+        before = lab("check", "--json", env=lab_env)
         assert before.returncode == 1
         report = json.loads(before.stdout)
         assert report["passed"] == 0 and report["total"] == 7
@@ -75,44 +63,44 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
         # The order trap: a version registered before the signature existed, then the same training again.
         register(lab_env, C=1.0, signed=False)
         register(lab_env, C=1.0, signed=True)
-        steps = {s["id"]: s for s in json.loads(lab(lab_env, "check", "--json").stdout)["steps"]}
+        steps = {s["id"]: s for s in json.loads(lab("check", "--json", env=lab_env).stdout)["steps"]}
         assert steps["signature"]["passed"], steps["signature"]
         assert "older version(s) 1 unsigned (never served)" in steps["signature"]["detail"]
         assert not steps["second-version"]["passed"]
         assert "trained with C = 1.0: train one with another C" in steps["second-version"]["detail"]
 
-        solved = lab(lab_env, "solve", "lab-01")
+        solved = lab("solve", "lab-01", env=lab_env)
         assert solved.returncode == 0, solved.stdout + solved.stderr
-        after = lab(lab_env, "check", "--json")
+        after = lab("check", "--json", env=lab_env)
         report = json.loads(after.stdout)
         assert after.returncode == 0, report
         assert report["passed"] == 7 and all(s["passed"] and s["hint"] is None for s in report["steps"])
 
-        logs = lab(lab_env, "logs", "mlflow", "--lines", "5")
+        logs = lab("logs", "mlflow", "--lines", "5", env=lab_env)
         assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
-        shown = lab(lab_env, "status").stdout  # the addresses too, for a learner who lost the brief
+        shown = lab("status", env=lab_env).stdout  # the addresses too, for a learner who lost the brief
         assert f"http://127.0.0.1:{lab_env['LAB_SERVICE_PORT']}/docs" in shown and "MLflow UI" in shown, shown
         assert re.search(r"model-service serves: @champion version \d+\n", shown), shown
         service_log = Path(lab_env["LAB_STATE_DIR"]) / "logs" / "model-service.log"
         assert "now serving champion version" in service_log.read_text()  # the learner's log says what changed
-        status = json.loads(lab(lab_env, "status", "--json").stdout)
+        status = json.loads(lab("status", "--json", env=lab_env).stdout)
         pids = [row["pid"] for row in status]
         assert all(row["healthy"] for row in status)
         family = [psutil.Process(p) for p in pids]
         family += [c for p in family for c in p.children(recursive=True)]
     finally:
-        down = lab(lab_env, "down")
+        down = lab("down", env=lab_env)
     assert down.returncode == 0 and "stopped" in down.stdout
     _, alive = psutil.wait_procs(family, timeout=5)
     assert alive == []
-    assert not any(row["running"] for row in json.loads(lab(lab_env, "status", "--json").stdout))
+    assert not any(row["running"] for row in json.loads(lab("status", "--json", env=lab_env).stdout))
 
 
 def test_a_taken_port_gets_one_line_naming_port_and_fix(lab_env: dict[str, str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(lab_env["LAB_MLFLOW_PORT"])))
         taken.listen()
-        result = lab(lab_env, "up")
+        result = lab("up", env=lab_env)  # refused before it starts anything
     one_line_error(result, f"port {lab_env['LAB_MLFLOW_PORT']} for mlflow is already in use")
     assert (
         "choose another port with LAB_MLFLOW_PORT (a line `LAB_MLFLOW_PORT=<port>` in the project's .env"
@@ -124,9 +112,9 @@ def test_a_corrupt_state_directory_gets_one_line_naming_the_file(lab_env: dict[s
     state = Path(lab_env["LAB_STATE_DIR"])
     state.mkdir(parents=True)
     (state / "journal.db").write_bytes(b"garbage" * 500)
-    one_line_error(lab(lab_env, "check"), "journal.db is corrupt or not a database")
+    one_line_error(lab("check", env=lab_env), "journal.db is corrupt or not a database")
     (state / "run").mkdir(exist_ok=True)
     (state / "run" / "mlflow.json").write_text("{oops")
-    one_line_error(lab(lab_env, "status"), "mlflow.json is corrupt")
-    cleared = lab(lab_env, "down", "--force")
+    one_line_error(lab("status", env=lab_env), "mlflow.json is corrupt")
+    cleared = lab("down", "--force", env=lab_env)
     assert cleared.returncode == 0 and not (state / "run" / "mlflow.json").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_lab01 import lab
+from tests.cli import lab, lab_process
 from tests.e2e.test_labs_03_04 import ENV
 
 pytestmark = pytest.mark.integration
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(500)
 def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_path: Path) -> None:
     env = {**lab_env, **ENV, "LAB_INSTRUCTOR_KEY": "a-key-of-the-instructor-for-tests"}
-    assert lab(env, "up").returncode == 0
+    assert lab_process("up", env=env).returncode == 0  # its own process: the services it starts outlive it
     try:
-        started = lab(env, "start", "lab-05")
+        started = lab("start", "lab-05", env=env)
         assert started.returncode == 0 and "Incident response" in started.stdout, started.stderr
         note = Path(env["LAB_STATE_DIR"]) / "workspace" / "lab-05" / "incident-note.md"
         assert "Diagnosis: TODO" in note.read_text()
@@ -34,7 +34,7 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         def first_check_on_call() -> subprocess.CompletedProcess[str]:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                checked = lab(env, "check", "--json")
+                checked = lab("check", "--json", env=env)
                 if {s["id"]: s for s in json.loads(checked.stdout)["steps"]}["on-call"]["passed"]:
                     return checked
             raise AssertionError("the monitor saw no traffic within 120s")
@@ -45,10 +45,10 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         steps = {s["id"]: s for s in json.loads(on_call.stdout)["steps"]}
         assert steps["diagnose"]["detail"] == "no diagnosis declared yet", steps
 
-        solved = lab(env, "solve", "lab-05", timeout=400)
+        solved = lab("solve", "lab-05", env=env)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "error-rate fired" in solved.stdout and "incident note accepted" in solved.stdout
-        report = json.loads(lab(env, "check", "--json").stdout)
+        report = json.loads(lab("check", "--json", env=env).stdout)
         assert report["passed"] == report["total"] == 4, report
 
         # The note is judged against the journal: a wrong diagnosis and a detection five minutes off are named.
@@ -58,7 +58,7 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         later = (datetime.strptime(detected[1], "%H:%M:%S") + timedelta(minutes=5)).strftime("%H:%M:%S")
         wrong = good.replace("Diagnosis: errors", "Diagnosis: latency").replace(detected[0], f"- Detected: {later}")
         note.write_text(wrong)
-        steps = {s["id"]: s for s in json.loads(lab(env, "check", "--json").stdout)["steps"]}
+        steps = {s["id"]: s for s in json.loads(lab("check", "--json", env=env).stdout)["steps"]}
         assert not steps["note"]["passed"]
         assert "Diagnosis: 'latency' is not what happened" in steps["note"]["detail"]
         # The note has whole seconds, the journal does not: 5 minutes later reads as 4m59s or 5m.
@@ -67,19 +67,19 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         )
         note.write_text(good)
 
-        (run,) = json.loads(lab(env, "grade", "--json").stdout)
+        (run,) = json.loads(lab("grade", "--json", env=env).stdout)
         assert (run["drill"], run["outcome"], run["wrong_declarations"]) == ("incident-error-burst", "remediated", 0)
         assert 0 < run["ttd"] < run["ttr"] and run["blind"] and run["finished"]
 
         bundle = tmp_path / "learner.json"
-        exported = lab(env, "results", "export", "--out", str(bundle))
+        exported = lab("results", "export", "--out", str(bundle), env=env)
         assert exported.returncode == 0 and "exported 1 drill run(s) and 1 lab(s)" in exported.stdout
         body = json.loads(bundle.read_text())
         assert body["labs"] == [{"lab": "lab-05", "passed": 4, "total": 4, "completed": True}]
-        assert lab(env, "results", "verify", str(bundle)).returncode == 0
+        assert lab("results", "verify", str(bundle), env=env).returncode == 0
         body["runs"][0]["ttr"] = 1.0
         bundle.write_text(json.dumps(body))
-        refused = lab(env, "results", "verify", str(bundle))
+        refused = lab("results", "verify", str(bundle), env=env)
         assert refused.returncode == 1 and "learner.json was changed after it was signed" in refused.stderr
     finally:
-        assert lab(env, "down").returncode == 0
+        assert lab("down", env=env).returncode == 0

@@ -11,7 +11,7 @@ import pytest
 
 from lab_runtime.events import DRILL_ENDED
 from lab_runtime.journal import Journal
-from tests.e2e.test_lab01 import lab, one_line_error
+from tests.cli import lab, lab_process, one_line_error
 from tests.sandbox import FAST, wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,12 +26,12 @@ def drill_outcomes(env: dict[str, str]) -> list[str]:
 
 
 def history(env: dict[str, str], alias: str) -> list[tuple[str | None, str | None, str]]:
-    changes = json.loads(lab(env, "model", "history", "--alias", alias, "--json").stdout)
+    changes = json.loads(lab("model", "history", "--alias", alias, "--json", env=env).stdout)
     return [(c["before"], c["after"], c["via"]) for c in changes]
 
 
 def all_steps_pass(env: dict[str, str], total: int) -> None:
-    after = lab(env, "check", "--json")
+    after = lab("check", "--json", env=env)
     report = json.loads(after.stdout)
     assert after.returncode == 0, report
     assert report["passed"] == report["total"] == total
@@ -40,18 +40,18 @@ def all_steps_pass(env: dict[str, str], total: int) -> None:
 @pytest.mark.timeout(600)  # two labs, each with a real drill: about 250 s, over the default 300 s on a busy machine
 def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]) -> None:
     env = {**lab_env, **ENV}
-    assert lab(env, "up").returncode == 0
+    assert lab_process("up", env=env).returncode == 0  # its own process: the services it starts outlive it
     try:
         # Lab 03: ship a canary.
-        started = lab(env, "start", "lab-03")
+        started = lab("start", "lab-03", env=env)
         assert started.returncode == 0 and "Ship a canary" in started.stdout, started.stderr
         assert (Path(env["LAB_STATE_DIR"]) / "workspace" / "lab-03" / "canary.yaml").is_file()
-        one_line_error(lab(env, "canary", "start", "9"), "has no version '9'; its versions: 1")
-        steps = {s["id"]: s for s in json.loads(lab(env, "check", "--json").stdout)["steps"]}
+        one_line_error(lab("canary", "start", "9", env=env), "has no version '9'; its versions: 1")
+        steps = {s["id"]: s for s in json.loads(lab("check", "--json", env=env).stdout)["steps"]}
         assert steps["candidate"]["detail"] == "0 version(s) registered since lab-03 started, 1 needed"
         assert steps["abort"]["detail"].startswith("the incident has not started yet")
 
-        solved = lab(env, "solve", "lab-03", timeout=400)
+        solved = lab("solve", "lab-03", env=env)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "registered candidate version 2" in solved.stdout
         assert "against the champion's" in solved.stdout and "canary aborted: version 3" in solved.stdout
@@ -65,14 +65,14 @@ def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]
         assert drill_outcomes(env) == ["remediated"]
 
         # Lab 04: roll back a bad champion, on the same sandbox.
-        started = lab(env, "start", "lab-04")
+        started = lab("start", "lab-04", env=env)
         assert started.returncode == 0 and "Roll back a bad champion" in started.stdout, started.stderr
-        steps = {s["id"]: s for s in json.loads(lab(env, "check", "--json").stdout)["steps"]}
+        steps = {s["id"]: s for s in json.loads(lab("check", "--json", env=env).stdout)["steps"]}
         assert steps["candidate"]["detail"] == "0 version(s) registered since lab-04 started, 1 needed"  # not lab 03's
         assert steps["promote"]["detail"].startswith("no version promoted through the gate")
         assert steps["rollback"]["detail"].startswith("the incident has not started yet")
 
-        solved = lab(env, "solve", "lab-04", timeout=400)
+        solved = lab("solve", "lab-04", env=env)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "version 4 passed the gate" in solved.stdout and "accuracy-floor resolved" in solved.stdout
         assert "@champion 4 -> 5 (outside" in solved.stdout and "@champion 5 -> 6 (outside" in solved.stdout
@@ -87,4 +87,4 @@ def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]
         wait_for(lambda: len(drill_outcomes(env)) == 2, 180, "lab 04's drill to end")
         assert drill_outcomes(env) == ["remediated", "remediated"]
     finally:
-        assert lab(env, "down").returncode == 0
+        assert lab("down", env=env).returncode == 0

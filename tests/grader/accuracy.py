@@ -19,6 +19,7 @@ import yaml
 from grader.grading import RunGrade, grade_run
 from lab_runtime.events import FAULT_INJECTED, PROBE_RESULT
 from lab_runtime.settings import Settings
+from tests.cli import lab_process
 from tests.drills.learner import events, last_event_id, run_id_after, start_drill, stop
 from tests.sandbox import wait_for
 
@@ -82,9 +83,7 @@ def play(settings: Settings, drill: str, moves: Sequence[Move]) -> Played:
         for move in moves:
             time.sleep(max(0.0, injected + move.after - time.time(), returned + move.gap - time.time()))
             began = time.time()
-            done = subprocess.run(
-                [sys.executable, "-m", "lab_runtime.cli", *move.argv], capture_output=True, text=True, timeout=120
-            )
+            done = lab_process(*move.argv)  # its start is what the grader must find, timed from here
             returned = time.time()
             assert done.returncode == 0, f"`lab {' '.join(move.argv)}`: {done.stdout}{done.stderr}"
             for mark in move.marks:

@@ -5,10 +5,7 @@ and a capstone runs its blind drills in the background and is scored against its
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -20,12 +17,14 @@ from drills.spec import catalog, find_drill
 from grader.capstone import Rubric, plan
 from lab_runtime.events import CAPSTONE_ENDED, DRILL_ENDED, DRILL_STARTED
 from lab_runtime.settings import Settings
+from tests.cli import lab, lab_process
 from tests.drills.learner import events, last_event_id, respond, run_id_after
 from tests.grader.accuracy import ACCURACY, ENV, MARKS, accuracy_table, burning_cores, play_accuracy_scenario
 from tests.grader.test_capstone import RULES
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
+PROBES = {"LAB_DRILL_PROBE_INTERVAL": "0.5"}  # the capstone's drills probe on FAST's clock
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +53,6 @@ def test_ttd_ttm_and_ttr_are_the_learners_command_starts_within_100_ms_on_a_load
     assert canary.ttm is not None and canary.ttr is not None and canary.ttm < canary.ttr, table
     assert nobody.ttd is not None and abs(nobody.ttd - plays[4].known["ttd"]) <= ACCURACY, table
     assert (nobody.outcome, nobody.ttm, nobody.ttr, nobody.time_to_recovery) == ("not remediated", None, None, None)
-
-
-def lab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "lab_runtime.cli", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
 def ended(settings: Settings, run_id: str) -> bool:
@@ -92,15 +86,15 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
         "budget": "25m",
     }
     rubric.write_text(yaml.safe_dump({**RULES, **pool}))
-    env = {"LAB_DRILL_PROBE_INTERVAL": "0.5"}
-    assert "no capstone in the journal yet" in lab(env, "capstone", "score").stderr
+    assert "no capstone in the journal yet" in lab("capstone", "score").stderr
     since = last_event_id(settings)
-    started = lab(env, "capstone", "start", "--seed", "5", "--rubric", str(rubric))
+    # its own process: the capstone's runner, started in the background, outlives the command
+    started = lab_process("capstone", "start", "--seed", "5", "--rubric", str(rubric), env=PROBES)
     assert started.returncode == 0 and "2 blind drills" in started.stdout, started.stderr
-    again = lab(env, "capstone", "start", "--rubric", str(rubric))
+    again = lab("capstone", "start", "--rubric", str(rubric))
     assert again.returncode == 1 and "is still running; see `lab capstone status`" in again.stderr
     assert "seed" not in started.stdout  # the seed names the drills
-    early = lab(env, "capstone", "score")
+    early = lab("capstone", "score")
     assert early.returncode == 1 and "is still running; its score comes when it ends" in early.stderr
     try:
         seen = respond_to_capstone(settings, since)
@@ -110,12 +104,12 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
         raise AssertionError(f"{exc}\n--- the capstone's log:\n{logs}\n--- drill ends: {ends}") from None
     limits = {d.id: d.time_limit for d in catalog()}
     assert seen == list(plan(Rubric.model_validate({**RULES, **pool}), 5, limits, 0.1).drills)  # the seed's draw
-    status = json.loads(lab(env, "capstone", "status", "--json").stdout)
+    status = json.loads(lab("capstone", "status", "--json").stdout)
     assert (status["state"], status["drills_done"], status["drills"]) == ("finished", 2, 2)
-    said = lab(env, "capstone", "status").stdout
+    said = lab("capstone", "status").stdout
     assert re.search(r"2 of 2 drills done, (\d+h)?(\d+m)?\d+(\.\d{1,2})?s in\n", said), said  # not "4.70787s in"
-    score = json.loads(lab(env, "capstone", "score", "--json").stdout)
+    score = json.loads(lab("capstone", "score", "--json").stdout)
     assert score["passed"] and score["runs"] == 2, score
     assert score["dimensions"]["detection"] == score["dimensions"]["remediation"] == 1.0
-    table = lab(env, "capstone", "score")
+    table = lab("capstone", "score")
     assert "PASS" in table.stdout and "(seed 5)" in table.stdout and "detection" in table.stdout

@@ -10,9 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner, Result
 
-from lab_runtime.cli import app
 from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, DataGenerator
@@ -20,6 +18,7 @@ from lab_runtime.modeling.model import Regression, train_and_register
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
+from tests.cli import lab
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,10 +28,6 @@ pytestmark = pytest.mark.integration
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with running_sandbox(tmp_path_factory.mktemp("model-ops") / "state", versions=2) as sandbox:
         yield sandbox
-
-
-def lab(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
 
 
 def served(box: Sandbox) -> dict[str, Any]:
@@ -80,7 +75,7 @@ def test_canary_abort_zeroes_the_share_removes_the_challenger_and_journals(box: 
     model_ops.set_alias(settings, CHALLENGER, v2)
     wait_for(lambda: served(box)["challenger"] == v2, 30, "the challenger served")
     result = lab("canary", "abort")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result
     assert CHALLENGER not in model_ops.aliases(settings)
     tags = MlflowClient(settings.mlflow_url).get_registered_model(settings.model_name).tags
     assert tags[CANARY_WEIGHT_TAG] == "0"
@@ -88,7 +83,7 @@ def test_canary_abort_zeroes_the_share_removes_the_challenger_and_journals(box: 
     wait_for(lambda: served(box)["challenger"] is None, 10, "the service dropping the challenger")
 
     again = lab("canary", "abort")
-    assert again.exit_code == 1 and "no @challenger" in again.output and len(actions(box, "canary.abort")) == 1
+    assert again.returncode == 1 and "no @challenger" in again.stderr and len(actions(box, "canary.abort")) == 1
 
 
 def test_rollback_brings_back_the_previous_champion_and_never_the_bad_one(box: Sandbox) -> None:
@@ -98,16 +93,16 @@ def test_rollback_brings_back_the_previous_champion_and_never_the_bad_one(box: S
     wait_for(lambda: any(e.payload["after"] == v2 for e in journal.events([ALIAS_CHANGED])), 10, "v1->v2 journaled")
 
     result = lab("model", "rollback", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result
     assert json.loads(result.stdout) == {"from": v2, "to": v1, "changed": True}
     assert model_ops.aliases(settings)[CHAMPION] == v1
     assert actions(box, "model.rollback") == [{"action": "model.rollback", "from": v2, "to": v1}]
     wait_for(lambda: served(box)["champion"] == v1, 30, "the service back on v1")
 
     second = lab("model", "rollback")  # v2 was rolled back from: there is nothing earlier than v1
-    assert second.exit_code == 1 and "no earlier @champion" in second.output
+    assert second.returncode == 1 and "no earlier @champion" in second.stderr
     unknown = lab("model", "rollback", "--to", "99")
-    assert unknown.exit_code == 1 and "no version '99'" in unknown.output
+    assert unknown.returncode == 1 and "no version '99'" in unknown.stderr
     assert model_ops.aliases(settings)[CHAMPION] == v1 and len(actions(box, "model.rollback")) == 1
 
 
@@ -117,10 +112,10 @@ def test_retrain_on_recent_labelled_traffic_registers_a_version_the_service_serv
     wait_for(lambda: len(log.labelled(time.time() - 300)) >= 200, 60, "200 labelled predictions")
 
     too_few = lab("model", "retrain", "--window", "5m", "--min-rows", "1000000")
-    assert too_few.exit_code == 1 and "widen --window" in too_few.output and "fewer than the 1000000" in too_few.output
+    assert too_few.returncode == 1 and "widen --window" in too_few.stderr and "fewer than the 1000000" in too_few.stderr
 
     result = lab("model", "retrain", "--window", "5m", "--min-rows", "200", "--promote", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result
     body = json.loads(result.stdout)
     assert body["promoted"] and body["train_rows"] >= 160 and body["test_rows"] >= 40
     assert set(body["metrics"]) == {"accuracy", "f1", "roc_auc"} and body["metrics"]["accuracy"] > 0.6
@@ -146,7 +141,7 @@ def test_a_registry_that_is_down_fails_rollback_in_one_line_within_seconds(box: 
         elapsed = time.monotonic() - started
     finally:
         box.backend.resume("mlflow")
-    assert result.exit_code == 1 and elapsed < 12, (elapsed, result.output)
+    assert result.returncode == 1 and elapsed < 12, (elapsed, result)
     assert result.stdout == "" and result.stderr.strip().count("\n") == 0
     assert "MLflow at" in result.stderr and "no answer within 5 s" in result.stderr
     assert model_ops.aliases(settings) == before and len(actions(box, "model.rollback")) == rollbacks

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from lab_runtime.cli import app
 from lab_runtime.cli import pipeline as pipeline_cli
 from lab_runtime.events import LEARNER_ACTION, PIPELINE_DEPLOYED
 from lab_runtime.journal import Journal
@@ -20,6 +18,7 @@ from lab_runtime.pipeline.conditions import LabelFeedStop, label_feed_status
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore
 from lab_runtime.pipeline.traffic import Counters, write_json_atomic
 from lab_runtime.settings import load_settings
+from tests.cli import lab, one_line_error
 
 BUREAU = """\
 version: v2-bureau
@@ -29,21 +28,9 @@ transforms:
 """
 
 
-def lab(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def refused(result: Result, message: str) -> None:
-    """Exit code 1 and one line on stderr that says `message`; never a traceback."""
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert message in result.stderr, result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.output
-
-
 def releases() -> list[dict[str, object]]:
     result = lab("pipeline", "releases", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result
     return list(json.loads(result.stdout))
 
 
@@ -57,7 +44,7 @@ def bureau(lab_env: dict[str, str], tmp_path: Path) -> Path:
 def test_ship_then_deploy_then_rollback_each_journaled_with_who_did_it(lab_env: dict[str, str], bureau: Path) -> None:
     assert [(r["version"], r["active"], r["transforms"]) for r in releases()] == [("v1", True, [])]
     shipped = lab("pipeline", "ship", str(bureau))
-    assert shipped.exit_code == 0, shipped.output
+    assert shipped.returncode == 0, shipped
     assert "shipped v2-bureau (was v1): the bureau now sends income in units" in shipped.stdout
     assert [(r["version"], r["active"]) for r in releases()] == [("v1", False), ("v2-bureau", True)]
     assert "already the active release; nothing changed" in lab("pipeline", "ship", str(bureau)).stdout
@@ -83,13 +70,13 @@ def test_a_bad_release_file_is_refused_in_one_line_and_changes_nothing(
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: v3\nnote: typo\ntransforms:\n  - {type: scale, feature: incme, factor: 1000}\n")
-    refused(
+    one_line_error(
         lab("pipeline", "ship", str(bad)), f"{bad}: transforms.0.scale.feature: Value error, unknown feature 'incme'"
     )
-    refused(lab("pipeline", "ship", str(tmp_path / "missing.yaml")), "cannot read the pipeline release")
-    assert lab("pipeline", "ship", str(bureau)).exit_code == 0
+    one_line_error(lab("pipeline", "ship", str(tmp_path / "missing.yaml")), "cannot read the pipeline release")
+    assert lab("pipeline", "ship", str(bureau)).returncode == 0
     bureau.write_text(BUREAU.replace("1000", "100"))
-    refused(lab("pipeline", "ship", str(bureau)), "release v2-bureau already exists with other contents")
+    one_line_error(lab("pipeline", "ship", str(bureau)), "release v2-bureau already exists with other contents")
     assert [(r["version"], r["active"]) for r in releases()] == [("v1", False), ("v2-bureau", True)]
 
 
@@ -99,7 +86,7 @@ def test_a_release_file_that_is_not_yaml_is_refused_in_one_line_naming_the_line_
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: v3\ntransforms: [\n  {type: scale, feature: income, factor: 1000}\nnote: oops\n")
     result = lab("pipeline", "ship", str(broken))
-    refused(result, "not valid YAML")
+    one_line_error(result, "not valid YAML")
     assert result.stderr == (
         f"error: {broken}: not valid YAML: line 4, column 1: expected ',' or ']', but got '<scalar>' "
         "(while parsing a flow sequence from line 2, column 13)\n"
@@ -108,15 +95,17 @@ def test_a_release_file_that_is_not_yaml_is_refused_in_one_line_naming_the_line_
 
 
 def test_deploy_and_rollback_refuse_what_does_not_exist(lab_env: dict[str, str]) -> None:
-    refused(lab("pipeline", "rollback"), "no earlier release to roll back to; v1 is the only release ever deployed")
-    refused(lab("pipeline", "deploy", "v9"), "no pipeline release 'v9'; releases are v1")
-    refused(lab("pipeline", "rollback", "--to", "v9"), "no pipeline release 'v9'")
+    one_line_error(
+        lab("pipeline", "rollback"), "no earlier release to roll back to; v1 is the only release ever deployed"
+    )
+    one_line_error(lab("pipeline", "deploy", "v9"), "no pipeline release 'v9'; releases are v1")
+    one_line_error(lab("pipeline", "rollback", "--to", "v9"), "no pipeline release 'v9'")
     assert "v1 is already the active release" in lab("pipeline", "deploy", "v1").stdout
     assert Journal(Path(lab_env["LAB_STATE_DIR"]) / "journal.db", source="test").events([PIPELINE_DEPLOYED]) == []
 
 
 def test_status_says_when_the_pipeline_is_not_running(lab_env: dict[str, str]) -> None:
-    refused(lab("pipeline", "status"), "the sandbox is not running (pipeline down); start it with `lab up`")
+    one_line_error(lab("pipeline", "status"), "the sandbox is not running (pipeline down); start it with `lab up`")
 
 
 @pytest.mark.parametrize(
@@ -132,7 +121,7 @@ def test_status_says_when_the_pipeline_is_not_running(lab_env: dict[str, str]) -
 def test_load_refuses_bad_options_and_a_service_that_is_not_up(
     lab_env: dict[str, str], args: list[str], message: str
 ) -> None:
-    refused(lab("load", *args), message)
+    one_line_error(lab("load", *args), message)
     assert not list((Path(lab_env["LAB_STATE_DIR"]) / "load").glob("*"))
 
 
@@ -149,7 +138,7 @@ def test_labels_resume_clears_the_outage_and_is_journaled_as_the_learners_action
         store.set_condition(LABEL_FEED, OUTAGE, note="drill d1", by="drill", expires_at=time.time() + 60)
         store.set_condition(CONCEPT, {"intercept_shift": 1.0}, note="drill d1", by="drill")
     result = lab("pipeline", "labels", "resume")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result
     assert result.stdout.startswith("resumed the label feed") and result.stdout.count("\n") == 1
     assert learner_actions(lab_env) == [{"action": "pipeline.labels_resume"}]
     with ReleaseStore(load_settings().pipeline_db_path) as store:
@@ -158,7 +147,7 @@ def test_labels_resume_clears_the_outage_and_is_journaled_as_the_learners_action
 
 def test_labels_resume_when_the_feed_runs_says_so_and_journals_nothing(lab_env: dict[str, str]) -> None:
     result = lab("pipeline", "labels", "resume")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result
     assert result.stdout == "the label feed is running already; nothing changed\n"
     with ReleaseStore(load_settings().pipeline_db_path) as store:  # an expired outage is over already
         store.set_condition(LABEL_FEED, OUTAGE, note="drill", by="drill", expires_at=time.time() + 0.05)
@@ -197,12 +186,12 @@ def test_status_shows_a_stopped_label_feed_with_its_reason_and_how_to_resume_it(
         },
     )
     as_json = lab("pipeline", "status", "--json")
-    assert as_json.exit_code == 0, as_json.output
+    assert as_json.returncode == 0, as_json
     assert json.loads(as_json.stdout)["label_feed"] == {"state": "stopped", "reason": OUTAGE["reason"], "since": since}
     table = lab("pipeline", "status").stdout
     assert "labels     20 posted, 3 pending, 0 dropped, 30 withheld" in table
     assert f"label feed stopped since {pipeline_cli._when(since)}: {OUTAGE['reason']}" in table
     assert "`lab pipeline labels resume`" in table
-    assert lab("pipeline", "labels", "resume").exit_code == 0
+    assert lab("pipeline", "labels", "resume").returncode == 0
     table = lab("pipeline", "status").stdout  # the pipeline has not rewritten its status yet
     assert "the label feed is running now; the pipeline follows within a second" in table

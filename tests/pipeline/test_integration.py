@@ -3,10 +3,7 @@ rollback through the `lab` command, and `lab load` with Locust."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ from lab_runtime.events import PIPELINE_DEPLOYED
 from lab_runtime.journal import Journal
 from lab_runtime.pipeline.traffic import read_status
 from lab_runtime.predlog import PredictionLog
+from tests.cli import lab
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -46,12 +44,6 @@ def status(box: Sandbox) -> dict[str, Any]:
 
 def counter(box: Sandbox, name: str) -> int:
     return int(status(box)["counters"][name])
-
-
-def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The `lab` command with the sandbox's environment (set by running_sandbox while it runs)."""
-    command = [sys.executable, "-m", "lab_runtime.cli", *args]
-    return subprocess.run(command, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
 
 
 def test_the_pipeline_sends_traffic_at_about_the_set_rate_and_labels_arrive(sandbox: Sandbox) -> None:
