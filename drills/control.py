@@ -35,27 +35,31 @@ class Detached:
     pid: int
 
 
-def detach(
-    settings: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float
-) -> Detached:
-    """Start `lab drill run` for these choices in its own session, in the background (its output in
-    `drill-<run id>.log`): the run's id and the runner's pid."""
-    run_id = new_run_id()
-    log = settings.logs_dir / f"drill-{run_id}.log"
-    argv = [sys.executable, "-m", "lab_runtime.cli", "drill", "run", drill_id, "--learner", learner]
-    argv += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
-    argv += ["--blind"] if blind else []
+def in_background(settings: Settings, args: list[str], log: str) -> int:
+    """Start `lab ARGS` in its own session, in the background, its output appended to `log` in the logs folder;
+    its pid."""
     settings.ensure_dirs()
-    with open(log, "ab") as handle:
+    with open(settings.logs_dir / log, "ab") as handle:
         proc = subprocess.Popen(
-            argv,
+            [sys.executable, "-m", "lab_runtime.cli", *args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ},
         )
-    return Detached(run_id, proc.pid)
+    return proc.pid
+
+
+def detach(
+    settings: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float
+) -> Detached:
+    """Start `lab drill run` for these choices in the background (its output in `drill-<run id>.log`): the run's
+    id and the runner's pid."""
+    run_id = new_run_id()
+    args = ["drill", "run", drill_id, "--learner", learner]
+    args += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
+    args += ["--blind"] if blind else []
+    return Detached(run_id, in_background(settings, args, f"drill-{run_id}.log"))
 
 
 @dataclass

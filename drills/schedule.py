@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from lab_runtime.errors import LabError
+
+if TYPE_CHECKING:
+    from drills.spec import Drill
 
 
 def draw_delay(seed: int, key: str, after: float | None, between: tuple[float, float] | None) -> float:
@@ -17,6 +22,11 @@ def draw_delay(seed: int, key: str, after: float | None, between: tuple[float, f
             raise LabError(f"--between needs the shorter delay first (got {low:g}s then {high:g}s)")
         return random.Random(f"{seed}:delay:{key}").uniform(low, high)
     return after or 0.0
+
+
+def eligible(drills: Iterable[Drill], kind: str | None, runtime: str) -> list[str]:
+    """The ids of the drills `lab drill run random` draws from: of `kind` (any if None), able to run on `runtime`."""
+    return [d.id for d in drills if (kind is None or d.kind == kind) and runtime in d.runtimes]
 
 
 def pick(seed: int, ids: list[str]) -> str:

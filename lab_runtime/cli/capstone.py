@@ -3,16 +3,11 @@ gaps within a time budget (drawn from a rubric file), run in the background, the
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
 import typer
 from rich.markup import escape
 
@@ -31,11 +26,11 @@ from lab_runtime.cli.common import (
 )
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import LabError
-from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED, CapstoneEnded, CapstoneStarted
-from lab_runtime.files.atomic import read_json, write_json_atomic
-from lab_runtime.settings import Settings
+from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, DRILL_ENDED, CapstoneStarted
 
-GATE_TIMEOUT = 120.0  # seconds a capstone drill waits for the steady state: the previous drill may still settle
+if TYPE_CHECKING:
+    from drills.spec import Drill
+
 capstone_app = typer.Typer(help="The capstone assessment: blind drills in sequence, then a rubric score.")
 app.add_typer(capstone_app, name="capstone")
 
@@ -47,21 +42,6 @@ def _plan(rubric: Any, seed: int, scale: float) -> Any:
     return plan(rubric, seed, {d.id: d.time_limit for d in catalog()}, scale)
 
 
-def _runner_file(current: Settings) -> Path:
-    return current.run_dir / "capstone.json"
-
-
-def _runner_alive(current: Settings, capstone_id: str) -> bool:
-    """Whether the background runner of `capstone_id` is still alive (a killed one never journals its end)."""
-    record = read_json(_runner_file(current))
-    if not record or record.get("capstone_id") != capstone_id:
-        return False
-    try:
-        return bool(psutil.Process(int(record["pid"])).status() != psutil.STATUS_ZOMBIE)
-    except (psutil.Error, ValueError, KeyError):
-        return False
-
-
 @capstone_app.command("start")
 @friendly
 def start(
@@ -70,6 +50,7 @@ def start(
     learner: str | None = typer.Option(None, help="whose capstone (default: LAB_LEARNER)"),
 ) -> None:
     """Start the capstone in the background: blind drills one after the other, each after a seeded pause."""
+    from drills.capstone_runner import start as start_runner
     from grader.capstone import RUBRIC, latest_capstone, load_rubric
 
     current = settings()
@@ -79,30 +60,14 @@ def start(
     plan = _plan(rubric, chosen, current.time_scale)  # refused here when it may not fit the budget
     backend(current).require("mlflow", "model-service")
     log = journal(current.model_copy(update={"learner": who}))
-    running = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
-    if running is not None and running.ended is None:
-        if _runner_alive(current, running.capstone_id):
-            raise LabError(f"capstone {running.capstone_id} of {who} is still running; see `lab capstone status`")
-        log.append(CAPSTONE_ENDED, CapstoneEnded(capstone_id=running.capstone_id, outcomes=[], detail="runner gone"))
-    capstone_id = secrets.token_hex(4)
-    log.append(
-        CAPSTONE_STARTED,
-        CapstoneStarted(
-            capstone_id=capstone_id,
-            seed=chosen,
-            count=rubric.count,
-            budget=rubric.budget,
-            longest=plan.longest,
-            rubric=rubric.model_dump(by_alias=True),
-        ),
-    )
-    current.ensure_dirs()
-    argv = [sys.executable, "-m", "lab_runtime.cli", "capstone", "run", capstone_id]
-    with open(current.logs_dir / f"capstone-{capstone_id}.log", "ab") as handle:
-        proc = subprocess.Popen(
-            argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    write_json_atomic(_runner_file(current), {"capstone_id": capstone_id, "pid": proc.pid})
+    last = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
+    unfinished = last.capstone_id if last is not None and last.ended is None else None
+
+    def started(capstone_id: str) -> CapstoneStarted:
+        return CapstoneStarted(capstone_id=capstone_id, seed=chosen, count=rubric.count, budget=rubric.budget,
+                               longest=plan.longest, rubric=rubric.model_dump(by_alias=True))  # fmt: skip
+
+    capstone_id = start_runner(current, log, unfinished, started)
     plain(  # not the seed: it gives the drills away (`lab capstone score` shows it once the capstone has ended)
         f"capstone {capstone_id} started: {rubric.count} blind drills, one after the other, within "
         f"{format_duration(plan.longest)}. Nobody tells you what breaks or when: watch `lab alerts` and "
@@ -115,9 +80,10 @@ def start(
 @friendly
 def run(capstone_id: str) -> None:
     """The capstone's runner (started by `lab capstone start`): its drills in sequence, then `capstone.ended`."""
+    from drills.capstone_runner import run as run_capstone
     from drills.spec import find_drill
     from grader.capstone import Rubric
-    from lab_runtime.cli.drill import run_in_sequence
+    from lab_runtime.cli.drill import reports
 
     current = settings()
     start = next(
@@ -127,16 +93,12 @@ def run(capstone_id: str) -> None:
         raise LabError(f"no capstone {capstone_id} in the journal; start one with `lab capstone start`")
     seed, who = int(start.payload["seed"]), start.learner or current.learner
     log = journal(current.model_copy(update={"learner": who}))
-    outcomes: list[str] = []
-    try:  # whatever goes wrong from here (the catalog changed, a signal), the capstone's end is journaled
+
+    def schedule() -> list[tuple[Drill, float]]:  # in the runner: a catalog changed since the start still ends it
         plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.time_scale)
-        drills = [find_drill(d) for d in plan.drills]
-        outcomes = run_in_sequence(
-            current, drills, list(plan.gaps), who, seed, True, tag=f"capstone:{capstone_id}", what="capstone",
-            gate=GATE_TIMEOUT,
-        )  # fmt: skip
-    finally:
-        log.append(CAPSTONE_ENDED, CapstoneEnded(capstone_id=capstone_id, outcomes=outcomes))
+        return list(zip([find_drill(d) for d in plan.drills], plan.gaps, strict=True))
+
+    run_capstone(current, backend(current), log, capstone_id, seed, schedule, reports(seed, blind=True))
 
 
 def _found(learner: str | None) -> Any:
@@ -207,13 +169,9 @@ def score_cmd(learner: str | None = typer.Option(None), as_json: bool = JSON) ->
 @friendly
 def abort(learner: str | None = typer.Option(None)) -> None:
     """End the running capstone: its current drill is aborted (its faults reverted) and no further drill starts."""
-    current = settings()
+    from drills.capstone_runner import stop
+
     found = _found(learner)
-    record = read_json(_runner_file(current))
-    if found.ended is not None or not record or not _runner_alive(current, found.capstone_id):
+    if found.ended is not None or not stop(settings(), found.capstone_id):
         raise LabError(f"capstone {found.capstone_id} is not running; nothing to abort")
-    os.kill(int(record["pid"]), signal.SIGTERM)  # the runner reverts its drill and journals the capstone's end
-    deadline = time.monotonic() + 120
-    while _runner_alive(current, found.capstone_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
     plain(f"capstone {found.capstone_id} aborted; its drill's faults are reverted")

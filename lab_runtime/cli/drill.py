@@ -32,6 +32,7 @@ from lab_runtime.errors import InvalidDrill, LabError
 
 if TYPE_CHECKING:
     from drills.engine import RunResult
+    from drills.sequence import Reports
     from drills.spec import Drill
     from lab_runtime.settings import Settings
 
@@ -107,30 +108,14 @@ def _options(current: Settings, learner: str | None, seed: int | None) -> tuple[
     return learner_name(learner, current), seed if seed is not None else secrets.randbelow(1_000_000)
 
 
-def _run_one(
-    current: Settings,
-    drill: Drill,
-    learner: str,
-    seed: int,
-    delay: float,
-    blind: bool,
-    gate: float = 30.0,
-    run_id: str | None = None,
-    tag: str | None = None,
-) -> RunResult:
-    from drills.engine import DrillRunner, RunOptions
+def reports(seed: int, blind: bool) -> Reports:
+    """How a drill run in the foreground prints: its id (and seed and drill, unless blind), its steps, its end."""
+    from drills.sequence import Reports
 
-    say = (lambda line: plain(f"[{_when(time.time())}] {line}")) if not blind else (lambda line: None)
-    runner = DrillRunner(
-        drill,
-        current,
-        backend(current),
-        RunOptions(learner=learner, seed=seed, delay=delay, blind=blind, gate_timeout=gate, tag=tag),
-        say=say,
-        run_id=run_id,
-    )
-    plain(f"drill run {runner.run_id}" if blind else f"drill run {runner.run_id} (seed {seed}): {drill.id}")
-    return runner.run()
+    def started(run_id: str, drill: Drill) -> None:
+        plain(f"drill run {run_id}" if blind else f"drill run {run_id} (seed {seed}): {drill.id}")
+
+    return Reports(started, lambda result: _report(result, blind), lambda line: plain(f"[{_when(time.time())}] {line}"))
 
 
 def _report(result: RunResult, blind: bool) -> None:
@@ -164,7 +149,9 @@ def run(
     run_id: str = typer.Option(None, hidden=True),
 ) -> None:
     """Run a drill on the running sandbox: gate, inject, probe, detect remediation, revert."""
-    from drills.schedule import draw_delay, pick
+    from drills.engine import RunOptions
+    from drills.schedule import draw_delay, eligible, pick
+    from drills.sequence import failed, run_one
     from drills.spec import catalog, find_drill, load_drill
 
     current = settings()
@@ -172,8 +159,7 @@ def run(
     if kind is not None and drill_id != "random":
         raise LabError("--kind only applies to `lab drill run random`")
     if drill_id == "random":
-        eligible = [d.id for d in catalog() if (kind is None or d.kind == kind) and current.runtime in d.runtimes]
-        drill_id = pick(chosen_seed, eligible)
+        drill_id = pick(chosen_seed, eligible(catalog(), kind, current.runtime))
     drill = load_drill(Path(drill_id)) if drill_id.endswith((".yaml", ".yml")) else find_drill(drill_id)
     span = None
     if between is not None:
@@ -185,9 +171,9 @@ def run(
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
         _detach(current, target, who, chosen_seed, delay, blind, gate)
         return
-    result = _run_one(current, drill, who, chosen_seed, delay * current.time_scale, blind, gate, run_id)
-    _report(result, blind)
-    if result.outcome in ("error", "refused") or result.revert_failures:
+    scaled = delay * current.time_scale
+    options = RunOptions(learner=who, seed=chosen_seed, delay=scaled, blind=blind, gate_timeout=gate)
+    if failed(run_one(current, backend(current), drill, options, reports(chosen_seed, blind), run_id)):
         raise typer.Exit(1)
 
 
@@ -264,7 +250,9 @@ def gameday(
     blind: bool = typer.Option(False, help="tell nobody which faults are active"),
 ) -> None:
     """Several drills in sequence, each after a seeded random delay."""
+    from drills.engine import RunOptions
     from drills.schedule import gameday as plan_gameday
+    from drills.sequence import run_in_sequence
     from drills.spec import find_drill
 
     current = settings()
@@ -277,25 +265,10 @@ def gameday(
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
     plain(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
-    delays = [delay * current.time_scale for _, delay in plan]
-    outcomes = run_in_sequence(current, chosen, delays, who, chosen_seed, blind)
+    steps = [(drill, delay * current.time_scale) for drill, (_, delay) in zip(chosen, plan, strict=True)]
+    options = RunOptions(learner=who, seed=chosen_seed, blind=blind)
+    outcomes = run_in_sequence(current, backend(current), steps, options, reports(chosen_seed, blind))
     plain(f"game day done: {', '.join(outcomes)}")
-
-
-def run_in_sequence(
-    current: Settings, drills: list[Drill], delays: list[float], learner: str, seed: int, blind: bool,
-    tag: str | None = None, what: str = "game day", gate: float = 30.0,
-) -> list[str]:  # fmt: skip
-    """Run `drills` one after the other, each after its delay (seconds, scaled); their outcomes. A run that was
-    interrupted, aborted, refused or failed stops the sequence (LabError naming it)."""
-    outcomes = []
-    for drill, delay in zip(drills, delays, strict=True):
-        result = _run_one(current, drill, learner, seed, delay, blind, gate, tag=tag)
-        _report(result, blind)
-        outcomes.append(result.outcome)
-        if result.outcome in ("interrupted", "aborted", "refused", "error") or result.interrupted:
-            raise LabError(f"the {what} stopped: drill run {result.run_id} ended {result.outcome}")
-    return outcomes
 
 
 @app.command()

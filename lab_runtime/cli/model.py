@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,41 +38,25 @@ def _when(ts: float) -> str:
 @friendly
 def list_cmd(as_json: bool = JSON) -> None:
     """Every registered version: when it was made, its training metrics and the aliases it holds."""
-    from lab_runtime.registry.rest import Registry
+    from lab_runtime.registry.rest import list_versions
 
     current = settings()
-    registry = Registry(current.mlflow_url)
-    try:
-        state = registry.model(current.model_name)
-        records = registry.versions(current.model_name) if state else []
-        rows: list[dict[str, Any]] = [
-            {
-                "version": r["version"],
-                "created_at": int(r.get("creation_timestamp", 0)) / 1000,
-                "aliases": sorted(a for a, v in state.aliases.items() if v == r["version"]) if state else [],
-                "metrics": registry.run_metrics(r["run_id"]) if r.get("run_id") else {},
-                "run_id": r.get("run_id"),
-                "description": r.get("description", ""),
-            }
-            for r in records
-        ]
-    finally:
-        registry.close()
+    rows = list_versions(current.mlflow_url, current.model_name)
     if as_json:
-        print_json(rows)
+        print_json([asdict(row) for row in rows])
         return
     if not rows:
         plain(f"model {current.model_name!r} has no versions yet")
         return
     table = grid("version", "created", "aliases", "accuracy", "f1", "roc_auc", "description", title=current.model_name)
     for row in rows:
-        m = row["metrics"]
+        m = row.metrics
         table.add_row(
-            row["version"],
-            _when(row["created_at"]),
-            " ".join(f"@{a}" for a in row["aliases"]),
+            row.version,
+            _when(row.created_at),
+            " ".join(f"@{a}" for a in row.aliases),
             *(f"{m[k]:.4f}" if k in m else "-" for k in ("accuracy", "f1", "roc_auc")),
-            row["description"] or "",
+            row.description or "",
         )
     out.print(table)
 
@@ -182,8 +167,6 @@ def history_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Every alias change, oldest first: when, before and after, and how it was made."""
-    from dataclasses import asdict
-
     from lab_runtime.events import ALIAS_CHANGED
     from lab_runtime.registry.alias_history import history
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -13,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lab_runtime import loopback
 from lab_runtime.cli.common import JSON, app, backend, friendly, grid, journal, out, plain, print_json, settings
 from lab_runtime.errors import LabError, RuntimeNotReady
 from lab_runtime.events import LABELS_RESUME, LEARNER_ACTION, PIPELINE_DEPLOY, PIPELINE_ROLLBACK, LearnerAction
@@ -193,23 +189,6 @@ def labels_resume_cmd() -> None:
     plain("resumed the label feed: labels that come due from now on are posted (the withheld ones are lost)")
 
 
-def _require_ready(url: str) -> None:
-    import httpx
-
-    try:
-        answer = loopback.get(f"{url}/ready", timeout=3.0)
-    except httpx.HTTPError as exc:
-        raise RuntimeNotReady(
-            f"the model service does not answer at {url} ({type(exc).__name__}); start the sandbox with `lab up`"
-        ) from exc
-    if answer.status_code != 200:
-        try:
-            reason = answer.json().get("reason", answer.text)
-        except ValueError:
-            reason = answer.text
-        raise RuntimeNotReady(f"the model service is not ready ({reason}); load needs a served @champion")
-
-
 @app.command()
 @friendly
 def load(
@@ -219,36 +198,21 @@ def load(
     as_json: bool = JSON,
 ) -> None:
     """Load-test the model service with Locust (single-record /predict calls) and print throughput and latency."""
-    from lab_runtime.backends.services import settings_env
-    from lab_runtime.load import LOCUSTFILE, load_seconds, locust_command, read_summary
+    from lab_runtime.load import load_seconds
+    from lab_runtime.load.run import run_load
 
     seconds = load_seconds(duration)
     if users < 1:
         raise LabError(f"--users must be at least 1, not {users}")
     if not spawn_rate > 0:
         raise LabError(f"--spawn-rate must be more than 0 users per second, not {spawn_rate:g}")
-    current = settings()
-    _require_ready(current.service_url)
-    current.ensure_dirs()
-    prefix = current.load_dir / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    argv = locust_command(LOCUSTFILE, current.service_url, users, spawn_rate, seconds, prefix)
-    if not as_json:
-        out.print(f"loading {current.service_url} with {users} users for {seconds}s ...")
-    started = time.monotonic()
-    with open(f"{prefix}.log", "wb") as log:
-        env = {**os.environ, **settings_env(current)}
-        try:
-            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=seconds + 60).returncode
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(f"Locust did not finish within {seconds + 60}s; read {prefix}.log") from exc
-    summary = read_summary(prefix)
-    if rc != 0 or summary is None:
-        raise LabError(f"the load run failed (Locust exit code {rc}, no completed request); read {prefix}.log")
+    done = run_load(settings(), users, spawn_rate, seconds, say=(lambda line: None) if as_json else out.print)
+    summary, prefix = done.summary, done.prefix
     result: dict[str, Any] = {
         "users": users,
         "spawn_rate": spawn_rate,
         "duration_s": seconds,
-        "elapsed_s": round(time.monotonic() - started, 1),
+        "elapsed_s": done.elapsed,
         **asdict(summary),
         "csv": f"{prefix}_stats.csv",
     }

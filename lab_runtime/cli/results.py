@@ -26,43 +26,17 @@ from lab_runtime.cli.common import (
     print_json,
     settings,
 )
-from lab_runtime.errors import ConfigError, InvalidBundle, LabError
+from lab_runtime.errors import InvalidBundle, LabError
 from lab_runtime.files.atomic import write_atomic
-from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
     from grader.cohort import Cohort
-    from grader.results import Bundle
 
 results_app = typer.Typer(help="Signed result bundles: export, verify.", no_args_is_help=True)
 cohort_app = typer.Typer(help="Cohort reports from result bundles.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
 app.add_typer(cohort_app, name="cohort")
 KEY_FILE = typer.Option(None, "--key-file", help="the instructor key (default: LAB_INSTRUCTOR_KEY[_FILE])")
-MIN_KEY = 16
-
-
-def instructor_key(current: Settings, key_file: Path | None) -> bytes:
-    """The signing key: `--key-file`, else LAB_INSTRUCTOR_KEY, else LAB_INSTRUCTOR_KEY_FILE."""
-    path = key_file or current.instructor_key_file
-    if key_file is None and current.instructor_key:
-        text = current.instructor_key
-    elif path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the instructor key file {path}: {exc.strerror}") from None
-    else:
-        raise ConfigError(
-            "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY to the key), "
-            "or pass --key-file FILE (an instructor makes one with `lab results keygen --out FILE`)"
-        )
-    key = text.strip().encode()
-    if len(key) < MIN_KEY:
-        raise ConfigError(
-            f"the instructor key has {len(key)} characters; use at least {MIN_KEY} (`lab results keygen`)"
-        )
-    return key
 
 
 @results_app.command("keygen")
@@ -90,6 +64,7 @@ def export(
     key_file: Path | None = KEY_FILE,
 ) -> None:
     """Your labs, graded drill runs and capstone, with a digest of your journal, signed under the instructor key."""
+    from grader.bundles import instructor_key
     from grader.capstone import capstone_summary
     from grader.results import build_bundle, sign
 
@@ -114,6 +89,7 @@ def export(
 @friendly
 def verify_cmd(files: list[Path] = typer.Argument(..., help="bundle files"), key_file: Path | None = KEY_FILE) -> None:
     """Check each bundle's signature: any change after export is detected."""
+    from grader.bundles import instructor_key
     from grader.results import read_bundle
 
     key = instructor_key(settings(), key_file)
@@ -130,52 +106,23 @@ def verify_cmd(files: list[Path] = typer.Argument(..., help="bundle files"), key
         raise typer.Exit(1)
 
 
-def _bundle_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(path.rglob("*.json"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise LabError(f"{path} is neither a bundle file nor a directory of them")
-    if not files:
-        raise LabError(f"no bundle (*.json) in {', '.join(map(str, paths))}; export some with `lab results export`")
-    return files
-
-
 def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -> Cohort:
-    from grader.cohort import cohort, latest_per_learner
-    from grader.results import FORMAT, read_bundle
+    from grader.bundles import load_cohort
 
-    bundles: list[Bundle] = []
-    refused: list[str] = []
-    for path in _bundle_files(paths):
-        try:
-            bundles.append(read_bundle(path, key))
-        except InvalidBundle as exc:
-            refused.append(str(exc))
-    if refused and not skip_invalid:
-        more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
-        raise InvalidBundle(
-            f"refused {len(refused)} bundle(s): {'; '.join(refused[:5])}{more}. Re-export them, or pass "
-            "--skip-invalid to report on the rest"
-        )
-    for reason in refused:
+    def skipped(reason: str) -> None:
         err.print(f"[yellow]skipped:[/] {escape(reason)}", highlight=False, soft_wrap=True)
-    if not bundles:
-        raise LabError(f"no valid bundle in {', '.join(map(str, paths))}")
-    latest, repeated = latest_per_learner(bundles)
-    if repeated:
-        err.print(f"[yellow]note:[/] {len(repeated)} learner(s) had several bundles; the latest export of each counts")
-    older = sum(b.format != FORMAT for b in latest)
-    if older:
+
+    loaded = load_cohort(name, paths, key, skip_invalid, skipped)
+    if loaded.repeated:
+        err.print(f"[yellow]note:[/] {len(loaded.repeated)} learner(s) had several bundles; the latest export of "
+                  "each counts")  # fmt: skip
+    if loaded.older:
         err.print(
-            f"[yellow]note:[/] {older} bundle(s) were exported before TTR was timed from the learner's fix: their TTR "
-            "is the verified span's start (time_to_recovery), and they have no TTM; re-export them to compare like "
-            "with like"
+            f"[yellow]note:[/] {loaded.older} bundle(s) were exported before TTR was timed from the learner's fix: "
+            "their TTR is the verified span's start (time_to_recovery), and they have no TTM; re-export them to "
+            "compare like with like"
         )
-    return cohort(name, latest)
+    return loaded.cohort
 
 
 def _summary(c: Cohort, other: Cohort | None) -> None:
@@ -222,6 +169,7 @@ def report(
 ) -> None:
     """Per drill: detection rate, diagnosis accuracy, p50/p90/max TTD, TTM and TTR; a leaderboard; two cohorts
     compared. Every bundle's signature is checked: an unsigned or changed bundle is refused, naming the file."""
+    from grader.bundles import instructor_key
     from grader.cohort import compare as compare_cohorts
     from grader.report import as_dict, to_csv, to_html
 

@@ -73,6 +73,30 @@ def alias_changes(before: dict[str, dict[str, str]], after: dict[str, dict[str, 
     return changes
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version as `lab model list` shows it."""
+
+    version: str
+    created_at: float  # seconds since the epoch
+    aliases: list[str]  # the aliases it holds, sorted
+    metrics: dict[str, float]  # its training run's metrics
+    run_id: str | None
+    description: str
+
+
+def version_info(record: dict[str, str], state: ModelState, metrics: dict[str, float]) -> VersionInfo:
+    """Pure: a model-version record of MLflow's, with the aliases `state` gives it and its run's `metrics`."""
+    return VersionInfo(
+        version=record["version"],
+        created_at=int(record.get("creation_timestamp", 0)) / 1000,
+        aliases=sorted(a for a, v in state.aliases.items() if v == record["version"]),
+        metrics=metrics,
+        run_id=record.get("run_id"),
+        description=record.get("description", ""),
+    )
+
+
 def _state(raw: dict) -> ModelState:  # type: ignore[type-arg]
     return ModelState(
         name=raw["name"],
@@ -159,3 +183,18 @@ class Registry:
 
     def close(self) -> None:
         self._http.close()
+
+
+def list_versions(url: str, name: str) -> list[VersionInfo]:
+    """Every version of model `name` in the registry at `url`, oldest first; none when it is not registered."""
+    registry = Registry(url)
+    try:
+        state = registry.model(name)
+        if state is None:
+            return []
+        return [
+            version_info(r, state, registry.run_metrics(r["run_id"]) if r.get("run_id") else {})
+            for r in registry.versions(name)
+        ]
+    finally:
+        registry.close()

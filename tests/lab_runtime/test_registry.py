@@ -1,5 +1,5 @@
 from lab_runtime.journal import Event
-from lab_runtime.registry.rest import AliasChange, ModelState, alias_changes
+from lab_runtime.registry.rest import AliasChange, ModelState, VersionInfo, alias_changes, version_info
 from lab_runtime.registry.watcher import known_aliases
 
 
@@ -35,3 +35,12 @@ def test_canary_weight_is_read_from_the_tag_and_clamped() -> None:
     assert ModelState("m", tags={"canary_weight": "7"}).canary_weight == 1.0
     assert ModelState("m", tags={"canary_weight": "lots"}).canary_weight == 0.0
     assert ModelState("m").canary_weight == 0.0
+
+
+def test_a_version_record_lists_with_its_aliases_and_its_runs_metrics() -> None:
+    state = ModelState("m", aliases={"champion": "2", "challenger": "3", "previous": "2"})
+    record = {"version": "2", "creation_timestamp": "1700000000250", "run_id": "abc", "description": "retrained"}
+    assert version_info(record, state, {"accuracy": 0.81}) == VersionInfo(
+        "2", 1_700_000_000.25, ["champion", "previous"], {"accuracy": 0.81}, "abc", "retrained"
+    )
+    assert version_info({"version": "4"}, state, {}) == VersionInfo("4", 0.0, [], {}, None, "")
