@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,11 @@ from pathlib import Path
 import pytest
 
 from lab_runtime.settings import HOST
+
+# pytest-xdist's workers set COLUMNS=80 and LINES=24; the CLI, in-process or in a `lab` process, must see its output
+# as a pipe gives it, however the tests are run.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lab_runtime.cli.common import PIPE_WIDTH, grid, out
+from lab_runtime.cli.common import PIPE_WIDTH, _console, grid
 from lab_runtime.cli.labs import activation_line
 from lab_runtime.durations import format_duration
 
@@ -51,9 +51,11 @@ def test_a_table_too_wide_for_the_terminal_becomes_one_record_per_row() -> None:
     assert "┃ variant" in wide  # a table where it fits
 
 
-def test_output_to_a_pipe_is_not_cut_at_80_columns() -> None:
-    assert not out.is_terminal
-    assert out.width == PIPE_WIDTH
+def test_output_to_a_pipe_is_not_cut_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # a pipe, as a shell gives it (pytest-xdist's workers set 80)
+    console = _console()
+    assert not console.is_terminal
+    assert console.width == PIPE_WIDTH
 
 
 def test_the_brief_tells_how_to_put_lab_on_the_path_unless_it_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
