@@ -247,8 +247,8 @@ def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, t
     assert entries(box, CHAMPION, since)[-1].via == "lab canary promote"
 
 
-ANALYSIS = """
-interval: 2s
+ANALYSIS = """  # on the tests' clock (a tenth): a decision every 2 s
+interval: 20s
 step_weight: 0.25
 max_weight: 0.5
 failure_limit: 2
