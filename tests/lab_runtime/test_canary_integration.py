@@ -247,7 +247,8 @@ def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, t
     assert entries(box, CHAMPION, since)[-1].via == "lab canary promote"
 
 
-ANALYSIS = """  # on the tests' clock (a tenth): a decision every 2 s
+# On the tests' clock (a tenth of the sandbox's): a decision every 2 s.
+ANALYSIS = """
 interval: 20s
 step_weight: 0.25
 max_weight: 0.5
