@@ -40,9 +40,9 @@ def _get(url: str) -> dict[str, Any] | None:
 
 
 def recent_seconds(settings: Settings) -> float:
-    """How far back the recent view reads: `drill_recent_window` on the sandbox's clock, widened at a low pipeline
-    rate so it still holds enough requests to judge."""
-    return max(settings.scaled(settings.drill_recent_window), 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
+    """How far back the recent view reads: `drill_recent_window` (a sample of requests, not a clock: unscaled),
+    widened at a low pipeline rate so it still holds enough requests to judge."""
+    return max(settings.drill_recent_window, 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
 
 
 def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]:

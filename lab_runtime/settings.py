@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         gt=0,
         le=10,
         description="multiplies every clock of the sandbox (`scaled`): the monitor's windows and interval, rules' "
-        "`for`, the label delay, drills' holds, limits, delays and settle waits, canary analysis intervals",
+        "`for`, the label delay, drills' holds, limits, delays and settle waits, canary analysis intervals; not "
+        "samples and polls (the drills' recent window, probe, poll and report intervals)",
     )
     # grading
     instructor_key: str | None = Field(None, description="the key result bundles are signed and verified with")

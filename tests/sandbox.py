@@ -15,10 +15,10 @@ from lab_runtime.modeling.model import Registered, train_and_register
 from lab_runtime.settings import Settings, load_settings
 from tests.conftest import free_port
 
-# Every clock at a tenth (windows of 6 s, an evaluation every 0.5 s, labels after 1 s, rules' `for` and drills'
+# Every clock at a tenth (windows of 6 s, an evaluation a second, labels after 1 s, rules' `for` and drills'
 # holds a tenth), and traffic to fill a window (300 rows; a verdict from 150, so a busy machine's slower pipeline
 # still gets one): a test sees traffic, labels, alerts and drills in seconds.
-FAST = {"LAB_TIME_SCALE": "0.1", "LAB_PIPELINE_RATE": "50", "LAB_MONITOR_MIN_ROWS": "150"}
+FAST = {"LAB_TIME_SCALE": "0.1", "LAB_PIPELINE_RATE": "50", "LAB_MONITOR_MIN_ROWS": "150", "LAB_MONITOR_INTERVAL": "10"}
 # The benchmarks' clock: real time (rules' `for`, drills' holds as written) with short windows; their figures are
 # on it, so a benchmark starts from it and sets what it measures on top.
 BENCH_CLOCK = {
