@@ -45,7 +45,9 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         steps = {s["id"]: s for s in json.loads(on_call.stdout)["steps"]}
         assert steps["diagnose"]["detail"] == "no diagnosis declared yet", steps
 
-        solved = lab("solve", "lab-05", env=env)
+        # the solution is a child process: its output reaches a process's pipe, not CliRunner
+
+        solved = lab_process("solve", "lab-05", env=env, timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "error-rate fired" in solved.stdout and "incident note accepted" in solved.stdout
         report = json.loads(lab("check", "--json", env=env).stdout)
