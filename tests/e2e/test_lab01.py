@@ -70,7 +70,6 @@ def test_lab_01_from_start_to_every_step_passed_then_nothing_left_running(lab_en
         assert "trained with C = 1.0: train one with another C" in steps["second-version"]["detail"]
 
         # the solution is a child process: its output reaches a process's pipe, not CliRunner
-
         solved = lab_process("solve", "lab-01", env=lab_env, timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         after = lab("check", "--json", env=lab_env)

@@ -34,7 +34,6 @@ def test_lab_02_from_start_to_every_step_passed(lab_env: dict[str, str]) -> None
         assert [r["version"] for r in releases] == ["v1"]  # nothing shipped before the steps pass
 
         # the solution is a child process: its output reaches a process's pipe, not CliRunner
-
         solved = lab_process("solve", "lab-02", env=env, timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "feature-drift fired: credit_score" in solved.stdout and "rolled back from v2 to v1" in solved.stdout

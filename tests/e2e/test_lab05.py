@@ -46,7 +46,6 @@ def test_lab_05_incident_note_and_signed_results(lab_env: dict[str, str], tmp_pa
         assert steps["diagnose"]["detail"] == "no diagnosis declared yet", steps
 
         # the solution is a child process: its output reaches a process's pipe, not CliRunner
-
         solved = lab_process("solve", "lab-05", env=env, timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "error-rate fired" in solved.stdout and "incident note accepted" in solved.stdout

@@ -52,7 +52,6 @@ def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]
         assert steps["abort"]["detail"].startswith("the incident has not started yet")
 
         # the solution is a child process: its output reaches a process's pipe, not CliRunner
-
         solved = lab_process("solve", "lab-03", env=env, timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "registered candidate version 2" in solved.stdout
@@ -75,7 +74,6 @@ def test_labs_03_then_04_from_start_to_every_step_passed(lab_env: dict[str, str]
         assert steps["rollback"]["detail"].startswith("the incident has not started yet")
 
         # the solution is a child process: its output reaches a process's pipe, not CliRunner
-
         solved = lab_process("solve", "lab-04", env=env, timeout=400)
         assert solved.returncode == 0, solved.stdout + solved.stderr
         assert "version 4 passed the gate" in solved.stdout and "accuracy-floor resolved" in solved.stdout
