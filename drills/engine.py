@@ -232,7 +232,6 @@ class DrillRunner:
         self.observer = observer or observer_for((*self.steady_conditions, *self.remedy_conditions))
         self._signalled: str | None = None
         self._signal_count = 0
-        self._finishing = False
 
     # -- the run ---------------------------------------------------------------------------------------------
 
@@ -268,11 +267,11 @@ class DrillRunner:
         return result
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        """Note the signal; outside the revert, also end the drill now (checked again at every pause)."""
+        """Note the signal. The run ends at its next pause (between probes, in the gate's wait, before an injection):
+        raised from here, the exception would cut through whatever ran (a probe's thread pool, a fault half
+        injected) and leave it broken."""
         self._signalled = signal.Signals(signum).name
         self._signal_count += 1
-        if not self._finishing:
-            raise Interrupted(self._signalled)
 
     def _claim(self) -> None:
         me = psutil.Process(os.getpid())
@@ -375,6 +374,7 @@ class DrillRunner:
         scale = self.settings.time_scale
         while True:
             while pending and pending[0][1].at * scale <= time.time() - start:
+                self._check_signal()  # nothing more is injected once the run was asked to end
                 idx, spec = pending.pop(0)
                 active.append(self._inject(idx, spec))
                 last_injected = active[-1][2]
@@ -455,7 +455,6 @@ class DrillRunner:
 
     def _finish(self, result: RunResult) -> None:
         """Revert, check the steady state again, journal the end. From here on signals are only noted."""
-        self._finishing = True
         signals_before = self._signal_count
 
         def again() -> bool:  # a signal during the revert cuts the steady-state wait short (never the revert)

@@ -33,11 +33,11 @@ from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION
-from tests.sandbox import BENCH_CLOCK, Sandbox, running_sandbox
+from tests.sandbox import REAL_CLOCK, Sandbox, running_sandbox
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "canary.json"
 TARGETS = {"weight": 1.0, "alias": 2.0, "history": 2.0}
-ENV = {**BENCH_CLOCK, "LAB_PIPELINE_RATE": "20", "LAB_LABEL_DELAY": "10", "LAB_POLL_INTERVAL": "0.5"}
+ENV = {**REAL_CLOCK, "LAB_PIPELINE_RATE": "20", "LAB_LABEL_DELAY": "10", "LAB_POLL_INTERVAL": "0.5"}
 ROW = {
     k: (v.item() if hasattr(v, "item") else v)
     for k, v in DataGenerator(3).production(0, 1)[list(FEATURES)].iloc[0].items()

@@ -31,11 +31,11 @@ from lab_runtime import events as kinds
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.predlog import PredictionLog
-from tests.sandbox import BENCH_CLOCK, Sandbox, running_sandbox
+from tests.sandbox import REAL_CLOCK, Sandbox, running_sandbox
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "drills.json"
 VISIBLE_TARGET_S, OVERHEAD_TARGET_S = 0.5, 2.0
-ENV = {**BENCH_CLOCK, "LAB_PIPELINE_RATE": "20", "LAB_LABEL_DELAY": "10", "LAB_MONITOR_WINDOW": "5"}
+ENV = {**REAL_CLOCK, "LAB_PIPELINE_RATE": "20", "LAB_LABEL_DELAY": "10", "LAB_MONITOR_WINDOW": "5"}
 ROW = {
     k: (v.item() if hasattr(v, "item") else v)
     for k, v in DataGenerator(3).production(0, 1)[list(FEATURES)].iloc[0].items()

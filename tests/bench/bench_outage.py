@@ -34,11 +34,11 @@ from lab_runtime import events as kinds
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Journal
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules
-from tests.sandbox import BENCH_CLOCK, Sandbox, running_sandbox
+from tests.sandbox import REAL_CLOCK, Sandbox, running_sandbox
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "outage.json"
 ENV = {
-    **BENCH_CLOCK,
+    **REAL_CLOCK,
     "LAB_PIPELINE_RATE": "20",
     "LAB_MONITOR_INTERVAL": "5",
     "LAB_MONITOR_WINDOW": "60",

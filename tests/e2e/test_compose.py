@@ -25,7 +25,7 @@ from lab_runtime.settings import load_settings
 from tests.cli import lab_process, one_line_error
 from tests.conftest import free_port
 from tests.drills.learner import drill_argv, solve
-from tests.sandbox import FAST, wait_for
+from tests.sandbox import REAL_CLOCK, wait_for
 
 pytestmark = pytest.mark.integration
 COMPOSE_ONLY = {"incident-service-starved", "incident-registry-slow-network"}
@@ -61,7 +61,7 @@ def engine() -> object:
 
 @pytest.fixture
 def compose_env(engine: object, lab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    env = {**lab_env, **FAST, "LAB_LEARNER": "ada", "LAB_DRILL_PROBE_INTERVAL": "1"}
+    env = {**lab_env, **REAL_CLOCK, "LAB_LEARNER": "ada", "LAB_DRILL_PROBE_INTERVAL": "1"}
     env |= {"LAB_PROMETHEUS_PORT": str(free_port()), "LAB_GRAFANA_PORT": str(free_port())}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
