@@ -3,6 +3,7 @@ probe or a fault, a runner killed by SIGKILL (then `lab reset`), a gate that ref
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -199,6 +200,31 @@ def test_an_exception_in_a_probe_or_a_fault_still_reverts(sandbox: Sandbox, tmp_
     assert result.outcome == "error" and "monitor is not running" in (result.detail or ""), result.detail
     assert_clean(sandbox, result.run_id, "error")
     assert any(s.name == "monitor" and s.healthy for s in sandbox.backend.status()), "the revert restarted it"
+
+
+def test_a_signal_during_a_probe_lets_the_probe_finish_then_ends_the_run_interrupted(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    settings, probes, signalled_returned = sandbox.settings, [0], []
+
+    def signalled_probe(cfg: Any, backend: Any) -> dict[str, float]:
+        from drills.probes import observe
+
+        probes[0] += 1
+        if probes[0] != 4:
+            return observe(cfg, backend)
+        os.kill(os.getpid(), signal.SIGTERM)  # mid-probe, as `kill -TERM` may land at any moment
+        observed = observe(cfg, backend)  # its thread pool runs to the end: nothing raised from the handler cuts it
+        signalled_returned.append(True)
+        return observed
+
+    drill = load_drill(drill_file(tmp_path))
+    assert wait_steady(settings, sandbox.backend, drill.steady(), 90).ok, "the sandbox is steady before the drill"
+    options = RunOptions("ada", 5, settle_timeout=30)
+    result = DrillRunner(drill, settings, sandbox.backend, options, observer=signalled_probe).run()
+    assert (result.outcome, result.detail) == ("interrupted", "by SIGTERM"), result
+    assert signalled_returned == [True]
+    assert_clean(sandbox, result.run_id, "interrupted")
 
 
 def test_the_gate_refuses_an_unhealthy_baseline_and_injects_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
