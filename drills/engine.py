@@ -455,10 +455,12 @@ class DrillRunner:
 
     def _finish(self, result: RunResult) -> None:
         """Revert, check the steady state again, journal the end. From here on signals are only noted."""
-        signals_before = self._signal_count
+        # A signal that ended the run was acted on; one noted during the run's last probe (the run then ended on its
+        # own) was not, and counts as arriving now: the settle wait is cut short and a sequence stops after this run.
+        acted_on = self._signal_count if result.outcome in ("interrupted", "aborted") else 0
 
         def again() -> bool:  # a signal during the revert cuts the steady-state wait short (never the revert)
-            return self._signal_count > signals_before
+            return self._signal_count > acted_on or (acted_on == 0 and self._abort_requested())
 
         failures: list[str] = []
         try:

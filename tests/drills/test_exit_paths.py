@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from drills.conditions import parse_condition
 from drills.engine import DrillRunner, RunOptions, monitor_settle, wait_steady
 from drills.ledger import Ledger
 from drills.probes import observer_for, recent_seconds
+from drills.sequence import stops
 from drills.spec import DEFAULT_STEADY_STATE, load_drill
 from lab_runtime import events as kinds
 from lab_runtime.pipeline.store import ReleaseStore
@@ -225,6 +227,37 @@ def test_a_signal_during_a_probe_lets_the_probe_finish_then_ends_the_run_interru
     assert (result.outcome, result.detail) == ("interrupted", "by SIGTERM"), result
     assert signalled_returned == [True]
     assert_clean(sandbox, result.run_id, "interrupted")
+
+
+def test_a_signal_during_the_last_probe_still_ends_the_run_interrupted(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The run reaches its time limit at the probe the signal landed in: it ends on its own, and the signal still
+    counts, so a game day or a capstone starts no further drill."""
+    settings, signalled, slept = sandbox.settings, [], []
+
+    def deadline() -> float | None:
+        with Ledger(settings.drills_db_path) as ledger:
+            runs = ledger.open_runs()
+        return runs[0].deadline if runs else None
+
+    def probe_then_signal_in_the_last(cfg: Any, backend: Any) -> dict[str, float]:
+        from drills.probes import observe
+
+        called, due = time.time(), deadline()
+        if due is not None and not slept and due - 3 <= called < due - 0.05:
+            slept.append(True)  # this probe started before the limit; the next starts after it, so it is the last
+            time.sleep(due + 0.1 - called)
+        elif slept and not signalled:
+            signalled.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return observe(cfg, backend)
+
+    drill = load_drill(drill_file(tmp_path))
+    assert wait_steady(settings, sandbox.backend, drill.steady(), 90).ok, "the sandbox is steady before the drill"
+    options = RunOptions("ada", 5, settle_timeout=30)
+    result = DrillRunner(drill, settings, sandbox.backend, options, observer=probe_then_signal_in_the_last).run()
+    assert slept == [True] and signalled == [True], "no probe came within 3 s before the time limit"
+    assert (result.outcome, result.interrupted, stops(result)) == ("time_limit", True, True), result
+    assert_clean(sandbox, result.run_id, "time_limit")
 
 
 def test_the_gate_refuses_an_unhealthy_baseline_and_injects_nothing(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -127,3 +128,24 @@ def test_a_port_is_free_until_something_listens_on_it() -> None:
         port = taken.getsockname()[1]
         assert not port_free(port)
     assert port_free(port)
+
+
+def test_the_containers_health_check_runs_on_the_standard_library_alone(http_ok: str, tmp_path: Path) -> None:
+    """Compose runs it every few seconds in every container, with a short timeout: it must start in a blink."""
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['healthcheck', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('lab_runtime.backends.healthcheck', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'pydantic', 'pydantic_settings', 'mlflow'})\n"
+        "print(code, heavy)\n"
+    )
+    up = subprocess.run([sys.executable, "-c", probe, http_ok], capture_output=True, text=True, timeout=30)
+    down = subprocess.run(
+        [sys.executable, "-m", "lab_runtime.backends.healthcheck", str(tmp_path / "none.heartbeat")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (up.stdout, up.stderr) == ("0 []\n", "")
+    assert (down.returncode, down.stderr) == (1, "")  # no runpy warning either
