@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from lab_runtime.errors import LabError
+from lab_runtime.modeling.scorer import LinearScorer, linear_scorer
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION, Registry
 from lab_runtime.service.routing import variant_for
 from lab_runtime.service.schema import SchemaError, columns_from_signature, record_model
@@ -34,9 +35,12 @@ class LoadedModel:
     estimator: Any
     columns: list[tuple[str, str, bool]]
     record_model: type[BaseModel]
+    closed_form: LinearScorer | None = None  # the credit pipeline's, which scores without pandas or validation
 
     def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted class and probability of the positive class for validated feature dicts."""
+        if self.closed_form is not None:
+            return self.closed_form.score(records)
         frame = pd.DataFrame(
             {
                 name: [
@@ -69,7 +73,7 @@ def load_version(tracking_url: str, name: str, version: str) -> LoadedModel:
         estimator = mlflow.sklearn.load_model(path)
     else:
         estimator = mlflow.pyfunc.load_model(path)
-    return LoadedModel(version, estimator, columns, record_model(columns))
+    return LoadedModel(version, estimator, columns, record_model(columns), linear_scorer(estimator))
 
 
 @dataclass(frozen=True)
