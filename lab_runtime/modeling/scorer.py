@@ -74,7 +74,9 @@ def linear_scorer(estimator: Any) -> LinearScorer | None:
         if step == "drop" or (name == "remainder" and step != "passthrough"):
             continue
         names = list(columns)
-        if isinstance(step, StandardScaler) and step.with_mean and step.with_std and all(isinstance(c, str) for c in names):
+        if not all(isinstance(c, str) for c in names):
+            return None
+        if isinstance(step, StandardScaler) and step.with_mean and step.with_std:
             for i, column in enumerate(names):
                 numeric.append(_Numeric(column, float(step.mean_[i]), float(step.scale_[i]), float(weights[at])))
                 at += 1
@@ -83,7 +85,6 @@ def linear_scorer(estimator: Any) -> LinearScorer | None:
             and step.handle_unknown == "ignore"
             and step.drop is None
             and not getattr(step, "_infrequent_enabled", False)
-            and all(isinstance(c, str) for c in names)
         ):
             for column, categories in zip(names, step.categories_, strict=True):
                 categorical.append(_Categorical(column, {c: float(weights[at + j]) for j, c in enumerate(categories)}))
