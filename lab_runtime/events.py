@@ -132,7 +132,7 @@ AlertFiring = TypedDict(
         "signal": str,
         "comparison": str,
         "threshold": float,
-        "for": float,  # seconds the condition must hold
+        "for": float,  # seconds as the rule states them (the condition holds `for` x LAB_TIME_SCALE)
         "value": float,  # the signal when it fired
         "detail": str,
         "summary": str,  # the rule's summary with the value filled in

@@ -1,5 +1,6 @@
-"""Capstone commands: `lab capstone start|status|score`. The capstone is a seeded sequence of blind drills with random
-gaps within a time budget (drawn from a rubric file), run in the background, then scored against the rubric."""
+"""Capstone commands: `lab capstone start|status|score|abort` (and `run`, what `start` runs in the background).
+The capstone is a seeded sequence of blind drills with random gaps within a time budget (drawn from a rubric
+file), run in the background, then scored against the rubric."""
 
 from __future__ import annotations
 

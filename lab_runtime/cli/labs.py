@@ -1,4 +1,4 @@
-"""Lab commands: labs, start, check, hint, solve, declare."""
+"""Lab commands: labs, start, check, hint, solve."""
 
 from __future__ import annotations
 

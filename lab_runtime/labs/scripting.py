@@ -1,4 +1,5 @@
-"""What the labs' reference solutions share: run a `lab` command as a learner does, and wait for a condition."""
+"""What the labs' reference solutions and scripted scenarios share: run a `lab` command as a learner does, and
+wait for a condition."""
 
 from __future__ import annotations
 

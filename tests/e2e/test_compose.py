@@ -1,5 +1,6 @@
-"""The compose runtime end to end, on a real Docker engine: build the images, bring the stack up and wait for health,
-solve lab 01, run a container drill with its reference remediation, grade it, tear down with volumes removed.
+"""The compose runtime end to end, on a real Docker engine, on one stack: build the images, bring the stack up and
+wait for health, solve lab 01, run container drills with their reference remediation, grade, bring up the load,
+observability and scale profiles, tear down with volumes removed.
 
 Runs when a Docker engine answers. CI (`.ci/run`) starts one and sets LAB_REQUIRE_TOOLS=1, so there a missing engine
 fails these tests instead of skipping them.
@@ -27,8 +28,7 @@ from tests.conftest import free_port
 from tests.drills.learner import drill_argv, solve
 from tests.sandbox import REAL_CLOCK, wait_for
 
-# serial: its CPU-starved container and the drill's latency bound need the machine to themselves (beside another
-# worker's sandbox the service stayed over its p99 bound after the fix)
+# serial: its CPU-starved container and the drill's latency bound need the machine to themselves
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 COMPOSE_ONLY = {"incident-service-starved", "incident-registry-slow-network"}
 # Each `lab` command here in its own process: the compose backend's docker client stays open until its process
@@ -152,9 +152,10 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     _prometheus_scrapes_the_service_and_the_monitor(backend)
     _load_profile_runs_locust_once(compose_env, backend)
     _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env)
+    _scale_profile_puts_mlflow_on_postgresql(compose_env)  # last: it moves MLflow to an empty backend store
 
     down = lab_process("down", "--volumes", env=compose_env)
-    assert down.returncode == 0 and "stopped" in down.stdout
+    assert down.returncode == 0 and "stopped" in down.stdout and "postgres" in down.stdout
     project = project_name(settings.root)
     label = {"label": f"com.docker.compose.project={project}"}
     assert engine.containers.list(all=True, filters=label) == []  # type: ignore[attr-defined]
@@ -232,9 +233,9 @@ def _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env:
     assert result.stderr.strip().count("\n") == 0
 
 
-@pytest.mark.timeout(600)
-def test_the_scale_profile_puts_mlflow_on_postgresql(engine: object, compose_env: dict[str, str]) -> None:
-    """Profile scale: PostgreSQL (Debian's, built on the base) holds MLflow's backend store; the stack is healthy."""
+def _scale_profile_puts_mlflow_on_postgresql(compose_env: dict[str, str]) -> None:
+    """Profile scale on the running stack: PostgreSQL (Debian's, built on the base) now holds MLflow's backend store
+    (its container re-created), and the stack is healthy."""
     up = lab_process("up", "--runtime", "compose", "--profile", "scale", env=compose_env, timeout=600)
     assert up.returncode == 0, up.stdout + up.stderr
     backend = ComposeBackend(load_settings())
@@ -245,5 +246,3 @@ def test_the_scale_profile_puts_mlflow_on_postgresql(engine: object, compose_env
     query = ["psql", "-U", "lab", "-d", "mlflow", "-tAc", "select name from experiments"]
     code, output = backend._containers()["postgres"].exec_run(query)
     assert code == 0 and "Default" in output.decode(), output  # MLflow made its tables and default experiment there
-    down = lab_process("down", "--volumes", env=compose_env)
-    assert down.returncode == 0 and "postgres" in down.stdout
