@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from lab_runtime.backends.services import SERVICES
 from lab_runtime.errors import LabError, NotFound
 from lab_runtime.events import DrillEnded, DrillSteadyState, SandboxReset
 from lab_runtime.journal import Journal
+from lab_runtime.labs.scripting import LAB
 from lab_runtime.settings import Settings
 
 ABORT_WAIT = 180.0  # seconds a runner may take to revert and re-check the steady state after an abort
@@ -41,7 +41,7 @@ def in_background(settings: Settings, args: list[str], log: str) -> int:
     settings.ensure_dirs()
     with open(settings.logs_dir / log, "ab") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lab_runtime.cli", *args],
+            [*LAB, *args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

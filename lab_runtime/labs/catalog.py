@@ -45,7 +45,7 @@ class Step(BaseModel):
     hint: str = Field(min_length=1)
 
 
-class LabEvent(BaseModel):
+class ScriptedEvent(BaseModel):
     """A scripted incident: once step `after` passes, `lab check` ships `ship_release` to the pipeline, or
     starts the drill `run_drill` (blind: the learner finds it from what the sandbox shows, like a real incident)."""
 
@@ -56,7 +56,7 @@ class LabEvent(BaseModel):
     run_drill: str | None = None
 
     @model_validator(mode="after")
-    def _one_action(self) -> LabEvent:
+    def _one_action(self) -> ScriptedEvent:
         if (self.ship_release is None) == (self.run_drill is None):
             raise ValueError("an event either ships a release (ship_release) or runs a drill (run_drill), one of them")
         if self.run_drill is not None:
@@ -81,7 +81,7 @@ class Lab(BaseModel):
     starter: list[str] = Field(default_factory=list)
     solution: str = "solution.py"
     steps: list[Step] = Field(min_length=1)
-    events: list[LabEvent] = Field(default_factory=list)
+    events: list[ScriptedEvent] = Field(default_factory=list)
     needs_champion: bool = Field(False, description="`lab start` registers a @champion first if there is none")
     directory: Path = Field(Path("."), exclude=True)
 
@@ -136,7 +136,7 @@ class StepResult:
     hint: str | None  # only for failing steps
 
 
-def due_events(lab: Lab, results: list[StepResult], happened: int) -> list[LabEvent]:
+def due_events(lab: Lab, results: list[StepResult], happened: int) -> list[ScriptedEvent]:
     """The events to run now: those after the first `happened`, in order, whose step passed."""
     passed = {r.id for r in results if r.passed}
     due = []
