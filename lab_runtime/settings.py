@@ -255,11 +255,15 @@ def load_settings() -> Settings:
         raise ConfigError(f"{base / '.env'} is not UTF-8 text (byte {exc.start + 1}): save it as UTF-8") from None
     if not settings.state_dir.is_absolute():
         settings = settings.model_copy(update={"state_dir": base / settings.state_dir})
-    if "LAB_RUNTIME" not in os.environ:
-        try:
-            recorded = (settings.root / RUNTIME_FILE).read_text().strip()
-        except OSError:
-            return settings
-        if recorded in ("local", "compose"):
-            settings = settings.model_copy(update={"runtime": recorded})
+    if "LAB_RUNTIME" not in os.environ and (recorded := recorded_runtime(settings)) is not None:
+        settings = settings.model_copy(update={"runtime": recorded})
     return settings
+
+
+def recorded_runtime(settings: Settings) -> str | None:
+    """The runtime a running sandbox was started on, as `lab up` recorded it (compose records itself)."""
+    try:
+        recorded = (settings.root / RUNTIME_FILE).read_text().strip()
+    except OSError:
+        return None
+    return recorded if recorded in ("local", "compose") else None

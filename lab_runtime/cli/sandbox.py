@@ -23,7 +23,7 @@ from lab_runtime.cli.common import (
 )
 from lab_runtime.errors import ConfigError
 from lab_runtime.events import LEARNER_ACTION, RESTART, UP, LearnerAction
-from lab_runtime.settings import RUNTIME_FILE, Settings
+from lab_runtime.settings import Settings, recorded_runtime
 
 if TYPE_CHECKING:
     from lab_runtime.backends.base import Backend
@@ -39,7 +39,7 @@ def up(
     current = settings(runtime)
     if current.runtime not in ("local", "compose"):
         raise ConfigError(f"unknown runtime {current.runtime!r}; use --runtime local or --runtime compose")
-    running = _recorded_runtime(current)
+    running = recorded_runtime(current)
     if running and running != current.runtime:
         raise ConfigError(f"the sandbox is running on the {running} runtime; stop it first with `lab down`")
     chosen = backend(current)
@@ -64,16 +64,8 @@ def down(
         for name in runtime.clear_unreadable():
             out.print(f"cleared {name}")
         runtime = backend(settings())  # it may have forgotten a compose sandbox whose engine is gone
-    stopped = runtime.down(volumes)
-    (current.root / RUNTIME_FILE).unlink(missing_ok=True)
+    stopped = runtime.down(volumes)  # the compose backend forgets its record
     out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
-
-
-def _recorded_runtime(current: Settings) -> str | None:
-    try:
-        return (current.root / RUNTIME_FILE).read_text().strip()
-    except OSError:
-        return None
 
 
 def _end_drill(current: Settings, runtime: Backend) -> None:
