@@ -21,6 +21,7 @@ import psutil
 
 from lab_runtime.backends.services import ServiceSpec, ServiceStatus, answers, port_free
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
+from lab_runtime.files.atomic import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class Supervisor:
         rec = ProcessRecord(
             spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path)
         )
-        self._pidfile(spec.name).write_text(json.dumps(asdict(rec)))
+        write_json_atomic(self._pidfile(spec.name), asdict(rec))  # readers in other processes see old or new
 
     def start(self, specs: Sequence[ServiceSpec], timeout: float) -> list[str]:
         """Start what is not running, level by level; returns the names started. Stops them all on failure."""

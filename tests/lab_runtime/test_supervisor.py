@@ -1,5 +1,6 @@
 import dataclasses
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -82,3 +83,37 @@ def test_a_corrupt_pid_file_gets_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "run" / "web.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"pid file .*web\.json is corrupt.*lab down --force"):
         Supervisor(tmp_path / "run", tmp_path / "logs").status([spec("web")])
+
+
+def test_a_reader_never_sees_a_pid_file_half_written(tmp_path: Path) -> None:
+    """Drill probes and `lab status` read pid files from other processes while a restart rewrites them."""
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    sleeper = ServiceSpec("svc", ["sleep", "60"])
+    sup._spawn(sleeper)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, pathlib\n"
+            "path, bad = pathlib.Path(sys.argv[1]), 0\n"
+            "while not pathlib.Path(sys.argv[2]).exists():\n"
+            "    try:\n        json.loads(path.read_text())\n"
+            "    except ValueError:\n        bad += 1\n"
+            "print(bad)\n",
+            str(tmp_path / "run" / "svc.json"),
+            str(tmp_path / "done"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):  # a restart: the new process's record replaces the old one's
+            old = sup._children["svc"]
+            sup._spawn(sleeper)
+            old.kill()
+            old.wait()
+    finally:
+        (tmp_path / "done").touch()
+        said, _ = reader.communicate(timeout=30)
+        sup.stop(["svc"])
+    assert said == "0\n"
