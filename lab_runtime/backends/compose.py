@@ -252,11 +252,19 @@ class ComposeBackend:
                 f"building the sandbox's images from {self._env['LAB_BASE_IMAGE']} failed: {_build_error(build)}; "
                 f"the whole build is in {log}"
             )
+        extra = [n for p in self.profiles() for n in PROFILES[p] if n != "locust"]  # locust runs once and exits
+        # Locust's load test runs when its profile is asked for, not again at every later `lab up` of the stack.
+        services = [] if "load" in profiles else [*self.specs, *extra]
         # compose waits for each level's healthchecks itself; it gets the start timeout per level, and a margin
         started = self.compose(
-            "up", "-d", "--no-build", "--remove-orphans", check=False, timeout=3 * self.settings.start_timeout + 60
+            "up",
+            "-d",
+            "--no-build",
+            "--remove-orphans",
+            *services,
+            check=False,
+            timeout=3 * self.settings.start_timeout + 60,
         )
-        extra = [n for p in self.profiles() for n in PROFILES[p] if n != "locust"]  # locust runs once and exits
         self._wait_healthy([*self.specs, *extra], started)
         return [s.name for s in self.status() if s.running and s.name not in before]
 

@@ -236,9 +236,11 @@ def _observability_profile_has_its_images_or_says_how_to_bring_them(compose_env:
 def _scale_profile_puts_mlflow_on_postgresql(compose_env: dict[str, str]) -> None:
     """Profile scale on the running stack: PostgreSQL (Debian's, built on the base) now holds MLflow's backend store
     (its container re-created), and the stack is healthy."""
+    backend = ComposeBackend(load_settings())
+    locust_ran = backend._containers()["locust"].attrs["State"]["StartedAt"]
     up = lab_process("up", "--runtime", "compose", "--profile", "scale", env=compose_env, timeout=600)
     assert up.returncode == 0, up.stdout + up.stderr
-    backend = ComposeBackend(load_settings())
+    assert backend._containers()["locust"].attrs["State"]["StartedAt"] == locust_ran  # its load test ran once
     rows = {r.name: r for r in backend.status()}
     assert rows["postgres"].healthy and all(rows[name].healthy for name in backend.specs), rows
     mlflow = backend._containers()["mlflow"]
