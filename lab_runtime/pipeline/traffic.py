@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import logging
 import os
 import signal
@@ -26,8 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import numpy as np
+import orjson
 import pandas as pd
 
 from lab_runtime.files.atomic import read_json, write_json_atomic
@@ -47,6 +49,8 @@ STATUS_EVERY = 1.0
 SUMMARY_EVERY = 30  # status writes between two summary log lines
 LABEL_GIVE_UP = 60.0  # seconds past due after which an undeliverable label is dropped
 CLIENT_TIMEOUT = 5.0  # seconds for one request to the model service
+READY_TIMEOUT = 2.0
+JSON_HEADERS = {"content-type": "application/json"}
 LABEL_DRAIN = CLIENT_TIMEOUT  # a label post in flight when the pipeline stops may finish
 _TRANSFORM_STREAM, _LABEL_STREAM = 101, 102  # seeds of the rows a `share` picks and the rows that get labels
 M = TypeVar("M", ConceptChange, LabelFeedStop)
@@ -154,7 +158,7 @@ class Pipeline:
     """One pipeline: its schedule, in-flight requests, pending labels, counters and status file."""
 
     def __init__(
-        self, settings: Settings, store: ReleaseStore, client: httpx.AsyncClient, gen: DataGenerator | None = None
+        self, settings: Settings, store: ReleaseStore, client: aiohttp.ClientSession, gen: DataGenerator | None = None
     ) -> None:
         self.settings = settings
         self.store = store
@@ -285,18 +289,19 @@ class Pipeline:
     async def _not_ready_reason(self) -> str | None:
         url = self.settings.service_url
         try:
-            answer = await self.client.get("/ready", timeout=2.0)
-        except httpx.ConnectError:
+            async with self.client.get("/ready", timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT)) as answer:
+                status, text = answer.status, await answer.text()
+        except aiohttp.ClientConnectorError:
             return f"connection refused at {url}"
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             return f"{url}/ready did not answer ({type(exc).__name__})"
-        if answer.status_code == 200:
+        if status == 200:
             return None
         try:
-            reason = answer.json().get("reason") or answer.text
+            reason = json.loads(text).get("reason") or text
         except (ValueError, AttributeError):
-            reason = answer.text
-        return f"the model service is not ready ({answer.status_code}: {str(reason)[:200]})"
+            reason = text
+        return f"the model service is not ready ({status}: {str(reason)[:200]})"
 
     def _not_ready(self, reason: str) -> None:
         if reason != self.reason:
@@ -320,26 +325,31 @@ class Pipeline:
 
     async def _predict(self, request_id: str, features: dict[str, Any], label: int | None) -> None:
         try:
-            answer = await self.client.post("/predict", json={"request_id": request_id, "features": features})
-        except httpx.HTTPError as exc:  # refused, timed out, dropped
+            status, text = await self._post("/predict", {"request_id": request_id, "features": features})
+        except (aiohttp.ClientError, TimeoutError) as exc:  # refused, timed out, dropped
             self.counters.connection_errors += 1
             self._error(None, f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, httpx.ConnectError):
+            if isinstance(exc, aiohttp.ClientConnectorError):
                 self._not_ready(f"connection refused at {self.settings.service_url}")
             return
-        if answer.status_code == 200:
+        if status == 200:
             self.counters.ok += 1
             if label is not None:
                 due = time.monotonic() + self.settings.scaled(self.settings.label_delay)
                 heapq.heappush(self.labels, (due, request_id, label, due + LABEL_GIVE_UP))
             return
-        self._error(answer.status_code, answer.text)
-        if answer.status_code >= 500:
+        self._error(status, text)
+        if status >= 500:
             self.counters.failed_5xx += 1
-            if answer.status_code == 503:
-                self._not_ready(f"the model service answered 503: {answer.text[:200]}")
+            if status == 503:
+                self._not_ready(f"the model service answered 503: {text[:200]}")
         else:
             self.counters.rejected_4xx += 1
+
+    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, str]:
+        """POST `body` as JSON to the service: the status and the body's text."""
+        async with self.client.post(path, data=orjson.dumps(body), headers=JSON_HEADERS) as answer:
+            return answer.status, await answer.text()
 
     def _error(self, status: int | None, body: str) -> None:
         """Keep the last error (status code, first 200 characters); log it when its status differs from the last."""
@@ -366,14 +376,14 @@ class Pipeline:
     async def _post_label(self, request_id: str, label: int) -> bool:
         """False when it is worth trying again (the service is down or failing)."""
         try:
-            answer = await self.client.post("/feedback", json={"request_id": request_id, "label": label})
-        except httpx.HTTPError:
+            status, text = await self._post("/feedback", {"request_id": request_id, "label": label})
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        if answer.status_code >= 500:
+        if status >= 500:
             return False
-        if answer.status_code >= 300:  # refused: trying again will not help
+        if status >= 300:  # refused: trying again will not help
             self.counters.labels_dropped += 1
-            self._error(answer.status_code, answer.text)
+            self._error(status, text)
         else:
             self.counters.labels_posted += 1
         return True
@@ -421,17 +431,22 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT + 4, max_keepalive_connections=MAX_IN_FLIGHT)
     with ReleaseStore(settings.pipeline_db_path) as store:
-        async with httpx.AsyncClient(
-            base_url=settings.service_url, timeout=CLIENT_TIMEOUT, limits=limits, trust_env=False
-        ) as client:
+        async with service_session(settings) as client:
             await Pipeline(settings, store, client).run(stop)
+
+
+def service_session(settings: Settings) -> aiohttp.ClientSession:
+    """The pipeline's HTTP client to the model service (aiohttp: a request costs half the CPU it does in httpx)."""
+    return aiohttp.ClientSession(
+        base_url=settings.service_url,
+        timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT),
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT + 4),
+    )
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     settings.ensure_dirs()
     asyncio.run(run(settings))

@@ -22,7 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from lab_runtime.journal import Journal
@@ -38,6 +37,7 @@ from lab_runtime.pipeline.traffic import (
     read_status,
     relabel,
     retransform,
+    service_session,
 )
 from lab_runtime.settings import HOST, Settings
 from tests.conftest import free_port
@@ -112,7 +112,7 @@ async def drive(settings: Settings, script: Any) -> Pipeline:
     """Run a pipeline while `script(pipeline)` runs; then stop it as SIGTERM would."""
     settings.ensure_dirs()
     stop = asyncio.Event()
-    async with httpx.AsyncClient(base_url=settings.service_url, timeout=5.0, trust_env=False) as client:
+    async with service_session(settings) as client:
         with ReleaseStore(settings.pipeline_db_path) as store:
             pipeline = Pipeline(settings, store, client, GEN)
             running = asyncio.create_task(pipeline.run(stop))
