@@ -96,41 +96,40 @@ def play(settings: Settings, drill: str, moves: Sequence[Move]) -> Played:
     return Played(grade_run(events(settings), run_id), known)
 
 
-def play_accuracy_scenario(settings: Settings, scratch: Path) -> list[Played]:
-    """The five runs, in order: error burst (a wrong guess first), renamed column, slow champion, failing canary
-    (mitigated by its share, remediated by the abort soon after), and a latency spike nobody fixes."""
-    no_fix = scratch / "accuracy-no-fix.yaml"
+# The scenario's runs, in order: error burst (a wrong guess first), renamed column, slow champion, failing canary
+# (mitigated by its share, remediated by the abort soon after), and a latency spike nobody fixes.
+SCENARIO: dict[str, tuple[Move, ...]] = {
+    "incident-error-burst": (  # a restart clears the service's fault table
+        Move(2.0, ("declare", "latency")),
+        Move(3.5, ("declare", "errors"), ("ttd",)),
+        Move(5.0, ("restart", "model-service"), ("ttm", "ttr")),
+    ),
+    "schema-renamed-column": (  # every request refused: the pipeline's release rolled back
+        Move(2.0, ("declare", "schema-skew"), ("ttd",)),
+        Move(4.0, ("pipeline", "rollback"), ("ttm", "ttr")),
+    ),
+    "rollback-slow-champion": (  # a slow champion: @champion back on the version before it
+        Move(2.0, ("declare", "bad-model"), ("ttd",)),
+        Move(4.0, ("model", "rollback"), ("ttm", "ttr")),
+    ),
+    # the abort 2 s after the share change returned, while the recent requests still hold the errors
+    "canary-failing-challenger": (
+        Move(2.0, ("declare", "bad-model"), ("ttd",)),
+        Move(4.0, ("canary", "set", "0"), ("ttm",)),
+        Move(4.0, ("canary", "abort"), ("ttr",), gap=2.0),
+    ),
+    NO_FIX["id"]: (Move(1.5, ("declare", "latency"), ("ttd",)),),
+}
+
+
+def play_accuracy_scenario(settings: Settings, scratch: Path, drills: Sequence[str] = tuple(SCENARIO)) -> list[Played]:
+    """The scenario's runs of `drills` (all of them by default), in the scenario's order."""
+    no_fix = scratch / f"{NO_FIX['id']}.yaml"
     no_fix.write_text(yaml.safe_dump(NO_FIX))
     return [
-        play(  # a restart clears the service's fault table
-            settings,
-            "incident-error-burst",
-            [
-                Move(2.0, ("declare", "latency")),
-                Move(3.5, ("declare", "errors"), ("ttd",)),
-                Move(5.0, ("restart", "model-service"), ("ttm", "ttr")),
-            ],
-        ),
-        play(  # every request refused: the pipeline's release rolled back
-            settings,
-            "schema-renamed-column",
-            [Move(2.0, ("declare", "schema-skew"), ("ttd",)), Move(4.0, ("pipeline", "rollback"), ("ttm", "ttr"))],
-        ),
-        play(  # a slow champion: @champion back on the version before it
-            settings,
-            "rollback-slow-champion",
-            [Move(2.0, ("declare", "bad-model"), ("ttd",)), Move(4.0, ("model", "rollback"), ("ttm", "ttr"))],
-        ),
-        play(  # the abort 2 s after the share change returned, while the recent requests still hold the errors
-            settings,
-            "canary-failing-challenger",
-            [
-                Move(2.0, ("declare", "bad-model"), ("ttd",)),
-                Move(4.0, ("canary", "set", "0"), ("ttm",)),
-                Move(4.0, ("canary", "abort"), ("ttr",), gap=2.0),
-            ],
-        ),
-        play(settings, str(no_fix), [Move(1.5, ("declare", "latency"), ("ttd",))]),
+        play(settings, str(no_fix) if drill == NO_FIX["id"] else drill, moves)
+        for drill, moves in SCENARIO.items()
+        if drill in drills
     ]
 
 

@@ -19,12 +19,15 @@ from lab_runtime.events import CAPSTONE_ENDED, DRILL_ENDED, DRILL_STARTED
 from lab_runtime.settings import Settings
 from tests.cli import lab, lab_process
 from tests.drills.learner import events, last_event_id, respond, run_id_after
-from tests.grader.accuracy import ACCURACY, ENV, MARKS, accuracy_table, burning_cores, play_accuracy_scenario
+from tests.grader.accuracy import ACCURACY, ENV, MARKS, NO_FIX, accuracy_table, burning_cores, play_accuracy_scenario
 from tests.grader.test_capstone import RULES
 from tests.sandbox import Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
 PROBES = {"LAB_DRILL_PROBE_INTERVAL": "0.5"}  # the capstone's drills probe on FAST's clock
+# A wrong guess first, a mitigation before the remediation, and a run nobody fixes: the scenario's other runs differ
+# only in the command the learner types.
+SHORT = ("incident-error-burst", "canary-failing-challenger", NO_FIX["id"])
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +41,21 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 def test_ttd_ttm_and_ttr_are_the_learners_command_starts_within_100_ms_on_a_loaded_machine(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    with burning_cores():
-        plays = play_accuracy_scenario(sandbox.settings, tmp_path)
+    with burning_cores():  # the marks of every kind of move; `make bench-grading` plays the whole scenario
+        plays = play_accuracy_scenario(sandbox.settings, tmp_path, SHORT)
     table = accuracy_table(plays)
     print(table)
-    burst, schema, rollback, canary, nobody = (p.grade for p in plays)
+    burst, canary, nobody = (p.grade for p in plays)
     assert burst.wrong_declarations == 1, table
-    assert [g.outcome for g in (burst, schema, rollback, canary)] == ["remediated"] * 4, table
-    for p in plays[:4]:
+    assert [g.outcome for g in (burst, canary)] == ["remediated"] * 2, table
+    for p in plays[:2]:
         for mark in MARKS:
             graded = getattr(p.grade, mark)
             assert graded is not None and abs(graded - p.known[mark]) <= ACCURACY, f"{p.grade.drill} {mark}\n{table}"
-        assert p.grade.time_to_recovery is not None and p.grade.time_to_recovery >= p.grade.ttr, table
+        recovery, ttr = p.grade.time_to_recovery, p.grade.ttr
+        assert recovery is not None and ttr is not None and recovery >= ttr, table
     assert canary.ttm is not None and canary.ttr is not None and canary.ttm < canary.ttr, table
-    assert nobody.ttd is not None and abs(nobody.ttd - plays[4].known["ttd"]) <= ACCURACY, table
+    assert nobody.ttd is not None and abs(nobody.ttd - plays[2].known["ttd"]) <= ACCURACY, table
     assert (nobody.outcome, nobody.ttm, nobody.ttr, nobody.time_to_recovery) == ("not remediated", None, None, None)
 
 
