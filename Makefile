@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml lab_runtime/__init__.py
 	@$(PY) -c 'import lab_runtime, sysconfig; lab_runtime.write_site_defaults(sysconfig.get_paths()["purelib"])'
 	@touch $(STAMP)
 
-# On two workers (a test file per worker at a time, so a module's sandbox stays on one), then the tests that
-# need the machine to themselves (marked `serial`).
+# On two workers (a test file per worker at a time, and tests/drills whole on one: tests/conftest.py's scheduler;
+# so a sandbox starts once per module or package), then the tests that need the machine to themselves (`serial`).
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial

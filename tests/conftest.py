@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,25 @@ from lab_runtime.settings import HOST
 # as a pipe gives it, however the tests are run.
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
+
+
+# Under `make test` (`--dist loadfile`) a test file runs whole on one xdist worker, so a module's sandbox starts once;
+# these packages run whole on one worker too, as their tests share one package-scoped sandbox.
+SHARED_SANDBOX_PACKAGES = ("tests/drills/",)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with each of SHARED_SANDBOX_PACKAGES scheduled as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileOrSharedPackage(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = str(super()._split_scope(nodeid))
+            return next((p for p in SHARED_SANDBOX_PACKAGES if path.startswith(p)), path)
+
+    return LoadFileOrSharedPackage(config, log)
 
 
 def free_port() -> int:
