@@ -8,6 +8,7 @@ LabError
 ├── InvalidRules         an alert-rule file that fails validation (names file and field)
 ├── InvalidRelease       a pipeline release that fails validation (names file and field)
 ├── InvalidAnalysis      a canary analysis file that fails validation (names file and field)
+├── InvalidPolicy        an output-policy file that fails validation (names file and field)
 ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
 ├── ServiceStartFailed   a service did not become healthy (names service and log file)
 ├── PortInUse            a port the sandbox needs is taken
@@ -50,6 +51,10 @@ class InvalidRelease(LabError):
 
 class InvalidAnalysis(LabError):
     """Raised when a canary analysis file fails validation."""
+
+
+class InvalidPolicy(LabError):
+    """Raised when an output-policy file fails validation."""
 
 
 class RuntimeNotReady(LabError):

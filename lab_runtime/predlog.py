@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS predictions (
     prediction INTEGER NOT NULL,
     probability REAL NOT NULL,
     latency_ms REAL NOT NULL,
-    features TEXT NOT NULL
+    features TEXT NOT NULL,
+    decision TEXT NOT NULL DEFAULT '',
+    violations TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -53,12 +55,18 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 """
 # Columns added after a table first shipped: (table, column, definition), added to older files on open.
-_ADDED_COLUMNS = (("requests", "model_version", "TEXT NOT NULL DEFAULT 'none'"),)
+_ADDED_COLUMNS = (
+    ("requests", "model_version", "TEXT NOT NULL DEFAULT 'none'"),
+    ("predictions", "decision", "TEXT NOT NULL DEFAULT ''"),
+    ("predictions", "violations", "TEXT NOT NULL DEFAULT ''"),
+)
 _TABLES = ("predictions", "feedback", "requests")
 
 
 @dataclass(frozen=True)
 class PredictionRow:
+    """One prediction served; `violations` are the ids of the output-policy rules its decision broke."""
+
     ts: float
     request_id: str
     model_version: str
@@ -67,6 +75,8 @@ class PredictionRow:
     probability: float
     latency_ms: float
     features: dict[str, Any]
+    decision: str = ""
+    violations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,8 @@ class PredictionLogger:
                 r.probability,
                 r.latency_ms,
                 json.dumps(r.features),
+                r.decision,
+                ",".join(r.violations),
             )
             for r in rows
             if isinstance(r, PredictionRow)
@@ -192,7 +204,7 @@ class PredictionLogger:
         self._conn.execute("BEGIN")
         self._conn.executemany(
             "INSERT INTO predictions (ts, request_id, model_version, variant, prediction, probability, "
-            "latency_ms, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "latency_ms, features, decision, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             predictions,
         )
         self._conn.executemany("INSERT INTO feedback (ts, request_id, label) VALUES (?, ?, ?)", labels)

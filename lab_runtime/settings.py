@@ -157,6 +157,11 @@ class Settings(BaseSettings):
         return self.root / "rules"
 
     @property
+    def policy_path(self) -> Path:
+        """The learner's output policy; while it does not exist the built-in one is in force."""
+        return self.root / "policy.yaml"
+
+    @property
     def load_dir(self) -> Path:
         return self.root / "load"
 

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime.monitor.drift import DriftResult, detect, p_value
-from lab_runtime.monitor.traffic import traffic_signals
+from lab_runtime.monitor.traffic import output_signals, traffic_signals
 
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient data"
 
@@ -125,6 +125,7 @@ def evaluate(
         "rows": float(rows),
         "service_up": float(window.service_down is None),
         **traffic_signals(window.requests, window.seconds),
+        **output_signals(predictions),
         **_quality(window.labelled, baseline, limits.min_labels),
     }
     details = {"service_up": window.service_down or "it answers"}

@@ -17,6 +17,8 @@ WINDOW_SIGNALS: dict[str, str] = {
     "latency_p50_ms": "median /predict latency of successful calls",
     "latency_p95_ms": "95th percentile /predict latency of successful calls",
     "latency_p99_ms": "99th percentile /predict latency of successful calls",
+    "unsafe_output_rate": "share of predictions whose decision broke a rule of the output policy (`lab policy`)",
+    "approval_rate": "share of predictions decided `approve`",
     "drifted_features": "features whose drift test rejects at the corrected threshold",
     "drift_share": "drifted_features divided by the features tested",
     "max_missing_share": "largest share of null values in any feature",

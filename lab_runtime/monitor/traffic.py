@@ -1,4 +1,5 @@
-"""Traffic signals from the service's own record of /predict calls: volume, error rates, latency. Pure.
+"""Traffic signals from the service's own record of /predict calls: volume, error rates, latency; output signals
+from its predictions: the decisions it served and the output-policy rules they broke. Pure.
 
 The monitor computes them over its window; a drill's probe over the last few seconds, to see a fix within
 seconds of the learner's move.
@@ -22,3 +23,14 @@ def traffic_signals(calls: pd.DataFrame, seconds: float) -> dict[str, float]:
             for q in (50, 95, 99):
                 signals[f"latency_p{q}_ms"] = float(np.percentile(ok, q))
     return signals
+
+
+def output_signals(predictions: pd.DataFrame) -> dict[str, float]:
+    """`unsafe_output_rate` (share of predictions whose decision broke an output-policy rule) and `approval_rate`
+    of `predictions` (columns decision, violations); both need predictions, and a log that records decisions."""
+    if not len(predictions) or "violations" not in predictions:
+        return {}
+    return {
+        "unsafe_output_rate": float((predictions["violations"] != "").mean()),
+        "approval_rate": float((predictions["decision"] == "approve").mean()),
+    }

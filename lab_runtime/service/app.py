@@ -22,6 +22,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from lab_runtime.files.watched import WatchedFile
 from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow, RequestRow
 from lab_runtime.registry.rest import Registry
 from lab_runtime.service.admin import admin_token
@@ -32,6 +33,7 @@ from lab_runtime.service.faults import FaultTable, ServiceFault, check_fault_id
 from lab_runtime.service.limits import MAX_BODY_BYTES, MAX_DEPTH, BodyLimits, BodyRefused
 from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
+from lab_runtime.service.policy import BUILTIN, Policy, load_policy
 from lab_runtime.service.schema import (
     BatchIn,
     BatchOut,
@@ -41,6 +43,7 @@ from lab_runtime.service.schema import (
     HealthOut,
     InvalidOut,
     ModelOut,
+    PolicyOut,
     PredictionOut,
     ReadyOut,
     RecordIn,
@@ -50,6 +53,7 @@ from lab_runtime.service.schema import (
 from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.service")
+POLICY_POLL = 1.0  # seconds between two looks at the learner's policy file
 
 LIMITS = (
     f"Request bodies are limited to {MAX_BODY_BYTES} bytes (1 MiB; larger ones are refused with 413 before they are "
@@ -159,6 +163,13 @@ def _admin_router(token: str, faults: FaultTable) -> APIRouter:
     return router
 
 
+def _said_policy(policy: WatchedFile[Policy]) -> None:
+    if policy.problem:
+        log.warning("%s", policy.problem)
+    else:
+        log.info("output policy in force: %s", policy.source)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service app; the registry follower and the prediction logger live as long as it does."""
     cfg = settings or load_settings()
@@ -171,6 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     batcher = Batcher()
     faults = FaultTable()
     rng = random.Random()  # the faults' share draws; not seeded: drills are blind, not replayed
+    policy = WatchedFile(cfg.policy_path, load_policy, BUILTIN)
+    if policy.problem:
+        log.warning("%s", policy.problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -181,7 +195,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retention=cfg.prediction_retention,
         )
         follower.start()
+        stop_policy = policy.follow(POLICY_POLL, _said_policy)
         yield
+        stop_policy()
         batcher.close()
         follower.stop()
         holder["log"].close()
@@ -230,6 +246,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if serving.champion
             else [],
         }
+
+    @app.get("/policy", response_model=PolicyOut)
+    def output_policy() -> dict[str, Any]:
+        """The output policy in force: decision thresholds and the decisions never to serve, the file they come
+        from, and why the learner's file was refused (if it was: the last good policy stays in force)."""
+        return {"source": str(policy.source), "problem": policy.problem, **policy.value.model_dump()}
 
     @app.post(
         "/predict",
@@ -292,6 +314,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if fault.status is not None:
             return refused(_json({"detail": _reason(fault.status)}, fault.status), len(records), *first)
         out: list[dict[str, Any]] = [{} for _ in ids]
+        rules = policy.value
+        broken: list[list[str]] = [[] for _ in ids]
         for variant, (model, index) in groups.items():
             try:
                 predictions, probabilities = await batcher.score(model, [features[i] for i in index])
@@ -299,10 +323,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 detail = f"model version {model.version} failed to score: {type(exc).__name__}: {exc}"
                 return refused(_json({"detail": detail}, 500), len(records), variant, model.version)
             for i, pred, proba in zip(index, predictions.tolist(), probabilities.tolist(), strict=True):
+                decision = rules.decide(proba)
+                broken[i] = rules.violations(decision, features[i])
                 out[i] = {
                     "request_id": ids[i],
                     "prediction": pred,
                     "probability": proba,
+                    "decision": decision,
                     "model_version": model.version,
                     "variant": variant,
                 }
@@ -319,8 +346,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     o["probability"],
                     elapsed * 1000,
                     f,
+                    o["decision"],
+                    tuple(b),
                 )
-                for o, f in zip(out, features, strict=True)
+                for o, f, b in zip(out, features, broken, strict=True)
             ]
             + [
                 RequestRow(now, 200, variant, len(index), elapsed * 1000, model.version)
@@ -333,6 +362,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.latency.labels(variant).observe(elapsed)
             for i in index:
                 metrics.score.labels(variant).observe(out[i]["probability"])
+                metrics.decisions.labels(out[i]["decision"], variant, model.version).inc()
+                for rule in broken[i]:
+                    metrics.violations.labels(rule, variant, model.version).inc()
         return _json({"predictions": out} if is_batch else out[0])
 
     @app.post("/feedback", status_code=202, response_model=FeedbackOut, responses=FEEDBACK_ANSWERS)

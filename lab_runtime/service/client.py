@@ -16,3 +16,11 @@ def served_model(settings: Settings) -> dict[str, Any] | None:
         return dict(loopback.get(f"{settings.service_url}/model", timeout=3.0).json())
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def policy_in_force(settings: Settings) -> dict[str, Any] | None:
+    """The service's `GET /policy` (the output policy it applies now), or None when it does not answer."""
+    try:
+        return dict(loopback.get(f"{settings.service_url}/policy", timeout=3.0).json())
+    except (httpx.HTTPError, ValueError):
+        return None

@@ -28,6 +28,15 @@ class ServiceMetrics:
             buckets=tuple(i / 10 for i in range(1, 11)),
             registry=self.registry,
         )
+        self.decisions = Counter(
+            "lab_decisions", "Decisions served, by decision", ["decision", "variant", "version"], registry=self.registry
+        )
+        self.violations = Counter(
+            "lab_policy_violations",
+            "Decisions served that broke a rule of the output policy, by rule",
+            ["rule", "variant", "version"],
+            registry=self.registry,
+        )
         self.log_dropped = Counter(
             "lab_prediction_log_dropped",
             "Prediction rows dropped because the log queue was full",

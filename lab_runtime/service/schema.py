@@ -18,6 +18,8 @@ from pydantic import (
     create_model,
 )
 
+from lab_runtime.service.policy import Policy
+
 # Numeric features are refused beyond this magnitude: larger ones overflow a model's arithmetic (a scaler's
 # division gives infinity, and scikit-learn refuses it), and no feature of the lab's data comes near.
 MAX_MAGNITUDE = 10**12
@@ -107,6 +109,9 @@ class PredictionOut(BaseModel):
     request_id: str
     prediction: int
     probability: float
+    decision: Literal["approve", "refer", "decline"] = Field(
+        description="the probability of default under the output policy's thresholds (refer: to a human reviewer)"
+    )
     model_version: str
     variant: Literal["champion", "challenger"]
 
@@ -141,6 +146,11 @@ class FeatureOut(BaseModel):
     name: str
     type: str
     required: bool
+
+
+class PolicyOut(Policy):
+    source: str = Field(description="the output policy file in force")
+    problem: str | None = Field(description="why the learner's policy file was refused; None: it was not")
 
 
 class ModelOut(BaseModel):

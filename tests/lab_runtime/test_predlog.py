@@ -76,3 +76,21 @@ def test_a_window_without_predictions_is_empty_whether_calls_failed_or_none_came
     assert refused.empty and "request_id" in refused.columns
     assert list(log.requests(since=T0)["status"]) == [422, 422, 422]
     assert log.window(since=T0 + 100).empty and log.requests(since=T0 + 100).empty  # nothing at all
+
+
+def test_a_prediction_keeps_its_decision_and_the_rules_it_broke_and_an_older_log_gains_the_columns(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.db"
+    with sqlite3.connect(path) as old:  # a log written before decisions were recorded
+        old.execute(
+            "CREATE TABLE predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, request_id TEXT NOT "
+            "NULL, model_version TEXT NOT NULL, variant TEXT NOT NULL, prediction INTEGER NOT NULL, probability REAL "
+            "NOT NULL, latency_ms REAL NOT NULL, features TEXT NOT NULL)"
+        )
+        old.execute("INSERT INTO predictions VALUES (1, ?, 'old', '1', 'champion', 0, 0.1, 1.0, '{}')", (T0,))
+    logger = PredictionLogger(path, maxsize=10)
+    logger.log([PredictionRow(T0 + 1, "new", "1", "champion", 0, 0.1, 1.0, {}, "approve", ("a-rule", "b-rule"))])
+    logger.close()
+    window = PredictionLog(path).window(since=T0)
+    assert list(zip(window["decision"], window["violations"], strict=True)) == [("", ""), ("approve", "a-rule,b-rule")]

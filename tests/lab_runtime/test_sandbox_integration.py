@@ -8,15 +8,19 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from lab_runtime.backends.local import LocalBackend
 from lab_runtime.events import ALIAS_CHANGED
+from lab_runtime.files.atomic import write_atomic
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB, DataGenerator
 from lab_runtime.modeling.model import Registered
 from lab_runtime.predlog import PredictionLog
+from lab_runtime.service.policy import BUILTIN, load_policy
 from lab_runtime.settings import Settings
+from tests.cli import lab
 from tests.sandbox import running_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -46,6 +50,7 @@ def test_the_service_serves_the_champion_and_logs_each_prediction(sandbox: Any) 
     body = answer.json()
     assert body["request_id"] == "one" and body["model_version"] == v1.version and body["variant"] == "champion"
     assert 0.0 <= body["probability"] <= 1.0 and body["prediction"] in (0, 1)
+    assert body["decision"] == load_policy().decide(body["probability"])  # the built-in policy's thresholds
     batch = httpx.post(
         f"{settings.service_url}/predict", json={"records": [{"features": features(i)} for i in range(5)]}
     )
@@ -60,6 +65,59 @@ def test_the_service_serves_the_champion_and_logs_each_prediction(sandbox: Any) 
     schema = httpx.get(f"{settings.service_url}/openapi.json").json()
     body_schema = json.dumps(schema["paths"]["/predict"]["post"]["requestBody"])
     assert "credit_score" in body_schema
+
+
+def policy_source(settings: Settings) -> str:
+    return str(httpx.get(f"{settings.service_url}/policy").json()["source"])
+
+
+def test_a_policy_of_the_learner_reaches_the_service_and_each_broken_rule_is_logged_and_counted(sandbox: Any) -> None:
+    settings, _, (v1, _) = sandbox
+    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    assert policy_source(settings) == str(BUILTIN)
+    lenient = {
+        "decision": {"approve_below": 0.999, "decline_from": 1.0},
+        "never": [
+            {
+                "id": "any-approval",
+                "decision": "approve",
+                "when": [{"feature": "age", "op": ">", "value": 0}],
+                "why": "w",
+            }
+        ],
+    }
+    try:
+        write_atomic(settings.policy_path, yaml.safe_dump(lenient).encode())
+        wait_for(lambda: policy_source(settings) == str(settings.policy_path), 10, "the learner's policy in force")
+        answer = httpx.post(f"{settings.service_url}/predict", json={"request_id": "lenient", "features": features()})
+        assert answer.json()["decision"] == "approve"
+        log = PredictionLog(settings.prediction_log_path)
+
+        def logged() -> list[tuple[str, str]]:
+            rows = log.window(since=0)
+            rows = rows[rows["request_id"] == "lenient"]
+            return list(zip(rows["decision"], rows["violations"], strict=True))
+
+        wait_for(lambda: logged() == [("approve", "any-approval")], 5, "the violation logged")
+        metrics = httpx.get(f"{settings.service_url}/metrics").text
+        assert (
+            f'lab_policy_violations_total{{rule="any-approval",variant="champion",version="{v1.version}"}}' in metrics
+        )
+
+        broken = {**lenient, "decision": {"approve_below": 0.999}}
+        write_atomic(settings.policy_path, yaml.safe_dump(broken).encode())
+        wait_for(lambda: httpx.get(f"{settings.service_url}/policy").json()["problem"] is not None, 10, "a refusal")
+        shown = httpx.get(f"{settings.service_url}/policy").json()
+        assert shown["problem"] == (
+            f"{settings.policy_path}: decision.decline_from: Field required; the last good one stays in force"
+        )
+        assert shown["decision"]["approve_below"] == 0.999 and shown["source"] == str(settings.policy_path)
+        said = lab("policy")
+        assert said.returncode == 0 and f"output policy in force: {settings.policy_path} (yours)" in said.stdout
+        assert "refused: " in said.stdout and "never approve when age > 0 (any-approval)" in said.stdout
+    finally:
+        settings.policy_path.unlink(missing_ok=True)
+    wait_for(lambda: policy_source(settings) == str(BUILTIN), 10, "the built-in policy back")
 
 
 BAD_REQUESTS: list[tuple[str, bytes, str]] = [

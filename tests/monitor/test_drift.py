@@ -66,3 +66,11 @@ def test_an_evaluation_gives_traffic_drift_and_quality_signals() -> None:
     assert signals["accuracy"] == pytest.approx(1 - frame["default"].mean())
     assert signals["accuracy_drop"] == pytest.approx(0.9 - signals["accuracy"])
     assert signals["prediction_drifted"] == 0  # same constant scores on both sides
+
+
+def test_the_decisions_served_give_the_unsafe_output_and_approval_rates_even_under_the_drift_minimum() -> None:
+    frame = production(100).assign(decision=["approve"] * 60 + ["refer"] * 40, violations=[""] * 97 + ["a,b"] * 3)
+    signals = evaluate(window(frame), REFERENCE, None, LIMITS, now=0.0).signals
+    assert signals["unsafe_output_rate"] == pytest.approx(0.03) and signals["approval_rate"] == pytest.approx(0.6)
+    without = evaluate(window(production(100)), REFERENCE, None, LIMITS, now=0.0).signals  # a log of no decisions
+    assert "unsafe_output_rate" not in without and "approval_rate" not in without

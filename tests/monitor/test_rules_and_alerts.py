@@ -154,3 +154,13 @@ def test_the_alert_history_pairs_each_firing_with_its_resolution() -> None:
         {"rule": "drift", "severity": "warning", "state": "resolved", "fired_at": 1.0, "resolved_at": 2.0},
         {"rule": "drift", "severity": "warning", "state": "firing", "fired_at": 4.0, "resolved_at": None},
     ]
+
+
+def test_the_unsafe_output_rule_fires_over_one_percent_of_the_decisions() -> None:
+    (rule,) = [r for r in load_rules(BUILTIN_RULES) if r.name == "unsafe-output"]
+    assert (rule.signal, rule.comparison, rule.threshold, rule.severity) == (
+        "unsafe_output_rate",
+        ">",
+        0.01,
+        "critical",
+    )

@@ -1,0 +1,68 @@
+"""A data file that a long-running process follows: re-read when it changes, the last good content kept."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from lab_runtime.errors import LabError
+
+T = TypeVar("T")
+Stamp = tuple[int, int, int]  # inode, size, modification time in ns
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class WatchedFile(Generic[T]):
+    """The content of `path` as `parse` reads it; while `path` does not exist, that of `fallback`.
+
+    `refresh()` re-reads it when its inode, size or modification time changed. A file `parse` refuses (with a
+    LabError) leaves the last good content in force, and `problem` says why until a good one comes.
+    """
+
+    def __init__(self, path: Path, parse: Callable[[Path], T], fallback: Path) -> None:
+        self.path, self.parse, self.fallback = path, parse, fallback
+        self.value: T = parse(fallback)
+        self.source: Path = fallback
+        self.problem: str | None = None
+        self._stamp: Stamp | None = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Re-read the file if it changed; True when the content in force changed."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        source = self.path if stamp is not None else self.fallback
+        try:
+            value = self.parse(source)
+        except LabError as exc:
+            self.problem = f"{exc}; the last good one stays in force"
+            return False
+        changed = value != self.value or source != self.source
+        self.value, self.source, self.problem = value, source, None
+        return changed
+
+    def follow(self, interval: float, on_change: Callable[[WatchedFile[T]], None]) -> Callable[[], None]:
+        """Refresh every `interval` seconds in a daemon thread; `on_change` after each change of the content or of
+        the problem. Returns the function that stops it."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                problem = self.problem
+                if self.refresh() or self.problem != problem:
+                    on_change(self)
+
+        threading.Thread(target=run, name=f"watch {self.path.name}", daemon=True).start()
+        return stop.set
