@@ -23,6 +23,7 @@ for _name in ("COLUMNS", "LINES"):
 SHARED_SANDBOX_PACKAGES = ("tests/drills/",)
 
 
+@pytest.hookimpl(optionalhook=True)  # known only when pytest-xdist is there
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile`, with each of SHARED_SANDBOX_PACKAGES scheduled as one file."""
     if config.getvalue("dist") != "loadfile":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from lab_runtime.cli.common import JSON, app, friendly, out, print_json, settings
 from lab_runtime.files.watched import WatchedFile
 from lab_runtime.service.client import policy_in_force
@@ -26,11 +28,11 @@ def policy_cmd(as_json: bool = JSON) -> None:
         print_json({**body, "from_service": answered})
         return
     rules = Policy.model_validate({k: body[k] for k in ("decision", "never")})
-    which = "built-in" if body["source"] == str(BUILTIN) else "yours"
+    which = "yours" if body["source"] == str(current.policy_path) else "built-in"
     said = "output policy in force" if answered else "the model service does not answer; the policy it would load"
-    out.print(f"{said}: {body['source']} ({which})")
+    out.print(f"{said}: {escape(body['source'])} ({which})")
     if body["problem"]:
-        out.print(f"[yellow]refused[/]: {body['problem']}")
+        out.print(f"[yellow]refused[/]: {escape(body['problem'])}")
     t = rules.decision
     out.print(
         f"decision: approve when the probability of default is under {t.approve_below:g}, decline from "
@@ -38,4 +40,4 @@ def policy_cmd(as_json: bool = JSON) -> None:
     )
     for rule in rules.never:
         when = " and ".join(f"{limit.feature} {limit.op} {limit.value}" for limit in rule.when)
-        out.print(f"never {rule.decision} when {when} ({rule.id}): {rule.why}")
+        out.print(f"never {rule.decision} when {when} ({rule.id}): {escape(rule.why)}")

@@ -290,7 +290,7 @@ class Pipeline:
         url = self.settings.service_url
         try:
             async with self.client.get("/ready", timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT)) as answer:
-                status, text = answer.status, await answer.text()
+                status, text = answer.status, await answer.text(errors="replace")
         except aiohttp.ClientConnectorError:
             return f"connection refused at {url}"
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -348,8 +348,9 @@ class Pipeline:
 
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, str]:
         """POST `body` as JSON to the service: the status and the body's text."""
-        async with self.client.post(path, data=orjson.dumps(body), headers=JSON_HEADERS) as answer:
-            return answer.status, await answer.text()
+        post = self.client.post(path, data=orjson.dumps(body), headers=JSON_HEADERS, allow_redirects=False)
+        async with post as answer:
+            return answer.status, await answer.text(errors="replace")
 
     def _error(self, status: int | None, body: str) -> None:
         """Keep the last error (status code, first 200 characters); log it when its status differs from the last."""
@@ -441,7 +442,7 @@ def service_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         base_url=settings.service_url,
         timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT),
-        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT + 4),
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT + 4, keepalive_timeout=4),  # uvicorn closes idle at 5 s
     )
 
 

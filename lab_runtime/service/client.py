@@ -21,6 +21,7 @@ def served_model(settings: Settings) -> dict[str, Any] | None:
 def policy_in_force(settings: Settings) -> dict[str, Any] | None:
     """The service's `GET /policy` (the output policy it applies now), or None when it does not answer."""
     try:
-        return dict(loopback.get(f"{settings.service_url}/policy", timeout=3.0).json())
+        answer = loopback.get(f"{settings.service_url}/policy", timeout=3.0)
+        return dict(answer.json()) if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None

@@ -124,6 +124,7 @@ SCENARIO: dict[str, tuple[Move, ...]] = {
 
 def play_accuracy_scenario(settings: Settings, scratch: Path, drills: Sequence[str] = tuple(SCENARIO)) -> list[Played]:
     """The scenario's runs of `drills` (all of them by default), in the scenario's order."""
+    assert set(drills) <= set(SCENARIO), f"not in the scenario: {set(drills) - set(SCENARIO)}"
     no_fix = scratch / f"{NO_FIX['id']}.yaml"
     no_fix.write_text(yaml.safe_dump(NO_FIX))
     return [
