@@ -10,7 +10,7 @@ RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
-.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch clean
 
 install: $(STAMP)
 
@@ -80,7 +80,7 @@ capstone: install
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -100,6 +100,9 @@ bench-drills: install
 # kill -9 of the model service until service-down fires; `lab reset` after kill -9 of a drill runner.
 bench-outage: install
 	$(PY) tests/bench/bench_outage.py
+
+bench-switch: install
+	$(PY) tests/bench/bench_switch.py
 
 bench-canary: install
 	$(PY) tests/bench/bench_canary.py

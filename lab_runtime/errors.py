@@ -9,6 +9,7 @@ LabError
 ├── InvalidRelease       a pipeline release that fails validation (names file and field)
 ├── InvalidAnalysis      a canary analysis file that fails validation (names file and field)
 ├── InvalidPolicy        an output-policy file that fails validation (names file and field)
+├── InvalidFlags         a feature-flag file or value that fails validation (names file and field)
 ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
 ├── ServiceStartFailed   a service did not become healthy (names service and log file)
 ├── PortInUse            a port the sandbox needs is taken
@@ -55,6 +56,10 @@ class InvalidAnalysis(LabError):
 
 class InvalidPolicy(LabError):
     """Raised when an output-policy file fails validation."""
+
+
+class InvalidFlags(LabError):
+    """Raised when a feature-flag file or a throttle share fails validation."""
 
 
 class RuntimeNotReady(LabError):

@@ -105,6 +105,9 @@ CANARY_START = "canary.start"  # version, weight, via
 CANARY_SET = "canary.set"  # version, from and to: the challenger's shares, via
 CANARY_PROMOTE = "canary.promote"  # version, from: the champion it replaced, via
 CANARY_ABORT = "canary.abort"  # version, via
+FEATURE_DISABLE = "feature.disable"  # from and to: the share of requests the model decides, before and after
+FEATURE_ENABLE = "feature.enable"  # from, to
+FEATURE_THROTTLE = "feature.throttle"  # from, to
 
 
 class LearnerDeclared(TypedDict):

@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS requests (
     model_version TEXT NOT NULL DEFAULT 'none'
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE TABLE IF NOT EXISTS fallback_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    features TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fallback_decisions_ts ON fallback_decisions (ts);
 """
 # Columns added after a table first shipped: (table, column, definition), added to older files on open.
 _ADDED_COLUMNS = (
@@ -60,7 +68,7 @@ _ADDED_COLUMNS = (
     ("predictions", "decision", "TEXT NOT NULL DEFAULT ''"),
     ("predictions", "violations", "TEXT NOT NULL DEFAULT ''"),
 )
-_TABLES = ("predictions", "feedback", "requests")
+_TABLES = ("predictions", "feedback", "requests", "fallback_decisions")
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,17 @@ class RequestRow:
     model_version: str = "none"
 
 
-Row = PredictionRow | FeedbackRow | RequestRow
+@dataclass(frozen=True)
+class FallbackRow:
+    """A decision the fallback made because the model switch sent the request away from the model."""
+
+    ts: float
+    request_id: str
+    decision: str
+    features: dict[str, Any]
+
+
+Row = PredictionRow | FeedbackRow | RequestRow | FallbackRow
 
 
 class PredictionLogger:
@@ -195,13 +213,23 @@ class PredictionLogger:
             for r in rows
             if isinstance(r, RequestRow)
         ]
+        fallback = [
+            (r.ts, r.request_id, r.decision, json.dumps(r.features)) for r in rows if isinstance(r, FallbackRow)
+        ]
         with self._db_lock:
-            self._insert(predictions, labels, requests)
+            self._insert(predictions, labels, requests, fallback)
 
     def _insert(
-        self, predictions: list[tuple[Any, ...]], labels: list[tuple[Any, ...]], requests: list[tuple[Any, ...]]
+        self,
+        predictions: list[tuple[Any, ...]],
+        labels: list[tuple[Any, ...]],
+        requests: list[tuple[Any, ...]],
+        fallback: list[tuple[Any, ...]],
     ) -> None:
         self._conn.execute("BEGIN")
+        self._conn.executemany(
+            "INSERT INTO fallback_decisions (ts, request_id, decision, features) VALUES (?, ?, ?, ?)", fallback
+        )
         self._conn.executemany(
             "INSERT INTO predictions (ts, request_id, model_version, variant, prediction, probability, "
             "latency_ms, features, decision, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -262,6 +290,11 @@ class PredictionLog:
         )
         features = pd.DataFrame([json.loads(f) for f in frame.pop("features")], index=frame.index)
         return pd.concat([frame, features], axis=1)
+
+    def fallback_decisions(self, since: float, until: float | None = None) -> int:
+        """Decisions the fallback made with `since <= ts < until`."""
+        sql = "SELECT COUNT(*) FROM fallback_decisions WHERE ts >= ? AND ts < ?"
+        return int(self._conn.execute(sql, (since, until if until is not None else float("inf"))).fetchone()[0])
 
     def labelled(self, since: float, until: float | None = None) -> pd.DataFrame:
         """Predictions with `since <= ts < until` that received a label: prediction, probability, label."""

@@ -162,6 +162,16 @@ class Settings(BaseSettings):
         return self.root / "policy.yaml"
 
     @property
+    def flags_path(self) -> Path:
+        """The model switch's flag file (flagd format), written by `lab feature ...`; absent: the model on."""
+        return self.root / "flags.json"
+
+    @property
+    def handed_flags_path(self) -> Path:
+        """The last valid flag definition, which the service hands to its flagd provider."""
+        return self.run_dir / "flagd.json"
+
+    @property
     def load_dir(self) -> Path:
         return self.root / "load"
 

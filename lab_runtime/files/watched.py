@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Generic, TypeVar
 
 from lab_runtime.errors import LabError
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Stamp = tuple[int, int, int]  # inode, size, modification time in ns
 
@@ -23,14 +25,15 @@ def _stamp(path: Path) -> Stamp | None:
 
 
 class WatchedFile(Generic[T]):
-    """The content of `path` as `parse` reads it; while `path` does not exist, that of `fallback`.
+    """The content of `path` as `parse` reads it; while `path` does not exist, that of `fallback` (or, with
+    `keep_when_missing`, once `path` has existed, its last good content, and `problem` says it is gone).
 
     `refresh()` re-reads it when its inode, size or modification time changed. A file `parse` refuses (with a
     LabError) leaves the last good content in force, and `problem` says why until a good one comes.
     """
 
-    def __init__(self, path: Path, parse: Callable[[Path], T], fallback: Path) -> None:
-        self.path, self.parse, self.fallback = path, parse, fallback
+    def __init__(self, path: Path, parse: Callable[[Path], T], fallback: Path, keep_when_missing: bool = False) -> None:
+        self.path, self.parse, self.fallback, self.keep_when_missing = path, parse, fallback, keep_when_missing
         self.value: T = parse(fallback)
         self.source: Path = fallback
         self.problem: str | None = None
@@ -43,11 +46,17 @@ class WatchedFile(Generic[T]):
         if stamp == self._stamp:
             return False
         self._stamp = stamp
+        if stamp is None and self.keep_when_missing and self.source == self.path:
+            self.problem = f"{self.path} is gone; the last state stays in force"
+            return False
         source = self.path if stamp is not None else self.fallback
         try:
             value = self.parse(source)
         except LabError as exc:
             self.problem = f"{exc}; the last good one stays in force"
+            return False
+        except Exception as exc:  # a file must never stop its follower: say so, keep the last good one
+            self.problem = f"{self.path}: cannot be read ({type(exc).__name__}); the last good one stays in force"
             return False
         changed = value != self.value or source != self.source
         self.value, self.source, self.problem = value, source, None
@@ -61,8 +70,11 @@ class WatchedFile(Generic[T]):
         def run() -> None:
             while not stop.wait(interval):
                 problem = self.problem
-                if self.refresh() or self.problem != problem:
-                    on_change(self)
+                try:
+                    if self.refresh() or self.problem != problem:
+                        on_change(self)
+                except Exception:  # the follower outlives any one pass
+                    log.exception("following %s", self.path)
 
         threading.Thread(target=run, name=f"watch {self.path.name}", daemon=True).start()
         return stop.set

@@ -33,6 +33,7 @@ class Window:
     labelled: pd.DataFrame
     seconds: float
     service_down: str | None = None  # why the model service did not answer its health check; None: it answered
+    fallback_decisions: int = 0  # decisions the fallback made (the model switched off or throttled) in the window
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def evaluate(
         "rows": float(rows),
         "service_up": float(window.service_down is None),
         **traffic_signals(window.requests, window.seconds),
-        **output_signals(predictions),
+        **output_signals(predictions, window.fallback_decisions),
         **_quality(window.labelled, baseline, limits.min_labels),
     }
     details = {"service_up": window.service_down or "it answers"}

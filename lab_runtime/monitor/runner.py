@@ -179,6 +179,7 @@ class Monitor:
             self.log.labelled(now - self.quality_seconds, now),
             self.window_seconds,
             service_down(f"{cfg.service_url}/health") if live else None,
+            self.log.fallback_decisions(now - self.window_seconds, now),
         )
 
     def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition[Any]]]:

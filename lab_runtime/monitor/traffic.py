@@ -25,12 +25,18 @@ def traffic_signals(calls: pd.DataFrame, seconds: float) -> dict[str, float]:
     return signals
 
 
-def output_signals(predictions: pd.DataFrame) -> dict[str, float]:
-    """`unsafe_output_rate` (share of predictions whose decision broke an output-policy rule) and `approval_rate`
-    of `predictions` (columns decision, violations); both need predictions, and a log that records decisions."""
-    if not len(predictions) or "violations" not in predictions:
+def output_signals(predictions: pd.DataFrame, fallback_decisions: int = 0) -> dict[str, float]:
+    """Over every decision served, the model's (`predictions`, columns decision, violations) and the fallback's
+    (`fallback_decisions` of them, which never approve nor break a rule): `unsafe_output_rate` (the share that
+    broke an output-policy rule), `approval_rate` and `fallback_share`; they need decisions."""
+    recorded = "violations" in predictions
+    decisions = (len(predictions) if recorded else 0) + fallback_decisions
+    if not decisions:
         return {}
+    unsafe = int((predictions["violations"] != "").sum()) if recorded else 0
+    approved = int((predictions["decision"] == "approve").sum()) if recorded else 0
     return {
-        "unsafe_output_rate": float((predictions["violations"] != "").mean()),
-        "approval_rate": float((predictions["decision"] == "approve").mean()),
+        "unsafe_output_rate": unsafe / decisions,
+        "approval_rate": approved / decisions,
+        "fallback_share": fallback_decisions / decisions,
     }

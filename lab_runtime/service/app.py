@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from lab_runtime.files.watched import WatchedFile
-from lab_runtime.predlog import FeedbackRow, PredictionLogger, PredictionRow, RequestRow
+from lab_runtime.predlog import FallbackRow, FeedbackRow, PredictionLogger, PredictionRow, RequestRow
 from lab_runtime.registry.rest import Registry
 from lab_runtime.service.admin import admin_token
 from lab_runtime.service.batching import Batcher
@@ -50,6 +50,7 @@ from lab_runtime.service.schema import (
     error_detail,
     predict_body_schema,
 )
+from lab_runtime.service.switch import FALLBACK, ModelSwitch
 from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.service")
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policy = WatchedFile(cfg.policy_path, load_policy, BUILTIN)
     if policy.problem:
         log.warning("%s", policy.problem)
+    switch = ModelSwitch(cfg.flags_path, cfg.handed_flags_path, log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -196,7 +198,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         follower.start()
         stop_policy = policy.follow(POLICY_POLL, _said_policy)
+        switch.start()
         yield
+        switch.stop()
         stop_policy()
         batcher.close()
         follower.stop()
@@ -245,6 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "features": [{"name": n, "type": t, "required": r} for n, t, r in serving.champion.columns]
             if serving.champion
             else [],
+            "switch": switch.status(),
         }
 
     @app.get("/policy", response_model=PolicyOut)
@@ -289,21 +294,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         records, is_batch = parsed
         request.state.request_id = records[0].request_id  # named in the log line of a 5xx answer
         groups: dict[str, tuple[LoadedModel, list[int]]] = {}
+        fallback: list[int] = []  # the records the model switch sends to the fallback rules
         ids, features, errors = [], [], []
         first: tuple[str, str] = ("none", "none")
         for i, rec in enumerate(records):
             rid = rec.request_id or uuid.uuid4().hex
-            variant, model = serving.pick(rid)
+            to_fallback = switch.route(rid) == FALLBACK
+            variant, model = (FALLBACK, serving.champion) if to_fallback else serving.pick(rid)
             if i == 0:
-                first = (variant, model.version)
-            try:
+                first = (variant, FALLBACK if to_fallback else model.version)
+            try:  # the fallback reads the same inputs: the champion's signature checks them
                 features.append(model.record_model.model_validate(rec.features).model_dump())
             except ValidationError as exc:
                 prefix = ("body", "records", i, "features") if is_batch else ("body", "features")
                 errors += error_detail(exc, prefix)
                 continue
             ids.append(rid)
-            groups.setdefault(variant, (model, []))[1].append(len(ids) - 1)
+            if to_fallback:
+                fallback.append(len(ids) - 1)
+            else:
+                groups.setdefault(variant, (model, []))[1].append(len(ids) - 1)
         if errors:
             return refused(_unprocessable(errors), len(records))
         # Drill faults hit valid requests only, once per request, by the variant of its first record. The delay
@@ -330,9 +340,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "prediction": pred,
                     "probability": proba,
                     "decision": decision,
+                    "decided_by": "model",
                     "model_version": model.version,
                     "variant": variant,
                 }
+        for i in fallback:
+            decision = rules.fallback.decide(features[i])
+            out[i] = {
+                "request_id": ids[i],
+                "prediction": int(decision == "decline"),
+                "probability": None,
+                "decision": decision,
+                "decided_by": FALLBACK,
+                "model_version": None,
+                "variant": FALLBACK,
+            }
         elapsed = time.perf_counter() - started
         now = time.time()
         holder["log"].log(
@@ -350,12 +372,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     tuple(b),
                 )
                 for o, f, b in zip(out, features, broken, strict=True)
+                if o["decided_by"] == "model"
             ]
+            + [FallbackRow(now, ids[i], out[i]["decision"], features[i]) for i in fallback]
             + [
                 RequestRow(now, 200, variant, len(index), elapsed * 1000, model.version)
                 for variant, (model, index) in groups.items()
             ]
+            + ([RequestRow(now, 200, FALLBACK, len(fallback), elapsed * 1000, FALLBACK)] if fallback else [])
         )
+        if fallback:
+            metrics.requests.labels("200", FALLBACK, FALLBACK).inc()
+            metrics.latency.labels(FALLBACK).observe(elapsed)
+            for i in fallback:
+                metrics.decisions.labels(out[i]["decision"], FALLBACK, FALLBACK).inc()
         for variant, (model, index) in groups.items():
             metrics.requests.labels("200", variant, model.version).inc()
             metrics.records.labels(variant, model.version).inc(len(index))

@@ -18,7 +18,6 @@ from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
 from lab_runtime.monitor.rules import COMPARISONS
 
 BUILTIN = Path(__file__).with_name("policy.yaml")
-APPROVE, REFER, DECLINE = "approve", "refer", "decline"
 Decision = Literal["approve", "refer", "decline"]
 
 
@@ -66,6 +65,8 @@ class Limit(BaseModel):
             return False
         if isinstance(self.value, str):  # a category: == or != (validated)
             return bool(value == self.value) == (self.op == "==")
+        if isinstance(value, bool) or not isinstance(value, int | float):  # a model typed it otherwise: no match
+            return False
         return COMPARISONS[self.op](value, self.value)
 
 
@@ -83,11 +84,25 @@ class Rule(BaseModel):
         return decision == self.decision and all(limit.holds(features) for limit in self.when)
 
 
+class Fallback(BaseModel):
+    """What decides when the model does not (disabled, or throttled away): decline when any limit of
+    `decline_when` holds, else `otherwise`; it never approves, so it never breaks a rule of `never`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decline_when: list[Limit] = Field(default_factory=list)
+    otherwise: Literal["refer", "decline"] = "refer"
+
+    def decide(self, features: Mapping[str, Any]) -> Decision:
+        return "decline" if any(limit.holds(features) for limit in self.decline_when) else self.otherwise
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Thresholds
     never: list[Rule] = Field(default_factory=list)
+    fallback: Fallback = Field(default_factory=Fallback)
 
     @field_validator("never")
     @classmethod

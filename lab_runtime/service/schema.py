@@ -107,13 +107,17 @@ def predict_body_schema(features: dict[str, Any] | None, max_batch: int) -> dict
 
 class PredictionOut(BaseModel):
     request_id: str
-    prediction: int
-    probability: float
+    prediction: int = Field(description="1: predicted to default (the fallback's decline), 0: not")
+    probability: float | None = Field(description="the model's probability of default; None from the fallback")
     decision: Literal["approve", "refer", "decline"] = Field(
-        description="the probability of default under the output policy's thresholds (refer: to a human reviewer)"
+        description="under the output policy: the model's probability against its thresholds (refer: to a human "
+        "reviewer), or the fallback's rules"
     )
-    model_version: str
-    variant: Literal["champion", "challenger"]
+    decided_by: Literal["model", "fallback"] = Field(
+        description="fallback: the model switch (`lab feature`) sent this request to the fallback rules"
+    )
+    model_version: str | None = Field(description="the version that scored it; None from the fallback")
+    variant: Literal["champion", "challenger", "fallback"]
 
 
 class BatchOut(BaseModel):
@@ -148,6 +152,13 @@ class FeatureOut(BaseModel):
     required: bool
 
 
+class SwitchOut(BaseModel):
+    mode: Literal["on", "off", "throttle"] = Field(description="the model decides all, none or a share of requests")
+    share: float = Field(description="the share of requests the model decides")
+    source: str = Field(description="the flag file in force")
+    problem: str | None = Field(description="why the flag file was refused or is gone (its last state stays)")
+
+
 class PolicyOut(Policy):
     source: str = Field(description="the output policy file in force")
     problem: str | None = Field(description="why the learner's policy file was refused; None: it was not")
@@ -162,6 +173,7 @@ class ModelOut(BaseModel):
     registry_reachable: bool
     load_errors: dict[str, str] = Field(description="version -> why it cannot be served")
     features: list[FeatureOut]
+    switch: SwitchOut
 
 
 class ErrorOut(BaseModel):

@@ -1,4 +1,5 @@
-"""Serving benchmark: our model service vs `mlflow models serve` of the same model, under the same Locust load.
+"""Serving benchmark: our model service vs `mlflow models serve` of the same model, under the same Locust load; and
+ours again with an output policy of no rules (each decision checked against none), for the cost of the check.
 
 Target: at least 1.5x MLflow's throughput with a p99 no worse. Results go to bench-results/serving.json.
 """
@@ -26,9 +27,11 @@ import httpx
 
 from lab_runtime.backends import get_backend
 from lab_runtime.errors import LabError
+from lab_runtime.files.atomic import write_atomic
 from lab_runtime.load import locust_command, read_summary
 from lab_runtime.modeling.data import FEATURES, DataGenerator
 from lab_runtime.modeling.model import train_and_register
+from lab_runtime.service.policy import load_policy
 from lab_runtime.settings import HOST, Settings, load_settings
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +39,11 @@ RESULTS = HERE.parents[1] / "bench-results" / "serving.json"
 TARGET_RATIO = 1.5
 MAX_FAILURE_RATE = 0.01
 WARMUP_SECONDS = 3.0
-SIDES = {"lab": "ours (lab_runtime.service)", "mlflow": "mlflow models serve"}
+SIDES = {
+    "lab": "ours (lab_runtime.service)",
+    "mlflow": "mlflow models serve",
+    "lab-no-policy": "ours, no policy rules",
+}
 
 
 class BenchError(RuntimeError):
@@ -105,7 +112,7 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def request_body(kind: str, record: dict[str, Any], request_id: str) -> tuple[str, dict[str, Any]]:
-    if kind == "lab":
+    if kind.startswith("lab"):
         return "/predict", {"request_id": request_id, "features": record}
     return "/invocations", {"dataframe_records": [record]}
 
@@ -130,7 +137,8 @@ def run_locust(kind: str, url: str, args: argparse.Namespace, tmp: Path, records
     """Headless Locust in its own process (it monkey-patches on import); the CSV's Aggregated row."""
     prefix = tmp / f"locust-{kind}"
     argv = locust_command(HERE / "locustfile.py", url, args.users, args.spawn_rate, args.duration, prefix)
-    env = {**os.environ, "BENCH_TARGET": kind, "BENCH_RECORDS": str(records_path)}
+    target = "lab" if kind.startswith("lab") else kind  # the locustfile's request shape
+    env = {**os.environ, "BENCH_TARGET": target, "BENCH_RECORDS": str(records_path)}
     with open(f"{prefix}.log", "wb") as log:
         rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp, timeout=args.duration + 120)
     summary = read_summary(prefix)
@@ -146,6 +154,13 @@ def dropped_log_rows(service_url: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def without_rules(settings: Settings) -> None:
+    """Put a policy of the built-in thresholds and no rules in force; wait until the service applies it."""
+    policy = load_policy().model_copy(update={"never": []})
+    write_atomic(settings.policy_path, json.dumps(policy.model_dump()).encode())  # JSON is YAML
+    wait_for(f"{settings.service_url}/policy", lambda r: r.json()["never"] == [], 10)
+
+
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, version: str) -> dict[str, Any]:
     print(f"\n{args.users} users, spawn rate {args.spawn_rate}/s, {args.duration}s per side, {os.cpu_count()} CPUs")
     print(f"{'side':<28}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'failures':>10}{'requests':>10}")
@@ -159,6 +174,9 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, version
     print(f"throughput ours/theirs: {ratio:.2f}x (target >= {TARGET_RATIO}x)")
     print(f"p99 ours {ours['p99_ms']:.0f} ms vs theirs {theirs['p99_ms']:.0f} ms: {'no worse' if p99_ok else 'WORSE'}")
     print(f"prediction-log rows dropped by our service: {ours['log_rows_dropped']:.0f}")
+    unchecked = results["lab-no-policy"]
+    policy_cost = ours["rps"] / unchecked["rps"]
+    print(f"throughput with the output policy's rules checked / with none: {policy_cost:.3f}")
     print(f"target {'MET' if met else 'MISSED'}")
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -169,6 +187,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, version
         "cpu_count": os.cpu_count(),
         "results": results,
         "throughput_ratio": round(ratio, 3),
+        "policy_on_off_throughput_ratio": round(policy_cost, 3),
         "p99_no_worse": p99_ok,
         "target": {"throughput_ratio": TARGET_RATIO, "p99_no_worse": True, "met": met},
     }
@@ -209,6 +228,9 @@ def main() -> int:
             print(f"loading {SIDES[kind]} for {args.duration}s ...")
             results[kind] = run_locust(kind, url, args, tmp, records_path)
         results["lab"]["log_rows_dropped"] = dropped_log_rows(settings.service_url)
+        print(f"loading {SIDES['lab-no-policy']} for {args.duration}s ...")
+        without_rules(settings)
+        results["lab-no-policy"] = run_locust("lab-no-policy", settings.service_url, args, tmp, records_path)
     except (BenchError, LabError, httpx.HTTPError) as exc:
         print(f"benchmark failed: {exc}\n(logs kept in {tmp})", file=sys.stderr)
         return 1

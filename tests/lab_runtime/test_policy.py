@@ -104,3 +104,8 @@ def test_a_category_is_compared_by_name() -> None:
     limit = Limit(feature="region", op="!=", value="north")
     assert limit.holds({"region": "south"}) and not limit.holds({"region": "north"}) and not limit.holds({})
     assert Limit(feature="region", op="==", value="north").holds({"region": "north"})
+
+
+def test_a_numeric_limit_never_matches_a_value_typed_otherwise() -> None:
+    limit = Limit(feature="income", op=">", value=1)
+    assert not limit.holds({"income": "lots"}) and not limit.holds({"income": True}) and limit.holds({"income": 2})

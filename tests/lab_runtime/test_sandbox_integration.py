@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 from lab_runtime.backends.local import LocalBackend
-from lab_runtime.events import ALIAS_CHANGED
+from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
 from lab_runtime.files.atomic import write_atomic
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB, DataGenerator
@@ -99,6 +100,7 @@ def test_a_policy_of_the_learner_reaches_the_service_and_each_broken_rule_is_log
             return list(zip(rows["decision"], rows["violations"], strict=True))
 
         wait_for(lambda: logged() == [("approve", "any-approval")], 5, "the violation logged")
+        log.close()
         metrics = httpx.get(f"{settings.service_url}/metrics").text
         assert (
             f'lab_policy_violations_total{{rule="any-approval",variant="champion",version="{v1.version}"}}' in metrics
@@ -118,6 +120,66 @@ def test_a_policy_of_the_learner_reaches_the_service_and_each_broken_rule_is_log
     finally:
         settings.policy_path.unlink(missing_ok=True)
     wait_for(lambda: policy_source(settings) == str(BUILTIN), 10, "the built-in policy back")
+
+
+def predict(settings: Settings, request_id: str) -> dict[str, Any]:
+    body = {"request_id": request_id, "features": features()}
+    return dict(httpx.post(f"{settings.service_url}/predict", json=body).json())
+
+
+def decided_by(settings: Settings, request_ids: list[str]) -> list[str]:
+    """Who decided each of a batch of requests with these ids."""
+    body = {"records": [{"request_id": rid, "features": features()} for rid in request_ids]}
+    return [p["decided_by"] for p in httpx.post(f"{settings.service_url}/predict", json=body).json()["predictions"]]
+
+
+def switch(settings: Settings) -> dict[str, Any]:
+    return dict(model(settings)["switch"])
+
+
+def test_lab_feature_disables_throttles_and_enables_the_model_and_the_fallback_decides_the_rest(sandbox: Any) -> None:
+    settings, _, (v1, _) = sandbox
+    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    since = time.time()
+    try:
+        assert lab("feature", "disable").returncode == 0
+        wait_for(lambda: predict(settings, "off")["decided_by"] == "fallback", 5, "the kill switch in effect")
+        off = predict(settings, "off")
+        assert (off["probability"], off["model_version"], off["variant"]) == (None, None, "fallback")
+        assert off["decision"] == load_policy().fallback.decide(features())
+        assert switch(settings) == {"mode": "off", "share": 0.0, "source": str(settings.flags_path), "problem": None}
+        metrics = httpx.get(f"{settings.service_url}/metrics").text
+        assert f'lab_decisions_total{{decision="{off["decision"]}",variant="fallback",version="fallback"}}' in metrics
+        log = PredictionLog(settings.prediction_log_path)
+        wait_for(lambda: log.fallback_decisions(since) >= 2, 5, "the fallback's decisions logged")
+        log.close()
+
+        assert lab("feature", "throttle", "0.25").returncode == 0
+        wait_for(lambda: switch(settings)["share"] == 0.25, 5, "the throttle in force")
+        paths = decided_by(settings, [f"throttle-{i}" for i in range(400)])
+        assert 0.18 < paths.count("model") / 400 < 0.32, paths.count("model")
+        assert decided_by(settings, [f"throttle-{i}" for i in range(20)]) == paths[:20]  # by request id
+
+        settings.flags_path.write_text('{"flags": {"credit-model": {"state": "ENABLED"}}}')
+        wait_for(lambda: switch(settings)["problem"] is not None, 5, "the bad flag file refused")
+        assert switch(settings)["problem"] == (
+            f"{settings.flags_path}: flags.credit-model.variants: Field required; flags.credit-model.defaultVariant: "
+            "Field required; the last good one stays in force"
+        )
+        settings.flags_path.unlink()
+        wait_for(lambda: "is gone" in str(switch(settings)["problem"]), 5, "the deleted flag file noticed")
+        assert switch(settings)["share"] == 0.25  # the last state stays
+        assert decided_by(settings, [f"throttle-{i}" for i in range(20)]) == paths[:20]
+    finally:
+        assert lab("feature", "enable").returncode == 0
+    wait_for(lambda: predict(settings, "on")["decided_by"] == "model", 5, "the model back")
+    assert switch(settings)["problem"] is None
+    acted = [
+        (e.payload["action"], e.payload["from"], e.payload["to"])
+        for e in Journal(settings.journal_path, source="test").events([LEARNER_ACTION], since=since)
+        if e.payload["action"].startswith("feature.")
+    ]
+    assert acted == [("feature.disable", 1.0, 0.0), ("feature.throttle", 0.0, 0.25), ("feature.enable", 0.25, 1.0)]
 
 
 BAD_REQUESTS: list[tuple[str, bytes, str]] = [

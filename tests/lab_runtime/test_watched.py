@@ -79,3 +79,16 @@ def test_following_calls_back_on_each_change_of_the_content_or_of_the_problem(fi
     finally:
         stop()
     assert seen[0] == (5, None) and seen[1][0] == 5 and "not a number: 'five'" in str(seen[1][1])
+
+
+def test_with_keep_when_missing_a_file_gone_keeps_its_last_content_and_says_so(files: tuple[Path, Path]) -> None:
+    mine, fallback = files
+    watched = WatchedFile(mine, parse, fallback, keep_when_missing=True)
+    assert (watched.value, watched.problem) == (1, None)  # never existed: the fallback, nothing to say
+    mine.write_text("7")
+    assert watched.refresh() is True and watched.value == 7
+    mine.unlink()
+    assert watched.refresh() is False
+    assert (watched.value, watched.problem) == (7, f"{mine} is gone; the last state stays in force")
+    mine.write_text("8")
+    assert watched.refresh() is True and (watched.value, watched.problem) == (8, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +76,12 @@ def test_the_decisions_served_give_the_unsafe_output_and_approval_rates_even_und
     assert signals["unsafe_output_rate"] == pytest.approx(0.03) and signals["approval_rate"] == pytest.approx(0.6)
     without = evaluate(window(production(100)), REFERENCE, None, LIMITS, now=0.0).signals  # a log of no decisions
     assert "unsafe_output_rate" not in without and "approval_rate" not in without
+
+
+def test_the_fallbacks_decisions_count_among_the_decisions_served() -> None:
+    frame = production(100).assign(decision=["approve"] * 60 + ["refer"] * 40, violations=[""] * 96 + ["a"] * 4)
+    signals = evaluate(replace(window(frame), fallback_decisions=300), REFERENCE, None, LIMITS, now=0.0).signals
+    assert signals["unsafe_output_rate"] == pytest.approx(0.01) and signals["approval_rate"] == pytest.approx(0.15)
+    assert signals["fallback_share"] == pytest.approx(0.75)
+    only = evaluate(replace(window(frame.iloc[:0]), fallback_decisions=10), REFERENCE, None, LIMITS, now=0.0)
+    assert (only.signals["unsafe_output_rate"], only.signals["fallback_share"]) == (0.0, 1.0)
