@@ -45,7 +45,9 @@ wait("the lab's incident to start", incident_started)
 wait("the accuracy-floor alert", lambda: firing("accuracy-floor"))
 print("accuracy-floor fired")
 
-# 4-5. The history shows who moved @champion since: the job, twice, outside the lab commands.
+# 4-5. The history shows who moved @champion since: the job, twice, outside the lab commands (the brief says it
+# retried: the second move can come after the alert).
+wait("the job's two promotions in the alias history", lambda: len(champions()) - before >= 2, 30)
 since = champions()[before:]
 for change in since:
     print(f"@champion {change['before']} -> {change['after']} ({change['via']})")

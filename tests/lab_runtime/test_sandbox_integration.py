@@ -160,7 +160,7 @@ def test_lab_feature_disables_throttles_and_enables_the_model_and_the_fallback_d
         assert 0.18 < paths.count("model") / 400 < 0.32, paths.count("model")
         assert decided_by(settings, [f"throttle-{i}" for i in range(20)]) == paths[:20]  # by request id
 
-        settings.flags_path.write_text('{"flags": {"credit-model": {"state": "ENABLED"}}}')
+        write_atomic(settings.flags_path, b'{"flags": {"credit-model": {"state": "ENABLED"}}}')  # whole
         wait_for(lambda: switch(settings)["problem"] is not None, 5, "the bad flag file refused")
         assert switch(settings)["problem"] == (
             f"{settings.flags_path}: flags.credit-model.variants: Field required; flags.credit-model.defaultVariant: "
