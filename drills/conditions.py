@@ -26,8 +26,11 @@ RUNTIME_SIGNALS: dict[str, str] = {
     "challenger": "1 when a challenger version serves part of the traffic",
     "canary_weight": "share of traffic sent to the challenger (0 without one)",
 }
-# The traffic signals a probe also measures over the service's last seconds of requests.
-FAST_SIGNALS = ("error_rate", "server_error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+# The signals a probe also measures over the service's last seconds of requests (the traffic signals) and of
+# decisions (the output signal, over a longer span: a violation is rarer than a slow call).
+TRAFFIC_FAST = ("error_rate", "server_error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+OUTPUT_FAST = ("unsafe_output_rate",)
+FAST_SIGNALS = TRAFFIC_FAST + OUTPUT_FAST
 RECENT = "recent."  # prefix of a fast signal's recent value in an observation
 RECENT_FIRST = "recent.first"  # when the first of those recent requests was answered
 _FORM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")

@@ -230,7 +230,8 @@ def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
     from drills.engine import wait_steady
     from drills.probes import observer_for, recent_seconds
     from drills.spec import DEFAULT_STEADY_STATE
-    from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore
+    from lab_runtime.pipeline.conditions import CONDITIONS
+    from lab_runtime.pipeline.store import ReleaseStore
     from lab_runtime.service.admin_client import ServiceAdmin
 
     settings.ensure_dirs()
@@ -280,7 +281,7 @@ def reset(settings: Settings, backend: Backend, say: Say) -> SandboxReset:
             if report["service_faults_cleared"]:
                 say(f"cleared {report['service_faults_cleared']} other fault(s) from the model service")
         with ReleaseStore(settings.pipeline_db_path) as store:
-            report["conditions_cleared"] = [n for n in (CONCEPT, LABEL_FEED) if store.clear_condition(n)]
+            report["conditions_cleared"] = [n for n in CONDITIONS if store.clear_condition(n)]
         if report["conditions_cleared"]:
             say(f"cleared the pipeline's {' and '.join(report['conditions_cleared'])} condition")
         steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)

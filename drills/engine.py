@@ -39,8 +39,10 @@ from lab_runtime.events import (
     FaultRevertFailed,
     Payload,
     ProbeResult,
+    UnsafeServed,
 )
 from lab_runtime.journal import Journal
+from lab_runtime.predlog import PredictionLog
 from lab_runtime.settings import Settings
 
 REVERT_RETRY = 1.0
@@ -232,6 +234,7 @@ class DrillRunner:
         self.observer = observer or observer_for((*self.steady_conditions, *self.remedy_conditions))
         self._signalled: str | None = None
         self._signal_count = 0
+        self._injected_at: float | None = None  # when the first fault was in place
 
     # -- the run ---------------------------------------------------------------------------------------------
 
@@ -318,6 +321,9 @@ class DrillRunner:
                 steady_state=list(self.drill.steady_state),
                 remediation=list(self.drill.remediation.conditions),
                 tag=self.options.tag,
+                decision=None
+                if self.drill.decision is None
+                else {lever: choice.model_dump() for lever, choice in self.drill.decision.items()},
             ),
         )
 
@@ -379,6 +385,7 @@ class DrillRunner:
                 active.append(self._inject(idx, spec))
                 last_injected = active[-1][2]
                 if len(active) == 1:  # the time limit runs from the first fault in place (a plan may train a model)
+                    self._injected_at = last_injected
                     start = last_injected - spec.at * scale
                     self.ledger.set_deadline(self.run_id, start + self.time_limit)
                     result.injected_at = start
@@ -464,6 +471,7 @@ class DrillRunner:
 
         failures: list[str] = []
         try:
+            self._unsafe_served()
             run = self.ledger.run(self.run_id)
             assert run is not None
             failures = revert_faults(self.settings, self.backend, self.journal, self.ledger, run, by="runner")
@@ -497,6 +505,22 @@ class DrillRunner:
                 ),
             )
             self.ledger.end_run(self.run_id, result.outcome)
+
+    def _unsafe_served(self) -> None:
+        """Journal the policy-violating decisions served while the faults were in place (the grader's blast radius)."""
+        if self._injected_at is None:
+            return
+        until = time.time()
+        try:
+            log = PredictionLog(self.settings.prediction_log_path)
+            try:
+                served = log.unsafe(self._injected_at, until)
+            finally:
+                log.close()
+        except Exception as exc:  # an unreadable log loses this figure, never the revert
+            self.say(f"could not read the prediction log for the blast radius: {type(exc).__name__}: {exc}")
+            return
+        self._event(kinds.DRILL_UNSAFE, UnsafeServed(served=served, since=self._injected_at, until=until))
 
     # -- helpers ---------------------------------------------------------------------------------------------
 

@@ -12,10 +12,19 @@ from typing import Any
 import httpx
 import numpy as np
 
-from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, RUNTIME_SIGNALS, Condition, recent_bad_key
+from drills.conditions import (
+    FAST_SIGNALS,
+    OUTPUT_FAST,
+    RECENT,
+    RECENT_FIRST,
+    RUNTIME_SIGNALS,
+    TRAFFIC_FAST,
+    Condition,
+    recent_bad_key,
+)
 from lab_runtime import loopback
 from lab_runtime.backends.base import Backend
-from lab_runtime.monitor.traffic import traffic_signals
+from lab_runtime.monitor.traffic import output_signals, traffic_signals
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.settings import Settings
 
@@ -23,6 +32,7 @@ TIMEOUT = 1.5
 STALE_AFTER = 3  # monitor evaluations older than this many intervals are not trusted
 MONITOR_EVALUATED_AT = "monitor.evaluated_at"  # not a signal conditions may name: when the monitor's values are from
 RECENT_MIN_REQUESTS = 10  # fewer requests in the recent window: no recent value (too few to judge a fix by)
+RECENT_DECISIONS = 200  # decisions the recent output signal is judged on, at the pipeline's rate
 
 
 def _get(url: str) -> dict[str, Any] | None:
@@ -45,21 +55,43 @@ def recent_seconds(settings: Settings) -> float:
     return max(settings.drill_recent_window, 2 * RECENT_MIN_REQUESTS / settings.pipeline_rate)
 
 
-def recent(settings: Settings, slow_ms: float | None = None) -> dict[str, float]:
+def output_seconds(settings: Settings) -> float:
+    """How far back the recent output signal reads: at least the recent window, and `RECENT_DECISIONS` decisions at
+    the pipeline's rate (a sound model breaks a rule in about one decision of 200)."""
+    return max(recent_seconds(settings), RECENT_DECISIONS / settings.pipeline_rate)
+
+
+def _recent_output(log: PredictionLog, since: float, seconds: float) -> dict[str, float]:
+    """`recent.unsafe_output_rate` over the decisions since `since`, and when the last unsafe one was served and how
+    many came a second; nothing below `RECENT_MIN_REQUESTS` decisions."""
+    decisions, fallback = log.decisions(since), log.fallback_decisions(since)
+    if len(decisions) + fallback < RECENT_MIN_REQUESTS:
+        return {}
+    found = output_signals(decisions, fallback)
+    observed = {RECENT + s: found[s] for s in OUTPUT_FAST if s in found}
+    unsafe = decisions.loc[decisions["violations"] != "", "ts"]
+    if len(unsafe):
+        observed[recent_bad_key("unsafe_output_rate")] = float(unsafe.iloc[-1])
+        observed[recent_bad_key("unsafe_output_rate", "rate")] = len(unsafe) / seconds
+    return observed
+
+
+def recent(settings: Settings, slow_ms: float | None = None, output: bool = False) -> dict[str, float]:
     """The fast signals over the service's requests of the last `drill_recent_window` seconds (`recent.<signal>`),
     when the first of them was answered, and of the bad ones (an error, a server error, a successful call of
     `slow_ms` or more) when the last was answered and how many came a second (`recent_bad_key`); nothing below
-    `RECENT_MIN_REQUESTS` requests."""
-    seconds = recent_seconds(settings)
+    `RECENT_MIN_REQUESTS` requests. With `output`, the output signal too, over `output_seconds`."""
+    seconds, now = recent_seconds(settings), time.time()
     log = PredictionLog(settings.prediction_log_path)
     try:
-        calls = log.requests(time.time() - seconds)
+        calls = log.requests(now - seconds)
+        observed = _recent_output(log, now - output_seconds(settings), output_seconds(settings)) if output else {}
     finally:
         log.close()
     if len(calls) < RECENT_MIN_REQUESTS:
-        return {}
+        return observed
     found = traffic_signals(calls, seconds)
-    observed = {RECENT + s: found[s] for s in FAST_SIGNALS if s in found} | {RECENT_FIRST: float(calls["ts"].iloc[0])}
+    observed |= {RECENT + s: found[s] for s in TRAFFIC_FAST if s in found} | {RECENT_FIRST: float(calls["ts"].iloc[0])}
     bad = {
         "error_rate": calls["status"] != 200,
         "server_error_rate": calls["status"] >= 500,
@@ -85,7 +117,8 @@ def observe(
     with ThreadPoolExecutor(max_workers=3) as pool:  # the reads at once: a probe costs the slowest, not the sum
         model_read = pool.submit(_get, f"{settings.service_url}/model") if needs_model else None
         status_read = pool.submit(_get, f"{settings.monitor_url}/status") if needs_monitor else None
-        recent_read = pool.submit(recent, settings, slow_ms) if needs_recent else None
+        needs_output = wanted is None or any(s in OUTPUT_FAST for s in wanted)
+        recent_read = pool.submit(recent, settings, slow_ms, needs_output) if needs_recent else None
         observed: dict[str, float] = {f"up.{s.name}": float(s.healthy) for s in backend.status()}
         model = model_read.result() if model_read else None
         status = status_read.result() if status_read else None

@@ -22,9 +22,12 @@ from lab_runtime.service.faults import MAX_TTL
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 EXPIRY_GRACE = 60.0  # seconds faults held by a service or the pipeline outlive the drill's time limit
-SERVICE_HELD = ("latency", "errors")
-Kind = Literal["drift", "canary", "rollback", "incident"]
+SERVICE_HELD = ("latency", "errors", "overload")
+Kind = Literal["drift", "canary", "rollback", "incident", "output"]
 KINDS: tuple[str, ...] = get_args(Kind)
+# The levers a learner pulls against unsafe output, each named by the journaled action that pulls it.
+LEVERS: dict[str, str] = {"rollback": "rollback", "disable": "feature.disable", "throttle": "feature.throttle"}
+Verdict = Literal["best", "acceptable", "harmful"]
 # The steady state every drill checks unless it names its own: the service up, answering, fast and correct.
 DEFAULT_STEADY_STATE = (
     "up.model-service == 1",
@@ -82,6 +85,30 @@ class Remediation(BaseModel):
         return tuple(parse_condition(c) for c in self.conditions)
 
 
+class Choice(BaseModel):
+    """What pulling one lever first is worth in a drill: its verdict and the points it adds to the score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    verdict: Verdict
+    points: float = Field(ge=-50, le=50)
+    why: str = Field(min_length=1, description="shown to the learner with their grade")
+
+
+def _levers(table: dict[str, Choice]) -> dict[str, Choice]:
+    unknown = [lever for lever in table if lever not in LEVERS]
+    if unknown:
+        raise ValueError(f"unknown lever {unknown[0]!r}; levers are {', '.join(LEVERS)}")
+    missing = [lever for lever in LEVERS if lever not in table]
+    if missing:
+        raise ValueError(f"the table does not judge {', '.join(missing)}; give every lever a verdict")
+    if not any(c.verdict == "best" for c in table.values()):
+        raise ValueError("the table names no best lever; mark one `verdict: best`")
+    return table
+
+
+DecisionTable = Annotated[dict[str, Choice], AfterValidator(_levers)]
+
+
 class Drill(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -94,6 +121,9 @@ class Drill(BaseModel):
     faults: tuple[FaultSpec, ...] = Field(min_length=1)
     remediation: Remediation
     time_limit: Seconds = Field(600.0, gt=0)
+    decision: DecisionTable | None = Field(
+        None, description="output drills: per lever (rollback, disable, throttle), the verdict and points of it first"
+    )
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -106,6 +136,14 @@ class Drill(BaseModel):
         if diagnosis not in DIAGNOSES:
             raise ValueError(f"unknown diagnosis {diagnosis!r}; diagnoses are {', '.join(DIAGNOSES)}")
         return diagnosis
+
+    @model_validator(mode="after")
+    def _decision_for_output(self) -> Drill:
+        if self.kind == "output" and self.decision is None:
+            raise ValueError("an output drill needs a decision table: per lever, its verdict, points and why")
+        if self.kind != "output" and self.decision is not None:
+            raise ValueError(f"a decision table belongs to output drills, not to {self.kind} drills")
+        return self
 
     @model_validator(mode="after")
     def _fits_in_time(self) -> Drill:

@@ -19,11 +19,13 @@ from lab_runtime.files.yamlfile import load_model
 from lab_runtime.journal import Event
 
 RUBRIC = Path(__file__).with_name("rubric.yaml")
-DIMENSIONS = ("detection", "diagnosis", "remediation", "collateral", "time")
+DIMENSIONS = ("detection", "diagnosis", "remediation", "collateral", "time", "decision")
+OPTIONAL = ("decision",)  # a rubric may leave it out (weight 0)
+VERDICT_SHARE = {"best": 1.0, "acceptable": 0.5}  # harmful, or no lever pulled: 0
 
 
 class Rubric(BaseModel):
-    """What the capstone draws and how it is scored: weights of the five dimensions (summing to 100), and the
+    """What the capstone draws and how it is scored: weights of the dimensions (summing to 100), and the
     thresholds a pass needs: a total score, and optionally a minimum per dimension (a share, 0 to 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,8 +43,12 @@ class Rubric(BaseModel):
             unknown = sorted(set(table) - set(DIMENSIONS))
             if unknown:
                 raise ValueError(f"{name}: unknown dimension(s) {', '.join(unknown)}; use {', '.join(DIMENSIONS)}")
-        if set(self.weights) != set(DIMENSIONS) or abs(sum(self.weights.values()) - 100) > 1e-6:
-            raise ValueError(f"weights: give each of {', '.join(DIMENSIONS)} a weight, summing to 100")
+        required = [d for d in DIMENSIONS if d not in OPTIONAL]
+        if not set(required) <= set(self.weights) or abs(sum(self.weights.values()) - 100) > 1e-6:
+            raise ValueError(
+                f"weights: give each of {', '.join(required)} (and optionally {', '.join(OPTIONAL)}) a weight, "
+                "summing to 100"
+            )
         if any(not 0 <= v <= 1 for v in self.minimums.values()):
             raise ValueError("minimums: each is a share between 0 and 1")
         if self.count > len(set(self.drills)):
@@ -93,6 +99,7 @@ def _shares(grades: Sequence[RunGrade], planned: int) -> dict[str, float]:
     """Each dimension as a share, over the planned drills (a drill that never ran counts as missed)."""
     n = max(planned, len(grades), 1)
     harms = sum(len(g.collateral) for g in grades)
+    judged = [VERDICT_SHARE.get(g.verdict, 0.0) for g in grades if g.verdict is not None]  # output drills
 
     def timely(g: RunGrade) -> float:
         if g.ttr is None:
@@ -105,17 +112,19 @@ def _shares(grades: Sequence[RunGrade], planned: int) -> dict[str, float]:
         "remediation": sum(g.ttr is not None for g in grades) / n,
         "collateral": max(0.0, 1.0 - 0.5 * harms),
         "time": sum(timely(g) for g in grades) / n,
+        "decision": sum(judged) / len(judged) if judged else 1.0,  # no output drill drawn: nothing to decide
     }
 
 
 def score(rubric: Rubric, grades: Sequence[RunGrade], planned: int) -> CapstoneScore:
     shares = _shares(grades, planned)
-    total = round(sum(rubric.weights[d] * shares[d] for d in DIMENSIONS), 1)
+    total = round(sum(weight * shares[d] for d, weight in rubric.weights.items()), 1)
     reasons = [f"score {total:g} below the pass mark {rubric.pass_score:g}"] if total < rubric.pass_score else []
     reasons += [
         f"{d} {shares[d]:.0%} below the minimum {need:.0%}" for d, need in rubric.minimums.items() if shares[d] < need
     ]
-    return CapstoneScore({d: round(v, 3) for d, v in shares.items()}, total, not reasons, tuple(reasons), len(grades))
+    weighed = {d: round(v, 3) for d, v in shares.items() if d in rubric.weights}
+    return CapstoneScore(weighed, total, not reasons, tuple(reasons), len(grades))
 
 
 @dataclass(frozen=True)

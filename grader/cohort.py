@@ -23,7 +23,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 @dataclass(frozen=True)
 class Spread:
-    """p50, p90 and max of a duration over the runs that have it, in seconds."""
+    """p50, p90 and max of a figure (a duration in seconds, a count) over the runs that have it."""
 
     count: int
     p50: float | None
@@ -53,6 +53,8 @@ class DrillStats:
     ttm: Spread  # a bundle exported before TTM existed has none
     ttr: Spread
     mean_score: float | None
+    decisions: dict[str, int] = field(default_factory=dict)  # first lever pulled (with its verdict) -> runs; "none"
+    blast_radius: Spread = Spread(0, None, None, None)  # policy-violating decisions served before the mitigation
     ttd_values: tuple[float, ...] = field(repr=False, default=())
     ttr_values: tuple[float, ...] = field(repr=False, default=())
 
@@ -91,6 +93,10 @@ def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
     ttrs = [r.ttr for r in runs if r.ttr is not None]
     ttms = [r.ttm for r in runs if r.ttm is not None]
     declared = [r for r in runs if r.detected or r.wrong_declarations]
+    decisions: dict[str, int] = {}
+    for r in runs:
+        name = "none" if r.decision is None else r.decision + (f" ({r.verdict})" if r.verdict else "")
+        decisions[name] = decisions.get(name, 0) + 1
     first_try = sum(r.detected and r.wrong_declarations == 0 for r in declared)
     return DrillStats(
         drill,
@@ -103,6 +109,8 @@ def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
         Spread.of(ttms),
         Spread.of(ttrs),
         fmean(r.score for r in runs) if runs else None,
+        dict(sorted(decisions.items())),
+        Spread.of([float(r.blast_radius) for r in runs if r.blast_radius is not None]),
         tuple(ttds),
         tuple(ttrs),
     )

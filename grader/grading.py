@@ -16,7 +16,11 @@ absorbs what separates a fault's effect from its `fault.injected` stamp.
 - `ttr`: injection -> the start of the learner's action after which the remediation condition held through the
   hold: the last action begun before `fixed_by` of the runner's `drill.remediated`. The span confirms; it does
   not date. A drill that ends at its time limit is fixed by its own revert, not the learner: nothing to credit;
-- `time_to_recovery`: injection -> the start of that verified span (never before the fix credited).
+- `time_to_recovery`: injection -> the start of that verified span (never before the fix credited);
+- `decision`: the first lever the learner pulled once the fault was in place (rollback, disable, throttle; a
+  throttle to 0 is a disable), judged by the drill's decision table (`verdict`, its points added to the score);
+- `blast_radius`: the policy-violating decisions served from the injection until the mitigation credited (until
+  the revert when there was none), from the runner's `drill.unsafe` record of the prediction log.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from lab_runtime.events import (
     DRILL_MITIGATED,
     DRILL_REMEDIATED,
     DRILL_STARTED,
+    DRILL_UNSAFE,
     FAULT_INJECTED,
+    FEATURE_DISABLE,
+    FEATURE_THROTTLE,
     GRADED,
     LEARNER_ACTION,
     LEARNER_DECLARED,
@@ -48,6 +55,7 @@ KINDS = GRADED  # the kinds of event grading reads
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
 LOOKING = (MONITOR_REPORT, MONITOR_ADD_RULES)  # learner actions that change nothing the drills judge
+NO_LEVER = "none"  # the verdict of a drill with a decision table when the learner pulled no lever
 FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points
 
 
@@ -75,6 +83,9 @@ class RunGrade:
     mitigated_at: float | None = None  # when the learner's command after which the impact stopped started
     ttm: float | None = None
     time_to_recovery: float | None = None  # injection -> `remediated_at`
+    decision: str | None = None  # the first lever pulled: rollback, disable or throttle
+    verdict: str | None = None  # the drill's table on it: best, acceptable, harmful or none (None: no table)
+    blast_radius: int | None = None  # policy-violating decisions served before the mitigation (None: not recorded)
 
     @property
     def detected(self) -> bool:
@@ -97,14 +108,35 @@ def _harm(action: dict[str, Any], targets: set[str]) -> str | None:
     return None
 
 
-def _score(limit: float, ttd: float | None, ttr: float | None, wrong: int, harms: int) -> float:
+def lever(action: dict[str, Any]) -> str | None:
+    """The lever a learner action pulls, if it pulls one."""
+    name = action.get("action")
+    if name == ROLLBACK:
+        return "rollback"
+    if name == FEATURE_DISABLE or (name == FEATURE_THROTTLE and action.get("to") == 0):
+        return "disable"
+    return "throttle" if name == FEATURE_THROTTLE else None
+
+
+def _blast_radius(run: Sequence[Event], until: float | None) -> int | None:
+    """Violating decisions served from the first fault until `until` (None: all the runner recorded)."""
+    record = next((e for e in run if e.kind == DRILL_UNSAFE), None)
+    if record is None:
+        return None
+    served = record.payload.get("served", [])
+    return len(served) if until is None else bisect_right(served, until)
+
+
+def _score(
+    limit: float, ttd: float | None, ttr: float | None, wrong: int, harms: int, decision_points: float = 0.0
+) -> float:
     def timed(points: float, seconds: float | None) -> float:
         if seconds is None:
             return 0.0
         return points * max(FLOOR, 1.0 - seconds / limit) if limit > 0 else points
 
     diagnosis = max(0.0, DIAGNOSIS_POINTS - WRONG_COST * wrong) if ttd is not None else 0.0
-    total = timed(DETECT_POINTS, ttd) + timed(REMEDY_POINTS, ttr) + diagnosis - HARM_COST * harms
+    total = timed(DETECT_POINTS, ttd) + timed(REMEDY_POINTS, ttr) + diagnosis - HARM_COST * harms + decision_points
     return round(min(100.0, max(0.0, total)), 1)
 
 
@@ -210,7 +242,11 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     else:
         outcome = runner_outcome  # aborted, interrupted, error, reset: the run ended before it could be graded fully
     targets = {str(e.payload.get("details", {}).get("alias")) for e in injected if e.payload.get("type") == "bad_model"}
-    harms = tuple(h for h in (_harm(a.payload, targets) for a in actions) if h)
+    table: dict[str, dict[str, Any]] = started.payload.get("decision") or {}
+    # A drill with a decision table judges its levers by the table, not as harms.
+    harms = tuple(h for a in actions if not (table and lever(a.payload)) and (h := _harm(a.payload, targets)))
+    pulled = next((name for a in actions if (name := lever(a.payload))), None)
+    choice = table.get(pulled or "", {"verdict": NO_LEVER} if table else {})
 
     def since(moment: float | None) -> float | None:
         return None if moment is None else max(0.0, moment - t0)
@@ -229,7 +265,7 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         ttr,
         outcome,
         harms,
-        _score(limit, ttd, ttr, len(wrong), len(harms)),
+        _score(limit, ttd, ttr, len(wrong), len(harms), float(choice.get("points", 0.0))),
         limit,
         fixed_at,
         bool(started.payload.get("blind")),
@@ -237,6 +273,9 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         mitigated_at,
         since(mitigated_at),
         since(remediated_at),
+        pulled,
+        choice.get("verdict"),
+        _blast_radius(run, mitigated_at),
     )
 
 

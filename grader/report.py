@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from grader.cohort import Cohort, Comparison, DrillStats, percentile
+from grader.cohort import Cohort, Comparison, DrillStats, Spread, percentile
 from grader.results import Run
 
 COLOURS = ("#3366cc", "#dc7633")  # first cohort, second cohort
@@ -21,7 +21,7 @@ def _drill(d: DrillStats | None) -> dict[str, Any] | None:
     if d is None:
         return None
     body = {k: v for k, v in vars(d).items() if k not in ("ttd_values", "ttr_values")}
-    return body | {"ttd": vars(d.ttd), "ttm": vars(d.ttm), "ttr": vars(d.ttr)}
+    return body | {"ttd": vars(d.ttd), "ttm": vars(d.ttm), "ttr": vars(d.ttr), "blast_radius": vars(d.blast_radius)}
 
 
 def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> dict[str, Any]:
@@ -61,6 +61,9 @@ def to_csv(cohort: Cohort) -> str:
             "time_to_recovery_s",
             "outcome",
             "collateral",
+            "decision",
+            "verdict",
+            "blast_radius",
             "score",
         ]
     )
@@ -86,6 +89,9 @@ def to_csv(cohort: Cohort) -> str:
                 num(r.time_to_recovery),
                 r.outcome,
                 "; ".join(r.collateral),
+                r.decision or "",
+                r.verdict or "",
+                "" if r.blast_radius is None else r.blast_radius,
                 f"{r.score:.1f}",
             ]
         )
@@ -394,15 +400,21 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _counts(s: Spread) -> str:
+    return "-" if s.count == 0 else " / ".join(f"{v or 0:.0f}" for v in (s.p50, s.p90, s.max))
+
+
 def _drill_cells(d: DrillStats | None) -> str:
     if d is None:
-        return "<td colspan=9>not run</td>"
+        return "<td colspan=11>not run</td>"
     cells = [
         str(d.runs),
         _pct(d.detection_rate),
         _pct(d.diagnosis_accuracy),
         _pct(d.remediation_rate),
         *(f"{_secs(s.p50)} / {_secs(s.p90)} / {_secs(s.max)}" for s in (d.ttd, d.ttm, d.ttr)),
+        ", ".join(f"{name}: {n}" for name, n in d.decisions.items()),
+        _counts(d.blast_radius),
         "-" if d.mean_score is None else f"{d.mean_score:.0f}",
         str(d.learners),
     ]
@@ -412,6 +424,7 @@ def _drill_cells(d: DrillStats | None) -> str:
 DRILL_HEAD = (
     "<th>runs</th><th>detected</th><th>diagnosis right first time</th><th>remediated</th>"
     "<th>TTD p50 / p90 / max (s)</th><th>TTM p50 / p90 / max (s)</th><th>TTR p50 / p90 / max (s)</th>"
+    "<th>first lever pulled (runs)</th><th>blast radius p50 / p90 / max (decisions)</th>"
     "<th>mean score</th><th>learners</th>"
 )
 STYLE = (
@@ -443,7 +456,8 @@ def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
         f"<p>{cohort.bundles} learner(s), {len(cohort.runs)} drill run(s), every bundle signature verified. "
         "TTD: time to detect with the right diagnosis; TTM: time to mitigate (the impact stopped); TTR: time to "
         "remediate. Each is timed from the fault to the start of the learner's command, and TTM and TTR are "
-        "credited only to a learner's action.</p>",
+        "credited only to a learner's action. Blast radius: the decisions served against the output policy from "
+        "the fault until the mitigation.</p>",
     ]
     if comparison is not None and other is not None:
         parts.append(f"<h2>{escape(cohort.name)} against {escape(other.name)} ({other.bundles} learner(s))</h2>")

@@ -25,8 +25,9 @@ from lab_runtime.errors import InvalidBundle
 from lab_runtime.events import LAB_CHECK, LAB_STARTED
 from lab_runtime.journal import Event
 
-FORMAT = "mlops-lab-results/2"  # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added
-FORMATS = ("mlops-lab-results/1", FORMAT)  # bundles of every format verify (version 1's runs lack the new fields)
+# 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added. 3: decision, verdict, blast_radius.
+FORMAT = "mlops-lab-results/3"
+FORMATS = ("mlops-lab-results/1", "mlops-lab-results/2", FORMAT)  # every format verifies (older runs lack fields)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_BYTES = 16 * 2**20  # a bundle file, read at most: a graded run takes about 450 bytes
 MAX_DEPTH = 1024  # levels of JSON nesting orjson parses; a bundle has a handful
@@ -57,6 +58,9 @@ class Run(BaseModel):
     mitigated_at: float | None = None
     ttm: float | None = None
     time_to_recovery: float | None = None
+    decision: str | None = None
+    verdict: str | None = None
+    blast_radius: int | None = None
 
     @property
     def detected(self) -> bool:

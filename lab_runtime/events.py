@@ -164,7 +164,7 @@ class PipelineDeployed(TypedDict):
 class DrillStarted(TypedDict):
     drill: str
     title: str
-    kind: str  # drift, canary, rollback or incident
+    kind: str  # drift, canary, rollback, incident or output
     diagnosis: str  # the ground truth
     seed: int
     blind: bool
@@ -175,6 +175,7 @@ class DrillStarted(TypedDict):
     steady_state: list[str]  # conditions
     remediation: list[str]  # conditions
     tag: str | None  # what the run belongs to (`capstone:<id>`)
+    decision: NotRequired[dict[str, Any] | None]  # output drills: per lever, its verdict, points and why
 
 
 class FaultInjected(TypedDict):
@@ -203,6 +204,12 @@ class HeldSpan(TypedDict):
     seen_at: float  # when that probe had seen it
     fixed_by: float  # by when the learner's move that did it must have begun
     held: float  # seconds the span held
+
+
+class UnsafeServed(TypedDict):
+    served: list[float]  # when each decision that broke an output-policy rule was served, oldest first
+    since: float  # from the first fault in place
+    until: float  # to the start of the revert
 
 
 class FaultReverted(TypedDict):
@@ -305,6 +312,9 @@ DRILL_MITIGATED = EventKind(
 DRILL_REMEDIATED = EventKind(
     "drill.remediated", HeldSpan, "the drill runner: the remediation and the steady state held for the hold"
 )
+DRILL_UNSAFE = EventKind(
+    "drill.unsafe", UnsafeServed, "the drill runner before its revert: the policy-violating decisions served"
+)
 FAULT_REVERTED = EventKind("fault.reverted", FaultReverted, "the drill runner or `lab reset`: a fault was reverted")
 FAULT_REVERT_FAILED = EventKind(
     "fault.revert_failed", FaultRevertFailed, "the drill runner or `lab reset`: a fault could not be reverted"
@@ -347,6 +357,7 @@ CATALOG: dict[str, EventKind[Any]] = {
         PROBE_RESULT,
         DRILL_MITIGATED,
         DRILL_REMEDIATED,
+        DRILL_UNSAFE,
         FAULT_REVERTED,
         FAULT_REVERT_FAILED,
         DRILL_STEADY_STATE,
@@ -362,6 +373,7 @@ GRADED = (
     FAULT_INJECTED,
     DRILL_MITIGATED,
     DRILL_REMEDIATED,
+    DRILL_UNSAFE,
     DRILL_ENDED,
     LEARNER_DECLARED,
     LEARNER_ACTION,

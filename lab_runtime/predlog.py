@@ -291,6 +291,22 @@ class PredictionLog:
         features = pd.DataFrame([json.loads(f) for f in frame.pop("features")], index=frame.index)
         return pd.concat([frame, features], axis=1)
 
+    def decisions(self, since: float, until: float | None = None) -> pd.DataFrame:
+        """The model's decisions with `since <= ts < until`: ts, decision, violations (no features: a light read)."""
+        return pd.read_sql_query(
+            "SELECT ts, decision, violations FROM predictions WHERE ts >= ? AND ts < ? ORDER BY ts",
+            self._conn,
+            params=(since, until if until is not None else float("inf")),
+        )
+
+    def unsafe(self, since: float, until: float | None = None) -> list[float]:
+        """When each decision with `since <= ts < until` that broke an output-policy rule was served."""
+        rows = self._conn.execute(
+            "SELECT ts FROM predictions WHERE ts >= ? AND ts < ? AND violations != '' ORDER BY ts",
+            (since, until if until is not None else float("inf")),
+        )
+        return [float(ts) for (ts,) in rows]
+
     def fallback_decisions(self, since: float, until: float | None = None) -> int:
         """Decisions the fallback made with `since <= ts < until`."""
         sql = "SELECT COUNT(*) FROM fallback_decisions WHERE ts >= ? AND ts < ?"
@@ -307,14 +323,17 @@ class PredictionLog:
         )
 
     def labelled_features(self, since: float) -> list[tuple[dict[str, Any], int]]:
-        """Predictions since `since` with their features and label (the newest label of a request): training rows."""
+        """Decisions since `since`, the model's and the fallback's, with their features and label (the newest label of
+        a request): training rows."""
         rows = self._conn.execute(
-            "SELECT p.features, f.label FROM predictions p "
+            "SELECT d.features, f.label FROM ("
+            "  SELECT ts, request_id, features FROM predictions WHERE ts >= ? "
+            "  UNION ALL SELECT ts, request_id, features FROM fallback_decisions WHERE ts >= ?) d "
             "JOIN (SELECT request_id, label FROM feedback "
             "      WHERE id IN (SELECT MAX(id) FROM feedback WHERE ts >= ? GROUP BY request_id)) f "
-            "  ON f.request_id = p.request_id "
-            "WHERE p.ts >= ? ORDER BY p.ts",
-            (since, since),
+            "  ON f.request_id = d.request_id "
+            "ORDER BY d.ts",
+            (since, since, since),
         ).fetchall()
         return [(json.loads(features), int(label)) for features, label in rows]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from drills.faults.container import ContainerLimits, NetworkLatency
 from drills.faults.model import BadModel
-from drills.faults.pipeline import ConceptDrift, CovariateDrift, FeedbackOutage, SchemaSkew
+from drills.faults.pipeline import ConceptDrift, CovariateDrift, FeedbackOutage, SchemaSkew, SourceMeaning, Surge
 from drills.faults.process import DependencyOutage, ServiceCrash
-from drills.faults.service import Errors, Latency
+from drills.faults.service import Errors, Latency, Overload
 
 FAULTS: dict[str, type[Fault]] = {
     f.type: f
@@ -23,6 +23,9 @@ FAULTS: dict[str, type[Fault]] = {
         FeedbackOutage,
         NetworkLatency,
         ContainerLimits,
+        SourceMeaning,
+        Surge,
+        Overload,
     )
 }
 

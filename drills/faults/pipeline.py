@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from lab_runtime.files.atomic import read_json as read_status
 from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population
-from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop
+from lab_runtime.pipeline.conditions import SOURCE, SURGE, ConceptChange, LabelFeedStop, LoadSurge, SourceChange
 from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, RELEASE_POLL, ReleaseStore, rollback, ship
@@ -196,3 +196,27 @@ class FeedbackOutage(_ConditionFault):
     summary = "the label feed stops: no ground truth arrives, so quality monitoring goes blind"
     name = LABEL_FEED
     model = LabelFeedStop
+
+
+class SourceChangeParams(Params, SourceChange):
+    pass
+
+
+class SourceMeaning(_ConditionFault):
+    type = "source_change"
+    params = SourceChangeParams
+    summary = "an upstream source changes what a numeric feature means (a new scale); no release to roll back"
+    name = SOURCE
+    model = SourceChange
+
+
+class LoadSurgeParams(Params, LoadSurge):
+    pass
+
+
+class Surge(_ConditionFault):
+    type = "load_surge"
+    params = LoadSurgeParams
+    summary = "production traffic comes several times as fast"
+    name = SURGE
+    model = LoadSurge

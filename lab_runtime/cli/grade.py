@@ -30,6 +30,10 @@ def grade_cmd(
     ttr: injection to the start of the move after which the remediation held through the drill's hold.
 
     time_to_recovery: injection to the start of the runner's verified span (it confirms ttr, it does not date it).
+
+    decision: the first lever pulled (rollback, disable, throttle) and, for an output drill, its verdict.
+
+    blast_radius: the decisions served against the output policy from the injection until the mitigation.
     """
     from grader.grading import KINDS, grade
 
@@ -43,7 +47,20 @@ def grade_cmd(
         who = f" of {learner}" if learner else ""
         plain(f"no drill run{who} in the journal yet (`lab drill run ID` starts one)")
         return
-    table = grid("drill", "learner", "injected (UTC)", "detected", "TTD", "wrong", "TTM", "TTR", "outcome", "score")
+    table = grid(
+        "drill",
+        "learner",
+        "injected (UTC)",
+        "detected",
+        "TTD",
+        "wrong",
+        "TTM",
+        "TTR",
+        "decision",
+        "unsafe",
+        "outcome",
+        "score",
+    )
     for g in grades:
         injected = datetime.fromtimestamp(g.injected_at, UTC).strftime("%H:%M:%S") if g.injected_at else "-"
         table.add_row(
@@ -55,6 +72,8 @@ def grade_cmd(
             str(g.wrong_declarations),
             _secs(g.ttm),
             _secs(g.ttr),
+            "-" if g.decision is None else g.decision + (f" ({g.verdict})" if g.verdict else ""),
+            "-" if g.blast_radius is None else str(g.blast_radius),
             g.outcome + (f" ({len(g.collateral)} harm)" if g.collateral else ""),
             f"{g.score:.0f}",
         )

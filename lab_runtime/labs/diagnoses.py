@@ -14,6 +14,8 @@ DIAGNOSES: dict[str, str] = {
     "dependency-outage": "a service the model service depends on (the registry) is down",
     "service-down": "the model service itself is not answering",
     "feedback-outage": "ground-truth labels stopped arriving, so quality cannot be measured",
+    "unsafe-output": "the service serves decisions its output policy forbids",
+    "overload": "more traffic than the model can serve: its answers come slow and degraded",
 }
 
 

@@ -7,7 +7,7 @@ drift is a change of their parameters and always has a known ground truth. Same 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,3 +211,10 @@ class DataGenerator:
 def split_features(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Features in model order, and the label."""
     return frame[list(FEATURES)], frame[LABEL]
+
+
+def check_numeric(features: Iterable[str]) -> None:
+    """ValueError naming the first of `features` that is not a numeric feature, if one is not."""
+    unknown = [f for f in features if f not in NUMERIC_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown numeric feature {unknown[0]!r}; choose from {', '.join(NUMERIC_FEATURES)}")

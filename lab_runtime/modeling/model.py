@@ -105,7 +105,9 @@ def fit(
     """The pipeline fitted on `X`, `y`, made worse as `regression` says."""
     worse = regression or Regression()
     features = tuple(f for f in FEATURES if f != worse.drop_feature)
-    labels = y.to_numpy()
+    labels = y.to_numpy().copy()
+    if worse.repaid_from:
+        labels[np.any([X[f].to_numpy() >= v for f, v in worse.repaid_from.items()], axis=0)] = 0
     if worse.noisy_labels > 0:
         clean = build_pipeline(C, features).fit(X, labels)
         confidence = np.abs(clean.predict_proba(X)[:, 1] - 0.5)
@@ -231,7 +233,8 @@ def typed(rows: pd.DataFrame) -> pd.DataFrame:
 
 # The newest label of each request (a request labelled twice counts once), joined to its prediction.
 def labelled_traffic(settings: Settings, since: float) -> tuple[pd.DataFrame, int]:
-    """Served predictions since `since` that got a label, as typed training rows; and how many lacked a feature."""
+    """Decisions served since `since` (the model's and the fallback's) that got a label, as typed training rows; and
+    how many lacked a feature."""
     from lab_runtime.predlog import PredictionLog
 
     path = settings.prediction_log_path

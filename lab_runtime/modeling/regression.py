@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lab_runtime.modeling.data import FEATURES
+from lab_runtime.modeling.data import FEATURES, check_numeric
 
 
 class Regression(BaseModel):
@@ -17,6 +17,10 @@ class Regression(BaseModel):
     )
     drop_feature: str | None = Field(None, description="a feature the model ignores (the signature keeps it)")
     slow_predict_ms: float = Field(0.0, ge=0.0, le=10_000.0, description="sleep added to every predict call")
+    repaid_from: dict[str, float] = Field(
+        default_factory=dict,
+        description="a labelling bug: applicants at or over any of these numeric limits are trained on as repaid",
+    )
 
     @field_validator("drop_feature")
     @classmethod
@@ -24,3 +28,9 @@ class Regression(BaseModel):
         if value is not None and value not in FEATURES:
             raise ValueError(f"unknown feature {value!r}; choose one of {', '.join(FEATURES)}")
         return value
+
+    @field_validator("repaid_from")
+    @classmethod
+    def _numeric_features(cls, limits: dict[str, float]) -> dict[str, float]:
+        check_numeric(limits)
+        return limits

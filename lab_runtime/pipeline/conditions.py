@@ -5,6 +5,9 @@ here. Pure: nothing here does I/O.
 
 - `concept` (`ConceptChange`): the true label function changes; the features stay the same.
 - `label_feed` (`LabelFeedStop`): the delayed true labels stop arriving; the learner resumes them.
+- `source` (`SourceChange`): an upstream source changed what a numeric feature means (a new scale): every row
+  from then on carries the new meaning, its label unchanged. Not a release: nothing to roll back.
+- `surge` (`LoadSurge`): production traffic comes `factor` times as fast.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lab_runtime.files.yamlfile import describe
 from lab_runtime.modeling.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, LabelFunction, Population
+from lab_runtime.pipeline.releases import Scale, Shift
 
 CONCEPT = "concept"
 LABEL_FEED = "label_feed"
+SOURCE = "source"
+SURGE = "surge"
+MAX_SURGE = 10.0
 
 
 class ConceptChange(BaseModel):
@@ -93,10 +100,32 @@ class LabelFeedStop(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
-CONDITIONS: dict[str, type[ConceptChange] | type[LabelFeedStop]] = {CONCEPT: ConceptChange, LABEL_FEED: LabelFeedStop}
+class SourceChange(BaseModel):
+    """An upstream source changed a numeric feature's meaning: each row is sent with `change` applied (a `shift` in
+    reference standard deviations or a `scale`), before the active release's transforms."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    change: Shift | Scale = Field(discriminator="type")
+    reason: str = Field(min_length=1, max_length=200, description="for drill authors and the journal")
 
 
-def validate_condition(name: str, value: Mapping[str, Any]) -> ConceptChange | LabelFeedStop:
+class LoadSurge(BaseModel):
+    """Production traffic comes `factor` times the pipeline's rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    factor: float = Field(gt=1.0, le=MAX_SURGE, allow_inf_nan=False)
+
+
+World = ConceptChange | LabelFeedStop | SourceChange | LoadSurge
+CONDITIONS: dict[str, type[World]] = {
+    CONCEPT: ConceptChange,
+    LABEL_FEED: LabelFeedStop,
+    SOURCE: SourceChange,
+    SURGE: LoadSurge,
+}
+
+
+def validate_condition(name: str, value: Mapping[str, Any]) -> World:
     """The validated value of condition `name`; ValueError naming the condition and every bad field."""
     model = CONDITIONS.get(name)
     if model is None:

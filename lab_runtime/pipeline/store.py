@@ -2,8 +2,9 @@
 
 `ship`, `deploy` and `rollback` are the one code path for every change of the active release (CLI,
 labs, drills): each records a deployment and journals `pipeline.deployed {version, previous, by, reason}`.
-World conditions (`CONCEPT`, `LABEL_FEED`; see `conditions.py`) are set and cleared by drills (which journal
-them) and by `lab pipeline labels resume`; one past its `expires_at` is absent, so it ends with its drill.
+World conditions (`CONCEPT`, `LABEL_FEED`, `SOURCE`, `SURGE`: `conditions.py`) are set and cleared by drills
+(which journal them) and by `lab pipeline labels resume`; one past its `expires_at` is absent, so it ends with its
+drill.
 Every process may open the store while the pipeline runs: WAL lets readers go on during a write, and each
 write is one `BEGIN IMMEDIATE` transaction that waits (up to 30 s) for the lock.
 """

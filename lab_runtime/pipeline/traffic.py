@@ -8,7 +8,9 @@ status file (the supervisor's heartbeat) is rewritten with the counters; SIGTERM
 
 It also follows the world conditions in the release store: a changed concept (rows drawn from then on get
 their labels from the changed label function; neither the status nor the log says so, since the learner
-reads both) and a stopped label feed (labels that come due are withheld and counted, and lost).
+reads both), a stopped label feed (labels that come due are withheld and counted, and lost), a source's change of
+a feature's meaning (applied to each row before the release's transforms; unlogged like the concept) and a load
+surge (the rate multiplied).
 """
 
 from __future__ import annotations
@@ -34,8 +36,18 @@ import pandas as pd
 
 from lab_runtime.files.atomic import read_json, write_json_atomic
 from lab_runtime.modeling.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
-from lab_runtime.pipeline.conditions import CONCEPT, LABEL_FEED, ConceptChange, LabelFeedStop, label_feed_status
-from lab_runtime.pipeline.releases import Release, Stats, apply, to_features
+from lab_runtime.pipeline.conditions import (
+    CONCEPT,
+    LABEL_FEED,
+    SOURCE,
+    SURGE,
+    ConceptChange,
+    LabelFeedStop,
+    LoadSurge,
+    SourceChange,
+    label_feed_status,
+)
+from lab_runtime.pipeline.releases import Release, Stats, Transform, apply, to_features
 from lab_runtime.pipeline.store import RELEASE_POLL, Condition, Deployment, ReleaseStore
 from lab_runtime.settings import Settings, load_settings
 
@@ -53,7 +65,7 @@ READY_TIMEOUT = 2.0
 JSON_HEADERS = {"content-type": "application/json"}
 LABEL_DRAIN = CLIENT_TIMEOUT  # a label post in flight when the pipeline stops may finish
 _TRANSFORM_STREAM, _LABEL_STREAM = 101, 102  # seeds of the rows a `share` picks and the rows that get labels
-M = TypeVar("M", ConceptChange, LabelFeedStop)
+M = TypeVar("M", ConceptChange, LabelFeedStop, SourceChange, LoadSurge)
 
 
 @dataclass
@@ -85,13 +97,20 @@ class Chunk:
         return self.next >= len(self.ids)
 
 
-def payloads(raw: pd.DataFrame, start: int, release: Release, stats: Stats, seed: int) -> list[dict[str, Any]]:
-    """Feature dicts of the rows from stream position `start` under `release` (share choices seeded by position)."""
+def payloads(
+    raw: pd.DataFrame, start: int, transforms: list[Transform], stats: Stats, seed: int
+) -> list[dict[str, Any]]:
+    """Feature dicts of the rows from stream position `start` under `transforms` (share choices seeded by position)."""
     rng = np.random.default_rng([seed, _TRANSFORM_STREAM, start])
-    return to_features(apply(raw, release.transforms, stats, rng))
+    return to_features(apply(raw, transforms, stats, rng))
 
 
-def make_chunk(gen: DataGenerator, start: int, n: int, release: Release, label_share: float) -> Chunk:
+def sent_as(release: Release, source: SourceChange | None) -> list[Transform]:
+    """What turns a drawn row into what is sent: the source's change of meaning, then the release's transforms."""
+    return ([source.change] if source else []) + list(release.transforms)
+
+
+def make_chunk(gen: DataGenerator, start: int, n: int, transforms: list[Transform], label_share: float) -> Chunk:
     frame = gen.production(start, n)
     raw = frame[list(FEATURES)]
     labelled = np.random.default_rng([gen.seed, _LABEL_STREAM, start]).random(n) < label_share
@@ -101,14 +120,14 @@ def make_chunk(gen: DataGenerator, start: int, n: int, release: Release, label_s
         raw,
         frame[LABEL].astype(int).tolist(),
         labelled.tolist(),
-        payloads(raw, start, release, gen.stats, gen.seed),
+        payloads(raw, start, transforms, gen.stats, gen.seed),
     )
 
 
-def retransform(chunk: Chunk, release: Release, gen: DataGenerator) -> None:
-    """Re-build the payloads of the rows not sent yet under another release."""
+def retransform(chunk: Chunk, transforms: list[Transform], gen: DataGenerator) -> None:
+    """Re-build the payloads of the rows not sent yet under other transforms."""
     rest = chunk.raw.iloc[chunk.next :]
-    chunk.payloads[chunk.next :] = payloads(rest, chunk.start + chunk.next, release, gen.stats, gen.seed)
+    chunk.payloads[chunk.next :] = payloads(rest, chunk.start + chunk.next, transforms, gen.stats, gen.seed)
 
 
 def relabel(chunk: Chunk, gen: DataGenerator) -> None:
@@ -181,6 +200,8 @@ class Pipeline:
         self.concept: ConceptChange | None = None  # never in the status or the log: the learner reads those
         self.feed_stop: LabelFeedStop | None = None
         self.feed_stopped_at: float | None = None
+        self.source: SourceChange | None = None  # like the concept: never in the status or the log
+        self.surge: LoadSurge | None = None
         self.refresh_conditions()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -223,14 +244,21 @@ class Pipeline:
         self.release = self.store.get(deployment.version)
         self.deployment = deployment
         if self.chunk is not None:
-            retransform(self.chunk, self.release, self.gen)
+            retransform(self.chunk, sent_as(self.release, self.source), self.gen)
         log.info("release %s is active (%s): %s", self.release.version, deployment.reason, self.release.summary())
         self.write_status()  # at once: drills and `lab pipeline status` wait for the new release to show
 
     def refresh_conditions(self) -> None:
-        """Follow the world conditions: the concept (labels of rows not sent yet) and the label feed."""
+        """Follow the world conditions: the concept (labels of rows not sent yet), the label feed, a source's change of
+        meaning (rows not sent yet) and a load surge."""
         active = self.store.conditions()
         self._follow_concept(_parsed(active.get(CONCEPT), ConceptChange))
+        source = _parsed(active.get(SOURCE), SourceChange)
+        if source != self.source:
+            self.source = source
+            if self.chunk is not None:
+                retransform(self.chunk, sent_as(self.release, source), self.gen)
+        self.surge = _parsed(active.get(SURGE), LoadSurge)
         feed = active.get(LABEL_FEED)
         self._follow_label_feed(_parsed(feed, LabelFeedStop), feed.set_at if feed else None)
 
@@ -254,9 +282,9 @@ class Pipeline:
 
     async def _traffic(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        interval = 1.0 / self.settings.pipeline_rate
         next_at = loop.time()
         while not stop.is_set():
+            interval = 1.0 / (self.settings.pipeline_rate * (self.surge.factor if self.surge else 1.0))
             if not self.ready:
                 await self._wait_until_ready(stop)
                 next_at = loop.time()
@@ -311,7 +339,8 @@ class Pipeline:
 
     def _launch(self) -> None:
         if self.chunk is None or self.chunk.done():
-            self.chunk = make_chunk(self.gen, self.position, CHUNK, self.release, self.settings.label_share)
+            transforms = sent_as(self.release, self.source)
+            self.chunk = make_chunk(self.gen, self.position, CHUNK, transforms, self.settings.label_share)
             self.store.save_cursor(self.position)
         chunk, i = self.chunk, self.chunk.next
         chunk.next += 1

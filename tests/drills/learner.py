@@ -64,13 +64,16 @@ def last_event_id(settings: Settings) -> int:
     return all_events[-1].id if all_events else 0
 
 
-def fault_visible(settings: Settings, run_id: str, n_faults: int) -> bool:
-    """Every fault injected, and a probe after the last injection in which the drill's conditions fail."""
+def fault_visible(settings: Settings, run_id: str, n_faults: int, signal: str | None = None) -> bool:
+    """Every fault injected, and a probe after the last injection in which the drill's conditions fail (with
+    `signal`: in which a condition on it fails on a value, as an alert on it would show)."""
     run = events(settings, run_id)
     injected = [e for e in run if e.kind == kinds.FAULT_INJECTED]
     if len(injected) < n_faults:
         return False
     after = [e for e in run if e.kind == kinds.PROBE_RESULT and e.id > injected[-1].id]
+    if signal is not None:
+        return any(f.startswith(f"{signal} ") and ": is " in f for p in after for f in p.payload["failing"])
     return any(not (p.payload["steady"] and p.payload["remediated"]) for p in after)
 
 
@@ -94,18 +97,26 @@ class Outcome:
     events: list[Event]
 
 
-def respond(settings: Settings, drill: Drill, run_id: str, running: Callable[[], bool] = lambda: True) -> None:
-    """As a learner: wait until run `run_id`'s fault shows in the probes, declare the drill's diagnosis, and apply
-    its reference remediation. `running` says whether the run can still go on (fails fast when it ended early)."""
+def respond(
+    settings: Settings,
+    drill: Drill,
+    run_id: str,
+    running: Callable[[], bool] = lambda: True,
+    commands: Sequence[str] | None = None,
+    signal: str | None = None,
+) -> None:
+    """As a learner: wait until run `run_id`'s fault shows in the probes (on `signal`, if given), declare the drill's
+    diagnosis, and apply `commands` (default: its reference remediation). `running` says whether the run can still
+    go on (fails fast when it ended early)."""
     wait_for(
-        lambda: fault_visible(settings, run_id, len(drill.faults)) or not running(),
+        lambda: fault_visible(settings, run_id, len(drill.faults), signal) or not running(),
         120,
         f"{drill.id}: the fault in the probes",
     )
     assert running(), "the drill ended before its fault showed"
     injected = events(settings, run_id, [kinds.FAULT_INJECTED])[-1].ts
     lab("declare", drill.diagnosis)
-    for command in drill.remediation.reference:
+    for command in drill.remediation.reference if commands is None else commands:
         window = re.search(r"--window (\S+)", command)
         if window:  # a learner retraining on fresh labels waits until the window holds only fresh ones
             fresh = injected + parse_duration(window.group(1)) + settings.scaled(settings.label_delay) + 1
@@ -113,13 +124,20 @@ def respond(settings: Settings, drill: Drill, run_id: str, running: Callable[[],
         lab(*shlex.split(command)[1:])
 
 
-def solve(settings: Settings, drill: Drill, timeout: float = 240) -> Outcome:
-    """Run `drill`, detect it, declare, remediate with its reference commands; the run's journal at the end."""
+def solve(
+    settings: Settings,
+    drill: Drill,
+    timeout: float = 240,
+    commands: Sequence[str] | None = None,
+    signal: str | None = None,
+) -> Outcome:
+    """Run `drill`, detect it (on `signal`, if given), declare, remediate with `commands` (default: its reference);
+    the run's journal at the end."""
     since = last_event_id(settings)
     proc = start_drill(drill.id)
     try:
         run_id = run_id_after(settings, since)
-        respond(settings, drill, run_id, lambda: proc.poll() is None)
+        respond(settings, drill, run_id, lambda: proc.poll() is None, commands, signal)
         output, _ = proc.communicate(timeout=timeout)
     except AssertionError as exc:
         output = stop(proc)

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from drills.spec import catalog
+from drills.spec import catalog, find_drill
+from grader.grading import grade_run
 from lab_runtime import events as kinds
 from lab_runtime.labs.catalog import all_labs
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION
-from tests.drills.learner import drill_argv, in_order, solve
+from tests.drills.learner import drill_argv, events, in_order, lab, solve
 from tests.sandbox import Sandbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -23,13 +24,21 @@ pytestmark = pytest.mark.integration
 # the container drills (compose runtime only) by tests/e2e/test_compose.py.
 IN_LABS = {event.run_drill for lab in all_labs() for event in lab.events if event.run_drill}
 ON_COMPOSE = {d.id for d in catalog() if "local" not in d.runtimes}
-DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS | ON_COMPOSE}
+# Each output drill with a learner pulling a lever of each verdict first, then what remediates.
+OUTPUT_MOVES = {
+    "output-unsafe-champion": ("throttle", "harmful", ["lab feature throttle 0.5", "lab model rollback",
+                                                      "lab feature enable"]),
+    "output-load-surge": ("disable", "acceptable", ["lab feature disable"]),
+    "output-bureau-rescale": ("disable", "best", None),  # its reference: disable, retrain, enable
+}  # fmt: skip
+DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS | ON_COMPOSE | set(OUTPUT_MOVES)}
 
 
 def test_every_drill_is_run_here_or_by_a_lab_test() -> None:
     assert {"canary-swapped-build", "rollback-nightly-promotions", "incident-error-burst"} == IN_LABS
     assert {"incident-service-starved", "incident-registry-slow-network"} == ON_COMPOSE
-    assert set(DRILLS) | IN_LABS | ON_COMPOSE == {d.id for d in catalog()}
+    assert set(DRILLS) | IN_LABS | ON_COMPOSE | set(OUTPUT_MOVES) == {d.id for d in catalog()}
+    assert set(OUTPUT_MOVES) == {d.id for d in catalog() if d.kind == "output"}
 
 
 def test_a_container_drill_is_refused_on_the_local_runtime(sandbox: Sandbox) -> None:
@@ -50,6 +59,7 @@ def healthy(sandbox: Sandbox) -> Iterator[Sandbox]:
     if CHALLENGER in aliases:
         model_ops.delete_alias(settings, CHALLENGER)
         model_ops.set_canary_weight(settings, 0.0)
+    lab("feature", "enable")  # a learner's throttle or disable outlives the drill
 
     def serving_v1() -> bool:
         body = httpx.get(f"{settings.service_url}/model", timeout=2).json()
@@ -84,3 +94,26 @@ def test_the_drill_is_detected_remediated_and_reverted(healthy: Sandbox, drill_i
     assert all(e.learner == "ada" and e.source == "drill" for e in outcome.events)
     with ReleaseStore(settings.pipeline_db_path) as store:
         assert store.active().version == "v1" and not store.conditions()
+
+
+@pytest.mark.parametrize("drill_id", sorted(OUTPUT_MOVES))
+def test_an_output_drill_grades_the_first_lever_pulled_by_its_table_and_counts_the_unsafe_decisions(
+    healthy: Sandbox, drill_id: str
+) -> None:
+    drill, settings = find_drill(drill_id), healthy.settings
+    lever, verdict, commands = OUTPUT_MOVES[drill_id]
+    assert drill.decision is not None and drill.decision[lever].verdict == verdict
+    outcome = solve(healthy.settings, drill, commands=commands, signal="unsafe_output_rate")  # as its alert shows
+    assert outcome.returncode == 0, outcome.output
+    ended = [e for e in outcome.events if e.kind == kinds.DRILL_ENDED]
+    assert ended[0].payload["outcome"] == "remediated" and ended[0].payload["steady_after"] is True, outcome.output
+    (unsafe,) = [e for e in outcome.events if e.kind == kinds.DRILL_UNSAFE]
+    grade = grade_run(events(settings), outcome.run_id)
+    assert (grade.decision, grade.verdict, grade.outcome, grade.collateral) == (lever, verdict, "remediated", ())
+    assert grade.blast_radius is not None and 0 < grade.blast_radius <= len(unsafe.payload["served"])
+    assert grade.mitigated_at is not None and grade.ttd is not None and grade.ttr is not None
+    points = drill.decision[lever].points
+    timed = 40 * max(0.25, 1 - grade.ttd / grade.time_limit) + 40 * max(0.25, 1 - grade.ttr / grade.time_limit)
+    assert grade.score == pytest.approx(max(0.0, min(100.0, timed + 20 + points)), abs=0.2)
+    with ReleaseStore(settings.pipeline_db_path) as store:
+        assert not store.conditions()

@@ -26,6 +26,12 @@ GOOD: dict = {
     "remediation": {"conditions": ["latency_p99_ms < 250"], "hold": "20s", "reference": ["lab restart model-service"]},
     "time_limit": "5m",
 }
+TABLE = {
+    "rollback": {"verdict": "best", "points": 20, "why": "a safe version exists"},
+    "disable": {"verdict": "acceptable", "points": 5, "why": "everyone waits for a human"},
+    "throttle": {"verdict": "harmful", "points": -20, "why": "the harm goes on"},
+}
+OUTPUT = {**GOOD, "kind": "output", "diagnosis": "unsafe-output", "decision": TABLE}
 
 
 def write(tmp_path: Path, body: dict, name: str = "my-drill") -> Path:
@@ -72,7 +78,7 @@ def test_a_good_drill_loads_with_durations_in_seconds(tmp_path: Path) -> None:
         ),
         ({"faults": []}, "faults: Tuple should have at least 1 item"),
         ({"diagnosis": "gremlins"}, "diagnosis: Value error, unknown diagnosis 'gremlins'; diagnoses are data-drift"),
-        ({"kind": "chaos"}, "kind: Input should be 'drift', 'canary', 'rollback' or 'incident'"),
+        ({"kind": "chaos"}, "kind: Input should be 'drift', 'canary', 'rollback', 'incident' or 'output'"),
         ({"steady_state": ["p99 < 3"]}, "steady_state: Value error, unknown signal 'p99'"),
         ({"steady_state": ["error_rate is low"]}, "'error_rate is low' is not a condition; write `signal op number`"),
         ({"time_limit": "15s"}, "time_limit 15s leaves no time to remediate"),
@@ -81,6 +87,33 @@ def test_a_good_drill_loads_with_durations_in_seconds(tmp_path: Path) -> None:
         (
             {"faults": [{"type": "schema_skew", "args": {"change": "unit", "feature": "region"}}]},
             "a unit change needs one of age, income",
+        ),
+        ({**OUTPUT, "decision": None}, "an output drill needs a decision table: per lever"),
+        ({"decision": TABLE}, "a decision table belongs to output drills, not to incident drills"),
+        (
+            {**OUTPUT, "decision": {**TABLE, "retrain": {"verdict": "best", "points": 1, "why": "w"}}},
+            "decision: Value error, unknown lever 'retrain'; levers are rollback, disable, throttle",
+        ),
+        (
+            {**OUTPUT, "decision": {k: v for k, v in TABLE.items() if k != "throttle"}},
+            "decision: Value error, the table does not judge throttle; give every lever a verdict",
+        ),
+        (
+            {**OUTPUT, "decision": {**TABLE, "rollback": {**TABLE["rollback"], "verdict": "acceptable"}}},
+            "decision: Value error, the table names no best lever",
+        ),
+        (
+            {**OUTPUT, "decision": {**TABLE, "disable": {"verdict": "fine", "points": 1, "why": "w"}}},
+            "decision.disable.verdict: Input should be 'best', 'acceptable' or 'harmful'",
+        ),
+        (
+            {"faults": [{"type": "overload", "args": {"capacity": 1.5, "latency_ms": 100, "degraded": ["region"]}}]},
+            "overload args: degraded: Value error, unknown numeric feature 'region'",
+        ),
+        ({"faults": [{"type": "load_surge", "args": {"factor": 0.5}}]}, "load_surge args: factor: Input should be"),
+        (
+            {"faults": [{"type": "source_change", "args": {"change": {"type": "rename", "feature": "age"}}}]},
+            "source_change args: change",
         ),
     ],
 )
@@ -99,7 +132,7 @@ def test_a_bad_fault_is_the_only_error_named_not_also_an_empty_fault_list(tmp_pa
     types = "covariate_drift, schema_skew, concept_drift, latency, errors, bad_model, dependency_outage, service_crash"
     assert str(caught.value) == (
         f"{path}: faults.0: Value error, unknown fault type 'meteor'; types are {types}, feedback_outage, "
-        "network_latency, container_limits"
+        "network_latency, container_limits, source_change, load_surge, overload"
     )
     path = write(tmp_path, {**GOOD, "faults": [{"type": "latency", "args": {"latency_ms": 5}, "at": "soon"}]})
     with pytest.raises(InvalidDrill) as caught:

@@ -29,7 +29,8 @@ def run(
         "ttr": ttr, "outcome": "remediated" if ttr is not None else "not remediated",
         "collateral": extra.get("collateral", []), "score": score, "time_limit": 600.0,
         "fixed_at": None, "blind": False, "finished": True, "mitigated_at": None, "ttm": extra.get("ttm", ttr),
-        "time_to_recovery": ttr,
+        "time_to_recovery": ttr, "decision": extra.get("decision"), "verdict": extra.get("verdict"),
+        "blast_radius": extra.get("blast_radius"),
     }  # fmt: skip
 
 
@@ -69,6 +70,23 @@ def test_per_drill_rates_and_spreads() -> None:
     assert (drift.ttd.p50, drift.ttd.p90, drift.ttd.max) == (20.0, 28.0, 30.0)
     assert (drift.ttr.count, drift.ttr.p50) == (1, 40.0)
     assert (latency.runs, latency.detection_rate, latency.ttr.max) == (2, 1.0, 60.0)
+
+
+def test_per_drill_decision_mix_and_blast_radius_percentiles() -> None:
+    made = [
+        raw("ada", [run("out", 5.0, 40.0, decision="rollback", verdict="best", blast_radius=12)]),
+        raw("bob", [run("out", 9.0, 80.0, decision="throttle", verdict="harmful", blast_radius=90)]),
+        raw("cy", [run("out", 7.0, 50.0, decision="rollback", verdict="best", blast_radius=20)]),
+        raw("dee", [run("out", None, None, blast_radius=140)]),
+        raw("eve", [run("drift", 5.0, 40.0)]),
+    ]
+    drills = cohort("spring", [Bundle.model_validate(sign(b, KEY.encode())) for b in made]).drills
+    drift, out = drills
+    assert out.decisions == {"none": 1, "rollback (best)": 2, "throttle (harmful)": 1}
+    assert (out.blast_radius.count, out.blast_radius.p50, out.blast_radius.max) == (4, 55.0, 140.0)
+    assert (drift.decisions, drift.blast_radius.count) == ({"none": 1}, 0)
+    html = to_html(cohort("spring", [Bundle.model_validate(sign(b, KEY.encode())) for b in made]))
+    assert "none: 1, rollback (best): 2, throttle (harmful): 1" in html and "<td>55 / 125 / 140</td>" in html
 
 
 def test_the_leaderboard_ranks_by_mean_score_and_shows_each_learner_against_the_cohort() -> None:

@@ -12,6 +12,7 @@ from lab_runtime.events import (
     DRILL_MITIGATED,
     DRILL_REMEDIATED,
     DRILL_STARTED,
+    DRILL_UNSAFE,
     FAULT_INJECTED,
     LEARNER_ACTION,
     LEARNER_DECLARED,
@@ -392,3 +393,82 @@ def test_another_learners_run_does_not_excuse_a_wrong_guess() -> None:
     j.end(41, "aborted", run="b", learner="bob")
     ada, _ = grade(j.events)
     assert ada.wrong_declarations == 1
+
+
+TABLE = {
+    "rollback": {"verdict": "best", "points": 20.0, "why": "a safe version exists"},
+    "disable": {"verdict": "acceptable", "points": 5.0, "why": "everyone waits for a human"},
+    "throttle": {"verdict": "harmful", "points": -20.0, "why": "the unsafe version keeps deciding"},
+}
+
+
+def output_run(*moves: tuple[float, str, dict[str, Any]], mitigated_by: float | None = 30.0) -> Journal:
+    """An output drill injected at 10 s; `moves` as (at, action, payload); violations served at 11..40 s, one a
+    second; the impact gone by `mitigated_by` (None: never), remediated at 70 s."""
+    j = Journal()
+    j.add(0, DRILL_STARTED, "ada", "r1", drill="output-x", diagnosis="unsafe-output", time_limit=600.0, hold=30.0,
+          decision=TABLE)  # fmt: skip
+    j.inject(10, alias="champion")
+    j.declare(15, "unsafe-output")
+    for at, action, payload in moves:
+        j.act(at, action, **payload)
+    if mitigated_by is not None:
+        j.mitigated(mitigated_by + 30, mitigated_by, mitigated_by)
+    j.remediated(100, 70, fixed_by=70)
+    j.add(101, DRILL_UNSAFE, "ada", "r1", served=[T0 + s for s in range(11, 41)], since=T0 + 10, until=T0 + 101)
+    j.end(102, "remediated")
+    return j
+
+
+@pytest.mark.parametrize(
+    ("moves", "decision", "verdict", "points"),
+    [
+        pytest.param([(20.0, "model.rollback", {"from": "3", "to": "2"})], "rollback", "best", 20.0, id="best"),
+        pytest.param([(20.0, "feature.disable", {"from": 1.0, "to": 0.0})], "disable", "acceptable", 5.0, id="ok"),
+        pytest.param(
+            [(20.0, "feature.throttle", {"from": 1.0, "to": 0.0})],
+            "disable",
+            "acceptable",
+            5.0,
+            id="throttle-to-zero-is-a-disable",
+        ),
+        pytest.param(
+            [
+                (18.0, "monitor.report", {}),
+                (20.0, "feature.throttle", {"from": 1.0, "to": 0.3}),
+                (25.0, "model.rollback", {"from": "3", "to": "2"}),
+            ],
+            "throttle",
+            "harmful",
+            -20.0,
+            id="the-first-lever-counts",
+        ),
+    ],
+)
+def test_the_first_lever_pulled_is_judged_by_the_drills_table_and_its_points_join_the_score(
+    moves: list[tuple[float, str, dict[str, Any]]], decision: str, verdict: str, points: float
+) -> None:
+    (g,) = grade(output_run(*moves).events)
+    assert (g.decision, g.verdict, g.collateral) == (decision, verdict, ())  # a table's levers are not harms
+    ttd, ttr = 5.0, g.ttr
+    assert ttr is not None
+    expected = 40 * (1 - ttd / 600) + 40 * (1 - ttr / 600) + 20 + points
+    assert g.score == pytest.approx(min(100.0, expected), abs=0.1)
+
+
+def test_the_blast_radius_counts_the_violations_served_until_the_mitigation_credited() -> None:
+    (g,) = grade(output_run((20.0, "model.rollback", {"from": "3", "to": "2"}), mitigated_by=30.0).events)
+    assert g.mitigated_at == pytest.approx(T0 + 20.0)
+    assert g.blast_radius == 10  # served at 11..20 s: the rollback began at 20 s
+    (late,) = grade(output_run((35.0, "feature.disable", {"from": 1.0, "to": 0.0}), mitigated_by=36.0).events)
+    assert late.blast_radius == 25
+
+
+def test_without_a_mitigation_the_blast_radius_is_every_violation_until_the_revert_and_no_lever_scores() -> None:
+    (g,) = grade(output_run(mitigated_by=None).events)
+    assert (g.decision, g.verdict, g.blast_radius) == (None, "none", 30)
+
+
+def test_a_drill_without_a_record_of_its_violations_has_no_blast_radius() -> None:
+    (g,) = grade(solved().events)
+    assert (g.decision, g.verdict, g.blast_radius) == (None, None, None)

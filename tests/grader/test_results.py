@@ -29,6 +29,7 @@ from tests.grader.test_grade_command import write_run
 from tests.grader.test_grading import solved
 
 KEY = b"k" * 32
+NEW_IN_3 = ("decision", "verdict", "blast_radius")
 
 
 def bundle(**changes: Any) -> dict[str, Any]:
@@ -46,7 +47,8 @@ def test_a_bundle_holds_the_learners_labs_graded_runs_and_a_digest_of_their_even
     assert b["learner"] == "ada" and b["labs"] == [{"lab": "lab-01", "passed": 3, "total": 3, "completed": True}]
     (run,) = b["runs"]
     assert (run["drill"], run["ttd"], run["ttr"], run["outcome"]) == ("drift-x", 30.0, 40.0, "remediated")
-    assert (run["ttm"], run["time_to_recovery"], b["format"]) == (40.0, 50.0, "mlops-lab-results/2")
+    assert (run["ttm"], run["time_to_recovery"], b["format"]) == (40.0, 50.0, "mlops-lab-results/3")
+    assert (run["decision"], run["verdict"], run["blast_radius"]) == (None, None, None)  # a drift drill, no record
     assert b["journal"]["events"] == 10
     changed = [*solved().events[:-1], Event(7, solved().events[-1].ts + 1, "drill", "drill.ended", {}, "ada", "r1")]
     assert journal_digest(changed)["sha256"] != journal_digest(solved().events)["sha256"]
@@ -55,10 +57,18 @@ def test_a_bundle_holds_the_learners_labs_graded_runs_and_a_digest_of_their_even
 def test_a_bundle_exported_before_ttm_existed_still_verifies() -> None:
     old = {**bundle(), "format": "mlops-lab-results/1"}
     old["runs"] = [
-        {k: v for k, v in r.items() if k not in ("ttm", "mitigated_at", "time_to_recovery")} for r in old["runs"]
+        {k: v for k, v in r.items() if k not in ("ttm", "mitigated_at", "time_to_recovery", *NEW_IN_3)}
+        for r in old["runs"]
     ]
     verified = verify(json.loads(json.dumps(sign(old, KEY))), KEY, "old.json")
     assert (verified.format, verified.runs[0].ttr, verified.runs[0].ttm) == ("mlops-lab-results/1", 40.0, None)
+
+
+def test_a_bundle_exported_before_decisions_existed_still_verifies() -> None:
+    old = {**bundle(), "format": "mlops-lab-results/2"}
+    old["runs"] = [{k: v for k, v in r.items() if k not in NEW_IN_3} for r in old["runs"]]
+    verified = verify(json.loads(json.dumps(sign(old, KEY))), KEY, "old.json")
+    assert (verified.format, verified.runs[0].ttm, verified.runs[0].blast_radius) == ("mlops-lab-results/2", 40.0, None)
 
 
 def test_a_blind_run_still_going_stays_out_of_the_bundle() -> None:

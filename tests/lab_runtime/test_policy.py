@@ -9,6 +9,7 @@ import pytest
 from lab_runtime.errors import InvalidPolicy
 from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import fit, split_features
+from lab_runtime.modeling.regression import Regression
 from lab_runtime.service.policy import Limit, load_policy
 
 POLICY = load_policy()  # the built-in one
@@ -26,29 +27,28 @@ def test_a_probability_of_default_becomes_a_decision_at_the_thresholds(probabili
 def test_a_decision_breaks_the_rules_whose_decision_it_is_and_whose_limits_all_hold() -> None:
     risky = {"debt_to_income": 0.7, "num_late_payments": 5}
     assert POLICY.violations("approve", risky) == ["approve-over-dti-limit", "approve-with-late-payments"]
-    assert POLICY.violations("approve", {**risky, "num_late_payments": 3}) == ["approve-over-dti-limit"]
+    assert POLICY.violations("approve", {**risky, "num_late_payments": 2}) == ["approve-over-dti-limit"]
     assert POLICY.violations("refer", risky) == [] and POLICY.violations("decline", risky) == []
     assert POLICY.violations("approve", SAFE) == []
     assert POLICY.violations("approve", {"num_late_payments": 0}) == []  # a missing feature breaks no limit
 
 
-def test_the_built_in_policy_is_rarely_broken_by_a_sound_model_and_more_often_by_one_blind_to_its_features() -> None:
+def test_the_built_in_policy_is_rarely_broken_by_a_sound_model_and_often_by_one_trained_on_a_labelling_bug() -> None:
     data = DataGenerator(42)
     X, y = split_features(data.training())
     holdout, _ = split_features(data.holdout())
+    rows = holdout.to_dict(orient="records")
 
-    def broken_share(blind_to: tuple[str, ...]) -> float:
-        """Of the holdout, the share of decisions that break a rule, by a model that never saw `blind_to` vary."""
-        model = fit(X.assign(**{c: X[c].median() for c in blind_to}), y, C=1.0, seed=42)
-        probabilities = model.predict_proba(holdout)[:, 1]
-        rows = holdout.to_dict(orient="records")
+    def broken_share(regression: Regression) -> float:
+        """Of the holdout, the share of decisions that break a rule."""
+        probabilities = fit(X, y, C=1.0, seed=42, regression=regression).predict_proba(holdout)[:, 1]
         broken = [bool(POLICY.violations(POLICY.decide(p), r)) for p, r in zip(probabilities, rows, strict=True)]
         return sum(broken) / len(rows)
 
-    sound = broken_share(())
-    blind = broken_share(("debt_to_income", "num_late_payments"))
-    # the built-in unsafe-output alert fires over 1 %: never on the sandbox's own champion
-    assert sound <= 0.002 and blind >= 5 * max(sound, 0.001), (sound, blind)
+    sound = broken_share(Regression())
+    bugged = broken_share(Regression(repaid_from={"debt_to_income": 0.45, "num_late_payments": 2}))
+    # the built-in unsafe-output alert fires over 2 %: never on a sound champion, always on the bugged one
+    assert sound < 0.01 and bugged > 0.03, (sound, bugged)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from lab_runtime.predlog import FeedbackRow, PredictionLog, PredictionLogger, PredictionRow, RequestRow
+from lab_runtime.predlog import FallbackRow, FeedbackRow, PredictionLog, PredictionLogger, PredictionRow, RequestRow
 
 T0 = time.time() - 1000  # recent enough for the default retention of an hour
 
@@ -94,3 +94,30 @@ def test_a_prediction_keeps_its_decision_and_the_rules_it_broke_and_an_older_log
     logger.close()
     window = PredictionLog(path).window(since=T0)
     assert list(zip(window["decision"], window["violations"], strict=True)) == [("", ""), ("approve", "a-rule,b-rule")]
+
+
+def test_the_unsafe_decisions_are_read_by_time_and_the_fallbacks_labelled_decisions_are_training_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.db"
+    logger = PredictionLogger(path, maxsize=100)
+    broke = ("approve-over-dti-limit",)
+    logger.log(
+        [
+            PredictionRow(T0 + 1, "m1", "1", "champion", 0, 0.1, 1.0, {"age": 31}, "approve", broke),
+            PredictionRow(T0 + 2, "m2", "1", "champion", 0, 0.1, 1.0, {"age": 32}, "approve"),
+            PredictionRow(T0 + 3, "m3", "1", "champion", 0, 0.1, 1.0, {"age": 33}, "approve", broke),
+            FallbackRow(T0 + 4, "f1", "refer", {"age": 41}),
+            FeedbackRow(T0 + 5, "m2", 0),
+            FeedbackRow(T0 + 5, "f1", 1),
+        ]
+    )
+    logger.close()
+    log = PredictionLog(path)
+    assert log.unsafe(T0) == [T0 + 1, T0 + 3] and log.unsafe(T0 + 2, T0 + 3) == []
+    decisions = log.decisions(T0 + 2)
+    assert list(zip(decisions["decision"], decisions["violations"], strict=True)) == [
+        ("approve", ""),
+        ("approve", "approve-over-dti-limit"),
+    ]
+    assert log.labelled_features(T0) == [({"age": 32}, 0), ({"age": 41}, 1)]  # the model's and the fallback's

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from lab_runtime.errors import FaultInjectionFailed, RuntimeNotReady
 from lab_runtime.service.admin_client import ServiceAdmin
 from lab_runtime.service.app import create_app
-from lab_runtime.service.faults import NO_FAULT, Decision, FaultTable, ServiceFault, check_fault_id
+from lab_runtime.service.faults import NO_FAULT, Decision, FaultTable, ServiceFault, check_fault_id, degraded_values
+from lab_runtime.service.switch import FALLBACK
 from lab_runtime.settings import Settings
 
 
@@ -171,7 +172,7 @@ def test_the_table_takes_concurrent_puts_and_decisions() -> None:
 # Bad faults, named after their defect, with the words the refusal must contain.
 BAD_FAULTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("no kind", {"ttl": 10}, "kind", "Field required"),
-    ("unknown kind", {"kind": "crash", "ttl": 10}, "kind", "'latency' or 'errors'"),
+    ("unknown kind", {"kind": "crash", "ttl": 10}, "kind", "'latency', 'errors' or 'overload'"),
     ("no ttl", {"kind": "errors"}, "ttl", "Field required"),
     ("zero ttl", {"kind": "errors", "ttl": 0}, "ttl", "greater than 0"),
     ("ttl over six hours", {"kind": "errors", "ttl": 6 * 3600 + 1}, "ttl", "less than or equal to 21600"),
@@ -187,8 +188,8 @@ BAD_FAULTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("negative jitter", {"kind": "latency", "latency_ms": 5, "jitter_ms": -1, "ttl": 10}, "jitter_ms", "greater"),
     ("infinite latency", {"kind": "latency", "latency_ms": float("inf"), "ttl": 10}, "latency_ms", "finite"),
     ("latency over a minute", {"kind": "latency", "latency_ms": 60_001, "ttl": 10}, "latency_ms", "less than"),
-    ("errors with latency", {"kind": "errors", "latency_ms": 5, "ttl": 10}, "", "apply to latency faults only"),
-    ("errors with jitter", {"kind": "errors", "jitter_ms": 5, "ttl": 10}, "", "apply to latency faults only"),
+    ("errors with latency", {"kind": "errors", "latency_ms": 5, "ttl": 10}, "", "not to an errors fault"),
+    ("errors with jitter", {"kind": "errors", "jitter_ms": 5, "ttl": 10}, "", "not to an errors fault"),
     ("latency with status", {"kind": "latency", "latency_ms": 5, "status": 503, "ttl": 10}, "", "errors faults only"),
 ]
 
@@ -341,7 +342,7 @@ def test_the_client_sends_the_token_and_reads_the_answers(tmp_path: Path) -> Non
 
     admin = _admin(settings, handler)
     assert admin.put("x", errors()) == 123.5
-    assert json.loads(seen[0].content) == errors().model_dump()
+    assert json.loads(seen[0].content) == errors().model_dump(mode="json")
     assert admin.list() == {"x": {"id": "x", "kind": "errors"}}
     assert admin.delete("x") is False
     assert admin.clear() == 2
@@ -372,3 +373,52 @@ def test_the_client_turns_a_refusal_into_fault_injection_failed(
     settings = Settings(state_dir=tmp_path, admin_token="tok")
     with pytest.raises(FaultInjectionFailed, match=message):
         _admin(settings, lambda _: httpx.Response(status, json=body)).put("x", errors())
+
+
+def overload(capacity: float = 10.0, **changes: Any) -> ServiceFault:
+    fields = {"kind": "overload", "capacity": capacity, "latency_ms": 400.0, "degraded": ("debt_to_income",)}
+    return ServiceFault(**{**fields, "ttl": 60.0, **changes})
+
+
+def test_an_overload_slows_and_degrades_the_model_only_while_more_requests_reach_it_than_its_capacity() -> None:
+    table, rng = FaultTable(), random.Random(0)
+    table.put("o", overload(capacity=10.0), now=0.0)
+    # 20 requests over 2 s (10 a second): at capacity, served well
+    within = [table.decide("champion", 1.0 + i * 0.1, rng) for i in range(20)]
+    assert all(d == NO_FAULT for d in within)
+    # the 21st within the window: over capacity, slowed and scored with its feature at the mean
+    over = table.decide("champion", 2.95, rng)
+    assert over == Decision(0.4, None, frozenset({"debt_to_income"}))
+    # what the fallback decides never counts nor suffers
+    assert table.decide(FALLBACK, 2.96, rng) == Decision()
+    # a quiet second later the load is back under capacity
+    assert table.decide("champion", 6.0, rng) == Decision()
+
+
+def test_the_fallbacks_requests_do_not_load_the_model() -> None:
+    table, rng = FaultTable(), random.Random(0)
+    table.put("o", overload(capacity=5.0), now=0.0)
+    for i in range(100):
+        assert table.decide(FALLBACK, 1.0 + i * 0.01, rng) == Decision()
+    assert table.decide("champion", 2.0, rng) == Decision()
+
+
+def test_degraded_values_are_the_reference_means_whole_for_integer_features() -> None:
+    values = degraded_values(42, frozenset({"debt_to_income", "num_late_payments"}))
+    assert values["debt_to_income"] == pytest.approx(0.29, abs=0.02)
+    assert values["num_late_payments"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "overload", "latency_ms": 100, "degraded": ["income"]}, "an overload fault needs capacity > 0"),
+        ({"kind": "latency", "latency_ms": 100, "capacity": 3}, "capacity and degraded apply to overload faults"),
+        ({"kind": "overload", "capacity": 3, "degraded": ["region"]}, "unknown numeric feature 'region'"),
+        ({"kind": "overload", "capacity": 3, "status": 503}, "status applies to errors faults only"),
+        ({"kind": "errors", "latency_ms": 5}, "latency_ms and jitter_ms apply to latency and overload faults"),
+    ],
+)
+def test_a_fault_of_one_kind_refuses_the_fields_of_another(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServiceFault(**{**fields, "ttl": 60.0})

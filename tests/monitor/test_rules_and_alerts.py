@@ -156,11 +156,12 @@ def test_the_alert_history_pairs_each_firing_with_its_resolution() -> None:
     ]
 
 
-def test_the_unsafe_output_rule_fires_over_one_percent_of_the_decisions() -> None:
-    (rule,) = [r for r in load_rules(BUILTIN_RULES) if r.name == "unsafe-output"]
-    assert (rule.signal, rule.comparison, rule.threshold, rule.severity) == (
-        "unsafe_output_rate",
-        ">",
-        0.01,
-        "critical",
-    )
+def test_the_built_in_unsafe_output_rule_fires_critical_once_over_two_percent_has_held_ten_seconds() -> None:
+    rules = [r for r in load_rules(BUILTIN_RULES) if r.name == "unsafe-output"]
+    at_limit, over = AlertEngine(), AlertEngine()
+    for now in (0, 5, 10):
+        assert at_limit.step(rules, {"unsafe_output_rate": 0.02}, {}, now=now) == []
+        fired = over.step(rules, {"unsafe_output_rate": 0.021}, {}, now=now)
+    (alert,) = fired
+    assert alert.kind == ALERT_FIRING and alert.payload["severity"] == "critical"
+    assert alert.payload["summary"] == "2.1% of the decisions served break the output policy"

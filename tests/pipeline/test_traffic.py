@@ -26,7 +26,7 @@ import pytest
 
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
-from lab_runtime.pipeline.conditions import ConceptChange
+from lab_runtime.pipeline.conditions import SOURCE, SURGE, ConceptChange
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore, ship
 from lab_runtime.pipeline.traffic import (
@@ -58,6 +58,7 @@ class FakeService:
     ready: bool = True
     predicted: list[str] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _handler(seen: FakeService) -> type[BaseHTTPRequestHandler]:
@@ -85,6 +86,7 @@ def _handler(seen: FakeService) -> type[BaseHTTPRequestHandler]:
                 self._answer(422, {"detail": f"features must be {sorted(FEATURES)}"})
             else:
                 seen.predicted.append(body["request_id"])
+                seen.features[body["request_id"]] = body["features"]
                 self._answer(200, {"request_id": body["request_id"], "prediction": 0})
 
         def log_message(self, *args: Any) -> None:
@@ -125,7 +127,7 @@ async def drive(settings: Settings, script: Any) -> Pipeline:
 
 
 def test_a_chunk_holds_stream_ids_true_labels_and_the_labelled_share() -> None:
-    chunk = make_chunk(GEN, 250, 400, Release(version="v1", note="n"), label_share=0.5)
+    chunk = make_chunk(GEN, 250, 400, [], label_share=0.5)
     rows = GEN.production(250, 400)
     assert chunk.ids == [f"s42-{i}" for i in range(250, 650)]
     assert chunk.labels == rows[LABEL].tolist()
@@ -133,14 +135,14 @@ def test_a_chunk_holds_stream_ids_true_labels_and_the_labelled_share() -> None:
     assert chunk.payloads[0] == {
         k: v.item() if hasattr(v, "item") else v for k, v in rows[list(FEATURES)].iloc[0].items()
     }
-    again = make_chunk(GEN, 250, 400, Release(version="v1", note="n"), label_share=0.5)
+    again = make_chunk(GEN, 250, 400, [], label_share=0.5)
     assert again.labelled == chunk.labelled and again.payloads == chunk.payloads
 
 
 def test_a_new_release_rebuilds_only_the_rows_not_sent_yet() -> None:
-    chunk = make_chunk(GEN, 0, 10, Release(version="v1", note="n"), label_share=1.0)
+    chunk = make_chunk(GEN, 0, 10, [], label_share=1.0)
     chunk.next = 4
-    retransform(chunk, RENAME, GEN)
+    retransform(chunk, RENAME.transforms, GEN)
     assert all("income" in p for p in chunk.payloads[:4])
     assert all("salary" in p and "income" not in p for p in chunk.payloads[4:])
 
@@ -274,7 +276,7 @@ def test_a_concept_change_keeps_the_features_and_draws_but_not_the_labels() -> N
 
 def test_a_concept_change_relabels_only_the_rows_not_sent_yet() -> None:
     changed = concept_generator(GEN, ConceptChange.model_validate(REVERSED))
-    chunk = make_chunk(GEN, 300, 100, Release(version="v1", note="n"), label_share=0.5)
+    chunk = make_chunk(GEN, 300, 100, [], label_share=0.5)
     payloads, labelled = list(chunk.payloads), list(chunk.labelled)
     chunk.next = 40
     relabel(chunk, changed)
@@ -389,3 +391,48 @@ def test_a_label_feed_stopped_before_the_start_withholds_from_the_first_label(
 
     pipeline = asyncio.run(drive(settings, script))
     assert seen.labels == {} and pipeline.counters.labels_posted == 0
+
+
+def test_a_source_change_sends_each_later_row_with_the_new_meaning_and_a_surge_multiplies_the_rate(
+    tmp_path: Path, service: tuple[FakeService, int]
+) -> None:
+    seen, port = service
+    settings = settings_for(tmp_path, port, pipeline_rate=40, label_delay=0.1, label_share=1.0)
+    rescale = {"change": {"type": "shift", "feature": "credit_score", "std": 3.0}, "reason": "a new bureau scale"}
+    marks: dict[str, float] = {}
+
+    async def script(pipeline: Pipeline) -> None:
+        await _until(lambda: pipeline.position > 20, 3.0, "traffic")
+        with ReleaseStore(settings.pipeline_db_path) as store:
+            marks["set"] = pipeline.position
+            store.set_condition(SOURCE, rescale, note="drill", by="drill")
+            store.set_condition(SURGE, {"factor": 2.0}, note="drill", by="drill")
+            await _until(lambda: pipeline.source is not None and pipeline.surge is not None, 1.0, "the conditions")
+            marks["applied"] = pipeline.position
+            await asyncio.sleep(0.3)  # the schedule takes the new rate from its next tick
+            start, sent = time.monotonic(), pipeline.counters.sent
+            await asyncio.sleep(2.0)
+            marks["surge_rate"] = (pipeline.counters.sent - sent) / (time.monotonic() - start)
+            marks["cleared"] = pipeline.position
+            assert store.clear_condition(SOURCE) and store.clear_condition(SURGE)
+            await _until(lambda: pipeline.source is None, 1.0, "the source back")
+            marks["restored"] = pipeline.position
+        await _until(lambda: pipeline.position > marks["restored"] + 20, 3.0, "traffic after")
+
+    pipeline = asyncio.run(drive(settings, script))
+    assert 70 <= marks["surge_rate"] <= 90, marks  # twice the rate of 40/s
+    raw = GEN.production(0, pipeline.position)
+    std = GEN.stats["credit_score"][1]
+    sent_score = {rid: f["credit_score"] for rid, f in seen.features.items()}
+    ids, scores = raw["request_id"].tolist(), raw["credit_score"].tolist()
+
+    def rows(start: float, end: float) -> list[tuple[float, float]]:
+        return [(sent_score[ids[i]], scores[i]) for i in range(int(start), int(end)) if ids[i] in sent_score]
+
+    assert all(sent == score for sent, score in rows(0, marks["set"]))
+    during = rows(marks["applied"], marks["cleared"])
+    assert during and all(abs(sent - (score + 3.0 * std)) <= 1 for sent, score in during)  # whole numbers
+    assert all(sent == score for sent, score in rows(marks["restored"], pipeline.position))
+    # the labels stay the applicant's: the world changed its scale, not who repays
+    base = truth(GEN, 0, pipeline.position)
+    assert all(seen.labels[i] == base[i] for i in seen.labels)
