@@ -10,7 +10,7 @@ RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
-.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch clean
 
 install: $(STAMP)
 
@@ -55,7 +55,7 @@ down:
 status: install
 	$(LAB) status
 
-# `make lab-01` .. `make lab-05`: start the sandbox, then the lab (`lab labs` lists them).
+# `make lab-01` .. `make lab-06`: start the sandbox, then the lab (`lab labs` lists them).
 START_LAB = $(LAB) up $(RUNTIME_FLAG) && $(LAB) start $@
 
 lab-01: install
@@ -71,6 +71,9 @@ lab-04: install
 	$(START_LAB)
 
 lab-05: install
+	$(START_LAB)
+
+lab-06: install
 	$(START_LAB)
 
 # The capstone: blind drills in sequence within a time budget (grader/rubric.yaml); `lab capstone score` grades it.

@@ -18,6 +18,9 @@ from lab_runtime.events import (
     ALIAS_CHANGED,
     CANARY_ABORT,
     CANARY_START,
+    FEATURE_DISABLE,
+    FEATURE_ENABLE,
+    FEATURE_THROTTLE,
     GRADED,
     LAB_EVENT,
     LEARNER_ACTION,
@@ -26,6 +29,7 @@ from lab_runtime.events import (
 )
 from lab_runtime.files.yamlfile import read_mapping
 from lab_runtime.journal import Event, Journal
+from lab_runtime.labs import decision_note as decisions
 from lab_runtime.labs.incident_note import Reference, judge, parse
 from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB
 from lab_runtime.monitor.alerts import firing_alerts
@@ -63,19 +67,19 @@ class CheckContext:
     def journal(self) -> Journal:
         return Journal(self.settings.journal_path, source="lab-check", learner=self.settings.learner)
 
-    def scenario(self) -> Event | None:
-        """The lab's scenario (its first lab event) since the lab started, if it happened."""
+    def scenario(self, number: int = 0) -> Event | None:
+        """The lab's scripted event `number` (0: the first, its scenario) since the lab started, if it happened."""
         events = self.journal().events([LAB_EVENT], since=self.lab_started_at)
-        return events[0] if events else None
+        return events[number] if len(events) > number else None
 
     def scenario_at(self) -> float | None:
         """When the lab's scenario happened since the lab started, if it did."""
         event = self.scenario()
         return event.ts if event else None
 
-    def incident(self) -> Any | None:
-        """The grade (`grader.grading.RunGrade`) of the drill run the lab's scenario started, once it started."""
-        scenario = self.scenario()
+    def incident(self, number: int = 0) -> Any | None:
+        """The grade (`grader.grading.RunGrade`) of the drill run the lab's event `number` started, once it did."""
+        scenario = self.scenario(number)
         run_id = scenario.payload.get("run_id") if scenario else None
         if run_id is None or self.grade_run is None:
             return None
@@ -491,6 +495,61 @@ def incident_note(ctx: CheckContext, file: str, tolerance: float = 60.0, began_t
     if problems:
         return CheckResult(False, "; ".join(problems))
     return CheckResult(True, "the note is complete and its diagnosis and timeline match the journal")
+
+
+@check
+def levers_rehearsed(ctx: CheckContext) -> CheckResult:
+    """Since the lab started, the learner took the model out of some decisions (`lab feature throttle` or `disable`)
+    and then put it back on all of them (`lab feature enable`)."""
+    moves = [
+        e.payload.get("action")
+        for e in ctx.journal().events([LEARNER_ACTION], since=ctx.lab_started_at)
+        if e.payload.get("action") in (FEATURE_THROTTLE, FEATURE_DISABLE, FEATURE_ENABLE)
+    ]
+    if not any(m != FEATURE_ENABLE for m in moves):
+        return CheckResult(False, "the model still decides every request: try `lab feature throttle 0.5`")
+    if moves[-1] != FEATURE_ENABLE:
+        return CheckResult(False, "the model is switched off for some requests: `lab feature enable` puts it back")
+    return CheckResult(True, "throttled, then the model back on every request")
+
+
+@check
+def incident_handled(ctx: CheckContext, incident: int) -> CheckResult:
+    """The lab's incident `incident` (0: the first): the learner declared a diagnosis, pulled a lever (rollback,
+    disable, throttle) and remediated it. While it runs blind, nothing says whether either was right."""
+    graded = ctx.incident(incident)
+    if graded is None:
+        return NOT_YET
+    if graded.detected_at is None and not graded.wrong_declarations:
+        return CheckResult(False, "no diagnosis declared yet (`lab declare --list`)")
+    if graded.decision is None:
+        return CheckResult(False, "no lever pulled yet: throttle, roll back or disable")
+    if graded.remediated_at is None:
+        return CheckResult(False, "not remediated yet: after your moves the service must stay safe for a while")
+    done = f"{graded.decision} first, remediated {graded.ttr:.0f}s after it began"
+    if not graded.finished:
+        return CheckResult(True, f"{done}; how your choice rates shows once it is over (`lab grade`)")
+    diagnosis = "right diagnosis" if graded.detected_at is not None else f"the diagnosis was {graded.diagnosis}"
+    return CheckResult(
+        True, f"{done}: {graded.verdict} here; {diagnosis}; {graded.blast_radius} unsafe decision(s) served first"
+    )
+
+
+@check
+def decision_note(ctx: CheckContext, file: str, incidents: int, tolerance: float = 0.2) -> CheckResult:
+    """The decision note in the workspace names, per incident, the lever pulled first, why, and the blast radius
+    (within `tolerance` of the grader's count, or 5 decisions), once every incident is over."""
+    grades = [g for n in range(incidents) if (g := ctx.incident(n)) is not None and g.finished and g.remediated_at]
+    if len(grades) < incidents:
+        return CheckResult(False, "handle every situation first (each must be over), then write the note")
+    path = ctx.workspace / file
+    if not path.is_file():
+        return CheckResult(False, f"no note at {path} yet: fill in the template")
+    situations = [decisions.Situation(g.decision, g.blast_radius) for g in grades]
+    problems = decisions.judge(path.read_text(), situations, tolerance)
+    if problems:
+        return CheckResult(False, "; ".join(problems))
+    return CheckResult(True, "the note is complete and its levers and blast radii match the record")
 
 
 def run_check(name: str, ctx: CheckContext, args: dict[str, Any]) -> CheckResult:

@@ -16,7 +16,7 @@ from lab_runtime.durations import format_duration
 TIMELINE = ("began", "detected", "mitigated")
 SECTIONS = ("impact", "root cause", "follow-ups")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
-_FIELD = re.compile(r"^\s*[-*]?\s*\**(diagnosis|began|detected|mitigated)\**\s*:\s*(.*?)\s*$", re.I | re.M)
+_FIELD = r"^\s*[-*]?\s*\**({names})\**\s*:\s*(.*?)\s*$"  # `Name: value`, maybe listed or bold
 _HEADING = re.compile(r"^#{2,}\s*(.+?)\s*$", re.M)
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:\s*(?:UTC|Z))?$", re.I)
 
@@ -27,17 +27,33 @@ class IncidentNote:
     sections: dict[str, str]  # lower-cased heading -> body
 
 
-def parse(text: str) -> IncidentNote:
-    clean = _COMMENT.sub("", text)
-    fields: dict[str, str] = {}
-    for name, value in _FIELD.findall(clean):
-        fields.setdefault(name.lower(), value.strip().strip("`"))
+def uncommented(text: str) -> str:
+    """`text` without its HTML comments (a template's guidance)."""
+    return _COMMENT.sub("", text)
+
+
+def read_fields(text: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The first `Name: value` line of each of `names` (lower-cased keys, any case in the text)."""
+    pattern = re.compile(_FIELD.format(names="|".join(re.escape(n) for n in names)), re.I | re.M)
+    found: dict[str, str] = {}
+    for name, value in pattern.findall(text):
+        found.setdefault(name.lower(), value.strip().strip("`"))
+    return found
+
+
+def read_sections(text: str) -> dict[str, str]:
+    """Each `##` (or deeper) heading, lower-cased, and the text under it up to the next heading."""
     sections: dict[str, str] = {}
-    headings = list(_HEADING.finditer(clean))
+    headings = list(_HEADING.finditer(text))
     for i, heading in enumerate(headings):
-        end = headings[i + 1].start() if i + 1 < len(headings) else len(clean)
-        sections[heading.group(1).lower()] = clean[heading.end() : end].strip()
-    return IncidentNote(fields, sections)
+        end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
+        sections[heading.group(1).lower()] = text[heading.end() : end].strip()
+    return sections
+
+
+def parse(text: str) -> IncidentNote:
+    clean = uncommented(text)
+    return IncidentNote(read_fields(clean, ("diagnosis", *TIMELINE)), read_sections(clean))
 
 
 def resolve_time(text: str, near: float) -> float | None:

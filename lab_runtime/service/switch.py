@@ -56,13 +56,11 @@ def throttled(share: float) -> Switch:
     if not 0 <= share <= 1:
         raise InvalidFlags(f"a throttle share is between 0 and 1, not {share:g}")
     share = round(share, 2)  # in whole percents, as flagd splits
-    return (
-        Switch(mode="on")
-        if share == 1
-        else Switch(mode="off", share=0.0)
-        if share == 0
-        else Switch(mode="throttle", share=share)
-    )
+    if share == 1:
+        return Switch(mode="on")
+    if share == 0:
+        return Switch(mode="off", share=0.0)
+    return Switch(mode="throttle", share=share)
 
 
 def definition(switch: Switch) -> dict[str, Any]:
@@ -153,6 +151,7 @@ class ModelSwitch:
         handed_path.parent.mkdir(parents=True, exist_ok=True)
         write_switch(handed_path, self.watched.value)
         self._client: Any = None
+        self._context: Any = None  # OpenFeature's EvaluationContext, imported with the provider
         self._provider: Any = None
         self._stop: Any = None
 
@@ -161,6 +160,7 @@ class ModelSwitch:
         from openfeature import api
         from openfeature.contrib.provider.flagd import FlagdProvider
         from openfeature.contrib.provider.flagd.config import ResolverType
+        from openfeature.evaluation_context import EvaluationContext
 
         logging.getLogger("openfeature").setLevel(logging.CRITICAL)  # it only ever reads what we validated
         provider = FlagdProvider(
@@ -170,7 +170,7 @@ class ModelSwitch:
         )
         domain = f"lab-service-{id(self)}"  # its own: another app in the process has its own provider
         api.set_provider_and_wait(provider, domain=domain)
-        self._client, self._provider = api.get_client(domain), provider
+        self._client, self._provider, self._context = api.get_client(domain), provider, EvaluationContext
         self._stop = self.watched.follow(FOLLOW_EVERY, self._changed)
 
     def stop(self) -> None:
@@ -187,11 +187,9 @@ class ModelSwitch:
 
     def route(self, request_id: str) -> str:
         """`model` or `fallback` for this request (a throttle's split is stable per request id)."""
-        from openfeature.evaluation_context import EvaluationContext
-
         if self._client is None:
             return MODEL
-        return str(self._client.get_string_value(FLAG, MODEL, EvaluationContext(targeting_key=request_id)))
+        return str(self._client.get_string_value(FLAG, MODEL, self._context(targeting_key=request_id)))
 
     def status(self) -> dict[str, Any]:
         switch = self.watched.value

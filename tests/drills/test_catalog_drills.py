@@ -35,7 +35,7 @@ DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS | ON_COMPOSE | set(O
 
 
 def test_every_drill_is_run_here_or_by_a_lab_test() -> None:
-    assert {"canary-swapped-build", "rollback-nightly-promotions", "incident-error-burst"} == IN_LABS
+    assert {"canary-swapped-build", "rollback-nightly-promotions", "incident-error-burst", *OUTPUT_MOVES} == IN_LABS
     assert {"incident-service-starved", "incident-registry-slow-network"} == ON_COMPOSE
     assert set(DRILLS) | IN_LABS | ON_COMPOSE | set(OUTPUT_MOVES) == {d.id for d in catalog()}
     assert set(OUTPUT_MOVES) == {d.id for d in catalog() if d.kind == "output"}
