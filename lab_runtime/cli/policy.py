@@ -27,7 +27,7 @@ def policy_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json({**body, "from_service": answered})
         return
-    rules = Policy.model_validate({k: body[k] for k in ("decision", "never")})
+    rules = Policy.model_validate({k: body[k] for k in ("decision", "never", "window") if k in body})
     which = "yours" if body["source"] == str(current.policy_path) else "built-in"
     said = "output policy in force" if answered else "the model service does not answer; the policy it would load"
     out.print(f"{said}: {escape(body['source'])} ({which})")
@@ -41,3 +41,8 @@ def policy_cmd(as_json: bool = JSON) -> None:
     for rule in rules.never:
         when = " and ".join(f"{limit.feature} {limit.op} {limit.value}" for limit in rule.when)
         out.print(f"never {rule.decision} when {when} ({rule.id}): {escape(rule.why)}")
+    band, tolerance = rules.window.approval_rate, rules.window.calibration_error
+    if band is not None:
+        out.print(f"over the monitor's window: approve between {band.min:.0%} and {band.max:.0%} of the decisions")
+    if tolerance is not None:
+        out.print(f"over the monitor's window: a calibration error of at most {tolerance:g} on labelled rows")

@@ -10,8 +10,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime.monitor.drift import DriftResult, detect, p_value
 from lab_runtime.monitor.traffic import output_signals, traffic_signals
+from lab_runtime.service.policy import WindowRules
 
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient data"
+CALIBRATION_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Window:
     seconds: float
     service_down: str | None = None  # why the model service did not answer its health check; None: it answered
     fallback_decisions: int = 0  # decisions the fallback made (the model switched off or throttled) in the window
+    policy: WindowRules = field(default_factory=WindowRules)  # the output policy's window rules in force
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,15 @@ def _drift(result: DriftResult) -> tuple[dict[str, float], dict[str, str]]:
     return signals, details
 
 
+def calibration_error(labelled: pd.DataFrame, bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error of labelled rows (probability, label): over equal-width bins of the predicted
+    probability, the gap between the mean prediction and the observed default rate, weighted by the bin's rows."""
+    which = np.minimum((labelled["probability"].to_numpy() * bins).astype(int), bins - 1)
+    frame = pd.DataFrame({"bin": which, "p": labelled["probability"].to_numpy(), "y": labelled["label"].to_numpy()})
+    per_bin = frame.groupby("bin").agg(p=("p", "mean"), y=("y", "mean"), n=("p", "size"))
+    return float((per_bin["n"] * (per_bin["p"] - per_bin["y"]).abs()).sum() / len(frame))
+
+
 def _quality(labelled: pd.DataFrame, baseline: Baseline | None, min_labels: int) -> dict[str, float]:
     if baseline is not None:
         labelled = labelled[labelled["model_version"] == baseline.version]
@@ -95,7 +107,7 @@ def _quality(labelled: pd.DataFrame, baseline: Baseline | None, min_labels: int)
     if len(labelled) >= min_labels:
         accuracy = float(accuracy_score(labelled["label"], labelled["prediction"]))
         f1 = float(f1_score(labelled["label"], labelled["prediction"], zero_division=0))
-        signals |= {"accuracy": accuracy, "f1": f1}
+        signals |= {"accuracy": accuracy, "f1": f1, "calibration_error": calibration_error(labelled)}
         if baseline is not None:
             signals |= {"accuracy_drop": baseline.accuracy - accuracy, "f1_drop": baseline.f1 - f1}
     return signals
@@ -130,6 +142,9 @@ def evaluate(
         **_quality(window.labelled, baseline, limits.min_labels),
     }
     details = {"service_up": window.service_down or "it answers"}
+    breaches = window.policy.breaches(signals)
+    signals["policy_breaches"] = float(len(breaches))
+    details["policy_breaches"] = "; ".join(breaches) or "none"
     version = serving_version(predictions)
     if rows < limits.min_rows:
         message = _too_few(rows, signals, window.seconds, limits.min_rows)

@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime import loopback
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
+from lab_runtime.files.watched import WatchedFile
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.monitor import report
@@ -26,6 +27,7 @@ from lab_runtime.monitor.alerts import AlertEngine, Transition, firing_alerts
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version
 from lab_runtime.monitor.rules import RuleBook
 from lab_runtime.predlog import PredictionLog
+from lab_runtime.service.policy import BUILTIN, WindowRules, load_policy
 from lab_runtime.settings import Settings
 
 log = logging.getLogger("lab_runtime.monitor")
@@ -162,6 +164,7 @@ class Monitor:
         self.quality_seconds = settings.scaled(settings.quality_window)
         self.interval = settings.scaled(settings.monitor_interval)
         self.log = PredictionLog(settings.prediction_log_path)
+        self.policy = WatchedFile(settings.policy_path, load_policy, BUILTIN)
         self.webhook = Webhook(settings.alert_webhook)
         self.reports = ReportWriter(settings)
         self.latest: Evaluation | None = None
@@ -180,7 +183,13 @@ class Monitor:
             self.window_seconds,
             service_down(f"{cfg.service_url}/health") if live else None,
             self.log.fallback_decisions(now - self.window_seconds, now),
+            self._policy(),
         )
+
+    def _policy(self) -> WindowRules:
+        """The window rules of the output policy in force (a bad file of the learner's: the last good one's)."""
+        self.policy.refresh()
+        return self.policy.value.window
 
     def evaluate_once(self, now: float | None = None) -> tuple[Evaluation, list[Transition[Any]]]:
         """Evaluate the latest window, step the rules, journal and send what fired or resolved."""

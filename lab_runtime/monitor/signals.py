@@ -32,6 +32,8 @@ WINDOW_SIGNALS: dict[str, str] = {
     "f1": "F1 on labelled rows",
     "accuracy_drop": "baseline accuracy (the model on the reference set) minus accuracy",
     "f1_drop": "baseline F1 minus F1",
+    "calibration_error": "on labelled rows, the gap between predicted and observed default rates (10 bins, weighted)",
+    "policy_breaches": "window rules of the output policy broken (`lab policy`: approval rate band, calibration)",
 }
 FEATURE_SIGNALS: dict[str, str] = {
     "drift_p_value": "p-value of the feature's drift test (K-S for numbers, chi-square for categories)",

@@ -1,7 +1,8 @@
 """The output policy: how a probability of default becomes a decision, and the decisions never to serve.
 
 A policy is data (`policy.yaml` beside this module, or the learner's own in the state dir), validated on load.
-`Policy.decide` and `Policy.violations` are pure: the service calls them for every prediction.
+`Policy.decide` and `Policy.violations` are pure: the service calls them for every prediction. What one decision
+cannot show, the policy's `window` states over the monitor's window (`WindowRules.breaches`, also pure).
 """
 
 from __future__ import annotations
@@ -97,12 +98,47 @@ class Fallback(BaseModel):
         return "decline" if any(limit.holds(features) for limit in self.decline_when) else self.otherwise
 
 
+class Band(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: float = Field(0.0, ge=0, le=1)
+    max: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class WindowRules(BaseModel):
+    """What must hold over the monitor's window: the approval rate within a band, and the probabilities calibrated
+    within a tolerance on labelled rows (`calibration_error`, the monitor's quality signal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approval_rate: Band | None = None
+    calibration_error: float | None = Field(None, gt=0, le=1, description="at most this, on labelled rows")
+
+    def breaches(self, signals: Mapping[str, float]) -> list[str]:
+        """The window rules `signals` break, each as a line; a signal without a value breaks nothing."""
+        found = []
+        approval, band = signals.get("approval_rate"), self.approval_rate
+        if approval is not None and band is not None and not band.min <= approval <= band.max:
+            found.append(f"approval rate {approval:.0%} outside {band.min:.0%}-{band.max:.0%}")
+        error, tolerance = signals.get("calibration_error"), self.calibration_error
+        if error is not None and tolerance is not None and error > tolerance:
+            found.append(f"calibration error {error:.3f} over {tolerance:g}")
+        return found
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Thresholds
     never: list[Rule] = Field(default_factory=list)
     fallback: Fallback = Field(default_factory=Fallback)
+    window: WindowRules = Field(default_factory=WindowRules)
 
     @field_validator("never")
     @classmethod

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lab_runtime.errors import InvalidPolicy
 from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import fit, split_features
 from lab_runtime.modeling.regression import Regression
-from lab_runtime.service.policy import Limit, load_policy
+from lab_runtime.monitor.evaluate import calibration_error
+from lab_runtime.service.policy import Limit, WindowRules, load_policy
 
 POLICY = load_policy()  # the built-in one
 SAFE = {"debt_to_income": 0.3, "num_late_payments": 0}
@@ -58,6 +60,10 @@ def test_the_built_in_policy_is_rarely_broken_by_a_sound_model_and_often_by_one_
         ("decision: {approve_below: 0, decline_from: 0.5}", "decision.approve_below: Input should be greater than 0"),
         ("decision: {approve_below: 0.2, decline_from: 0.5, refer: 1}", "decision.refer: Extra inputs are not"),
         ("never: []", "decision: Field required"),
+        (
+            "decision: {approve_below: 0.2, decline_from: 0.5}\nwindow: {approval_rate: {min: 0.8, max: 0.3}}",
+            "window.approval_rate: Value error, max (0.3) is below min (0.8)",
+        ),
         (
             "decision: {approve_below: 0.2, decline_from: 0.5}\nnever: [{id: a, decision: approve, why: w, when: "
             "[{feature: salary, op: '>', value: 1}]}]",
@@ -109,3 +115,26 @@ def test_a_category_is_compared_by_name() -> None:
 def test_a_numeric_limit_never_matches_a_value_typed_otherwise() -> None:
     limit = Limit(feature="income", op=">", value=1)
     assert not limit.holds({"income": "lots"}) and not limit.holds({"income": True}) and limit.holds({"income": 2})
+
+
+def test_the_window_rules_name_each_breach_and_a_signal_without_a_value_breaks_nothing() -> None:
+    rules = POLICY.window
+    assert rules.approval_rate is not None and rules.calibration_error == 0.1
+    assert rules.breaches({"approval_rate": 0.56, "calibration_error": 0.03}) == []
+    assert rules.breaches({"approval_rate": 0.0, "calibration_error": 0.25}) == [
+        "approval rate 0% outside 30%-80%",
+        "calibration error 0.250 over 0.1",
+    ]
+    assert rules.breaches({}) == []  # no decisions, no labels yet: nothing to judge
+    assert WindowRules().breaches({"approval_rate": 0.99}) == []  # a policy without window rules
+
+
+def test_the_built_in_band_holds_for_a_sound_champion_and_breaks_when_everyone_is_approved() -> None:
+    data = DataGenerator(42)
+    X, y = split_features(data.training())
+    holdout, labels = split_features(data.holdout())
+    probabilities = fit(X, y, C=1.0, seed=42).predict_proba(holdout)[:, 1]
+    approval = sum(POLICY.decide(p) == "approve" for p in probabilities) / len(probabilities)
+    assert POLICY.window.breaches({"approval_rate": approval}) == [], approval
+    frame = pd.DataFrame({"probability": probabilities, "label": labels.to_numpy()})
+    assert calibration_error(frame) < 0.05  # well under the built-in tolerance

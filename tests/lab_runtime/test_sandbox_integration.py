@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -86,6 +87,7 @@ def test_a_policy_of_the_learner_reaches_the_service_and_each_broken_rule_is_log
                 "why": "w",
             }
         ],
+        "window": {"approval_rate": {"min": 0.0, "max": 0.5}},
     }
     try:
         write_atomic(settings.policy_path, yaml.safe_dump(lenient).encode())
@@ -101,6 +103,12 @@ def test_a_policy_of_the_learner_reaches_the_service_and_each_broken_rule_is_log
 
         wait_for(lambda: logged() == [("approve", "any-approval")], 5, "the violation logged")
         log.close()
+
+        def breaches() -> str:  # the monitor follows the learner's window rules too
+            status = httpx.get(f"{settings.monitor_url}/status").json()
+            return str(status.get("details", {}).get("policy_breaches", ""))
+
+        wait_for(lambda: re.match(r"approval rate (99|100)% outside 0%-50%", breaches()), 30, "the window rule broken")
         metrics = httpx.get(f"{settings.service_url}/metrics").text
         assert (
             f'lab_policy_violations_total{{rule="any-approval",variant="champion",version="{v1.version}"}}' in metrics
@@ -117,6 +125,7 @@ def test_a_policy_of_the_learner_reaches_the_service_and_each_broken_rule_is_log
         said = lab("policy")
         assert said.returncode == 0 and f"output policy in force: {settings.policy_path} (yours)" in said.stdout
         assert "refused: " in said.stdout and "never approve when age > 0 (any-approval)" in said.stdout
+        assert "over the monitor's window: approve between 0% and 50% of the decisions" in said.stdout
     finally:
         settings.policy_path.unlink(missing_ok=True)
     wait_for(lambda: policy_source(settings) == str(BUILTIN), 10, "the built-in policy back")

@@ -10,7 +10,8 @@ import pytest
 
 from lab_runtime.modeling.data import DataGenerator, Population
 from lab_runtime.monitor.drift import detect
-from lab_runtime.monitor.evaluate import INSUFFICIENT, Baseline, Limits, Window, evaluate
+from lab_runtime.monitor.evaluate import INSUFFICIENT, Baseline, Limits, Window, calibration_error, evaluate
+from lab_runtime.service.policy import Band, WindowRules
 
 REFERENCE = DataGenerator(42).reference(5000)
 LIMITS = Limits(alpha=0.001, min_rows=200, min_labels=100)
@@ -23,7 +24,7 @@ def production(n: int, population: Population | None = None, start: int = 0) -> 
 def window(frame: pd.DataFrame) -> Window:
     predictions = frame.assign(model_version="1", variant="champion", probability=0.2, prediction=0)
     calls = pd.DataFrame({"status": [200] * len(frame), "latency_ms": np.linspace(1, 100, len(frame))})
-    labelled = pd.DataFrame({"model_version": "1", "prediction": 0, "label": frame["default"]})
+    labelled = pd.DataFrame({"model_version": "1", "prediction": 0, "probability": 0.3, "label": frame["default"]})
     return Window(predictions, calls, labelled, 60.0)
 
 
@@ -85,3 +86,27 @@ def test_the_fallbacks_decisions_count_among_the_decisions_served() -> None:
     assert signals["fallback_share"] == pytest.approx(0.75)
     only = evaluate(replace(window(frame.iloc[:0]), fallback_decisions=10), REFERENCE, None, LIMITS, now=0.0)
     assert (only.signals["unsafe_output_rate"], only.signals["fallback_share"]) == (0.0, 1.0)
+
+
+def test_the_calibration_error_weighs_each_probability_bins_gap_to_its_observed_rate() -> None:
+    labelled = pd.DataFrame(
+        {"probability": [0.05, 0.05, 0.05, 0.05, 0.75, 0.75], "label": [0, 0, 0, 1, 1, 1], "prediction": 0}
+    )
+    # bin 0: mean 0.05 against 0.25 observed (4 rows); bin 7: 0.75 against 1.0 (2 rows)
+    assert calibration_error(labelled) == pytest.approx((4 * 0.2 + 2 * 0.25) / 6)
+    assert calibration_error(labelled.assign(probability=[0.0, 0.0, 0.0, 1.0, 1.0, 1.0])) == 0.0  # 1.0: the last bin
+
+
+def test_the_policys_window_rules_broken_are_counted_and_named() -> None:
+    frame = production(300).assign(decision=["approve"] * 270 + ["refer"] * 30, violations="")
+    rules = WindowRules(approval_rate=Band(min=0.3, max=0.8), calibration_error=0.1)
+    evaluation = evaluate(replace(window(frame), policy=rules), REFERENCE, None, LIMITS, now=0.0)
+    # approves 90 %; every labelled row scored 0.3 against the observed default rate
+    observed = float(frame["default"].mean())
+    assert evaluation.signals["calibration_error"] == pytest.approx(abs(0.3 - observed))
+    assert evaluation.signals["policy_breaches"] == 1.0 + (abs(0.3 - observed) > 0.1)
+    assert evaluation.details["policy_breaches"].startswith("approval rate 90% outside 30%-80%")
+    sound = frame.assign(decision=["approve"] * 150 + ["refer"] * 150)
+    untested = evaluate(replace(window(sound), policy=WindowRules(approval_rate=Band(min=0.3, max=0.8))), REFERENCE,
+                        None, LIMITS, now=0.0)  # fmt: skip
+    assert (untested.signals["policy_breaches"], untested.details["policy_breaches"]) == (0.0, "none")

@@ -27,7 +27,7 @@ def scored_window(frame: pd.DataFrame, champion_scores: np.ndarray) -> Window:
     probability = np.where(variant == "champion", champion_scores, 0.99)
     predictions = frame.assign(model_version="3", variant=variant, probability=probability, prediction=0)
     calls = pd.DataFrame({"status": [200] * len(frame), "latency_ms": np.linspace(1, 100, len(frame))})
-    labelled = pd.DataFrame({"model_version": "3", "prediction": 0, "label": frame["default"]})
+    labelled = pd.DataFrame({"model_version": "3", "prediction": 0, "probability": 0.3, "label": frame["default"]})
     return Window(predictions, calls, labelled, 60.0)
 
 
