@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from lab_runtime.files.atomic import read_json as read_status
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, categories
 from lab_runtime.pipeline.conditions import SOURCE, SURGE, ConceptChange, LabelFeedStop, LoadSurge, SourceChange
 from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform
@@ -140,8 +140,9 @@ class SchemaSkew(_ReleaseFault):
         elif a.change == "nulls":
             transform = NullValues(type="null", feature=feature, share=a.share)
         else:
-            categories = list(getattr(Population(), feature))
-            transform = Remap(type="remap", feature=feature, mapping={c: c.upper() for c in categories}, share=a.share)
+            transform = Remap(
+                type="remap", feature=feature, mapping={c: c.upper() for c in categories(feature)}, share=a.share
+            )
         return [transform], a.note
 
 

@@ -218,3 +218,8 @@ def check_numeric(features: Iterable[str]) -> None:
     unknown = [f for f in features if f not in NUMERIC_FEATURES]
     if unknown:
         raise ValueError(f"unknown numeric feature {unknown[0]!r}; choose from {', '.join(NUMERIC_FEATURES)}")
+
+
+def categories(feature: str) -> list[str]:
+    """The categories a categorical feature takes in the population."""
+    return list(getattr(Population(), feature))

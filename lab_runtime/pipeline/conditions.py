@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lab_runtime.files.yamlfile import describe
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, LabelFunction, Population
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, LabelFunction, categories
 from lab_runtime.pipeline.releases import Scale, Shift
 
 CONCEPT = "concept"
@@ -61,7 +61,7 @@ class ConceptChange(BaseModel):
                     f"{key!r} is not `column=category`; columns are {', '.join(CATEGORICAL_FEATURES)}, "
                     "e.g. purpose=business"
                 )
-            known = list(getattr(Population(), column))
+            known = categories(column)
             if category not in known:
                 raise ValueError(f"{category!r} is not a category of {column}; they are {', '.join(known)}")
             _check_weight(key, weight)

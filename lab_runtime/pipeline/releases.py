@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab_runtime.errors import InvalidRelease
 from lab_runtime.files.yamlfile import load_model
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, Population, shifted
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, categories, shifted
 
 Stats = dict[str, tuple[float, float]]  # feature -> (reference mean, reference std), as DataGenerator.stats
 Share = Annotated[float, Field(ge=0.0, le=1.0, description="share of rows affected")]
@@ -149,7 +149,7 @@ class Remap(_Transform):
 
     @model_validator(mode="after")
     def _known_categories(self) -> Remap:
-        known = list(getattr(Population(), self.feature))
+        known = categories(self.feature)
         unknown = [old for old in self.mapping if old not in known]
         if unknown:
             raise ValueError(f"mapping: {unknown} not categories of {self.feature}; they are {', '.join(known)}")

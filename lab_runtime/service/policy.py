@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab_runtime.errors import InvalidPolicy
 from lab_runtime.files.yamlfile import load_model
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, categories
 from lab_runtime.monitor.rules import COMPARISONS
 
 BUILTIN = Path(__file__).with_name("policy.yaml")
@@ -56,6 +56,9 @@ class Limit(BaseModel):
         categorical = self.feature in CATEGORICAL_FEATURES
         if categorical and (self.op not in ("==", "!=") or not isinstance(self.value, str)):
             raise ValueError(f"{self.feature} is a category: compare it with == or != to a name")
+        known = categories(self.feature) if categorical else []
+        if categorical and self.value not in known:
+            raise ValueError(f"{self.value!r} is not a category of {self.feature}; they are {', '.join(known)}")
         if not categorical and isinstance(self.value, str):
             raise ValueError(f"{self.feature} is a number: compare it to a number, not {self.value!r}")
         return self

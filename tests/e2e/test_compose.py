@@ -26,6 +26,7 @@ from lab_runtime.settings import load_settings
 from tests.cli import lab_process, one_line_error
 from tests.conftest import free_port
 from tests.drills.learner import drill_argv, solve
+from tests.lab_runtime.test_sandbox_integration import features
 from tests.sandbox import REAL_CLOCK, wait_for
 
 # serial: its CPU-starved container and the drill's latency bound need the machine to themselves
@@ -120,6 +121,17 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     assert solved.returncode == 0, solved.stdout + solved.stderr
     report = json.loads(lab_process("check", "--json", env=compose_env).stdout)
     assert report["passed"] == report["total"] == 7, report
+
+    # The model switch: the learner's flag file, in the state dir the containers share, reaches the service's
+    # flagd provider inside its container; the fallback rules answer while it is off.
+    def decided_by() -> str:
+        body = {"request_id": f"switch-{time.monotonic_ns()}", "features": features()}
+        return str(httpx.post(f"{settings.service_url}/predict", json=body, timeout=5).json()["decided_by"])
+
+    assert lab_process("feature", "disable", env=compose_env).returncode == 0
+    wait_for(lambda: decided_by() == "fallback", 10, "the model switched off in the container")
+    assert lab_process("feature", "enable", env=compose_env).returncode == 0
+    wait_for(lambda: decided_by() == "model", 10, "the model back on in the container")
 
     # A container fault through the docker SDK: the CPU quota cut, then the reference fix (a re-created container).
     drill = find_drill("incident-service-starved")

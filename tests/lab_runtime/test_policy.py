@@ -76,6 +76,11 @@ def test_the_built_in_policy_is_rarely_broken_by_a_sound_model_and_often_by_one_
         ),
         (
             "decision: {approve_below: 0.2, decline_from: 0.5}\nnever: [{id: a, decision: approve, why: w, when: "
+            "[{feature: region, op: '==', value: mars}]}]",
+            "never.0.when.0: Value error, 'mars' is not a category of region; they are north",
+        ),
+        (
+            "decision: {approve_below: 0.2, decline_from: 0.5}\nnever: [{id: a, decision: approve, why: w, when: "
             "[{feature: income, op: '>', value: lots}]}]",
             "never.0.when.0: Value error, income is a number: compare it to a number, not 'lots'",
         ),
