@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from drills.conditions import FAST_SIGNALS, RECENT, RECENT_FIRST, recent_bad_key
+from drills.conditions import FAST_SIGNALS, OUTPUT_FAST, RECENT, RECENT_FIRST, recent_bad_key
 from lab_runtime.events import HeldSpan
 
 FIX_MARGIN = 1.0  # seconds a fix may have acted after the request it is dated by, at most
 CHANCE = 3.0  # bad requests expected in that time, had the fault still acted (no bad one then: e**-3 by chance)
+# Unsafe decisions are sparse (a few a second): a gap of a second or two between them is common, so the output
+# signal's margin is wider, and surer (no unsafe decision in it by chance: e**-5).
+OUTPUT_FIX_MARGIN, OUTPUT_CHANCE = 10.0, 5.0
 
 
 def fix_evidence(
@@ -33,7 +36,8 @@ def fix_evidence(
     allowed = observed.get(recent_bad_key(signal))  # a bad request within what the condition allows
     if allowed is not None and allowed > last:
         last, rate = allowed, max(rate, observed.get(recent_bad_key(signal, "rate"), 0.0))
-    margin = min(FIX_MARGIN, CHANCE / rate) if rate > 0 else FIX_MARGIN
+    cap, chance = (OUTPUT_FIX_MARGIN, OUTPUT_CHANCE) if signal in OUTPUT_FAST else (FIX_MARGIN, CHANCE)
+    margin = min(cap, chance / rate) if rate > 0 else cap
     return min(seen, last + margin)
 
 

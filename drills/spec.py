@@ -16,6 +16,7 @@ from drills.conditions import Condition, parse_condition
 from drills.faults import FAULTS, Fault, Params
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidDrill, NotFound
+from lab_runtime.events import LEVERS
 from lab_runtime.files.yamlfile import describe, load_model
 from lab_runtime.labs.diagnoses import DIAGNOSES
 from lab_runtime.service.faults import MAX_TTL
@@ -25,8 +26,6 @@ EXPIRY_GRACE = 60.0  # seconds faults held by a service or the pipeline outlive 
 SERVICE_HELD = ("latency", "errors", "overload")
 Kind = Literal["drift", "canary", "rollback", "incident", "output"]
 KINDS: tuple[str, ...] = get_args(Kind)
-# The levers a learner pulls against unsafe output, each named by the journaled action that pulls it.
-LEVERS: dict[str, str] = {"rollback": "rollback", "disable": "feature.disable", "throttle": "feature.throttle"}
 Verdict = Literal["best", "acceptable", "harmful"]
 # The steady state every drill checks unless it names its own: the service up, answering, fast and correct.
 DEFAULT_STEADY_STATE = (

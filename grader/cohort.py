@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import fmean
 
+from grader.grading import decision_label
 from grader.results import Bundle, Run
 
 
@@ -95,7 +96,7 @@ def drill_stats(drill: str, runs: Sequence[Run]) -> DrillStats:
     declared = [r for r in runs if r.detected or r.wrong_declarations]
     decisions: dict[str, int] = {}
     for r in runs:
-        name = "none" if r.decision is None else r.decision + (f" ({r.verdict})" if r.verdict else "")
+        name = decision_label(r.decision, r.verdict)
         decisions[name] = decisions.get(name, 0) + 1
     first_try = sum(r.detected and r.wrong_declarations == 0 for r in declared)
     return DrillStats(

@@ -19,8 +19,9 @@ absorbs what separates a fault's effect from its `fault.injected` stamp.
 - `time_to_recovery`: injection -> the start of that verified span (never before the fix credited);
 - `decision`: the first lever the learner pulled once the fault was in place (rollback, disable, throttle; a
   throttle to 0 is a disable), judged by the drill's decision table (`verdict`, its points added to the score);
-- `blast_radius`: the policy-violating decisions served from the injection until the mitigation credited (until
-  the revert when there was none), from the runner's `drill.unsafe` record of the prediction log.
+- `blast_radius`: the policy-violating decisions served from the injection until the start of the fix credited
+  (a throttle that only cuts the harm does not end it; until the revert when nothing fixed it), from the
+  runner's `drill.unsafe` record of the prediction log.
 """
 
 from __future__ import annotations
@@ -38,11 +39,10 @@ from lab_runtime.events import (
     DRILL_STARTED,
     DRILL_UNSAFE,
     FAULT_INJECTED,
-    FEATURE_DISABLE,
-    FEATURE_THROTTLE,
     GRADED,
     LEARNER_ACTION,
     LEARNER_DECLARED,
+    LEVERS,
     MONITOR_ADD_RULES,
     MONITOR_REPORT,
     PROMOTE,
@@ -108,14 +108,17 @@ def _harm(action: dict[str, Any], targets: set[str]) -> str | None:
     return None
 
 
+PULLED_BY = {action: name for name, action in LEVERS.items()}
+
+
 def lever(action: dict[str, Any]) -> str | None:
     """The lever a learner action pulls, if it pulls one."""
-    name = action.get("action")
-    if name == ROLLBACK:
-        return "rollback"
-    if name == FEATURE_DISABLE or (name == FEATURE_THROTTLE and action.get("to") == 0):
-        return "disable"
-    return "throttle" if name == FEATURE_THROTTLE else None
+    return PULLED_BY.get(str(action.get("action")))
+
+
+def decision_label(decision: str | None, verdict: str | None) -> str:
+    """A run's decision as reports show it: the lever and, when a table judged it, its verdict."""
+    return "none" if decision is None else decision + (f" ({verdict})" if verdict else "")
 
 
 def _blast_radius(run: Sequence[Event], until: float | None) -> int | None:
@@ -243,9 +246,10 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         outcome = runner_outcome  # aborted, interrupted, error, reset: the run ended before it could be graded fully
     targets = {str(e.payload.get("details", {}).get("alias")) for e in injected if e.payload.get("type") == "bad_model"}
     table: dict[str, dict[str, Any]] = started.payload.get("decision") or {}
-    # A drill with a decision table judges its levers by the table, not as harms.
-    harms = tuple(h for a in actions if not (table and lever(a.payload)) and (h := _harm(a.payload, targets)))
-    pulled = next((name for a in actions if (name := lever(a.payload))), None)
+    first = next((a for a in actions if lever(a.payload)), None)
+    pulled = lever(first.payload) if first else None
+    # A drill's decision table judges the first lever pulled (not as a harm); later moves can still do harm.
+    harms = tuple(h for a in actions if not (table and a is first) and (h := _harm(a.payload, targets)))
     choice = table.get(pulled or "", {"verdict": NO_LEVER} if table else {})
 
     def since(moment: float | None) -> float | None:
@@ -275,7 +279,7 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         since(remediated_at),
         pulled,
         choice.get("verdict"),
-        _blast_radius(run, mitigated_at),
+        _blast_radius(run, fixed_at or mitigated_at),
     )
 
 

@@ -108,6 +108,8 @@ CANARY_ABORT = "canary.abort"  # version, via
 FEATURE_DISABLE = "feature.disable"  # from and to: the share of requests the model decides, before and after
 FEATURE_ENABLE = "feature.enable"  # from, to
 FEATURE_THROTTLE = "feature.throttle"  # from, to
+# The levers a learner pulls against unsafe output, by the action that pulls each (an output drill's table names them).
+LEVERS = {"rollback": ROLLBACK, "disable": FEATURE_DISABLE, "throttle": FEATURE_THROTTLE}
 
 
 class LearnerDeclared(TypedDict):

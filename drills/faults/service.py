@@ -29,10 +29,10 @@ class ErrorsParams(Params):
 
 
 class OverloadParams(Params):
-    capacity: float = Field(gt=0, le=100, description="model requests a second it serves well, times the pipeline rate")
+    capacity: float = Field(gt=0, le=10, description="model requests a second it serves well, times the pipeline rate")
     latency_ms: float = Field(gt=0, le=MAX_LATENCY_MS, description="added to each model request over capacity")
     jitter_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
-    degraded: list[str] = Field(min_length=1, description="numeric features scored at their means over capacity")
+    degraded: list[str] = Field(min_length=1, description="numeric features scored as 0 over capacity")
 
     @field_validator("degraded")
     @classmethod
@@ -94,7 +94,7 @@ class Errors(_ServiceFault):
 class Overload(_ServiceFault):
     type = "overload"
     params = OverloadParams
-    summary = "over capacity the model answers slowly and scores some features at their means (a lookup timing out)"
+    summary = "over capacity the model answers slowly and scores some features as 0 (a lookup timing out)"
     args: OverloadParams
 
     def service_fault(self, ctx: FaultContext, ttl: float) -> ServiceFault:

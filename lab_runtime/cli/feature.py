@@ -37,6 +37,7 @@ def _set(current: Settings, switch: Switch, action: str, as_json: bool) -> None:
     shown, _ = _in_force(current)
     before = Switch(mode=shown["mode"], share=shown["share"])
     write_switch(current.flags_path, switch)
+    action = {"on": FEATURE_ENABLE, "off": FEATURE_DISABLE}.get(switch.mode, action)  # a throttle to 1 or 0 is one
     journal(current).append(LEARNER_ACTION, LearnerAction({"action": action, "from": before.share, "to": switch.share}))
     if as_json:
         print_json({"mode": switch.mode, "share": switch.share, "from": before.share, "file": str(current.flags_path)})

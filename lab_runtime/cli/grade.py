@@ -33,9 +33,9 @@ def grade_cmd(
 
     decision: the first lever pulled (rollback, disable, throttle) and, for an output drill, its verdict.
 
-    blast_radius: the decisions served against the output policy from the injection until the mitigation.
+    blast_radius: the decisions served against the output policy from the injection until the fix credited.
     """
-    from grader.grading import KINDS, grade
+    from grader.grading import KINDS, decision_label, grade
 
     current = settings()
     # A blind run still running would give its drill away: it shows once it has ended.
@@ -72,7 +72,7 @@ def grade_cmd(
             str(g.wrong_declarations),
             _secs(g.ttm),
             _secs(g.ttr),
-            "-" if g.decision is None else g.decision + (f" ({g.verdict})" if g.verdict else ""),
+            "-" if g.decision is None else decision_label(g.decision, g.verdict),
             "-" if g.blast_radius is None else str(g.blast_radius),
             g.outcome + (f" ({len(g.collateral)} harm)" if g.collateral else ""),
             f"{g.score:.0f}",

@@ -515,11 +515,14 @@ def levers_rehearsed(ctx: CheckContext) -> CheckResult:
 
 @check
 def incident_handled(ctx: CheckContext, incident: int) -> CheckResult:
-    """The lab's incident `incident` (0: the first): the learner declared a diagnosis, pulled a lever (rollback,
-    disable, throttle) and remediated it. While it runs blind, nothing says whether either was right."""
+    """The lab's incident `incident` (0: the first) is over, and the learner declared a diagnosis, pulled a lever
+    (rollback, disable, throttle) and remediated it; then whether the diagnosis was right and how the lever rates.
+    It passes only once the drill has ended, so the next incident never waits on this one's runner."""
     graded = ctx.incident(incident)
     if graded is None:
         return NOT_YET
+    if graded.finished and graded.remediated_at is None:  # its time limit: the lab goes on, the grade keeps it
+        return CheckResult(True, f"over without a fix of yours ({graded.outcome}); `lab grade` counts it")
     if graded.detected_at is None and not graded.wrong_declarations:
         return CheckResult(False, "no diagnosis declared yet (`lab declare --list`)")
     if graded.decision is None:
@@ -528,18 +531,17 @@ def incident_handled(ctx: CheckContext, incident: int) -> CheckResult:
         return CheckResult(False, "not remediated yet: after your moves the service must stay safe for a while")
     done = f"{graded.decision} first, remediated {graded.ttr:.0f}s after it began"
     if not graded.finished:
-        return CheckResult(True, f"{done}; how your choice rates shows once it is over (`lab grade`)")
+        return CheckResult(False, f"{done}; the situation ends once the sandbox is steady again (a minute or two)")
     diagnosis = "right diagnosis" if graded.detected_at is not None else f"the diagnosis was {graded.diagnosis}"
-    return CheckResult(
-        True, f"{done}: {graded.verdict} here; {diagnosis}; {graded.blast_radius} unsafe decision(s) served first"
-    )
+    served = "not recorded" if graded.blast_radius is None else str(graded.blast_radius)
+    return CheckResult(True, f"{done}: {graded.verdict} here; {diagnosis}; unsafe decisions served first: {served}")
 
 
 @check
 def decision_note(ctx: CheckContext, file: str, incidents: int, tolerance: float = 0.2) -> CheckResult:
     """The decision note in the workspace names, per incident, the lever pulled first, why, and the blast radius
     (within `tolerance` of the grader's count, or 5 decisions), once every incident is over."""
-    grades = [g for n in range(incidents) if (g := ctx.incident(n)) is not None and g.finished and g.remediated_at]
+    grades = [g for n in range(incidents) if (g := ctx.incident(n)) is not None and g.finished]
     if len(grades) < incidents:
         return CheckResult(False, "handle every situation first (each must be over), then write the note")
     path = ctx.workspace / file

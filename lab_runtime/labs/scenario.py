@@ -1,5 +1,6 @@
 """A lab's scripted events: once a step passes, `lab check` ships a release or starts a blind catalog drill (the
-lab's incident), each once, and journals `lab.event`."""
+lab's incident), each once, and journals `lab.event`. An incident starts only with the model deciding every
+request (a learner's throttle or disable left on would hide it)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,27 @@ def run_due_events(settings: Settings, lab: Lab, started_at: float, results: lis
                 ship(store, log, event.ship_release, by=f"{lab.id} scenario")
             payload["release"] = event.ship_release.version
         else:
+            model_on(settings)
             payload["drill"] = str(event.run_drill)
             payload["run_id"] = start_incident(settings, log, payload["drill"], say)
         log.append(LAB_EVENT, payload)
         announcements.append(event.announce.strip())
     return announcements
+
+
+def model_on(settings: Settings) -> None:
+    """LabError unless the learner's model switch has the model decide every request."""
+    from lab_runtime.service.switch import read_switch
+
+    if not settings.flags_path.exists():
+        return
+    switch = read_switch(settings.flags_path)  # InvalidFlags, a LabError, names a bad file's field
+    if switch.mode != "on":
+        now = "switched off" if switch.mode == "off" else f"throttled to {switch.share:.0%} of the requests"
+        raise LabError(
+            f"the lab's next incident starts with the model deciding every request, and it is {now} "
+            "(`lab feature status`): `lab feature enable`, then `lab check`"
+        )
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,13 @@ class Checked:
 
 def check(settings: Settings, backend: Backend, grade_run: GradeRun, say: Say) -> Checked:
     """`lab check`: judge every step, run the scripted events now due (then judge again, so the result says what is
-    true now) and journal `lab.check`."""
+    true now) and journal `lab.check`. An event that cannot start yet is said, and the steps still reported."""
     judged = judge(settings, backend, grade_run)
-    announcements = run_due_events(settings, judged.lab, judged.started_at, judged.results, say)
+    try:
+        announcements = run_due_events(settings, judged.lab, judged.started_at, judged.results, say)
+    except LabError as exc:  # a drill's gate refused, a switch left off: the next `lab check` tries again
+        say(f"the lab's next phase could not start yet: {exc}")
+        announcements = []
     if announcements:
         judged = judge(settings, backend, grade_run)
     steps = [asdict(r) for r in judged.results]

@@ -29,7 +29,7 @@ from lab_runtime.service.admin import admin_token
 from lab_runtime.service.batching import Batcher
 from lab_runtime.service.docs import offline_docs
 from lab_runtime.service.errorlog import ErrorLogMiddleware
-from lab_runtime.service.faults import FaultTable, ServiceFault, check_fault_id, degraded_values
+from lab_runtime.service.faults import FaultTable, ServiceFault, check_fault_id
 from lab_runtime.service.limits import MAX_BODY_BYTES, MAX_DEPTH, BodyLimits, BodyRefused
 from lab_runtime.service.metrics import ServiceMetrics
 from lab_runtime.service.models import LoadedModel, ModelFollower, load_version
@@ -326,8 +326,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         out: list[dict[str, Any]] = [{} for _ in ids]
         rules = policy.value
         broken: list[list[str]] = [[] for _ in ids]
-        degraded = degraded_values(cfg.seed, fault.degraded) if fault.degraded else {}
-        scored = [{**f, **degraded} for f in features] if degraded else features
+        lost = dict.fromkeys(fault.degraded, 0)  # an overloaded lookup's missing values, taken for zero
+        scored = [{**f, **lost} for f in features] if lost else features
         for variant, (model, index) in groups.items():
             try:
                 predictions, probabilities = await batcher.score(model, [scored[i] for i in index])

@@ -6,7 +6,6 @@ tested without sleeping. Every fault carries a `ttl`: if the drill runner dies, 
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 import threading
@@ -16,7 +15,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lab_runtime.modeling.data import INTEGER_FEATURES, DataGenerator, check_numeric
+from lab_runtime.modeling.data import check_numeric
 from lab_runtime.service.switch import FALLBACK
 
 MAX_TTL = 6 * 3600.0  # a forgotten fault ends within a working day's session
@@ -32,8 +31,8 @@ class ServiceFault(BaseModel):
     """One fault. `latency`: each affected request waits `latency_ms ± jitter_ms` (never below 0) before scoring.
     `errors`: each affected request is answered with `status` instead of a prediction.
     `overload`: while more than `capacity` requests a second reach the model (over the last `LOAD_WINDOW` s), each
-    of them waits `latency_ms ± jitter_ms` and is scored with the `degraded` features at their reference means (a
-    feature lookup that times out under load); requests the fallback decides never count nor suffer.
+    of them waits `latency_ms ± jitter_ms` and is scored with the `degraded` features read as 0 (a feature lookup
+    that times out under load, its missing value taken for zero); the fallback's requests never count nor suffer.
     `share` of the requests of `variant` are affected, each drawn independently; the fault ends `ttl` s after it
     was put. Fields of another kind are refused unless left at their defaults.
     """
@@ -47,7 +46,7 @@ class ServiceFault(BaseModel):
     status: Annotated[int, Field(ge=500, le=599, description="HTTP status of an errors fault")] = 500
     variant: Variant = "any"
     capacity: Annotated[float, Field(ge=0, le=10_000, description="overload: model requests a second served well")] = 0
-    degraded: tuple[str, ...] = Field((), description="overload: numeric features scored at their means")
+    degraded: tuple[str, ...] = Field((), description="overload: numeric features scored as 0")
     ttl: Annotated[float, Field(gt=0, le=MAX_TTL, description="seconds until the fault ends on its own")]
 
     @field_validator("degraded")
@@ -80,7 +79,7 @@ class ServiceFault(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What the faults do to one request: wait `delay_s` seconds, then answer `status` (None: serve normally), with
-    the `degraded` features at their means."""
+    the `degraded` features read as 0."""
 
     delay_s: float = 0.0
     status: int | None = None
@@ -88,17 +87,6 @@ class Decision:
 
 
 NO_FAULT = Decision()
-
-
-@functools.cache
-def _means(seed: int) -> dict[str, float]:
-    return {name: mean for name, (mean, _) in DataGenerator(seed).stats.items()}
-
-
-def degraded_values(seed: int, features: frozenset[str]) -> dict[str, float]:
-    """What an overloaded service scores the `features` as: their reference means (whole for integer features)."""
-    means = _means(seed)
-    return {f: float(round(means[f])) if f in INTEGER_FEATURES else means[f] for f in features}
 
 
 def check_fault_id(fault_id: str) -> str:

@@ -8,6 +8,7 @@ throttled to that load; harm with no change anyone made is stopped with the swit
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from lab_runtime.labs.scripting import lab, wait
 
 SURGE = 1.5  # a request rate this many times the pipeline's usual one is a surge
 SLOW_MS = 250  # the service's latency objective (p99)
+REMEDIATED = re.compile(r"remediated \d+s after it began")  # what `lab check` says of a situation once fixed
 ALERTS = ("unsafe-output", "latency-p99")  # what pages on this lab's situations
 
 
@@ -82,13 +84,15 @@ def handle(step: str) -> str:
         lab("declare", "overload", "--note", f"{times:.1f} times the usual traffic, slow and unsafe answers")
         share = round(0.8 / times, 2)  # the model back under the load it served well, with a margin
         print(lab("feature", "throttle", str(share)).stdout.strip())
+        wait(f"{step}: the remediation", lambda: REMEDIATED.search(steps().get(step, {}).get("detail", "")))
+        print(lab("feature", "enable").stdout.strip())  # the surge is over: the model back on every request
         why = f"traffic rose to {times:.1f} times the usual; the model is sound on the load it had before"
     else:
         lab("declare", "unsafe-output", "--note", "no model, release or load changed, yet the harm is served")
         print(lab("feature", "disable").stdout.strip())
         # A retrain on traffic since the change only: the window starts after the alert's first sign of it.
         time.sleep(max(0.0, alert["pending_since"] + 42 - time.time()))
-        print(lab("model", "retrain", "--window", "40s", "--min-rows", "250", "--promote").stdout.strip())
+        print(lab("model", "retrain", "--window", "40s", "--min-rows", "200", "--promote").stdout.strip())
         print(lab("feature", "enable").stdout.strip())
         why = "nothing anyone changed: every version is unsafe on the new inputs, so off, retrain, on again"
     wait(f"{step}: the remediation to hold", lambda: passed(step))
@@ -96,9 +100,7 @@ def handle(step: str) -> str:
     return why
 
 
-reasons = [handle("first"), handle("second")]
-print(lab("feature", "enable").stdout.strip())  # the surge is over: the model back on every request
-reasons.append(handle("third"))
+reasons = [handle(step) for step in ("first", "second", "third")]
 
 
 # 6. The note: the levers and blast radii the record holds, once every situation is over.

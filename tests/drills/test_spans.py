@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drills.conditions import judge, parse_condition, recent_bad_key, recent_view
-from drills.spans import CHANCE, FIX_MARGIN, Span, fix_evidence
+from drills.spans import CHANCE, FIX_MARGIN, OUTPUT_CHANCE, OUTPUT_FIX_MARGIN, Span, fix_evidence
 
 ERRORS = "server_error_rate"
 
@@ -28,6 +28,15 @@ def test_traffic_back_dates_the_fix_by_the_last_bad_request_and_how_often_they_c
     assert fix_evidence(ERRORS, allowed, seen=105.0, bad_before=(101.0, 10.0)) == 102.0 + CHANCE / 10
     assert recent_bad_key("latency_p99_ms") == recent_bad_key("latency_p50_ms") == "recent.bad_last.latency"
     assert fix_evidence("challenger", observed, seen=105.0) == 105.0  # an alias: when the probe saw it
+
+
+def test_unsafe_decisions_are_sparse_so_their_gap_dates_the_fix_more_widely() -> None:
+    observed = {"recent.first": 100.0}
+    # 1.2 unsafe decisions a second until 101.0: a gap of 2 s is common, so the fix may have begun until 105.2
+    unsafe = "unsafe_output_rate"
+    assert fix_evidence(unsafe, observed, seen=110.0, bad_before=(101.0, 1.2)) == 101.0 + OUTPUT_CHANCE / 1.2
+    assert fix_evidence(unsafe, observed, seen=120.0, bad_before=(101.0, 0.1)) == 101.0 + OUTPUT_FIX_MARGIN
+    assert fix_evidence(ERRORS, observed, seen=110.0, bad_before=(101.0, 1.2)) == 101.0 + FIX_MARGIN
 
 
 def probe(span: Span, at: float, failed: set[str], **observed: float) -> bool:

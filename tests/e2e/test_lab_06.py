@@ -48,7 +48,8 @@ def test_lab_06_three_situations_each_handled_with_its_best_lever_and_graded(lab
             ("disable", "best"),
         ], runs
         assert all(r["outcome"] == "remediated" and r["blind"] and r["blast_radius"] >= 0 for r in runs), runs
-        assert all(r["ttd"] is not None and r["ttd"] <= r["ttm"] <= r["ttr"] for r in runs), runs
+        timing = [(r["drill"], r["ttd"], r["ttm"], r["ttr"]) for r in runs]
+        assert all(None not in t and t[1] <= t[2] <= t[3] for t in timing), timing
         assert [r["wrong_declarations"] for r in runs] == [0, 0, 0]
         written = note.read_text()
         for run in runs:

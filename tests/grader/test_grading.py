@@ -402,13 +402,15 @@ TABLE = {
 }
 
 
-def output_run(*moves: tuple[float, str, dict[str, Any]], mitigated_by: float | None = 30.0) -> Journal:
+def output_run(
+    *moves: tuple[float, str, dict[str, Any]], mitigated_by: float | None = 30.0, bad_champion: bool = True
+) -> Journal:
     """An output drill injected at 10 s; `moves` as (at, action, payload); violations served at 11..40 s, one a
     second; the impact gone by `mitigated_by` (None: never), remediated at 70 s."""
     j = Journal()
     j.add(0, DRILL_STARTED, "ada", "r1", drill="output-x", diagnosis="unsafe-output", time_limit=600.0, hold=30.0,
           decision=TABLE)  # fmt: skip
-    j.inject(10, alias="champion")
+    j.inject(10, **({"alias": "champion"} if bad_champion else {}))
     j.declare(15, "unsafe-output")
     for at, action, payload in moves:
         j.act(at, action, **payload)
@@ -425,13 +427,6 @@ def output_run(*moves: tuple[float, str, dict[str, Any]], mitigated_by: float | 
     [
         pytest.param([(20.0, "model.rollback", {"from": "3", "to": "2"})], "rollback", "best", 20.0, id="best"),
         pytest.param([(20.0, "feature.disable", {"from": 1.0, "to": 0.0})], "disable", "acceptable", 5.0, id="ok"),
-        pytest.param(
-            [(20.0, "feature.throttle", {"from": 1.0, "to": 0.0})],
-            "disable",
-            "acceptable",
-            5.0,
-            id="throttle-to-zero-is-a-disable",
-        ),
         pytest.param(
             [
                 (18.0, "monitor.report", {}),
@@ -462,6 +457,20 @@ def test_the_blast_radius_counts_the_violations_served_until_the_mitigation_cred
     assert g.blast_radius == 10  # served at 11..20 s: the rollback began at 20 s
     (late,) = grade(output_run((35.0, "feature.disable", {"from": 1.0, "to": 0.0}), mitigated_by=36.0).events)
     assert late.blast_radius == 25
+
+
+def test_a_throttle_that_only_cuts_the_harm_does_not_end_the_blast_radius_the_fix_does() -> None:
+    throttle, rollback = (20.0, "feature.throttle", {"from": 1.0, "to": 0.3}), (25.0, "model.rollback", {})
+    (g,) = grade(output_run(throttle, rollback, mitigated_by=22.0).events)
+    assert (g.decision, g.mitigated_at, g.fixed_at) == ("throttle", T0 + 20.0, T0 + 25.0)
+    assert g.blast_radius == 15  # served at 11..25 s: until the rollback began
+
+
+def test_only_the_first_lever_is_judged_by_the_table_a_later_one_can_still_do_harm() -> None:
+    disable, rollback = (20.0, "feature.disable", {"from": 1.0, "to": 0.0}), (25.0, "model.rollback", {"from": "2"})
+    (g,) = grade(output_run(disable, rollback, bad_champion=False).events)
+    assert (g.decision, g.verdict) == ("disable", "acceptable")
+    assert g.collateral == ("rolled back a healthy champion (version 2 to None)",)
 
 
 def test_without_a_mitigation_the_blast_radius_is_every_violation_until_the_revert_and_no_lever_scores() -> None:

@@ -85,8 +85,11 @@ def test_lab_feature_writes_the_flag_file_journals_the_move_and_refuses_a_bad_sh
         False,
     )
     assert "model switch off: the fallback decides (was throttled)" in lab("feature", "disable").stdout
+    assert lab("feature", "throttle", "1").returncode == 0 and lab("feature", "throttle", "0").returncode == 0
     moves = Journal(Path(lab_env["LAB_STATE_DIR"]) / "journal.db", source="test").events([LEARNER_ACTION])
     assert [(e.payload["action"], e.payload["from"], e.payload["to"]) for e in moves] == [
         ("feature.throttle", 1.0, 0.3),
         ("feature.disable", 0.3, 0.0),
+        ("feature.enable", 0.0, 1.0),  # a throttle to every request is an enable, to none a disable
+        ("feature.disable", 1.0, 0.0),
     ]

@@ -83,8 +83,9 @@ def test_a_situation_is_handled_once_declared_a_lever_pulled_and_remediated_and_
     span = {"span_start": T0 + 22, "seen_at": T0 + 22, "fixed_by": T0 + 21, "held": 30.0}
     drill.append(DRILL_REMEDIATED, span, run_id="s1", ts=T0 + 52)
     assert check(lab, "incident_handled", incident=0) == (
-        True,
-        "rollback first, remediated 9s after it began; how your choice rates shows once it is over (`lab grade`)",
+        False,
+        "rollback first, remediated 9s after it began; the situation ends once the sandbox is steady again (a minute "
+        "or two)",
     )
     drill.append(DRILL_UNSAFE, {"served": [T0 + 12, T0 + 13, T0 + 30], "since": T0 + 11, "until": T0 + 53},
                  run_id="s1", ts=T0 + 53)  # fmt: skip
@@ -92,7 +93,7 @@ def test_a_situation_is_handled_once_declared_a_lever_pulled_and_remediated_and_
                  ts=T0 + 54)  # fmt: skip
     assert check(lab, "incident_handled", incident=0) == (
         True,
-        "rollback first, remediated 9s after it began: best here; right diagnosis; 2 unsafe decision(s) served first",
+        "rollback first, remediated 9s after it began: best here; right diagnosis; unsafe decisions served first: 2",
     )
     assert check(lab, "incident_handled", incident=1)[1].startswith("the incident has not started yet")
     # the note, once every situation is over: the levers and the counts the grader recorded

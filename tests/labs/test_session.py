@@ -5,8 +5,9 @@ import pytest
 from lab_runtime.errors import LabError
 from lab_runtime.events import DRILL_ENDED, DRILL_STARTED, FAULT_INJECTED, LAB_STARTED, LabStarted
 from lab_runtime.journal import Event, Journal
-from lab_runtime.labs.scenario import Launch, launch_state
+from lab_runtime.labs.scenario import Launch, launch_state, model_on
 from lab_runtime.labs.session import current_lab
+from lab_runtime.service.switch import throttled, write_switch
 from lab_runtime.settings import Settings
 
 
@@ -42,3 +43,21 @@ def test_the_current_lab_is_the_last_one_started(tmp_path: Path) -> None:
     second = log.append(LAB_STARTED, LabStarted(lab="lab-02", workspace="w2"))
     lab, started_at = current_lab(settings)
     assert (lab.id, started_at) == ("lab-02", second.ts)
+
+
+def test_a_labs_incident_waits_for_the_model_to_decide_every_request(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    settings.ensure_dirs()
+    model_on(settings)  # no flag file: the built-in switch, on
+    write_switch(settings.flags_path, throttled(0.4))
+    with pytest.raises(LabError) as caught:
+        model_on(settings)
+    assert str(caught.value) == (
+        "the lab's next incident starts with the model deciding every request, and it is throttled to 40% of the "
+        "requests (`lab feature status`): `lab feature enable`, then `lab check`"
+    )
+    write_switch(settings.flags_path, throttled(0.0))
+    with pytest.raises(LabError, match="and it is switched off"):
+        model_on(settings)
+    write_switch(settings.flags_path, throttled(1.0))
+    model_on(settings)

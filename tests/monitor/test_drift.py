@@ -100,12 +100,14 @@ def test_the_calibration_error_weighs_each_probability_bins_gap_to_its_observed_
 def test_the_policys_window_rules_broken_are_counted_and_named() -> None:
     frame = production(300).assign(decision=["approve"] * 270 + ["refer"] * 30, violations="")
     rules = WindowRules(approval_rate=Band(min=0.3, max=0.8), calibration_error=0.1)
-    evaluation = evaluate(replace(window(frame), policy=rules), REFERENCE, None, LIMITS, now=0.0)
-    # approves 90 %; every labelled row scored 0.3 against the observed default rate
-    observed = float(frame["default"].mean())
-    assert evaluation.signals["calibration_error"] == pytest.approx(abs(0.3 - observed))
-    assert evaluation.signals["policy_breaches"] == 1.0 + (abs(0.3 - observed) > 0.1)
-    assert evaluation.details["policy_breaches"].startswith("approval rate 90% outside 30%-80%")
+    labelled = pd.DataFrame({"model_version": "1", "prediction": 0, "probability": 0.9, "label": [1] * 50 + [0] * 150})
+    evaluation = evaluate(replace(window(frame), labelled=labelled, policy=rules), REFERENCE, None, LIMITS, now=0.0)
+    # approves 90 %; every labelled row scored 0.9 where a quarter defaulted
+    assert evaluation.signals["calibration_error"] == pytest.approx(0.65)
+    assert evaluation.signals["policy_breaches"] == 2.0
+    assert (
+        evaluation.details["policy_breaches"] == "approval rate 90% outside 30%-80%; calibration error 0.650 over 0.1"
+    )
     sound = frame.assign(decision=["approve"] * 150 + ["refer"] * 150)
     untested = evaluate(replace(window(sound), policy=WindowRules(approval_rate=Band(min=0.3, max=0.8))), REFERENCE,
                         None, LIMITS, now=0.0)  # fmt: skip
