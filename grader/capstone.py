@@ -95,8 +95,9 @@ class CapstoneScore:
     runs: int
 
 
-def _shares(grades: Sequence[RunGrade], planned: int) -> dict[str, float]:
-    """Each dimension as a share, over the planned drills (a drill that never ran counts as missed)."""
+def _shares(grades: Sequence[RunGrade], planned: int, decisions: int = 0) -> dict[str, float]:
+    """Each dimension as a share, over the planned drills (a drill that never ran counts as missed; so does an
+    output drill, of the `decisions` drawn, that never ran)."""
     n = max(planned, len(grades), 1)
     harms = sum(len(g.collateral) for g in grades)
     judged = [VERDICT_SHARE.get(g.verdict, 0.0) for g in grades if g.verdict is not None]  # output drills
@@ -112,12 +113,14 @@ def _shares(grades: Sequence[RunGrade], planned: int) -> dict[str, float]:
         "remediation": sum(g.ttr is not None for g in grades) / n,
         "collateral": max(0.0, 1.0 - 0.5 * harms),
         "time": sum(timely(g) for g in grades) / n,
-        "decision": sum(judged) / len(judged) if judged else 1.0,  # no output drill drawn: nothing to decide
+        # no output drill drawn: nothing to decide
+        "decision": sum(judged) / max(len(judged), decisions) if judged or decisions else 1.0,
     }
 
 
-def score(rubric: Rubric, grades: Sequence[RunGrade], planned: int) -> CapstoneScore:
-    shares = _shares(grades, planned)
+def score(rubric: Rubric, grades: Sequence[RunGrade], planned: int, decisions: int = 0) -> CapstoneScore:
+    """The rubric's score of `grades` over the `planned` drills, `decisions` of them output drills."""
+    shares = _shares(grades, planned, decisions)
     total = round(sum(weight * shares[d] for d, weight in rubric.weights.items()), 1)
     reasons = [f"score {total:g} below the pass mark {rubric.pass_score:g}"] if total < rubric.pass_score else []
     reasons += [
@@ -139,9 +142,10 @@ class Capstone:
     planned: int
     seed: int
     grades: tuple[RunGrade, ...]
+    decisions: int = 0  # of the planned drills, those with a decision table
 
     def result(self) -> CapstoneScore:
-        return score(self.rubric, self.grades, self.planned)
+        return score(self.rubric, self.grades, self.planned, self.decisions)
 
     def summary(self) -> dict[str, Any]:
         """As a result bundle and `lab capstone score --json` show it. While it runs, only that it runs: a score
@@ -163,7 +167,8 @@ def latest_capstone(events: Sequence[Event], learner: str | None) -> Capstone | 
     grades = tuple(g for g in grade(events, start.learner) if g.run_id in tagged)
     rubric = Rubric.model_validate(start.payload["rubric"])
     count, seed = int(start.payload["count"]), int(start.payload["seed"])
-    return Capstone(cid, start.learner, start.ts, ended, rubric, count, seed, grades)
+    decisions = int(start.payload.get("decisions", 0))
+    return Capstone(cid, start.learner, start.ts, ended, rubric, count, seed, grades, decisions)
 
 
 def capstone_summary(events: Sequence[Event], learner: str | None) -> dict[str, Any] | None:

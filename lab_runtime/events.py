@@ -260,6 +260,7 @@ class CapstoneStarted(TypedDict):
     budget: float  # seconds
     longest: float  # seconds the plan may take
     rubric: dict[str, Any]  # the rubric, as its file spells it
+    decisions: NotRequired[int]  # how many of the drills drawn have a decision table (output drills)
 
 
 class CapstoneEnded(TypedDict):

@@ -43,6 +43,13 @@ def _plan(rubric: Any, seed: int, scale: float) -> Any:
     return plan(rubric, seed, {d.id: d.time_limit for d in catalog()}, scale)
 
 
+def _decisions(drills: tuple[str, ...]) -> int:
+    """How many of `drills` have a decision table (the capstone judges the lever pulled first in those)."""
+    from drills.spec import find_drill
+
+    return sum(find_drill(d).decision is not None for d in drills)
+
+
 @capstone_app.command("start")
 @friendly
 def start(
@@ -66,7 +73,8 @@ def start(
 
     def started(capstone_id: str) -> CapstoneStarted:
         return CapstoneStarted(capstone_id=capstone_id, seed=chosen, count=rubric.count, budget=rubric.budget,
-                               longest=plan.longest, rubric=rubric.model_dump(by_alias=True))  # fmt: skip
+                               longest=plan.longest, rubric=rubric.model_dump(by_alias=True),
+                               decisions=_decisions(plan.drills))  # fmt: skip
 
     capstone_id = start_runner(current, log, unfinished, started)
     plain(  # not the seed: it gives the drills away (`lab capstone score` shows it once the capstone has ended)

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -14,6 +15,15 @@ from lab_runtime.errors import LabError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Stamp = tuple[int, int, int]  # inode, size, modification time in ns
+
+
+@dataclass(frozen=True)
+class Reading(Generic[T]):
+    """What is in force, replaced whole at each change: a reader never pairs one file's source with another's value."""
+
+    value: T
+    source: Path
+    problem: str | None = None
 
 
 def _stamp(path: Path) -> Stamp | None:
@@ -34,11 +44,25 @@ class WatchedFile(Generic[T]):
 
     def __init__(self, path: Path, parse: Callable[[Path], T], fallback: Path, keep_when_missing: bool = False) -> None:
         self.path, self.parse, self.fallback, self.keep_when_missing = path, parse, fallback, keep_when_missing
-        self.value: T = parse(fallback)
-        self.source: Path = fallback
-        self.problem: str | None = None
+        self.reading: Reading[T] = Reading(parse(fallback), fallback)
         self._stamp: Stamp | None = None
         self.refresh()
+
+    @property
+    def value(self) -> T:
+        return self.reading.value
+
+    @property
+    def source(self) -> Path:
+        return self.reading.source
+
+    @property
+    def problem(self) -> str | None:
+        return self.reading.problem
+
+    def _refused(self, problem: str) -> bool:
+        self.reading = replace(self.reading, problem=problem)
+        return False
 
     def refresh(self) -> bool:
         """Re-read the file if it changed; True when the content in force changed."""
@@ -47,19 +71,18 @@ class WatchedFile(Generic[T]):
             return False
         self._stamp = stamp
         if stamp is None and self.keep_when_missing and self.source == self.path:
-            self.problem = f"{self.path} is gone; the last state stays in force"
-            return False
+            return self._refused(f"{self.path} is gone; the last state stays in force")
         source = self.path if stamp is not None else self.fallback
         try:
             value = self.parse(source)
         except LabError as exc:
-            self.problem = f"{exc}; the last good one stays in force"
-            return False
+            return self._refused(f"{exc}; the last good one stays in force")
         except Exception as exc:  # a file must never stop its follower: say so, keep the last good one
-            self.problem = f"{self.path}: cannot be read ({type(exc).__name__}); the last good one stays in force"
-            return False
+            return self._refused(
+                f"{self.path}: cannot be read ({type(exc).__name__}); the last good one stays in force"
+            )
         changed = value != self.value or source != self.source
-        self.value, self.source, self.problem = value, source, None
+        self.reading = Reading(value, source)
         return changed
 
     def follow(self, interval: float, on_change: Callable[[WatchedFile[T]], None]) -> Callable[[], None]:

@@ -256,7 +256,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def output_policy() -> dict[str, Any]:
         """The output policy in force: decision thresholds and the decisions never to serve, the file they come
         from, and why the learner's file was refused (if it was: the last good policy stays in force)."""
-        return {"source": str(policy.source), "problem": policy.problem, **policy.value.model_dump()}
+        reading = policy.reading  # one snapshot: the source, its problem and its policy belong together
+        return {"source": str(reading.source), "problem": reading.problem, **reading.value.model_dump()}
 
     @app.post(
         "/predict",

@@ -192,10 +192,10 @@ class ModelSwitch:
         return str(self._client.get_string_value(FLAG, MODEL, self._context(targeting_key=request_id)))
 
     def status(self) -> dict[str, Any]:
-        switch = self.watched.value
+        reading = self.watched.reading  # one snapshot
         return {
-            "mode": switch.mode,
-            "share": switch.share,
-            "source": str(self.watched.source),
-            "problem": self.watched.problem,
+            "mode": reading.value.mode,
+            "share": reading.value.share,
+            "source": str(reading.source),
+            "problem": reading.problem,
         }

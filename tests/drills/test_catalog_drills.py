@@ -29,7 +29,9 @@ OUTPUT_MOVES = {
     "output-unsafe-champion": ("throttle", "harmful", ["lab feature throttle 0.5", "lab model rollback",
                                                       "lab feature enable"]),
     "output-load-surge": ("disable", "acceptable", ["lab feature disable"]),
-    "output-bureau-rescale": ("disable", "best", None),  # its reference: disable, retrain, enable
+    "output-bureau-rescale": ("disable", "best", ["lab feature disable",  # its reference on a window FAST fills sooner
+                                                  "lab model retrain --window 15s --min-rows 200 --promote",
+                                                  "lab feature enable"]),
 }  # fmt: skip
 DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS | ON_COMPOSE | set(OUTPUT_MOVES)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,19 @@ def test_the_capstone_in_the_journal_counts_only_its_own_tagged_runs() -> None:
     assert found.result().runs == 1 and latest_capstone(events, "bob") is None
     done = latest_capstone([*events, Event(6, 9.0, "cli", CAPSTONE_ENDED, {"capstone_id": "c1"}, "ada")], "ada")
     assert done is not None and done.ended is not None
+
+
+def test_the_decision_dimension_judges_the_first_lever_in_the_output_drills_drawn() -> None:
+    weighed = rubric(weights={"detection": 20, "diagnosis": 15, "remediation": 30, "collateral": 10, "time": 15,
+                              "decision": 10})  # fmt: skip
+
+    def judged(verdict: str | None) -> RunGrade:
+        return replace(graded(10.0, 0.0), verdict=verdict)
+
+    assert score(weighed, [judged(None)] * 3, planned=3).dimensions["decision"] == 1.0  # no output drill drawn
+    mixed = score(weighed, [judged("best"), judged("acceptable"), judged("harmful")], planned=3, decisions=3)
+    assert mixed.dimensions["decision"] == 0.5  # 1, 0.5 and 0, of three
+    # an output drill drawn that never ran scores 0, not a pass: aborting it must not beat a harmful lever
+    missing = score(weighed, [judged("best"), judged(None)], planned=3, decisions=2)
+    assert missing.dimensions["decision"] == 0.5
+    assert "decision" not in score(rubric(), [judged("best")], planned=1).dimensions  # a rubric without it
