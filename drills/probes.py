@@ -81,11 +81,11 @@ def recent(settings: Settings, slow_ms: float | None = None, output: bool = Fals
     when the first of them was answered, and of the bad ones (an error, a server error, a successful call of
     `slow_ms` or more) when the last was answered and how many came a second (`recent_bad_key`); nothing below
     `RECENT_MIN_REQUESTS` requests. With `output`, the output signal too, over `output_seconds`."""
-    seconds, now = recent_seconds(settings), time.time()
+    seconds, decided, now = recent_seconds(settings), output_seconds(settings), time.time()
     log = PredictionLog(settings.prediction_log_path)
     try:
         calls = log.requests(now - seconds)
-        observed = _recent_output(log, now - output_seconds(settings), output_seconds(settings)) if output else {}
+        observed = _recent_output(log, now - decided, decided) if output else {}
     finally:
         log.close()
     if len(calls) < RECENT_MIN_REQUESTS:

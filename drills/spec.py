@@ -90,7 +90,7 @@ class Choice(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     verdict: Verdict
     points: float = Field(ge=-50, le=50)
-    why: str = Field(min_length=1, description="shown to the learner with their grade")
+    why: str = Field(min_length=1, description="the reason, for instructors and whoever writes the lab around it")
 
 
 def _levers(table: dict[str, Choice]) -> dict[str, Choice]:

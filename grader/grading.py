@@ -17,8 +17,9 @@ absorbs what separates a fault's effect from its `fault.injected` stamp.
   hold: the last action begun before `fixed_by` of the runner's `drill.remediated`. The span confirms; it does
   not date. A drill that ends at its time limit is fixed by its own revert, not the learner: nothing to credit;
 - `time_to_recovery`: injection -> the start of that verified span (never before the fix credited);
-- `decision`: the first lever the learner pulled once the fault was in place (rollback, disable, throttle; a
-  throttle to 0 is a disable), judged by the drill's decision table (`verdict`, its points added to the score);
+- `decision`: the first lever the learner pulled once the fault was in place (rollback, disable, throttle; `lab
+  feature` journals a throttle to 0 as the disable it is), judged by the drill's decision table (`verdict`, its
+  points added to the score);
 - `blast_radius`: the policy-violating decisions served from the injection until the start of the fix credited
   (a throttle that only cuts the harm does not end it; until the revert when nothing fixed it), from the
   runner's `drill.unsafe` record of the prediction log.
@@ -85,7 +86,7 @@ class RunGrade:
     time_to_recovery: float | None = None  # injection -> `remediated_at`
     decision: str | None = None  # the first lever pulled: rollback, disable or throttle
     verdict: str | None = None  # the drill's table on it: best, acceptable, harmful or none (None: no table)
-    blast_radius: int | None = None  # policy-violating decisions served before the mitigation (None: not recorded)
+    blast_radius: int | None = None  # policy-violating decisions served until the fix credited (None: not recorded)
 
     @property
     def detected(self) -> bool:

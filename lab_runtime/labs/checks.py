@@ -499,12 +499,14 @@ def incident_note(ctx: CheckContext, file: str, tolerance: float = 60.0, began_t
 
 @check
 def levers_rehearsed(ctx: CheckContext) -> CheckResult:
-    """Since the lab started, the learner took the model out of some decisions (`lab feature throttle` or `disable`)
-    and then put it back on all of them (`lab feature enable`)."""
+    """Since the lab started and before its first incident, the learner took the model out of some decisions
+    (`lab feature throttle` or `disable`) and then put it back on all of them (`lab feature enable`). A lever pulled
+    in an incident later does not undo the rehearsal."""
+    before = ctx.scenario_at() or float("inf")
     moves = [
         e.payload.get("action")
         for e in ctx.journal().events([LEARNER_ACTION], since=ctx.lab_started_at)
-        if e.payload.get("action") in (FEATURE_THROTTLE, FEATURE_DISABLE, FEATURE_ENABLE)
+        if e.payload.get("action") in (FEATURE_THROTTLE, FEATURE_DISABLE, FEATURE_ENABLE) and e.ts < before
     ]
     if not any(m != FEATURE_ENABLE for m in moves):
         return CheckResult(False, "the model still decides every request: try `lab feature throttle 0.5`")

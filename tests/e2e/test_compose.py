@@ -38,12 +38,16 @@ COMPOSE_ONLY = {"incident-service-starved", "incident-registry-slow-network"}
 
 def _engine() -> object | None:
     import docker
-    import docker.errors
 
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return None  # no engine: the SDK's failed connect to a missing socket would leave that socket open
+    # A fixed API version (engine 20.10's): "auto" would ask the engine in the constructor, before a close can run.
+    client = docker.from_env(timeout=10, version="1.41")
     try:
-        client = docker.from_env(timeout=10)
         client.ping()
-    except docker.errors.DockerException:
+    except Exception:  # DockerException, or requests' ConnectionError: no engine answers
+        client.close()
         return None
     return client
 

@@ -56,6 +56,9 @@ def test_the_levers_are_rehearsed_by_a_throttle_then_the_model_back_on(tmp_path:
     )
     lab.event(2, LEARNER_ACTION, action="feature.enable", to=1.0)
     assert check(lab, "levers_rehearsed") == (True, "throttled, then the model back on every request")
+    lab.event(3, LAB_EVENT, lab="lab-06", event=0, run_id="s1")  # the shift starts: a throttle in it is no rehearsal
+    lab.event(4, LEARNER_ACTION, action="feature.throttle", to=0.4)
+    assert check(lab, "levers_rehearsed") == (True, "throttled, then the model back on every request")
 
 
 def situation(lab: Lab, run: str, number: int, at: float) -> Journal:
