@@ -10,7 +10,7 @@ RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
-.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval clean
 
 install: $(STAMP)
 
@@ -55,7 +55,7 @@ down:
 status: install
 	$(LAB) status
 
-# `make lab-01` .. `make lab-06`: start the sandbox, then the lab (`lab labs` lists them).
+# `make lab-01` .. `make lab-08`: start the sandbox, then the lab (`lab labs` lists them).
 START_LAB = $(LAB) up $(RUNTIME_FLAG) && $(LAB) start $@
 
 lab-01: install
@@ -76,6 +76,12 @@ lab-05: install
 lab-06: install
 	$(START_LAB)
 
+lab-07: install
+	$(START_LAB)
+
+lab-08: install
+	$(START_LAB)
+
 # The capstone: blind drills in sequence within a time budget (grader/rubric.yaml); `lab capstone score` grades it.
 capstone: install
 	$(LAB) up && $(LAB) capstone start $(if $(SEED),--seed $(SEED))
@@ -83,7 +89,7 @@ capstone: install
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch bench-shadow bench-eval
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -106,6 +112,14 @@ bench-outage: install
 
 bench-switch: install
 	$(PY) tests/bench/bench_switch.py
+
+# The champion's latency with a shadow off and on (the caller never waits for the shadow).
+bench-shadow: install
+	$(PY) tests/bench/bench_shadow.py
+
+# `lab eval run` on the default test set, timed as a learner runs it.
+bench-eval: install
+	$(PY) tests/bench/bench_eval.py
 
 bench-canary: install
 	$(PY) tests/bench/bench_canary.py

@@ -44,8 +44,7 @@ from lab_runtime.events import (
     LEARNER_ACTION,
     LEARNER_DECLARED,
     LEVERS,
-    MONITOR_ADD_RULES,
-    MONITOR_REPORT,
+    LOOKING,
     PROMOTE,
     ROLLBACK,
 )
@@ -55,7 +54,6 @@ SKEW = 0.05  # seconds a fault may act before the runner stamps it, and the cloc
 KINDS = GRADED  # the kinds of event grading reads
 # Score: detection and remediation weigh 40 points each, the diagnosis 20; each harm costs 10.
 DETECT_POINTS, REMEDY_POINTS, DIAGNOSIS_POINTS, WRONG_COST, HARM_COST = 40.0, 40.0, 20.0, 5.0, 10.0
-LOOKING = (MONITOR_REPORT, MONITOR_ADD_RULES)  # learner actions that change nothing the drills judge
 NO_LEVER = "none"  # the verdict of a drill with a decision table when the learner pulled no lever
 FLOOR = 0.25  # a detection or remediation at the very end of the time limit still earns this share of its points
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from grader.cohort import Cohort, Comparison, DrillStats, Spread, percentile
 from grader.results import Run
+from lab_runtime.svg import SVG_STYLE, ticks
+from lab_runtime.svg import number as _num
+from lab_runtime.svg import svg_open as _svg
+from lab_runtime.svg import x_axis as _x_axis
 
 COLOURS = ("#3366cc", "#dc7633")  # first cohort, second cohort
 LEADERBOARD_ROWS = 100  # the HTML page shows the top of the leaderboard; the CSV and JSON hold everyone
@@ -123,30 +126,8 @@ NAME_CHARS = 18  # longer names are cut in the plots; the tooltip, the table and
 ROW = 18  # px per run in a strip plot
 
 
-def _num(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".")
-
-
 def _short(name: str) -> str:
     return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
-
-
-def ticks(top: float, count: int = 5, whole: bool = False) -> list[float]:
-    """Ticks from 0 at a step of 1, 2 or 5 times a power of ten, about `count` of them, the last at or above `top`
-    (whole numbers only, for counts, when `whole`)."""
-    top = top if top > 0 else 1.0
-    raw = top / count
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
-    step = max(1.0, step) if whole else step
-    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
-
-
-def _svg(form: str, title: str, width: float, height: float) -> str:
-    return (
-        f'<svg class="plot {form}" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'role="img" aria-label="{escape(title)}"><text class="title" x="0" y="15">{escape(title)}</text>'
-    )
 
 
 def _legend(names: list[str], y: float) -> str:
@@ -161,22 +142,6 @@ def _legend(names: list[str], y: float) -> str:
             f'<text x="{x + 14:.1f}" y="{y:.1f}">{escape(label)}</text></g>'
         )
         x += 14 + CHAR * len(label) + 16
-    return "".join(parts)
-
-
-def _x_axis(marks: list[float], x0: float, x1: float, y: float, label: str) -> str:
-    """The axis at `y` from `x0` (0) to `x1` (the last tick), a labelled tick at each mark and the axis' name."""
-    top = marks[-1]
-    parts = [f'<line class="axis" x1="{x0:.1f}" y1="{y:.1f}" x2="{x1:.1f}" y2="{y:.1f}"/>']
-    for t in marks:
-        x = x0 + t / top * (x1 - x0)
-        parts.append(
-            f'<line class="axis" x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{y + 4:.1f}"/>'
-            f'<text class="tick x" x="{x:.1f}" y="{y + 16:.1f}" text-anchor="middle">{_num(t)}</text>'
-        )
-    parts.append(
-        f'<text class="axis-label" x="{(x0 + x1) / 2:.1f}" y="{y + 32:.1f}" text-anchor="middle">{escape(label)}</text>'
-    )
     return "".join(parts)
 
 
@@ -431,12 +396,7 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
     "figure{display:inline-block;vertical-align:top;margin:0 1.2em 1.5em 0}"
-    "figcaption{font-size:12px;color:#555;max-width:520px;margin-top:2px}"
-    "svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600;fill:#222}"
-    "svg .axis-label{font-size:12px;fill:#222}svg .miss{fill:#888;font-style:italic}svg .value{fill:#555}"
-    "svg .name,svg .value{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}"
-    "svg .axis{stroke:#444}svg .grid{stroke:#e6e6e6}svg .median{stroke-dasharray:5 4;stroke-opacity:0.8}"
-    "svg .dot{stroke:#fff;stroke-width:0.5}"
+    "figcaption{font-size:12px;color:#555;max-width:520px;margin-top:2px}" + SVG_STYLE
 )
 
 

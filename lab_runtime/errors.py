@@ -10,6 +10,7 @@ LabError
 ├── InvalidAnalysis      a canary analysis file that fails validation (names file and field)
 ├── InvalidPolicy        an output-policy file that fails validation (names file and field)
 ├── InvalidFlags         a feature-flag file or value that fails validation (names file and field)
+├── InvalidEvaluation    a test set or slice file that fails validation (names file and columns or field)
 ├── RuntimeNotReady      the sandbox (or one service) is not up, or cannot be reached
 ├── ServiceStartFailed   a service did not become healthy (names service and log file)
 ├── PortInUse            a port the sandbox needs is taken
@@ -62,6 +63,10 @@ class InvalidFlags(LabError):
     """Raised when a feature-flag file or a throttle share fails validation."""
 
 
+class InvalidEvaluation(LabError):
+    """Raised when an evaluation's test set or slice file fails validation."""
+
+
 class RuntimeNotReady(LabError):
     """Raised when a command needs the sandbox (or a service of it) and it is not running."""
 
@@ -86,6 +91,10 @@ class PortInUse(LabError):
 
 class RegistryError(LabError):
     """Raised when the MLflow registry refuses or fails an operation."""
+
+
+class GateRefused(RegistryError):
+    """A move along the promotion path without the evidence its stage needs."""
 
 
 class FaultInjectionFailed(LabError):

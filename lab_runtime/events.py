@@ -36,6 +36,7 @@ class EventKind(str, Generic[Payload]):
 class LabStarted(TypedDict):
     lab: str  # the lab's id
     workspace: str  # where its starter files were copied
+    candidates: NotRequired[dict[str, str]]  # the versions it registered for the learner to judge: {name: version}
 
 
 class LabCheck(TypedDict):
@@ -87,6 +88,13 @@ LearnerAction = TypedDict(
         "service": NotRequired[str],
         "started": NotRequired[list[str]],
         "rules": NotRequired[list[str]],
+        "share": NotRequired[float],
+        "against": NotRequired[str | None],
+        "verdict": NotRequired[str],
+        "report": NotRequired[str],
+        "item": NotRequired[str],
+        "label": NotRequired[str],
+        "note": NotRequired[str],
     },
 )
 
@@ -108,6 +116,14 @@ CANARY_ABORT = "canary.abort"  # version, via
 FEATURE_DISABLE = "feature.disable"  # from and to: the share of requests the model decides, before and after
 FEATURE_ENABLE = "feature.enable"  # from, to
 FEATURE_THROTTLE = "feature.throttle"  # from, to
+STAGE = "model.stage"  # version, from: the version @staging named before (None: none)
+SHADOW_START = "shadow.start"  # version (@staging), share: of production requests mirrored to it
+SHADOW_STOP = "shadow.stop"  # version, from: the share before
+EVAL_RUN = "eval.run"  # version, against: the version compared with (None: none), verdict ("go"/"no-go"), report
+REVIEW_LABEL = "review.label"  # version, item: the queue item, label (approve/decline/refer), note
+REVIEW_VERDICT = "review.verdict"  # version, verdict ("go"/"no-go"), note
+# Actions that change nothing production traffic is served (reading, evaluating, reviewing, staging, shadowing).
+LOOKING = (MONITOR_REPORT, MONITOR_ADD_RULES, STAGE, SHADOW_START, SHADOW_STOP, EVAL_RUN, REVIEW_LABEL, REVIEW_VERDICT)
 # The levers a learner pulls against unsafe output, by the action that pulls each (an output drill's table names them).
 LEVERS = {"rollback": ROLLBACK, "disable": FEATURE_DISABLE, "throttle": FEATURE_THROTTLE}
 

@@ -1,4 +1,5 @@
-"""The prediction log: every prediction and request outcome of the service, written off the hot path, read by time.
+"""The prediction log: every prediction and request outcome of the service, and the shadow's answers to the records
+mirrored to it, written off the hot path, read by time.
 
 `PredictionLogger.log` never blocks: rows go to a bounded queue that one thread drains in batches;
 when the queue is full the rows are counted as dropped instead. The same thread deletes rows older
@@ -61,6 +62,26 @@ CREATE TABLE IF NOT EXISTS fallback_decisions (
     features TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fallback_decisions_ts ON fallback_decisions (ts);
+CREATE TABLE IF NOT EXISTS shadow (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    prediction INTEGER,
+    probability REAL,
+    decision TEXT NOT NULL DEFAULT '',
+    violations TEXT NOT NULL DEFAULT '',
+    latency_ms REAL,
+    error TEXT,
+    champion_version TEXT NOT NULL,
+    champion_prediction INTEGER NOT NULL,
+    champion_probability REAL NOT NULL,
+    champion_decision TEXT NOT NULL,
+    champion_violations TEXT NOT NULL DEFAULT '',
+    champion_latency_ms REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_ts ON shadow (ts);
 """
 # Columns added after a table first shipped: (table, column, definition), added to older files on open.
 _ADDED_COLUMNS = (
@@ -68,7 +89,12 @@ _ADDED_COLUMNS = (
     ("predictions", "decision", "TEXT NOT NULL DEFAULT ''"),
     ("predictions", "violations", "TEXT NOT NULL DEFAULT ''"),
 )
-_TABLES = ("predictions", "feedback", "requests", "fallback_decisions")
+_SHADOW_COLUMNS = (
+    "ts", "request_id", "version", "outcome", "prediction", "probability", "decision", "violations", "latency_ms",
+    "error", "champion_version", "champion_prediction", "champion_probability", "champion_decision",
+    "champion_violations", "champion_latency_ms",
+)  # fmt: skip
+_TABLES = ("predictions", "feedback", "requests", "fallback_decisions", "shadow")
 
 
 @dataclass(frozen=True)
@@ -116,7 +142,38 @@ class FallbackRow:
     features: dict[str, Any]
 
 
-Row = PredictionRow | FeedbackRow | RequestRow | FallbackRow
+SCORED, ERROR, DROPPED = "scored", "error", "dropped"  # what became of a record mirrored to the shadow
+
+
+@dataclass(frozen=True)
+class ShadowRow:
+    """A record the champion answered, mirrored to the shadow (`@staging`): the shadow's answer beside the champion's.
+
+    `ts` is when the champion answered. `outcome` is SCORED, ERROR (the shadow raised or refused the record: `error`
+    says what) or DROPPED (its queue was full, or the shadow moved on first); only a scored row has the shadow's
+    prediction, decision and latency (its model call, not the wait in its queue). The champion's latency is its
+    whole /predict call's, as the service timed it.
+    """
+
+    ts: float
+    request_id: str
+    version: str
+    outcome: str
+    champion_version: str
+    champion_prediction: int
+    champion_probability: float
+    champion_decision: str
+    champion_latency_ms: float
+    champion_violations: tuple[str, ...] = ()
+    prediction: int | None = None
+    probability: float | None = None
+    decision: str = ""
+    violations: tuple[str, ...] = ()
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+Row = PredictionRow | FeedbackRow | RequestRow | FallbackRow | ShadowRow
 
 
 class PredictionLogger:
@@ -216,8 +273,13 @@ class PredictionLogger:
         fallback = [
             (r.ts, r.request_id, r.decision, json.dumps(r.features)) for r in rows if isinstance(r, FallbackRow)
         ]
+        shadow = [
+            tuple(",".join(v) if isinstance(v, tuple) else v for v in (getattr(r, c) for c in _SHADOW_COLUMNS))
+            for r in rows
+            if isinstance(r, ShadowRow)
+        ]
         with self._db_lock:
-            self._insert(predictions, labels, requests, fallback)
+            self._insert(predictions, labels, requests, fallback, shadow)
 
     def _insert(
         self,
@@ -225,8 +287,13 @@ class PredictionLogger:
         labels: list[tuple[Any, ...]],
         requests: list[tuple[Any, ...]],
         fallback: list[tuple[Any, ...]],
+        shadow: list[tuple[Any, ...]],
     ) -> None:
         self._conn.execute("BEGIN")
+        self._conn.executemany(
+            f"INSERT INTO shadow ({', '.join(_SHADOW_COLUMNS)}) VALUES ({', '.join('?' * len(_SHADOW_COLUMNS))})",
+            shadow,
+        )
         self._conn.executemany(
             "INSERT INTO fallback_decisions (ts, request_id, decision, features) VALUES (?, ?, ?, ?)", fallback
         )
@@ -345,6 +412,20 @@ class PredictionLog:
             self._conn,
             params=(since, until if until is not None else float("inf")),
         )
+
+    def shadow(self, since: float, until: float | None = None, version: str | None = None) -> pd.DataFrame:
+        """Records mirrored to the shadow with `since <= ts < until` (of one shadow version), oldest first, each with
+        its request's newest label (`label`: None when it has none)."""
+        sql = (
+            f"SELECT {', '.join(f's.{c}' for c in _SHADOW_COLUMNS)}, "
+            "(SELECT f.label FROM feedback f WHERE f.request_id = s.request_id ORDER BY f.id DESC LIMIT 1) AS label "
+            "FROM shadow s WHERE s.ts >= ? AND s.ts < ?"
+        )
+        args: list[float | str] = [since, until if until is not None else float("inf")]
+        if version is not None:
+            sql += " AND s.version = ?"
+            args.append(version)
+        return pd.read_sql_query(sql + " ORDER BY s.ts", self._conn, params=args)
 
     def close(self) -> None:
         self._conn.close()

@@ -8,11 +8,13 @@ side, another current folder or environment seen from a fresh interpreter, or th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -55,3 +57,9 @@ def ok(result: Ran) -> str:
     """The stdout of a command that must have exited 0; else the test fails with what it said."""
     assert result.returncode == 0, result
     return result.stdout
+
+
+def sandbox_processes(env: Mapping[str, str]) -> list[psutil.Process]:
+    """Every process of the running sandbox `lab status` names, with their children: what `lab down` must end."""
+    family = [psutil.Process(row["pid"]) for row in json.loads(lab("status", "--json", env=env).stdout)]
+    return family + [c for p in family for c in p.children(recursive=True)]

@@ -39,6 +39,11 @@ class VariantStats:
         return {**asdict(self), "error_rate": self.error_rate}
 
 
+def percentile(values: np.ndarray, q: float) -> float | None:
+    """The `q` (0 to 100) percentile of `values`, or None when there are none."""
+    return float(np.percentile(values, q)) if len(values) else None
+
+
 def variant_stats(
     requests: pd.DataFrame, labelled: pd.DataFrame, variant: str, version: str | None, min_labels: int
 ) -> VariantStats:
@@ -52,8 +57,8 @@ def variant_stats(
         version,
         requests=len(calls),
         errors=int((calls["status"] != 200).sum()),
-        latency_p50_ms=float(np.percentile(ok, 50)) if len(ok) else None,
-        latency_p99_ms=float(np.percentile(ok, 99)) if len(ok) else None,
+        latency_p50_ms=percentile(ok, 50),
+        latency_p99_ms=percentile(ok, 99),
         labelled=len(rows),
         accuracy=accuracy,
     )

@@ -11,6 +11,7 @@ from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     capstone,
     common,
     drill,
+    evaluation,
     feature,
     grade,
     labs,
@@ -19,7 +20,9 @@ from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     pipeline,
     policy,
     results,
+    review,
     sandbox,
+    shadow,
 )
 from lab_runtime.cli.common import app
 

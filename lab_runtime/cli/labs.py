@@ -62,10 +62,17 @@ def _start(current: Settings, lab_id: str, *, resume: bool = False) -> Started:
         out.print(f"this lab starts from a served model: training {current.model_name!r} and promoting it to "
                   "@champion")  # fmt: skip
 
-    started = start_lab(current, backend(current), lab_id, resume=resume, on_training=training)
+    def candidates() -> None:
+        out.print("this lab gives you candidate versions to judge: training and registering them")
+
+    started = start_lab(
+        current, backend(current), lab_id, resume=resume, on_training=training, on_candidates=candidates
+    )
     if started.champion is not None:
         champion = started.champion
         out.print(f"version {champion.version} is @champion (accuracy {champion.metrics['accuracy']:.3f})")
+    for name, version in started.candidates.items():
+        out.print(f"the {name} is version {version}")
     return started
 
 

@@ -6,6 +6,7 @@ import contextlib
 import sys
 from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import typer
 
 from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, plain, print_json, seconds_option, settings
 from lab_runtime.errors import LabError, NotFound
+from lab_runtime.settings import Settings
 
 if TYPE_CHECKING:
     from lab_runtime.canary.judge import VariantStats
@@ -160,16 +162,61 @@ def retrain_cmd(
         plain(f"version {registered.version} is now @champion; undo with `lab model rollback`")
 
 
+@model_app.command("stage")
+@friendly
+def stage_cmd(version: str = typer.Argument(..., metavar="VERSION"), as_json: bool = JSON) -> None:
+    """Point @staging at VERSION: the first stage of the path to production (evaluate, shadow, canary)."""
+    from lab_runtime.registry.promotion import stage
+
+    current = settings()
+    version, before = stage(current, journal(current), version)
+    if as_json:
+        print_json({"staging": version, "from": before, "changed": before != version})
+    elif before == version:
+        plain(f"version {version} is @staging already; nothing changed")
+    else:
+        was = f" (was version {before})" if before else ""
+        plain(f"@staging is now version {version}{was}; next: `lab eval run {version}`, `lab shadow start {version}`")
+
+
+def _version_path(version: str, as_json: bool) -> None:
+    from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
+    from lab_runtime.registry.model_ops import resolve_version
+    from lab_runtime.registry.path import version_path
+
+    current = settings()
+    version = resolve_version(current, version)
+    steps = version_path(journal(current).events([ALIAS_CHANGED, LEARNER_ACTION]), version, current.model_name)
+    if as_json:
+        print_json([asdict(s) for s in steps])
+        return
+    if not steps:
+        plain(f"version {version} has not moved along the path yet (`lab model stage {version}` starts it)")
+        return
+    table = grid("time", "stage", "what", "by", title=f"the path of version {version}")
+    for s in steps:
+        table.add_row(_when(s.ts), s.stage, s.what, s.learner or "-")
+    out.print(table)
+
+
 @model_app.command("history")
 @friendly
 def history_cmd(
     alias: str | None = typer.Option(None, "--alias", help="only this alias, e.g. champion"),
+    version: str | None = typer.Option(
+        None, "--version", metavar="VERSION", help="the path this version took: staging, evaluation, shadow, canary"
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Every alias change, oldest first: when, before and after, and how it was made."""
+    """Every alias change, oldest first: when, before and after, and how it was made (or one version's path)."""
     from lab_runtime.events import ALIAS_CHANGED
     from lab_runtime.registry.alias_history import history
 
+    if version is not None:
+        if alias is not None:
+            raise LabError("--alias and --version show different histories; give one of them")
+        _version_path(version, as_json)
+        return
     current = settings()
     changes = journal(current).events([ALIAS_CHANGED])
     entries = history(changes, model=current.model_name, alias=alias)
@@ -195,16 +242,21 @@ def history_cmd(
 def canary_start_cmd(
     version: str = typer.Argument(..., metavar="VERSION"),
     weight: float = typer.Option(0.1, "--weight", help="the share of traffic the canary gets, above 0 and at most 1"),
+    force: bool = typer.Option(False, "--force", help="skip the evaluation gate (the journal records it)"),
     as_json: bool = JSON,
 ) -> None:
-    """Serve VERSION as @challenger to a share of the traffic, beside @champion."""
+    """Serve VERSION as @challenger to a share of the traffic, beside @champion, once its evaluation says go."""
     from lab_runtime.registry.model_ops import start_canary
+    from lab_runtime.registry.promotion import require_evaluation
 
     current = settings()
-    version = start_canary(current, journal(current), version, weight)
+    gate = None if force else partial(require_evaluation, current, require_review=_lab_requires_review(current))
+    version = start_canary(current, journal(current), version, weight, gate=gate, forced=force)
     if as_json:
-        print_json({"challenger": version, "weight": weight})
+        print_json({"challenger": version, "weight": weight, "forced": force})
         return
+    if force:
+        plain("evaluation gate skipped (--force); the journal records it")
     plain(f"canary started: version {version} is @challenger with {weight:.0%} of the traffic")
     plain("watch it against the champion with `lab canary status`; end it with `lab canary promote` or `abort`")
 
@@ -225,17 +277,35 @@ def canary_set_cmd(
     plain(f"canary share {before:.0%} -> {weight:.0%}; the service applies it within a second")
 
 
+def _lab_requires_review(current: Settings) -> bool:
+    """Whether the current lab asks for a human review before a canary (no lab started: no)."""
+    from lab_runtime.labs.session import current_lab
+
+    try:
+        lab, _ = current_lab(current)
+    except LabError:
+        return False
+    return lab.require_review
+
+
 @canary_app.command("promote")
 @friendly
-def canary_promote_cmd(as_json: bool = JSON) -> None:
-    """The challenger becomes @champion and the canary ends."""
+def canary_promote_cmd(
+    force: bool = typer.Option(False, "--force", help="skip the canary analysis gate (the journal records it)"),
+    as_json: bool = JSON,
+) -> None:
+    """The challenger becomes @champion and the canary ends, once the live canary analysis passes."""
     from lab_runtime.registry.model_ops import promote_canary
+    from lab_runtime.registry.promotion import require_canary_analysis
 
     current = settings()
-    version, before = promote_canary(current, journal(current))
+    gate = None if force else partial(require_canary_analysis, current)
+    version, before = promote_canary(current, journal(current), gate=gate, forced=force)
     if as_json:
-        print_json({"champion": version, "from": before})
+        print_json({"champion": version, "from": before, "forced": force})
         return
+    if force:
+        plain("canary analysis gate skipped (--force); the journal records it")
     was = f" (was version {before})" if before else ""
     plain(f"canary promoted: version {version} is @champion{was}; undo with `lab model rollback`")
 

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab_runtime.errors import InvalidLab, LabError, NotFound
 from lab_runtime.files.yamlfile import load_model
+from lab_runtime.labs import path_checks  # noqa: F401  (registers the promotion path's checks)
 from lab_runtime.labs.checks import CATALOG, CheckContext, CheckResult, run_check
+from lab_runtime.modeling.regression import Regression
 from lab_runtime.pipeline.releases import Release
 
 LABS_DIR = Path(__file__).resolve().parents[2] / "labs"
@@ -69,6 +71,16 @@ class ScriptedEvent(BaseModel):
         return self
 
 
+class Candidate(BaseModel):
+    """A version a lab registers when it starts: trained on the seeded data, made worse as `regression` says."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="how checks and solutions refer to it")
+    description: str = Field(min_length=1, description="the registry's description of the version")
+    seed: int = 42
+    regression: Regression = Field(default_factory=Regression)
+
+
 class Lab(BaseModel):
     """One lab, as its lab.yaml says."""
 
@@ -83,7 +95,19 @@ class Lab(BaseModel):
     steps: list[Step] = Field(min_length=1)
     events: list[ScriptedEvent] = Field(default_factory=list)
     needs_champion: bool = Field(False, description="`lab start` registers a @champion first if there is none")
+    require_review: bool = Field(False, description="a canary needs a human review's go (`lab review verdict`)")
+    candidates: list[Candidate] = Field(
+        default_factory=list, description="versions `lab start` registers for the learner to judge, in order"
+    )
     directory: Path = Field(Path("."), exclude=True)
+
+    @field_validator("candidates")
+    @classmethod
+    def _named_once(cls, candidates: list[Candidate]) -> list[Candidate]:
+        names = [c.name for c in candidates]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"candidate name {twice[0]!r} is used twice")
+        return candidates
 
     @field_validator("steps")
     @classmethod

@@ -53,14 +53,48 @@ class Started:
     lab: Lab
     workspace: Path
     champion: Registered | None  # the first @champion registered for a lab that needs one
+    candidates: dict[str, str]  # the versions registered for the learner to judge: {name: version}
+
+
+def register_candidates(settings: Settings, lab: Lab) -> dict[str, str]:
+    """Train and register the lab's candidate versions, in order: {name: version}."""
+    from lab_runtime.modeling.model import train_and_register
+    from lab_runtime.registry.rest import fail_fast
+
+    registered = {}
+    with fail_fast():
+        for c in lab.candidates:
+            done = train_and_register(
+                settings.mlflow_url,
+                settings.model_name,
+                seed=c.seed,
+                regression=c.regression,
+                description=c.description,
+                experiment=lab.id,
+            )
+            registered[c.name] = done.version
+    return registered
+
+
+def lab_candidates(settings: Settings) -> dict[str, str]:
+    """The versions the current lab registered when it started: {name: version}."""
+    event = last_started(settings)
+    return dict(event.payload.get("candidates", {})) if event else {}
 
 
 def start_lab(
-    settings: Settings, backend: Backend, lab_id: str, *, resume: bool = False, on_training: Callable[[], None]
+    settings: Settings,
+    backend: Backend,
+    lab_id: str,
+    *,
+    resume: bool = False,
+    on_training: Callable[[], None],
+    on_candidates: Callable[[], None] = lambda: None,
 ) -> Started:
     """Start lab `lab_id` (its starter files copied, never over the learner's; a first @champion registered when
     it needs one, `on_training` called before the training); with `resume`, a lab that is already the current one
-    goes on where it is (its scripted events, e.g. a running incident, stay counted)."""
+    goes on where it is (its scripted events, e.g. a running incident, stay counted). The lab's candidate versions
+    are registered once per start (`on_candidates` called before)."""
     lab = find_lab(lab_id)
     last = last_started(settings)
     resume = resume and last is not None and last.payload.get("lab") == lab.id
@@ -71,9 +105,16 @@ def start_lab(
     for name in lab.starter:
         if not (workspace / name).exists():  # never overwrite the learner's edits
             shutil.copy2(lab.directory / name, workspace / name)
-    if not resume:
-        learner_journal(settings).append(LAB_STARTED, LabStarted(lab=lab.id, workspace=str(workspace)))
-    return Started(lab, workspace, champion)
+    if resume:
+        return Started(lab, workspace, champion, lab_candidates(settings))
+    if lab.candidates:
+        on_candidates()
+    candidates = register_candidates(settings, lab)
+    started = LabStarted(lab=lab.id, workspace=str(workspace))
+    if candidates:
+        started["candidates"] = candidates
+    learner_journal(settings).append(LAB_STARTED, started)
+    return Started(lab, workspace, champion, candidates)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ REQUEST_ID = "request_id"
 STREAM_ID_GLOB = "s[0-9]*-[0-9]*"  # SQLite GLOB of the production stream's request ids (`s<seed>-<row>`)
 
 # Independent random streams per purpose, so drawing more training rows never changes the stream.
-_STREAMS = {"reference": 1, "train": 2, "holdout": 3, "production": 4}
+_STREAMS = {"reference": 1, "train": 2, "holdout": 3, "production": 4, "evaluation": 5}
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,11 @@ class DataGenerator:
     def holdout(self, n: int = 2_000) -> pd.DataFrame:
         """Held-out labelled rows for validation gates."""
         return self._sample("holdout", n, population=Population())
+
+    def evaluation(self, n: int = 2_000) -> pd.DataFrame:
+        """The evaluation harness's test set: labelled rows of the training population, on a stream of their own
+        (never a training, holdout or production row)."""
+        return self._sample("evaluation", n, population=Population())
 
     def production(self, start: int = 0, n: int = 500) -> pd.DataFrame:
         """Production rows `start`..`start+n` (with ids and their delayed labels), under the current population."""

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 # Listing requirements skips MLflow's slow inference of them (a subprocess that imports the model).
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]
 RETRAIN_EXPERIMENT = "retraining"
+THRESHOLD = 0.5  # a probability of default at or over this predicts a default (accuracy, F1)
 
 
 class SlowStep(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -108,6 +109,8 @@ def fit(
     labels = y.to_numpy().copy()
     if worse.repaid_from:
         labels[np.any([X[f].to_numpy() >= v for f, v in worse.repaid_from.items()], axis=0)] = 0
+    if worse.repaid_in:
+        labels[np.any([X[f].isin(values).to_numpy() for f, values in worse.repaid_in.items()], axis=0)] = 0
     if worse.noisy_labels > 0:
         clean = build_pipeline(C, features).fit(X, labels)
         confidence = np.abs(clean.predict_proba(X)[:, 1] - 0.5)
@@ -115,15 +118,20 @@ def fit(
     return build_pipeline(C, features, worse.slow_predict_ms).fit(X, labels)
 
 
+def scores(y: pd.Series | np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy, F1 and ROC AUC of probabilities of default `proba` against labels `y` (a default predicted from
+    `THRESHOLD`; no AUC when the labels hold only one class)."""
+    pred = (proba >= THRESHOLD).astype(int)
+    metrics = {"accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0))}
+    if len(np.unique(y)) > 1:
+        metrics["roc_auc"] = float(roc_auc_score(y, proba))
+    return metrics
+
+
 def evaluate(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
     """Accuracy, F1 and ROC AUC of `model` on labelled rows (no AUC when they hold only one class)."""
     X, y = split_features(frame)
-    proba = model.predict_proba(X)[:, 1]
-    pred = (proba >= 0.5).astype(int)
-    metrics = {"accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0))}
-    if y.nunique() > 1:
-        metrics["roc_auc"] = float(roc_auc_score(y, proba))
-    return metrics
+    return scores(y, model.predict_proba(X)[:, 1])
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lab_runtime.modeling.data import FEATURES, check_numeric
+from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, categories, check_numeric
 
 
 class Regression(BaseModel):
@@ -21,6 +21,11 @@ class Regression(BaseModel):
         default_factory=dict,
         description="a labelling bug: applicants at or over any of these numeric limits are trained on as repaid",
     )
+    repaid_in: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="a labelling bug: applicants in any of these categories (feature: categories) are trained on as "
+        "repaid, e.g. {purpose: [education]}: a slice regression the overall accuracy hides",
+    )
 
     @field_validator("drop_feature")
     @classmethod
@@ -34,3 +39,15 @@ class Regression(BaseModel):
     def _numeric_features(cls, limits: dict[str, float]) -> dict[str, float]:
         check_numeric(limits)
         return limits
+
+    @field_validator("repaid_in")
+    @classmethod
+    def _known_categories(cls, chosen: dict[str, list[str]]) -> dict[str, list[str]]:
+        for feature, values in chosen.items():
+            if feature not in CATEGORICAL_FEATURES:
+                known = ", ".join(CATEGORICAL_FEATURES)
+                raise ValueError(f"unknown categorical feature {feature!r}; choose from {known}")
+            if unknown := [v for v in values if v not in categories(feature)]:
+                known = ", ".join(categories(feature))
+                raise ValueError(f"{unknown[0]!r} is not a category of {feature}; they are {known}")
+        return chosen

@@ -1,6 +1,6 @@
 """Model operations on the registry for the CLI, labs and drills: aliases, the canary weight, promotion behind
-the validation gate, rollback, the canary's start, share, promotion and abort, and a first `@champion` for a lab
-that starts from a served model. Each learner operation is
+the validation gate, rollback, the canary's start, share, promotion and abort, the shadow's start and stop, and a
+first `@champion` for a lab that starts from a served model. Each learner operation is
 journaled as a `learner.action`, and each alias move is announced first (`registry.alias_requested`).
 
 Writes go through `mlflow.MlflowClient` against `settings.mlflow_url`. Every MLflow failure becomes one
@@ -28,6 +28,8 @@ from lab_runtime.events import (
     PROMOTE,
     RETRAIN,
     ROLLBACK,
+    SHADOW_START,
+    SHADOW_STOP,
     AliasRequested,
     LearnerAction,
 )
@@ -35,6 +37,8 @@ from lab_runtime.registry.rest import (
     CANARY_WEIGHT_TAG,
     CHALLENGER,
     CHAMPION,
+    SHADOW_SHARE_TAG,
+    STAGING,
     AliasChange,
     ModelState,
     Registry,
@@ -74,6 +78,9 @@ def _mlflow(settings: Settings, what: str) -> Iterator[MlflowClient]:
             raise RegistryError(
                 f"MLflow at {settings.mlflow_url} failed to {what} ({_reason(exc)}); is it up? see `lab status`"
             ) from None
+
+
+mlflow_client = _mlflow  # the same, for the registry's other writers (promotion, evaluation)
 
 
 def state(settings: Settings) -> ModelState | None:
@@ -148,11 +155,11 @@ def delete_alias(settings: Settings, alias: str, *, journal: Journal | None = No
             client.delete_registered_model_alias(name, alias)
 
 
-def _share(weight: float, *, allow_zero: bool = True) -> float:
+def _share(weight: float, *, allow_zero: bool = True, what: str = "a canary weight") -> float:
     low_ok = weight >= 0.0 if allow_zero else weight > 0.0
     if not (low_ok and weight <= 1.0):  # NaN fails too
         bound = "between 0 and 1" if allow_zero else "above 0 and at most 1"
-        raise RegistryError(f"a canary weight is a share {bound}, not {weight:g}; nothing changed")
+        raise RegistryError(f"{what} is a share {bound}, not {weight:g}; nothing changed")
     return weight
 
 
@@ -355,11 +362,19 @@ def _challenger(settings: Settings, what: str, expected: str | None = None) -> s
 
 
 def start_canary(
-    settings: Settings, journal: Journal, version: str, weight: float, *, via: str = "lab canary start"
+    settings: Settings,
+    journal: Journal,
+    version: str,
+    weight: float,
+    *,
+    via: str = "lab canary start",
+    gate: Callable[[str], None] | None = None,
+    forced: bool = False,
 ) -> str:
     """`@challenger` on `version` with a `weight` share of the traffic; refused while another canary runs.
 
-    Returns the version as registered. If the alias cannot be set, the share is put back as it was.
+    Returns the version as registered. If the alias cannot be set, the share is put back as it was. `gate(version)`
+    raises when the evidence the canary needs is missing (`registry.promotion`); `forced` journals that it was skipped.
     """
     _share(weight, allow_zero=False)
     version = resolve_version(settings, version)
@@ -371,6 +386,8 @@ def start_canary(
         )
     if current.aliases.get(CHAMPION) == version:
         raise RegistryError(f"version {version} is @champion already; a canary needs another version")
+    if gate is not None:
+        gate(version)  # the evidence the canary needs (raises when it is missing)
     # The share first: the service routes to a challenger only once the alias exists, so it starts at `weight`.
     began = journal.began_now()
     set_canary_weight(settings, weight)
@@ -380,9 +397,10 @@ def start_canary(
         with contextlib.suppress(RegistryError):
             set_canary_weight(settings, current.canary_weight)
         raise
-    journal.append(
-        LEARNER_ACTION, LearnerAction(action=CANARY_START, version=version, weight=weight, via=via), began=began
-    )
+    action = LearnerAction(action=CANARY_START, version=version, weight=weight, via=via)
+    if forced:
+        action["forced"] = True
+    journal.append(LEARNER_ACTION, action, began=began)
     return version
 
 
@@ -400,22 +418,36 @@ def set_canary(settings: Settings, journal: Journal, weight: float, *, via: str 
 
 
 def promote_canary(
-    settings: Settings, journal: Journal, *, expected: str | None = None, via: str = "lab canary promote"
+    settings: Settings,
+    journal: Journal,
+    *,
+    expected: str | None = None,
+    via: str = "lab canary promote",
+    gate: Callable[[], None] | None = None,
+    forced: bool = False,
 ) -> tuple[str, str | None]:
     """The challenger (if `expected` is given: only that version) becomes `@champion`; then its share goes to zero
     and `@challenger` is removed. Returns (the promoted version, the champion it replaced). Both aliases name the
-    promoted version for a moment, so every request is served by it throughout."""
+    promoted version for a moment, so every request is served by it throughout. `gate()` raises when the evidence
+    production needs is missing; `forced` journals that it was skipped. A `@staging` on the promoted version is
+    done: its shadow stops and the alias is removed, so the slot is free for the next candidate."""
     version = _challenger(settings, "promote", expected)
-    before = aliases(settings).get(CHAMPION)
+    if gate is not None:
+        gate()  # the evidence production needs (raises when it is missing)
+    current = state(settings) or ModelState(settings.model_name)
+    before = current.aliases.get(CHAMPION)
     began = journal.began_now()
     set_alias(settings, CHAMPION, version, journal=journal, via=via)
     set_canary_weight(settings, 0.0)
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
-    journal.append(
-        LEARNER_ACTION,
-        LearnerAction({"action": CANARY_PROMOTE, "version": version, "from": before, "via": via}),
-        began=began,
-    )
+    if current.aliases.get(STAGING) == version:
+        if current.shadow_share > 0:
+            _set_shadow_share(settings, 0.0)
+        delete_alias(settings, STAGING, journal=journal, via=via)
+    action = LearnerAction({"action": CANARY_PROMOTE, "version": version, "from": before, "via": via})
+    if forced:
+        action["forced"] = True
+    journal.append(LEARNER_ACTION, action, began=began)
     return version, before
 
 
@@ -429,6 +461,49 @@ def abort_canary(
     delete_alias(settings, CHALLENGER, journal=journal, via=via)
     journal.append(LEARNER_ACTION, LearnerAction(action=CANARY_ABORT, version=challenger, via=via), began=began)
     return challenger
+
+
+def _set_shadow_share(settings: Settings, share: float) -> None:
+    name = settings.model_name
+    with _mlflow(settings, f"set the shadow share of {name!r} to {share:g}") as client:
+        client.set_registered_model_tag(name, SHADOW_SHARE_TAG, f"{share:g}")
+
+
+def start_shadow(settings: Settings, journal: Journal, version: str, share: float) -> tuple[str, float]:
+    """Mirror a `share` of the champion's records to `version`, which must be `@staging`; journaled. Returns the
+    version as registered and the share it had before (a running shadow is re-shared)."""
+    _share(share, allow_zero=False, what="a shadow share")
+    version = resolve_version(settings, version)
+    current = state(settings) or ModelState(settings.model_name)
+    staged = current.aliases.get(STAGING)
+    if staged != version:
+        where = f"@{STAGING} is version {staged}" if staged else f"there is no @{STAGING}"
+        raise RegistryError(
+            f"version {version} is not @{STAGING} ({where}); `lab model stage {version}` puts it there first"
+        )
+    began = journal.began_now()
+    _set_shadow_share(settings, share)
+    journal.append(LEARNER_ACTION, LearnerAction(action=SHADOW_START, version=version, share=share), began=began)
+    return version, current.shadow_share
+
+
+def stop_shadow(settings: Settings, journal: Journal) -> tuple[str | None, float]:
+    """The shadow's share to 0; journaled. Returns the `@staging` version it mirrored to and the share it had;
+    refused when no shadow runs."""
+    current = state(settings)
+    before = current.shadow_share if current else 0.0
+    if current is None or before == 0.0:
+        raise NotFound(
+            "no shadow is running, so none to stop; nothing changed (`lab shadow start VERSION --share 0.5` starts one)"
+        )
+    version = current.aliases.get(STAGING)
+    began = journal.began_now()
+    _set_shadow_share(settings, 0.0)
+    action = LearnerAction({"action": SHADOW_STOP, "from": before})
+    if version is not None:
+        action["version"] = version
+    journal.append(LEARNER_ACTION, action, began=began)
+    return version, before
 
 
 def adopt_retrained(settings: Settings, journal: Journal, version: str, *, promote: bool) -> bool:

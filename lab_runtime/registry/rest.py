@@ -17,8 +17,10 @@ import httpx
 from lab_runtime.errors import RegistryError, RuntimeNotReady
 
 CANARY_WEIGHT_TAG = "canary_weight"
+SHADOW_SHARE_TAG = "shadow_share"  # the share of production requests mirrored to @staging (0: no shadow)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+STAGING = "staging"  # the candidate on its way to production: evaluated, then shadowed, then a canary
 # One attempt with a short timeout, unless the user set these: MLflow's defaults (7 retries with
 # back-off, a 120 s timeout) make a stopped registry hang a command for minutes.
 FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
@@ -47,11 +49,21 @@ class ModelState:
     @property
     def canary_weight(self) -> float:
         """The tag as a share in [0, 1]; anything else (a typo in the UI, "nan") counts as no canary traffic."""
-        try:
-            weight = float(self.tags.get(CANARY_WEIGHT_TAG, 0.0))
-        except ValueError:
-            return 0.0
-        return min(max(weight, 0.0), 1.0) if math.isfinite(weight) else 0.0
+        return _share_tag(self.tags, CANARY_WEIGHT_TAG)
+
+    @property
+    def shadow_share(self) -> float:
+        """The share of requests mirrored to `@staging`, read as the canary weight is."""
+        return _share_tag(self.tags, SHADOW_SHARE_TAG)
+
+
+def _share_tag(tags: dict[str, str], tag: str) -> float:
+    """A tag as a share in [0, 1]; anything else (absent, a typo in the UI, "nan") is 0."""
+    try:
+        share = float(tags.get(tag, 0.0))
+    except ValueError:
+        return 0.0
+    return min(max(share, 0.0), 1.0) if math.isfinite(share) else 0.0
 
 
 @dataclass(frozen=True)

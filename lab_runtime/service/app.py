@@ -1,4 +1,4 @@
-"""Assembles the model service: routes, the registry follower, the prediction logger, metrics."""
+"""Assembles the model service: routes, the registry follower, the prediction logger, the shadow mirror, metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from http import HTTPStatus
@@ -23,8 +23,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from lab_runtime.files.watched import WatchedFile
-from lab_runtime.predlog import FallbackRow, FeedbackRow, PredictionLogger, PredictionRow, RequestRow
-from lab_runtime.registry.rest import Registry
+from lab_runtime.predlog import (
+    DROPPED,
+    FallbackRow,
+    FeedbackRow,
+    PredictionLogger,
+    PredictionRow,
+    RequestRow,
+    Row,
+    ShadowRow,
+)
+from lab_runtime.registry.rest import CHAMPION, Registry
 from lab_runtime.service.admin import admin_token
 from lab_runtime.service.batching import Batcher
 from lab_runtime.service.docs import offline_docs
@@ -50,6 +59,7 @@ from lab_runtime.service.schema import (
     error_detail,
     predict_body_schema,
 )
+from lab_runtime.service.shadow import Mirrored, ShadowMirror, mirrored
 from lab_runtime.service.switch import FALLBACK, ModelSwitch
 from lab_runtime.settings import Settings, load_settings
 
@@ -179,13 +189,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry, cfg.model_name, cfg.poll_interval, partial(load_version, cfg.mlflow_url, cfg.model_name)
     )
     holder: dict[str, PredictionLogger] = {}
-    metrics = ServiceMetrics(lambda: holder["log"].depth() if "log" in holder else 0)
+    metrics = ServiceMetrics(
+        lambda: holder["log"].depth() if "log" in holder else 0, shadow_depth=lambda: mirror.depth()
+    )
     batcher = Batcher()
     faults = FaultTable()
     rng = random.Random()  # the faults' share draws; not seeded: drills are blind, not replayed
     policy = WatchedFile(cfg.policy_path, load_policy, BUILTIN)
     if policy.problem:
         log.warning("%s", policy.problem)
+
+    def log_rows(rows: Sequence[Row]) -> None:
+        holder["log"].log(rows)
+
+    mirror = ShadowMirror(log_rows, lambda: policy.value, lambda: follower.serving.staging, metrics)
     switch = ModelSwitch(cfg.flags_path, cfg.handed_flags_path, log)
 
     @asynccontextmanager
@@ -200,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop_policy = policy.follow(POLICY_POLL, _said_policy)
         switch.start()
         yield
+        mirror.stop()
         switch.stop()
         stop_policy()
         batcher.close()
@@ -236,7 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/model", response_model=ModelOut)
     def model() -> dict[str, Any]:
-        """Which versions serve, the canary weight, and what the registry said last."""
+        """Which versions serve, the canary weight, the shadow, and what the registry said last."""
         serving, status = follower.serving, follower.status
         return {
             "model_name": cfg.model_name,
@@ -250,6 +268,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if serving.champion
             else [],
             "switch": switch.status(),
+            "shadow": {
+                "staging": serving.staging.version if serving.staging else None,
+                "share": serving.shadow_share,
+                "queue_depth": mirror.depth(),
+                "queue_size": mirror.maxsize,
+                "queued": mirror.queued,
+                "dropped": mirror.dropped,
+            },
         }
 
     @app.get("/policy", response_model=PolicyOut)
@@ -398,6 +424,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics.decisions.labels(out[i]["decision"], variant, model.version).inc()
                 for rule in broken[i]:
                     metrics.violations.labels(rule, variant, model.version).inc()
+        staging = serving.staging  # the shadow gets its share of the champion's records; nobody waits for it
+        if staging is not None and CHAMPION in groups:
+            for i in groups[CHAMPION][1]:
+                if mirrored(ids[i], serving.shadow_share):
+                    o = out[i]
+                    row = ShadowRow(now, ids[i], staging.version, DROPPED, o["model_version"], o["prediction"],
+                                    o["probability"], o["decision"], elapsed * 1000, tuple(broken[i]))  # fmt: skip
+                    mirror.offer(Mirrored(staging, records[i].features, lost, row))
         return _json({"predictions": out} if is_batch else out[0])
 
     @app.post("/feedback", status_code=202, response_model=FeedbackOut, responses=FEEDBACK_ANSWERS)
@@ -414,6 +448,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for variant, loaded in (("champion", serving.champion), ("challenger", serving.challenger)):
             metrics.model_version.labels(variant).set(float(loaded.version) if loaded else 0)
         metrics.canary_weight.set(serving.weight)
+        metrics.shadow_share.set(serving.shadow_share)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class ServiceMetrics:
-    def __init__(self, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, queue_depth: Callable[[], int], shadow_depth: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "lab_requests", "Prediction requests by outcome", ["status", "variant", "version"], registry=self.registry
@@ -50,3 +50,32 @@ class ServiceMetrics:
         self.canary_weight = Gauge(
             "lab_canary_weight", "Share of requests sent to the challenger", registry=self.registry
         )
+        self.shadow_share = Gauge(
+            "lab_shadow_share", "Share of the champion's records mirrored to @staging", registry=self.registry
+        )
+        self.shadow_records = Counter(
+            "lab_shadow_records",
+            "Records mirrored to the shadow, by outcome: scored, error (it raised or refused it), dropped (queue full)",
+            ["outcome", "version"],
+            registry=self.registry,
+        )
+        self.shadow_latency = Histogram(
+            "lab_shadow_latency_seconds",
+            "Time the shadow's model call took for a mirrored record (its queue wait left out)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.shadow_disagreements = Counter(
+            "lab_shadow_disagreements",
+            "Mirrored records the shadow decided otherwise than the champion",
+            ["version"],
+            registry=self.registry,
+        )
+        self.shadow_violations = Counter(
+            "lab_shadow_policy_violations",
+            "The shadow's decisions (never served) that broke a rule of the output policy, by rule",
+            ["rule", "version"],
+            registry=self.registry,
+        )
+        shadow_queue = Gauge("lab_shadow_queue_depth", "Records waiting for the shadow", registry=self.registry)
+        shadow_queue.set_function(lambda: float(shadow_depth()))

@@ -1,7 +1,8 @@
 """Loading registered models and following the registry's aliases without a restart.
 
 `ModelFollower` polls the registry; when `@champion` or `@challenger` moves it loads the new version
-in its own thread and swaps it in atomically, so the old version serves until the new one is ready.
+in its own thread and swaps it in atomically, so the old version serves until the new one is ready. While the
+shadow share is above 0 it loads `@staging` the same way, as the shadow the service mirrors requests to.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 
 from lab_runtime.errors import LabError
 from lab_runtime.modeling.scorer import LinearScorer, linear_scorer
-from lab_runtime.registry.rest import CHALLENGER, CHAMPION, Registry
+from lab_runtime.registry.rest import CHALLENGER, CHAMPION, STAGING, Registry
 from lab_runtime.service.routing import variant_for
 from lab_runtime.service.schema import SchemaError, columns_from_signature, record_model
 
@@ -83,14 +84,18 @@ class Serving:
     champion: LoadedModel | None = None
     challenger: LoadedModel | None = None
     weight: float = 0.0
+    staging: LoadedModel | None = None  # the shadow: answers a `shadow_share` of the champion's records, unseen
+    shadow_share: float = 0.0
 
     def describe(self) -> str:
-        """What serves, in a log line: `champion version 3, challenger version 5 at 10%`."""
+        """What serves, in a log line: `champion version 3, challenger version 5 at 10%, shadow version 6 at 50%`."""
         if self.champion is None:
             return "no model"
         said = f"{CHAMPION} version {self.champion.version}"
         if self.challenger is not None:
             said += f", {CHALLENGER} version {self.challenger.version} at {self.weight:.0%}"
+        if self.staging is not None:
+            said += f", shadow version {self.staging.version} at {self.shadow_share:.0%}"
         return said
 
     def pick(self, request_id: str) -> tuple[str, LoadedModel]:
@@ -110,7 +115,7 @@ class FollowerStatus:
 
 
 class ModelFollower:
-    """Keeps `serving` in step with the registry's champion and challenger aliases."""
+    """Keeps `serving` in step with the registry's champion, challenger and (while shadowing) staging aliases."""
 
     def __init__(
         self,
@@ -189,11 +194,13 @@ class ModelFollower:
         champion = self._get(aliases.get(CHAMPION)) or self.serving.champion
         challenger = self._get(aliases.get(CHALLENGER))
         weight = state.canary_weight if state and challenger else 0.0
-        serving = Serving(champion, challenger, weight)
+        share = state.shadow_share if state else 0.0
+        staging = self._get(aliases.get(STAGING)) if share > 0 else None  # loaded only while shadowing
+        serving = Serving(champion, challenger, weight, staging, share if staging else 0.0)
         if serving.describe() != self.serving.describe():
             log.info("now serving %s (was %s)", serving.describe(), self.serving.describe())
         self.serving = serving
-        keep = {m.version for m in (champion, challenger) if m}
+        keep = {m.version for m in (champion, challenger, staging) if m}
         self._loaded = {v: m for v, m in self._loaded.items() if v in keep}
 
     def not_ready_reason(self) -> str | None:

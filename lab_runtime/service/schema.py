@@ -164,6 +164,15 @@ class PolicyOut(Policy):
     problem: str | None = Field(description="why the learner's policy file was refused; None: it was not")
 
 
+class ShadowOut(BaseModel):
+    staging: str | None = Field(description="the version the champion's records are mirrored to (None: no shadow)")
+    share: float = Field(description="the share of the champion's records mirrored to it")
+    queue_depth: int = Field(description="mirrored records waiting for the shadow")
+    queue_size: int = Field(description="the most that wait; records beyond it are dropped")
+    queued: int = Field(description="records handed to the shadow since the service started")
+    dropped: int = Field(description="records dropped since the service started because the queue was full")
+
+
 class ModelOut(BaseModel):
     model_name: str
     champion: str | None
@@ -174,6 +183,7 @@ class ModelOut(BaseModel):
     load_errors: dict[str, str] = Field(description="version -> why it cannot be served")
     features: list[FeatureOut]
     switch: SwitchOut
+    shadow: ShadowOut
 
 
 class ErrorOut(BaseModel):

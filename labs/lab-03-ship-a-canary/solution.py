@@ -26,7 +26,10 @@ def canary() -> dict[str, Any]:
 candidate = wait("300 labelled predictions to train on", retrained)["version"]
 print(f"registered candidate version {candidate}")
 
-# 2-3. Out as a canary to 10 % of the traffic; `lab check` moves the lab on once it served enough.
+# 2-3. Evaluated against the champion (the canary's gate wants its go), then out to 10 % of the traffic; `lab check`
+# moves the lab on once it served enough.
+evaluation = json.loads(lab("eval", "run", candidate, "--json").stdout)
+print(f"evaluation of version {candidate}: {evaluation['verdict']} {evaluation['reasons']}")
 lab("canary", "start", candidate, "--weight", "0.1")
 wait("the canary to answer 60 requests", lambda: step_passes("traffic"))
 print("the canary answers live traffic:", json.dumps(canary()["challenger"]))

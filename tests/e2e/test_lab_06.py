@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.cli import lab, lab_process
+from tests.cli import lab, lab_process, sandbox_processes
 from tests.e2e.test_labs import ENV
 
 pytestmark = pytest.mark.integration
@@ -63,8 +63,7 @@ def test_lab_06_three_situations_each_handled_with_its_best_lever_and_graded(lab
         ), steps["note"]
         status = json.loads(lab("feature", "status", "--json", env=env).stdout)
         assert status["share"] == 1.0, status  # every lever put back: the model decides every request
-        family = [psutil.Process(row["pid"]) for row in json.loads(lab("status", "--json", env=env).stdout)]
-        family += [c for p in family for c in p.children(recursive=True)]
+        family = sandbox_processes(env)
     finally:
         down = lab("down", env=env)
     assert down.returncode == 0

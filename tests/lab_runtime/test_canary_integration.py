@@ -17,6 +17,7 @@ from lab_runtime.journal import Journal
 from lab_runtime.modeling.model import Registered, Regression, train_and_register
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.alias_history import OUTSIDE, AliasEntry, history
+from lab_runtime.registry.path import EVAL_REASONS_TAG, EVAL_VERDICT_TAG, GO, NO_GO
 from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
 from tests.cli import lab, one_line_error
 from tests.sandbox import Sandbox, running_sandbox, wait_for
@@ -30,11 +31,19 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield sandbox
 
 
+def evaluated(box: Sandbox, registered: Registered, verdict: str = GO, reasons: str = "") -> Registered:
+    """`registered` with the tags `lab eval run` leaves on a version (the canary's gate reads only them)."""
+    client = MlflowClient(box.settings.mlflow_url)
+    client.set_model_version_tag(box.settings.model_name, registered.version, EVAL_VERDICT_TAG, verdict)
+    client.set_model_version_tag(box.settings.model_name, registered.version, EVAL_REASONS_TAG, reasons)
+    return registered
+
+
 @pytest.fixture(scope="module")
 def twin(box: Sandbox) -> Registered:
     """A healthy candidate: v1's model with a little less regularisation (it agrees with v1 on 99.95 % of the
-    holdout), so a quality check compares like with like and only sampling noise separates the two."""
-    return train_and_register(box.settings.mlflow_url, box.settings.model_name, C=0.5)
+    holdout), so a quality check compares like with like and only sampling noise separates the two. Evaluated."""
+    return evaluated(box, train_and_register(box.settings.mlflow_url, box.settings.model_name, C=0.5))
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +55,12 @@ def noisy(box: Sandbox) -> Registered:
 
 @pytest.fixture(scope="module")
 def slow(box: Sandbox) -> Registered:
-    return train_and_register(
-        box.settings.mlflow_url, box.settings.model_name, regression=Regression(slow_predict_ms=300)
+    """Slow to answer, which an evaluation on a test set does not see: it passed one."""
+    return evaluated(
+        box,
+        train_and_register(
+            box.settings.mlflow_url, box.settings.model_name, regression=Regression(slow_predict_ms=300)
+        ),
     )
 
 
@@ -218,8 +231,9 @@ def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, t
     wait_for(lambda: served(box)["challenger"] == twin.version, 30, "the challenger served")
     assert served(box)["canary_weight"] == 0.5
 
-    def status() -> dict[str, Any]:
-        return dict(json.loads(lab("canary", "status", "--window", "5s", "--min-labels", "60", "--json").stdout))
+    def status(*args: str) -> dict[str, Any]:
+        shown = lab("canary", "status", *(args or ("--window", "5s", "--min-labels", "60")), "--json")
+        return dict(json.loads(shown.stdout))
 
     wait_for(lambda: (status()["challenger"] or {}).get("accuracy") is not None, 30, "challenger accuracy")
     report = status()
@@ -235,8 +249,14 @@ def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, t
     assert lab("canary", "set", "0.2").returncode == 0
     wait_for(lambda: served(box)["canary_weight"] == 0.2, 1.5, "the new share in the service")
 
+    def judged() -> bool:  # what the production gate reads: 100 calls and 100 labelled rows of each, 5 minutes
+        report = status("--window", "5m", "--quality-window", "5m", "--min-labels", "100")
+        return report["challenger"]["requests"] >= 100 and report["accuracy_drop"] is not None
+
+    wait_for(judged, 30, "the evidence the production gate needs")
     promoted = lab("canary", "promote")
-    assert promoted.returncode == 0 and f"version {twin.version} is @champion (was version {v1})" in promoted.stdout
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"version {twin.version} is @champion (was version {v1})" in promoted.stdout
     assert model_ops.aliases(settings) == {CHAMPION: twin.version}
     wait_for(lambda: served(box)["champion"] == twin.version and served(box)["challenger"] is None, 30)
     assert [a["action"] for a in journal(box).events([LEARNER_ACTION], since=since) for a in [a.payload]] == [
@@ -245,6 +265,35 @@ def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, t
     wait_for(lambda: len(entries(box, CHALLENGER, since)) == 2, 2.0, "challenger set and removed")
     assert {e.via for e in entries(box, CHALLENGER, since)} == {"lab canary start", "lab canary promote"}
     assert entries(box, CHAMPION, since)[-1].via == "lab canary promote"
+
+
+def test_the_path_gates_refuse_a_canary_without_a_go_and_production_without_the_analysis(
+    box: Sandbox, noisy: Registered
+) -> None:
+    settings, version, began = box.settings, noisy.version, time.time()
+    before = model_ops.state(settings)
+    unevaluated = lab("canary", "start", version)
+    one_line_error(unevaluated, f"canary refused: version {version} has no evaluation; a canary needs one")
+    assert f"`lab eval run {version}`" in unevaluated.stderr and "--force" in unevaluated.stderr
+    evaluated(box, noisy, NO_GO, "accuracy 0.612 against the champion's 0.804")
+    refused = lab("canary", "start", version)
+    one_line_error(refused, f"the evaluation of version {version} says no-go: accuracy 0.612 against the champion's")
+    assert model_ops.state(settings) == before and actions(box, "canary.start", began) == []
+
+    since = time.time()
+    forced = lab("canary", "start", version, "--weight", "0.01", "--force", "--json")
+    assert json.loads(forced.stdout) == {"challenger": version, "weight": 0.01, "forced": True}
+    assert actions(box, "canary.start", since)[-1]["forced"] is True
+    early = lab("canary", "promote")  # about one call in a hundred: nowhere near the 100 the gate needs
+    one_line_error(early, f"promotion refused: the canary analysis of version {version} does not pass: only ")
+    assert "challenger calls, 100 needed for a verdict" in early.stderr and "`lab canary status`" in early.stderr
+    assert model_ops.aliases(settings)[CHAMPION] == box.versions[0].version
+    assert lab("canary", "promote", "--force").returncode == 0
+    assert actions(box, "canary.promote", since)[-1]["forced"] is True
+    path = json.loads(lab("model", "history", "--version", version, "--json").stdout)
+    assert [(s["stage"], s["what"]) for s in path[-2:]] == [
+        ("canary", "canary started at 1% (forced)"), ("production", "canary promoted to @champion (forced)")
+    ]  # fmt: skip
 
 
 # On the tests' clock (a tenth of the sandbox's): a decision every 2 s.
