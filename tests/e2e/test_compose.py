@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -137,6 +138,8 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     assert lab_process("feature", "enable", env=compose_env).returncode == 0
     wait_for(lambda: decided_by() == "model", 10, "the model back on in the container")
 
+    _the_path_to_production_on_compose(compose_env)
+
     # A container fault through the docker SDK: the CPU quota cut, then the reference fix (a re-created container).
     drill = find_drill("incident-service-starved")
     before = backend.container_id("model-service")
@@ -177,6 +180,34 @@ def test_lab_01_and_a_container_drill_on_compose_then_nothing_left(
     assert engine.containers.list(all=True, filters=label) == []  # type: ignore[attr-defined]
     assert engine.volumes.list(filters=label) == []  # type: ignore[attr-defined]
     assert not (settings.root / "runtime").exists()
+
+
+def _the_path_to_production_on_compose(env: dict[str, str]) -> None:
+    """Staging, evaluation, review and shadow with the service in its container and every command on the host."""
+
+    def run(*args: str) -> Any:
+        done = lab_process(*args, "--json", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    versions = run("model", "list")
+    candidate = next(v["version"] for v in versions if "champion" not in v["aliases"])
+    assert run("model", "stage", candidate)["staging"] == candidate
+    evaluation = run("eval", "run", candidate)
+    assert evaluation["verdict"] in ("go", "no-go") and evaluation["queue"] > 0, evaluation
+    assert Path(evaluation["report"]).is_file()  # written on the host, beside the shared state
+    item = run("review", "next")["item"]
+    labelled = run("review", "label", str(item["id"]), "refer")
+    assert labelled["truth"] in (0, 1) and labelled["right"] is None
+    assert run("eval", "coverage")["promoted"] >= 1
+    assert run("shadow", "start", candidate, "--share", "1")["share"] == 1.0
+
+    def compared() -> bool:  # the container's mirror writes the shadow rows into the shared prediction log
+        windows = run("shadow", "status", "--window", "5m", "--windows", "1")["windows"]
+        return bool(windows[0]["compared"] >= 20)
+
+    wait_for(compared, 60, "the shadow's answers from the service's container")
+    assert run("shadow", "stop")["staging"] == candidate
 
 
 def _prometheus_scrapes_the_service_and_the_monitor(backend: ComposeBackend) -> None:
