@@ -60,8 +60,12 @@ def _print(e: Evaluation) -> None:
     for v in e.violations:
         rules = ", ".join(f"{rule} {n}" for rule, n in v.by_rule.items() if n)
         plain(f"policy violations, version {v.version}: {v.rows}" + (f" ({rules})" if rules else ""))
-    plain(f"review queue: {e.queue} rows (`lab review next`)")
-    plain(f"verdict: {e.verdict}")
+    if e.recorded:
+        plain(f"review queue: {e.queue} rows (`lab review next`)")
+        plain(f"verdict: {e.verdict} (on the version: the canary's gate reads it)")
+    else:
+        plain(f"verdict: {e.verdict}, not recorded: only a full run (against @champion, on credit-v1, every slice) "
+              "is the version's evaluation")  # fmt: skip
     for reason in e.reasons:
         plain(f"  - {reason}")
     plain(f"report: {e.report}")

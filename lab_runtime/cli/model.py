@@ -74,12 +74,16 @@ def promote_cmd(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Point an alias (default @champion) at VERSION, once it is not worse than the champion on a holdout."""
+    """Point an alias (default @champion) at VERSION, once it is not worse than the champion on a holdout and no
+    evaluation or review of it says no-go."""
     from lab_runtime.registry.model_ops import promote
+    from lab_runtime.registry.promotion import refuse_a_no_go
 
     if not 0.0 <= max_drop <= 1.0:
         raise LabError(f"--max-drop is an accuracy difference between 0 and 1, not {max_drop:g}")
     current = settings()
+    if not force:
+        refuse_a_no_go(current, version)  # a version the path stopped does not slip past it
 
     def scoring(candidate: str, champion: str) -> None:
         if not as_json:

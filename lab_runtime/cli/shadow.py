@@ -44,16 +44,28 @@ def start_cmd(
 @shadow_app.command("stop")
 @friendly
 def stop_cmd(as_json: bool = JSON) -> None:
-    """Stop mirroring requests to @staging (its share goes to 0; the alias stays)."""
+    """Stop mirroring requests to @staging (its share goes to 0; the alias stays); the journal keeps the verdict the
+    whole run earned."""
     from lab_runtime.registry.model_ops import stop_shadow
+    from lab_runtime.shadow.analysis import run_so_far
 
     current = settings()
-    version, before = stop_shadow(current, journal(current))
+    log = journal(current)
+    verdict: tuple[str, list[str]] = ("", [])
+
+    def judged() -> tuple[str, list[str]]:
+        nonlocal verdict
+        report = run_so_far(current, log)
+        verdict = (report.verdict, report.reasons)
+        return verdict
+
+    version, before = stop_shadow(current, log, judged)
     if as_json:
-        print_json({"staging": version, "from": before, "share": 0.0})
+        print_json({"staging": version, "from": before, "share": 0.0, "verdict": verdict[0], "reasons": verdict[1]})
         return
     which = f"version {version}" if version else "@staging"
     plain(f"shadow stopped: {which} no longer gets the champion's requests (it had {before:.0%} of them)")
+    plain(f"the run's verdict: {verdict[0]}" + (f": {'; '.join(verdict[1])}" if verdict[1] else ""))
 
 
 def _fmt(value: float | None, spec: str, unit: str = "") -> str:

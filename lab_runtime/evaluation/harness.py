@@ -53,13 +53,18 @@ def review_store(settings: Settings) -> ReviewStore:
     return ReviewStore(settings.root / FILE)
 
 
-def report_path(settings: Settings, version: str) -> Path:
-    return settings.reports_dir / f"eval-{version}.html"
+def _stem(version: str, recorded: bool) -> str:
+    return f"eval-{version}" if recorded else f"eval-{version}-partial"
 
 
-def record_path(settings: Settings, version: str) -> Path:
+def report_path(settings: Settings, version: str, recorded: bool = True) -> Path:
+    """The HTML report of `version`'s evaluation (of its latest partial one: `recorded` False)."""
+    return settings.reports_dir / f"{_stem(version, recorded)}.html"
+
+
+def record_path(settings: Settings, version: str, recorded: bool = True) -> Path:
     """The evaluation's figures as JSON, beside its report (the report is re-rendered from them)."""
-    return settings.reports_dir / f"eval-{version}.json"
+    return settings.reports_dir / f"{_stem(version, recorded)}.json"
 
 
 def policy_in_force(settings: Settings) -> tuple[Policy, str]:
@@ -68,6 +73,9 @@ def policy_in_force(settings: Settings) -> tuple[Policy, str]:
     watched = WatchedFile(settings.policy_path, load_policy, BUILTIN)
     which = str(watched.source) if watched.source == settings.policy_path else "built-in"
     return watched.value, which + (f" ({watched.problem})" if watched.problem else "")
+
+
+CHAMPION_HOW = "@champion"
 
 
 def _against(settings: Settings, version: str, against: str) -> tuple[str | None, str]:
@@ -80,7 +88,7 @@ def _against(settings: Settings, version: str, against: str) -> tuple[str | None
             return None, "there is no @champion to compare with"
         if champion == version:
             return None, "it is the @champion"
-        return champion, "@champion"
+        return champion, CHAMPION_HOW
     other = resolve_version(settings, against)
     return (None, "compared with itself: no comparison") if other == version else (other, "given")
 
@@ -220,7 +228,9 @@ def run_evaluation(
     on_scoring: Callable[[str, str | None], None] | None = None,
 ) -> Evaluation:
     """Evaluate `version` against `against` ("champion", "none" or a version) on `test_set` (default: credit-v1)
-    and the `slices` named (default: all); record the verdict, the report and the review queue; journal it.
+    and the `slices` named (default: all). Only a full evaluation (against @champion, on credit-v1, every slice) is
+    the version's record: its verdict goes on the version as tags, its review queue is built, it is journaled. A
+    partial one gives its figures and a report of its own (`eval-V-partial.html`), and changes no record.
 
     Everything a learner can get wrong (a slice, the test set's columns, a version) is refused before MLflow is
     written to. `on_scoring(version, against)` is called when the scoring starts (it takes seconds).
@@ -230,6 +240,7 @@ def run_evaluation(
     policy, which_policy = policy_in_force(settings)
     version = resolve_version(settings, version)
     other_version, how = _against(settings, version, against)
+    official = test_set is None and not slices and how == CHAMPION_HOW
     began = journal.began_now()
     if on_scoring is not None:
         on_scoring(version, other_version)
@@ -238,11 +249,13 @@ def run_evaluation(
     judged = judge(frame, y, candidate, other, slices=chosen, policy=policy, seed=settings.seed)
     with mlflow_client(settings, f"log the evaluation of version {version} to its run"):
         metrics, artifacts = _mlflow_evaluation(settings, run_id, model, data)
-    store = review_store(settings)
-    try:
-        queue = store.replace_queue(version, _queue(data, policy, candidate, other, settings.seed), began)
-    finally:
-        store.close()
+    queue: list[Item] = []
+    if official:
+        store = review_store(settings)
+        try:
+            queue = store.replace_queue(version, _queue(data, policy, candidate, other, settings.seed), began)
+        finally:
+            store.close()
     evaluation = Evaluation(
         **judged.model_dump(),
         model=settings.model_name,
@@ -257,11 +270,14 @@ def run_evaluation(
         mlflow_metrics=metrics,
         mlflow_artifacts=artifacts,
         queue=len(queue),
-        report=str(report_path(settings, version)),
+        recorded=official,
+        report=str(report_path(settings, version, official)),
     )
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(record_path(settings, version), evaluation.model_dump_json(indent=2).encode())
+    write_atomic(record_path(settings, version, official), evaluation.model_dump_json(indent=2).encode())
     write_report(settings, evaluation)
+    if not official:
+        return evaluation
     tags = {
         EVAL_VERDICT_TAG: evaluation.verdict,
         EVAL_REASONS_TAG: "; ".join(evaluation.reasons),

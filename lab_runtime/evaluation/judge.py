@@ -86,6 +86,7 @@ class Evaluation(Judgement):
     mlflow_metrics: dict[str, float]
     mlflow_artifacts: list[str]
     queue: int  # rows in its review queue
+    recorded: bool = True  # the version's record (full, against @champion); False: a partial one, no tags
     report: str
 
 

@@ -21,7 +21,7 @@ from lab_runtime.events import (
 )
 from lab_runtime.labs import evaluation_note as notes
 from lab_runtime.labs.checks import CheckContext, CheckResult, check
-from lab_runtime.predlog import SCORED, PredictionLog
+from lab_runtime.predlog import DROPPED, SCORED, PredictionLog
 from lab_runtime.registry.alias_history import history
 from lab_runtime.registry.path import NO_GO
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION
@@ -70,28 +70,28 @@ def candidate_reviewed(ctx: CheckContext, candidate: str, min_labels: int) -> Ch
 
 @check
 def kept_out_of_production(ctx: CheckContext, candidate: str) -> CheckResult:
-    """The `candidate` never served as @challenger or @champion since the lab started, and the learner recorded
-    why: a no-go from its evaluation or review, or a shadow run stopped."""
+    """The `candidate` never served as @challenger or @champion since the lab started, and a no-go on it is on
+    record: from its evaluation, its review, or the shadow run the learner stopped."""
     version = _candidate(ctx, candidate)
     changes = history(ctx.journal().events([ALIAS_CHANGED], since=ctx.lab_started_at), model=ctx.settings.model_name)
     served = [c for c in changes if c.after == version and c.alias in (CHALLENGER, CHAMPION)]
     if served:
         return CheckResult(False, f"version {version} took @{served[0].alias} ({served[0].via}): it reached users")
-    evidence = [
-        a for a in _moves(ctx, version, EVAL_RUN, REVIEW_VERDICT, SHADOW_STOP) if a.get("verdict", NO_GO) == NO_GO
-    ]
+    evidence = [a for a in _moves(ctx, version, EVAL_RUN, REVIEW_VERDICT, SHADOW_STOP) if a.get("verdict") == NO_GO]
     if not evidence:
-        return CheckResult(False, f"no evidence against version {version} on record yet: evaluate, review or shadow it")
+        return CheckResult(False, f"no no-go on version {version} on record yet: evaluate, review or shadow it")
     return CheckResult(True, f"version {version} never reached users ({evidence[-1]['action']} on record)")
 
 
 @check
 def shadow_compared(ctx: CheckContext, candidate: str, min_rows: int) -> CheckResult:
-    """The learner staged the `candidate`, shadowed it on production traffic (at least `min_rows` mirrored records
-    answered or failed) and stopped the shadow."""
+    """The learner staged and evaluated the `candidate`, shadowed it on production traffic (at least `min_rows`
+    mirrored records answered or failed, not dropped) and stopped the shadow."""
     version = _candidate(ctx, candidate)
     if not _moves(ctx, version, STAGE):
         return CheckResult(False, f"version {version} was not staged (`lab model stage {version}`)")
+    if not _moves(ctx, version, EVAL_RUN):
+        return CheckResult(False, f"version {version} was not evaluated (`lab eval run {version}`)")
     starts = _moves(ctx, version, SHADOW_START)
     if not starts:
         return CheckResult(False, f"no shadow of version {version} yet (`lab shadow start {version} --share 0.5`)")
@@ -100,7 +100,7 @@ def shadow_compared(ctx: CheckContext, candidate: str, min_rows: int) -> CheckRe
         rows = log.shadow(ctx.lab_started_at, version=version)
     finally:
         log.close()
-    compared = int((rows["outcome"] != "").sum()) if len(rows) else 0
+    compared = int((rows["outcome"] != DROPPED).sum()) if len(rows) else 0
     scored = int((rows["outcome"] == SCORED).sum()) if len(rows) else 0
     if compared < min_rows:
         return CheckResult(False, f"the shadow of version {version} saw {compared} request(s), {min_rows} needed")
@@ -122,10 +122,10 @@ def shipped_through_the_path(ctx: CheckContext, candidate: str) -> CheckResult:
         CANARY_PROMOTE: "`lab canary promote`",
     }
     moves = _moves(ctx, version, *needed)
-    done = [a["action"] for a in moves]
-    missing = [how for action, how in needed.items() if action not in done]
+    path = iter(a["action"] for a in moves)
+    missing = [how for action, how in needed.items() if action not in path]  # in this order: `in` consumes `path`
     if missing:
-        return CheckResult(False, f"version {version} still needs: {', '.join(missing)}")
+        return CheckResult(False, f"version {version} still needs, in this order: {', '.join(missing)}")
     forced = [a["action"] for a in moves if a.get("forced")]
     if forced:
         return CheckResult(False, f"version {version} skipped a gate with --force ({', '.join(forced)}); earn it")

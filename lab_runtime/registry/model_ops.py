@@ -487,9 +487,11 @@ def start_shadow(settings: Settings, journal: Journal, version: str, share: floa
     return version, current.shadow_share
 
 
-def stop_shadow(settings: Settings, journal: Journal) -> tuple[str | None, float]:
-    """The shadow's share to 0; journaled. Returns the `@staging` version it mirrored to and the share it had;
-    refused when no shadow runs."""
+def stop_shadow(
+    settings: Settings, journal: Journal, judged: Callable[[], tuple[str, list[str]]] | None = None
+) -> tuple[str | None, float]:
+    """The shadow's share to 0; journaled, with the verdict `judged()` gives the run (before it stops). Returns the
+    `@staging` version it mirrored to and the share it had; refused when no shadow runs."""
     current = state(settings)
     before = current.shadow_share if current else 0.0
     if current is None or before == 0.0:
@@ -498,8 +500,11 @@ def stop_shadow(settings: Settings, journal: Journal) -> tuple[str | None, float
         )
     version = current.aliases.get(STAGING)
     began = journal.began_now()
-    _set_shadow_share(settings, 0.0)
     action = LearnerAction({"action": SHADOW_STOP, "from": before})
+    if judged is not None:
+        action["verdict"], reasons = judged()
+        action["note"] = "; ".join(reasons)
+    _set_shadow_share(settings, 0.0)
     if version is not None:
         action["version"] = version
     journal.append(LEARNER_ACTION, action, began=began)

@@ -47,11 +47,20 @@ PRODUCTION_GATE = AnalysisSpec(min_requests=100, thresholds=Thresholds(min_label
 SLOWER = 1.5  # the challenger's p99 may reach this many times the champion's (on a loaded machine both are slow)
 
 
-def evaluation_refusal(version: str, tags: Mapping[str, str], *, require_review: bool) -> str | None:
-    """Why `version` may not enter the canary (no evaluation, a no-go, a missing review), or None."""
+def evaluation_refusal(
+    version: str, tags: Mapping[str, str], champion: str | None, *, require_review: bool
+) -> str | None:
+    """Why `version` may not enter the canary (no evaluation against the `champion` now, a no-go, a missing
+    review), or None."""
     verdict = tags.get(EVAL_VERDICT_TAG)
     if verdict is None:
         return f"version {version} has no evaluation; a canary needs one (`lab eval run {version}`)"
+    against = tags.get(EVAL_AGAINST_TAG) or None
+    if against != champion:
+        return (
+            f"the evaluation of version {version} compared it with version {against}, not with the champion now "
+            f"(version {champion}); evaluate it again (`lab eval run {version}`)"
+        )
     if verdict != GO:
         why = tags.get(EVAL_REASONS_TAG) or "see its report"
         return f"the evaluation of version {version} says {verdict}: {why}"

@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING
 from lab_runtime.errors import GateRefused
 from lab_runtime.events import LEARNER_ACTION, STAGE, LearnerAction
 from lab_runtime.registry import model_ops
-from lab_runtime.registry.path import analysis_refusal, evaluation_refusal
-from lab_runtime.registry.rest import STAGING
+from lab_runtime.registry.path import (
+    EVAL_REASONS_TAG,
+    EVAL_VERDICT_TAG,
+    NO_GO,
+    REVIEW_VERDICT_TAG,
+    analysis_refusal,
+    evaluation_refusal,
+)
+from lab_runtime.registry.rest import CHAMPION, STAGING
 
 if TYPE_CHECKING:
     from lab_runtime.journal import Journal
@@ -42,9 +49,22 @@ def stage(settings: Settings, journal: Journal, version: str) -> tuple[str, str 
 
 def require_evaluation(settings: Settings, version: str, *, require_review: bool = False) -> None:
     """Refuse a canary of `version` without a go from its evaluation (and from a human review, when required)."""
-    refusal = evaluation_refusal(version, version_tags(settings, version), require_review=require_review)
+    tags = version_tags(settings, version)
+    champion = model_ops.aliases(settings).get(CHAMPION)
+    refusal = evaluation_refusal(version, tags, champion, require_review=require_review)
     if refusal:
         raise GateRefused(f"canary refused: {refusal}; nothing changed ({FORCE_HINT})")
+
+
+def refuse_a_no_go(settings: Settings, version: str) -> None:
+    """Refuse to make `version` @champion directly while its evaluation or its human review says no-go."""
+    tags = version_tags(settings, version)
+    for what, tag in (("evaluation", EVAL_VERDICT_TAG), ("human review", REVIEW_VERDICT_TAG)):
+        if tags.get(tag) == NO_GO:
+            why = f": {tags[EVAL_REASONS_TAG]}" if tag == EVAL_VERDICT_TAG and tags.get(EVAL_REASONS_TAG) else ""
+            raise GateRefused(
+                f"promotion refused: the {what} of version {version} says no-go{why}; nothing changed ({FORCE_HINT})"
+            )
 
 
 def require_canary_analysis(settings: Settings) -> None:

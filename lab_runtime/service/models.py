@@ -195,13 +195,20 @@ class ModelFollower:
         challenger = self._get(aliases.get(CHALLENGER))
         weight = state.canary_weight if state and challenger else 0.0
         share = state.shadow_share if state else 0.0
-        staging = self._get(aliases.get(STAGING)) if share > 0 else None  # loaded only while shadowing
-        serving = Serving(champion, challenger, weight, staging, share if staging else 0.0)
+        wanted = aliases.get(STAGING) if share > 0 else None  # loaded only while shadowing
+        staging = self._loaded.get(wanted) if wanted else None
+        self._swap(Serving(champion, challenger, weight, staging, share if staging else 0.0))
+        if wanted and staging is None:  # loading it takes seconds: the champion's and challenger's moves serve first
+            staging = self._get(wanted)
+            if staging is not None:
+                self._swap(Serving(champion, challenger, weight, staging, share))
+        keep = {m.version for m in (champion, challenger, staging) if m}
+        self._loaded = {v: m for v, m in self._loaded.items() if v in keep}
+
+    def _swap(self, serving: Serving) -> None:
         if serving.describe() != self.serving.describe():
             log.info("now serving %s (was %s)", serving.describe(), self.serving.describe())
         self.serving = serving
-        keep = {m.version for m in (champion, challenger, staging) if m}
-        self._loaded = {v: m for v, m in self._loaded.items() if v in keep}
 
     def not_ready_reason(self) -> str | None:
         """Why there is no champion to serve, or None when there is one."""

@@ -58,12 +58,30 @@ def _invalid(exc: ValidationError, version: str) -> str:
 
 
 class _Lane:
-    """One staging version's queue and the worker thread that scores it."""
+    """One staging version's queue and the worker thread that scores it. Once `closed` (under `lock`, by its worker
+    before its last drain) it takes no record: an offer then opens a new lane, so no record lands where none reads."""
 
     def __init__(self, version: str, maxsize: int, run: Callable[[_Lane], None]) -> None:
         self.version = version
         self.queue: queue.Queue[Mirrored] = queue.Queue(maxsize)
         self.thread = threading.Thread(target=run, args=(self,), name=f"shadow-{version}", daemon=True)
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def put(self, item: Mirrored) -> bool | None:
+        """Queue `item`: True, False when the queue is full, None when the lane is closed."""
+        with self.lock:
+            if self.closed:
+                return None
+            try:
+                self.queue.put_nowait(item)
+            except queue.Full:
+                return False
+            return True
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
 
 
 class ShadowMirror:
@@ -102,20 +120,21 @@ class ShadowMirror:
             lane.thread.join(max(0.0, deadline - time.monotonic()))
 
     def depth(self) -> int:
-        return sum(lane.queue.qsize() for lane in self._lanes.values())
+        """Records waiting in open lanes (a closed lane's are being dropped)."""
+        return sum(lane.queue.qsize() for lane in self._lanes.values() if not lane.closed)
 
     def offer(self, item: Mirrored) -> None:
-        """Queue `item` for the shadow; never waits: when the queue is full it is logged as dropped and counted."""
+        """Queue `item` for the shadow; never waits (the lane's lock is held only around a put or a close): when the
+        queue is full it is logged as dropped and counted."""
         version = item.model.version
         lane = self._lanes.get(version)
-        if lane is None or not lane.thread.is_alive():  # the first record of a version (again): a worker for it
+        put = lane.put(item) if lane is not None else None
+        if put is None:  # the first record of a version, or its worker has ended: a new lane and worker for it
             lane = _Lane(version, self.maxsize, self._run)
-            alive = {v: other for v, other in self._lanes.items() if other.thread.is_alive()}
-            self._lanes = {**alive, version: lane}
+            put = lane.put(item)
+            self._lanes = {**{v: other for v, other in self._lanes.items() if not other.closed}, version: lane}
             lane.thread.start()
-        try:
-            lane.queue.put_nowait(item)
-        except queue.Full:
+        if not put:
             self._drop([item])
             return
         self.queued += 1
@@ -161,6 +180,7 @@ class ShadowMirror:
                 continue
             self._log(rows)
             self._count(rows)
+        lane.close()  # from here no record is put here: what is left is all there will be
         self._drop(self._take(lane, timeout=None, most=lane.queue.maxsize))
 
     def _score(self, group: list[Mirrored]) -> list[ShadowRow]:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab_runtime.events import LEARNER_ACTION, SHADOW_START
+from lab_runtime.journal import Journal
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry.rest import STAGING, Registry
 from lab_runtime.service.client import served_model
@@ -74,3 +76,12 @@ def measure(
         said, reasons = NO_DATA, [f"there is no @{STAGING} (`lab model stage VERSION` puts a version there)"]
     return ShadowReport(now, window, staging, share, windows(rows, now, window, count, min_labels), total, said,
                         reasons, service)  # fmt: skip
+
+
+def run_so_far(settings: Settings, journal: Journal, min_labels: int = 30) -> ShadowReport:
+    """The running shadow judged over the whole run of `@staging`'s shadow so far (since its last `shadow.start`)."""
+    began = max(
+        (e.ts for e in journal.events([LEARNER_ACTION]) if e.payload.get("action") == SHADOW_START),
+        default=time.time() - 60.0,
+    )
+    return measure(settings, max(time.time() - began, 1.0), 1, min_labels)

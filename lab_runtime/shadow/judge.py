@@ -28,6 +28,7 @@ class Limits:
     min_agreement: float = 0.9  # the share of decisions the same as the champion's
     max_accuracy_drop: float = 0.08
     min_compared: int = 20  # records scored by both before a shadow without problems is a go
+    max_extra_violations: float = 0.01  # policy-breaking decisions beyond the champion's, as a share of compared
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def problems(stats: ShadowStats, limits: Limits) -> list[str]:
             f"the champion's decision on only {stats.decision_agreement:.1%} of records "
             f"(at least {limits.min_agreement:.0%})"
         )
-    if stats.violations > stats.champion_violations:
+    if stats.violations - stats.champion_violations > max(1.0, limits.max_extra_violations * stats.compared):
         theirs = stats.champion_violations
         found.append(f"{stats.violations} decisions break the output policy (the champion's: {theirs})")
     drop = stats.accuracy_drop

@@ -8,9 +8,17 @@ from typing import Any
 from lab_runtime.labs.scripting import lab, wait
 
 
-def retrained() -> dict[str, Any] | None:
-    result = lab("model", "retrain", "--window", "5m", "--min-rows", "300", "--json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
+def evaluated() -> str | None:
+    """A candidate trained on the labelled traffic of the last two minutes whose evaluation against the champion says
+    go; None while there are too few labels, or when it says no-go (a window holding bad traffic makes a worse model:
+    the next try trains on a fresher one)."""
+    result = lab("model", "retrain", "--window", "2m", "--min-rows", "300", "--json", check=False)
+    if result.returncode != 0:
+        return None
+    version = str(json.loads(result.stdout)["version"])
+    evaluation = json.loads(lab("eval", "run", version, "--json").stdout)
+    print(f"registered candidate version {version}; its evaluation: {evaluation['verdict']} {evaluation['reasons']}")
+    return version if evaluation["verdict"] == "go" else None
 
 
 def step_passes(step: str) -> bool:
@@ -22,14 +30,10 @@ def canary() -> dict[str, Any]:
     return dict(json.loads(lab("canary", "status", "--window", "60s", "--json").stdout))
 
 
-# 1. A candidate trained on the labelled traffic of the last five minutes.
-candidate = wait("300 labelled predictions to train on", retrained)["version"]
-print(f"registered candidate version {candidate}")
+# 1-2. A candidate trained on recent labelled traffic, evaluated against the champion (the canary's gate wants a go).
+candidate = wait("a candidate whose evaluation says go", evaluated, timeout=600)
 
-# 2-3. Evaluated against the champion (the canary's gate wants its go), then out to 10 % of the traffic; `lab check`
-# moves the lab on once it served enough.
-evaluation = json.loads(lab("eval", "run", candidate, "--json").stdout)
-print(f"evaluation of version {candidate}: {evaluation['verdict']} {evaluation['reasons']}")
+# 3. Out to 10 % of the traffic; `lab check` moves the lab on once it served enough.
 lab("canary", "start", candidate, "--weight", "0.1")
 wait("the canary to answer 60 requests", lambda: step_passes("traffic"))
 print("the canary answers live traffic:", json.dumps(canary()["challenger"]))

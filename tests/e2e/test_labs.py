@@ -150,7 +150,6 @@ def labs_03_and_04(env: dict[str, str]) -> None:
     rows = json.loads(lab("model", "list", "--json", env=env).stdout)
     versions = sorted((str(r["version"]) for r in rows), key=int)
     (champion,) = [str(r["version"]) for r in rows if "champion" in r["aliases"]]  # lab 01's
-    candidate, swapped, promoted, bad, worse = (str(len(versions) + n) for n in range(1, 6))  # the labs register these
 
     # Lab 03: ship a canary.
     started = lab("start", "lab-03", env=env)
@@ -162,9 +161,11 @@ def labs_03_and_04(env: dict[str, str]) -> None:
     assert steps["abort"]["detail"].startswith("the incident has not started yet")
 
     # the solution is a child process: its output reaches a process's pipe, not CliRunner
-    solved = lab_process("solve", "lab-03", env=env, timeout=400)
+    solved = lab_process("solve", "lab-03", env=env, timeout=600)
     assert solved.returncode == 0, solved.stdout + solved.stderr
-    assert f"registered candidate version {candidate}" in solved.stdout
+    candidate = history(env, "challenger")[0][1]  # the first candidate whose evaluation said go
+    assert f"registered candidate version {candidate}; its evaluation: go" in solved.stdout
+    swapped = str(max(int(r["version"]) for r in json.loads(lab("model", "list", "--json", env=env).stdout)))
     assert "against the champion's" in solved.stdout and f"canary aborted: version {swapped}" in solved.stdout
     all_steps_pass(env, 5)
     assert history(env, "challenger") == [
@@ -175,7 +176,8 @@ def labs_03_and_04(env: dict[str, str]) -> None:
     wait_for(lambda: len(drill_outcomes(env)) == 1, 120, "lab 03's drill to end")
     assert drill_outcomes(env) == ["remediated"]
 
-    # Lab 04: roll back a bad champion, on the same sandbox.
+    # Lab 04: roll back a bad champion, on the same sandbox; it registers three versions.
+    promoted, bad, worse = (str(int(swapped) + n) for n in range(1, 4))
     started = lab("start", "lab-04", env=env)
     assert started.returncode == 0 and "Roll back a bad champion" in started.stdout, started.stderr
     steps = {s["id"]: s for s in json.loads(lab("check", "--json", env=env).stdout)["steps"]}

@@ -17,7 +17,7 @@ from lab_runtime.journal import Journal
 from lab_runtime.modeling.model import Registered, Regression, train_and_register
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.alias_history import OUTSIDE, AliasEntry, history
-from lab_runtime.registry.path import EVAL_REASONS_TAG, EVAL_VERDICT_TAG, GO, NO_GO
+from lab_runtime.registry.path import EVAL_AGAINST_TAG, EVAL_REASONS_TAG, EVAL_VERDICT_TAG, GO, NO_GO
 from lab_runtime.registry.rest import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION
 from tests.cli import lab, one_line_error
 from tests.sandbox import Sandbox, running_sandbox, wait_for
@@ -36,6 +36,7 @@ def evaluated(box: Sandbox, registered: Registered, verdict: str = GO, reasons: 
     client = MlflowClient(box.settings.mlflow_url)
     client.set_model_version_tag(box.settings.model_name, registered.version, EVAL_VERDICT_TAG, verdict)
     client.set_model_version_tag(box.settings.model_name, registered.version, EVAL_REASONS_TAG, reasons)
+    client.set_model_version_tag(box.settings.model_name, registered.version, EVAL_AGAINST_TAG, box.versions[0].version)
     return registered
 
 
@@ -249,14 +250,17 @@ def test_a_canary_start_set_status_promote_cycle_on_live_traffic(box: Sandbox, t
     assert lab("canary", "set", "0.2").returncode == 0
     wait_for(lambda: served(box)["canary_weight"] == 0.2, 1.5, "the new share in the service")
 
-    def judged() -> bool:  # what the production gate reads: 100 calls and 100 labelled rows of each, 5 minutes
-        report = status("--window", "5m", "--quality-window", "5m", "--min-labels", "100")
-        return report["challenger"]["requests"] >= 100 and report["accuracy_drop"] is not None
+    tries: list[str] = []
 
-    wait_for(judged, 30, "the evidence the production gate needs")
-    promoted = lab("canary", "promote")
-    assert promoted.returncode == 0, promoted.stderr
-    assert f"version {twin.version} is @champion (was version {v1})" in promoted.stdout
+    def promoted_through_the_gate() -> bool:  # refused (one line, nothing changed) until the evidence is in
+        tried = lab("canary", "promote")
+        tries.append(tried.stderr or tried.stdout)
+        return tried.returncode == 0
+
+    wait_for(promoted_through_the_gate, 60, "the evidence the production gate needs")
+    assert all(t.startswith("error: promotion refused: the canary analysis of version") for t in tries[:-1]), tries
+    promoted = tries[-1]
+    assert f"version {twin.version} is @champion (was version {v1})" in promoted
     assert model_ops.aliases(settings) == {CHAMPION: twin.version}
     wait_for(lambda: served(box)["champion"] == twin.version and served(box)["challenger"] is None, 30)
     assert [a["action"] for a in journal(box).events([LEARNER_ACTION], since=since) for a in [a.payload]] == [
@@ -278,6 +282,8 @@ def test_the_path_gates_refuse_a_canary_without_a_go_and_production_without_the_
     evaluated(box, noisy, NO_GO, "accuracy 0.612 against the champion's 0.804")
     refused = lab("canary", "start", version)
     one_line_error(refused, f"the evaluation of version {version} says no-go: accuracy 0.612 against the champion's")
+    direct = lab("model", "promote", version)  # the direct way to @champion does not slip past a no-go either
+    one_line_error(direct, f"promotion refused: the evaluation of version {version} says no-go: accuracy 0.612")
     assert model_ops.state(settings) == before and actions(box, "canary.start", began) == []
 
     since = time.time()

@@ -11,6 +11,7 @@ from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
 from lab_runtime.journal import Event
 from lab_runtime.registry.alias_history import OUTSIDE
 from lab_runtime.registry.path import (
+    EVAL_AGAINST_TAG,
     EVAL_REASONS_TAG,
     EVAL_VERDICT_TAG,
     GO,
@@ -38,8 +39,16 @@ from lab_runtime.registry.path import (
 def test_a_canary_needs_an_evaluation_that_says_go_and_a_review_when_the_lab_asks(
     tags: dict[str, str], review: bool, refusal: str | None
 ) -> None:
-    said = evaluation_refusal("3", tags, require_review=review)
+    said = evaluation_refusal("3", {EVAL_AGAINST_TAG: "1", **tags}, "1", require_review=review)
     assert said == refusal if refusal is None else said is not None and said.startswith(refusal)
+
+
+def test_a_go_against_an_earlier_champion_is_stale() -> None:
+    said = evaluation_refusal("3", {EVAL_VERDICT_TAG: GO, EVAL_AGAINST_TAG: "1"}, "2", require_review=False)
+    assert said == (
+        "the evaluation of version 3 compared it with version 1, not with the champion now (version 2); "
+        "evaluate it again (`lab eval run 3`)"
+    )
 
 
 def stats(variant: str, requests: int, labelled: int, accuracy: float | None, p99: float = 20.0) -> VariantStats:

@@ -166,6 +166,7 @@ def test_windows_split_the_rows_newest_first() -> None:
             NO_GO,
             ["the champion's decision on only 80.0% of records (at least 90%)"],
         ),
+        ([shadow_row(i, violations=("r",) if i < 1 else ()) for i in range(30)], GO, []),  # one more: noise
         (
             [shadow_row(i, violations=("r",) if i < 2 else ()) for i in range(30)],
             NO_GO,
@@ -289,10 +290,8 @@ def test_a_hanging_staging_version_never_blocks_an_offer_records_beyond_the_queu
     box = Mirror(model("2", scorer), maxsize=4)
     box.offer(0, {"x": 0.2})
     wait_for(lambda: scorer.calls == 1, 5, "the worker stuck in the staging version's call")
-    started = time.perf_counter()
-    for i in range(1, 21):
+    for i in range(1, 21):  # 20 offers while the shadow hangs: a blocking put on a queue of 4 would never return
         box.offer(i, {"x": 0.2})
-    assert time.perf_counter() - started < 0.1  # 20 offers while the shadow hangs: none waited
     assert box.mirror.depth() == 4 and box.mirror.dropped == 16 and box.counted(DROPPED) == 16
     assert box.outcomes() == [DROPPED] * 16  # logged at once, with the champion's answer
     gate.set()
@@ -329,7 +328,9 @@ def test_a_hanging_version_never_holds_up_the_next_one() -> None:
     gate.set()
     wait_for(lambda: len(box.rows) == 3, 5, "version 2's records logged")
     box.mirror.stop()
-    assert box.outcomes().count(DROPPED) + box.outcomes().count(SCORED) == 3 and box.mirror.depth() == 0
+    by_version = sorted((r.version, r.request_id, r.outcome) for r in box.rows if isinstance(r, ShadowRow))
+    assert [(v, o) for v, _, o in by_version] == [("2", SCORED), ("2", DROPPED), ("3", SCORED)]
+    assert box.mirror.depth() == 0  # the one in its call answered; the one queued behind it dropped
 
 
 def test_the_follower_loads_staging_only_while_a_shadow_share_is_set() -> None:

@@ -127,10 +127,10 @@ def test_a_shadow_of_the_staged_version_is_compared_with_the_champion_per_window
     assert re.search(rf"verdict on version {twin.version} over the last 2 x 30s: go \(80 compared", shown), shown
 
     stopped = json.loads(ok(lab("shadow", "stop", "--json")))
-    assert stopped == {"staging": twin.version, "from": 1.0, "share": 0.0}
+    assert stopped == {"staging": twin.version, "from": 1.0, "share": 0.0, "verdict": "go", "reasons": []}
     assert actions(sandbox, since) == [
         {"action": SHADOW_START, "version": twin.version, "share": 1.0},
-        {"action": SHADOW_STOP, "version": twin.version, "from": 1.0},
+        {"action": SHADOW_STOP, "version": twin.version, "from": 1.0, "verdict": "go", "note": ""},
     ]
     wait_for(lambda: served(sandbox)["shadow"]["staging"] is None, 30, "the shadow stopped")
     after = ok(lab("shadow", "status"))
