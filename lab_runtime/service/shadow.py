@@ -33,6 +33,7 @@ SALT = "shadow:"  # the shadow's bucket of a request id is not its canary bucket
 QUEUE_SIZE = 256  # records waiting for the shadow; beyond this they are dropped
 MAX_BATCH = 64  # records scored in one call of the staging version
 TAKE_TIMEOUT = 0.2  # seconds the worker waits for a record before it looks at its stop flag again
+GATHER = 0.05  # seconds the worker lets records gather after the first: fewer, larger calls (less CPU per record)
 
 
 def mirrored(request_id: str, share: float) -> bool:
@@ -99,12 +100,14 @@ class ShadowMirror:
         metrics: ServiceMetrics,
         maxsize: int = QUEUE_SIZE,
         batch: int = MAX_BATCH,
+        gather: float = GATHER,
     ) -> None:
         self._log = log_rows
         self._policy = policy
         self._staging = staging  # the shadow now: a worker whose version it is not drops what it holds and ends
         self._metrics = metrics
         self._batch = batch
+        self._gather = gather
         self.maxsize = maxsize
         self._lanes: dict[str, _Lane] = {}  # replaced whole by `offer` (the event loop), read anywhere
         self.queued = 0  # records handed to a worker since the start (offer runs on the event loop only)
@@ -154,6 +157,8 @@ class ShadowMirror:
             items = [lane.queue.get(timeout=timeout) if timeout else lane.queue.get_nowait()]
         except queue.Empty:
             return []
+        if timeout and self._gather:
+            time.sleep(self._gather)  # the caller of the first record is answered already: none of them waits
         while len(items) < most:
             try:
                 items.append(lane.queue.get_nowait())

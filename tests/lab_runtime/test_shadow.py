@@ -208,9 +208,11 @@ class Scorer:
 
     def __init__(self, fail: bool = False, gate: threading.Event | None = None) -> None:
         self.fail, self.gate, self.calls = fail, gate, 0
+        self.sizes: list[int] = []
 
     def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         self.calls += 1
+        self.sizes.append(len(records))
         if self.gate is not None:
             self.gate.wait(30)
         if self.fail:
@@ -226,12 +228,15 @@ def model(version: str, scorer: Scorer) -> LoadedModel:
 class Mirror:
     """A ShadowMirror on stand-ins, the rows it logs collected."""
 
-    def __init__(self, staging: LoadedModel | None, maxsize: int = 256) -> None:
+    def __init__(self, staging: LoadedModel | None, maxsize: int = 256, gather: float = 0.0) -> None:
         self.rows: list[Row] = []
         self.staging = staging
         self.metrics = ServiceMetrics(lambda: 0)
         policy = load_policy()
-        self.mirror = ShadowMirror(self.rows.extend, lambda: policy, lambda: self.staging, self.metrics, maxsize)
+        mirror = ShadowMirror(
+            self.rows.extend, lambda: policy, lambda: self.staging, self.metrics, maxsize, gather=gather
+        )
+        self.mirror = mirror
 
     def offer(self, i: int, features: dict[str, Any], version: str | None = None) -> None:
         staging = self.staging if version is None else model(version, Scorer())
@@ -298,6 +303,16 @@ def test_a_hanging_staging_version_never_blocks_an_offer_records_beyond_the_queu
     wait_for(lambda: len(box.rows) == 21, 5, "every record logged")
     box.mirror.stop()
     assert box.outcomes().count(SCORED) == 5
+
+
+def test_records_that_arrive_together_are_scored_in_one_call() -> None:
+    scorer = Scorer()
+    box = Mirror(model("2", scorer), gather=1.0)  # far longer than three offers take, even on a busy machine
+    for i in range(3):
+        box.offer(i, {"x": 0.2})
+    wait_for(lambda: len(box.rows) == 3, 5, "the three records logged")
+    box.mirror.stop()
+    assert scorer.sizes == [3] and box.outcomes() == [SCORED] * 3
 
 
 def test_records_queued_for_a_shadow_that_ended_are_dropped_not_scored() -> None:
