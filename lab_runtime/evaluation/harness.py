@@ -116,8 +116,8 @@ def _mlflow_evaluation(
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
 
-    dataset = from_pandas(data.rows, targets=LABEL, name=data.name, source=data.source)
     with _quiet_mlflow(), mlflow.start_run(run_id=run_id):
+        dataset = from_pandas(data.rows, targets=LABEL, name=data.name, source=data.source)
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             model,
             dataset,

@@ -115,7 +115,7 @@ def _action_milestone(p: Mapping[str, Any]) -> tuple[str, str] | None:
     if action == SHADOW_START:
         return "shadow", f"shadow started on {float(p.get('share', 0)):.0%} of the requests"
     if action == SHADOW_STOP:
-        return "shadow", "shadow stopped"
+        return "shadow", "shadow stopped" + (f": the run says {p['verdict']}" if p.get("verdict") else "")
     if action == EVAL_RUN:
         against = f" against version {p['against']}" if p.get("against") else ""
         return "evaluation", f"evaluated{against}: {p.get('verdict')}"

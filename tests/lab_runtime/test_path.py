@@ -89,7 +89,7 @@ def test_a_versions_path_lists_its_moves_in_order_and_changes_made_outside_the_l
         action(3, action="eval.run", version="3", against="1", verdict="go", report="r.html"),
         action(4, action="eval.run", version="4", against="1", verdict="no-go", report="r4.html"),  # another version
         action(5, action="shadow.start", version="3", share=0.5),
-        action(6, action="shadow.stop", version="3", **{"from": 0.5}),
+        action(6, action="shadow.stop", version="3", verdict="go", **{"from": 0.5}),
         action(7, action="canary.start", version="3", weight=0.1, via="lab canary start"),
         Event(8, 8.0, "registry-watcher", ALIAS_CHANGED,
               {"model": "m", "alias": "challenger", "before": None, "after": "3", "via": "lab canary start"}),
@@ -104,7 +104,7 @@ def test_a_versions_path_lists_its_moves_in_order_and_changes_made_outside_the_l
         (2, "staging", "staged"),
         (3, "evaluation", "evaluated against version 1: go"),
         (5, "shadow", "shadow started on 50% of the requests"),
-        (6, "shadow", "shadow stopped"),
+        (6, "shadow", "shadow stopped: the run says go"),
         (7, "canary", "canary started at 10%"),
         (9, "production", "canary promoted to @champion (forced)"),
         (10, "champion", f"left @champion ({OUTSIDE})"),
