@@ -7,9 +7,7 @@ from typing import Any
 from rich.markup import escape
 
 from lab_runtime.cli.common import JSON, app, friendly, out, print_json, settings
-from lab_runtime.files.watched import WatchedFile
 from lab_runtime.service.client import policy_in_force
-from lab_runtime.service.policy import BUILTIN, Policy, load_policy
 
 
 @app.command("policy")
@@ -18,6 +16,9 @@ def policy_cmd(as_json: bool = JSON) -> None:
     """The output policy in force: its decision thresholds and the decisions never to serve (yours, in
     .lab/policy.yaml, when it is valid; else the built-in one). Asked of the model service; when it does not
     answer, the one it would load."""
+    from lab_runtime.files.watched import WatchedFile
+    from lab_runtime.service.policy import BUILTIN, Policy, load_policy  # pandas, through the data's categories
+
     current = settings()
     body: dict[str, Any] | None = policy_in_force(current)
     answered = body is not None
