@@ -63,7 +63,7 @@ def _reason(exc: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _mlflow(settings: Settings, what: str) -> Iterator[MlflowClient]:
+def mlflow_client(settings: Settings, what: str) -> Iterator[MlflowClient]:
     """A client for `settings.mlflow_url`; any failure of `what` becomes one RegistryError line."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException, RestException
@@ -80,14 +80,11 @@ def _mlflow(settings: Settings, what: str) -> Iterator[MlflowClient]:
             ) from None
 
 
-mlflow_client = _mlflow  # the same, for the registry's other writers (promotion, evaluation)
-
-
 def state(settings: Settings) -> ModelState | None:
     """The registered model's aliases and tags (the canary weight), or None when it is not registered yet."""
     from mlflow.exceptions import RestException
 
-    with _mlflow(settings, f"read the aliases of {settings.model_name!r}") as client:
+    with mlflow_client(settings, f"read the aliases of {settings.model_name!r}") as client:
         try:
             model = client.get_registered_model(settings.model_name)
         except RestException as exc:
@@ -127,7 +124,7 @@ def _request(settings: Settings, journal: Journal | None, via: str, alias: str, 
 
 def resolve_version(settings: Settings, version: str) -> str:
     """`version` as the registry spells it; an unknown version is refused, naming the versions there are."""
-    with _mlflow(settings, f"find version {version} of {settings.model_name!r}") as client:
+    with mlflow_client(settings, f"find version {version} of {settings.model_name!r}") as client:
         return _require_version(client, settings.model_name, version)
 
 
@@ -138,7 +135,7 @@ def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal 
     first as made `via` that command (see `lab_runtime.registry.alias_history`).
     """
     name = settings.model_name
-    with _mlflow(settings, f"set @{alias} of {name!r} to version {version}") as client:
+    with mlflow_client(settings, f"set @{alias} of {name!r} to version {version}") as client:
         version = _require_version(client, name, version)
         if client.get_registered_model(name).aliases.get(alias) != version:
             _request(settings, journal, via, alias, version)
@@ -149,7 +146,7 @@ def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal 
 def delete_alias(settings: Settings, alias: str, *, journal: Journal | None = None, via: str = "") -> None:
     """Remove `@alias` (nothing happens if it is not set)."""
     name = settings.model_name
-    with _mlflow(settings, f"remove @{alias} of {name!r}") as client:
+    with mlflow_client(settings, f"remove @{alias} of {name!r}") as client:
         if alias in client.get_registered_model(name).aliases:
             _request(settings, journal, via, alias, None)
             client.delete_registered_model_alias(name, alias)
@@ -167,7 +164,7 @@ def set_canary_weight(settings: Settings, weight: float) -> None:
     """The share of traffic (0 to 1) the service routes to `@challenger`."""
     _share(weight)
     name = settings.model_name
-    with _mlflow(settings, f"set the canary weight of {name!r} to {weight:g}") as client:
+    with mlflow_client(settings, f"set the canary weight of {name!r} to {weight:g}") as client:
         client.set_registered_model_tag(name, CANARY_WEIGHT_TAG, f"{weight:g}")
 
 
@@ -273,7 +270,7 @@ def _gate(settings: Settings, version: str, champion: str) -> dict[str, dict[str
     """Holdout metrics of the candidate and the champion; any failure to load or score them is one RegistryError."""
     from lab_runtime.modeling.model import holdout_metrics
 
-    with _mlflow(settings, f"load versions {version} and {champion} for the validation gate"):
+    with mlflow_client(settings, f"load versions {version} and {champion} for the validation gate"):
         try:
             return holdout_metrics(settings, [version, champion])
         except (RegistryError, OSError):
@@ -465,7 +462,7 @@ def abort_canary(
 
 def _set_shadow_share(settings: Settings, share: float) -> None:
     name = settings.model_name
-    with _mlflow(settings, f"set the shadow share of {name!r} to {share:g}") as client:
+    with mlflow_client(settings, f"set the shadow share of {name!r} to {share:g}") as client:
         client.set_registered_model_tag(name, SHADOW_SHARE_TAG, f"{share:g}")
 
 
