@@ -84,6 +84,10 @@ def build_pipeline(
     return Pipeline([*steps, ("clf", LogisticRegression(C=C, max_iter=500))])
 
 
+NOISY_MIN_DROP = 0.2  # accuracy a noisy-labels fit loses on its own training rows, at least (when a draw allows)
+NOISY_DRAWS = 8
+
+
 def flip_labels(y: np.ndarray, confidence: np.ndarray, share: float, seed: int) -> np.ndarray:
     """`y` with a `share` of its labels flipped: a seeded random half of the 2*share rows of highest `confidence`.
 
@@ -112,10 +116,32 @@ def fit(
     if worse.repaid_in:
         labels[np.any([X[f].isin(values).to_numpy() for f, values in worse.repaid_in.items()], axis=0)] = 0
     if worse.noisy_labels > 0:
-        clean = build_pipeline(C, features).fit(X, labels)
-        confidence = np.abs(clean.predict_proba(X)[:, 1] - 0.5)
-        labels = flip_labels(labels, confidence, worse.noisy_labels, seed)
+        labels = noisy(X, labels, features, C, worse.noisy_labels, seed)
     return build_pipeline(C, features, worse.slow_predict_ms).fit(X, labels)
+
+
+def noisy(
+    X: pd.DataFrame, labels: np.ndarray, features: tuple[str, ...], C: float, share: float, seed: int
+) -> np.ndarray:
+    """`labels` with a `share` flipped where a clean fit is surest (`flip_labels`), from the first of `NOISY_DRAWS`
+    seeded draws whose fit loses `NOISY_MIN_DROP` of accuracy on these rows, else the draw that loses most.
+
+    How much one draw costs varies with the rows it picks (at a share of 0.35: from 0.05 to 0.3 of accuracy), so a
+    single draw can leave a version good enough to pass for the champion it replaces.
+    """
+    clean = build_pipeline(C, features).fit(X, labels)
+    proba = clean.predict_proba(X)[:, 1]
+    floor = accuracy_score(labels, proba >= THRESHOLD) - NOISY_MIN_DROP
+    worst, worst_accuracy = labels, 1.0
+    for draw in range(NOISY_DRAWS):
+        flipped = flip_labels(labels, np.abs(proba - 0.5), share, seed + draw)
+        fitted = build_pipeline(C, features).fit(X, flipped)
+        accuracy = accuracy_score(labels, fitted.predict_proba(X)[:, 1] >= THRESHOLD)
+        if accuracy <= floor:
+            return flipped
+        if accuracy < worst_accuracy:
+            worst, worst_accuracy = flipped, accuracy
+    return worst
 
 
 def scores(y: pd.Series | np.ndarray, proba: np.ndarray) -> dict[str, float]:

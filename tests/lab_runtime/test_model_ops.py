@@ -95,6 +95,15 @@ def test_a_regression_lowers_holdout_accuracy_and_auc(regression: Regression) ->
     assert worse["roc_auc"] < baseline()["roc_auc"] - 0.08, (worse, baseline())
 
 
+@pytest.mark.parametrize("seed", [471395, 42, 7])  # 471395: a single draw of it lost 0.05, and passed for good
+def test_the_drills_noisy_labels_cost_a_fifth_of_accuracy_whatever_the_seed(seed: int) -> None:
+    generator = DataGenerator(seed)
+    X, y = split_features(generator.training())
+    clean = evaluate(fit(X, y), generator.holdout())["accuracy"]
+    noisy = evaluate(fit(X, y, seed=seed, regression=Regression(noisy_labels=0.35)), generator.holdout())["accuracy"]
+    assert noisy <= clean - 0.15, (seed, clean, noisy)
+
+
 def test_a_dropped_feature_is_ignored_but_still_accepted() -> None:
     X, y, holdout = data()
     model = fit(X, y, regression=Regression(drop_feature="credit_score"))
