@@ -26,8 +26,14 @@ from lab_runtime.events import LAB_CHECK, LAB_STARTED
 from lab_runtime.journal import Event
 
 # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added. 3: decision, verdict, blast_radius.
-FORMAT = "mlops-lab-results/3"
-FORMATS = ("mlops-lab-results/1", "mlops-lab-results/2", FORMAT)  # every format verifies (older runs lack fields)
+# 4: the steps each lab passed.
+FORMAT = "mlops-lab-results/4"
+FORMATS = (
+    "mlops-lab-results/1",
+    "mlops-lab-results/2",
+    "mlops-lab-results/3",
+    FORMAT,
+)  # every format verifies (older runs lack fields)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_BYTES = 16 * 2**20  # a bundle file, read at most: a graded run takes about 450 bytes
 MAX_DEPTH = 1024  # levels of JSON nesting orjson parses; a bundle has a handful
@@ -73,6 +79,7 @@ class LabResult(BaseModel):
     passed: int
     total: int
     completed: bool
+    steps: tuple[str, ...] = ()  # the ids of the steps some check passed (a bundle before format 4 has none)
 
 
 class Bundle(BaseModel):
@@ -110,16 +117,20 @@ def journal_digest(events: Iterable[Event]) -> dict[str, Any]:
 
 
 def lab_results(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """Per lab started: the most steps one check passed, and whether one check passed them all."""
+    """Per lab started: the most steps one check passed, whether one check passed them all, and every step some
+    check passed (in the lab's order)."""
     labs: dict[str, dict[str, Any]] = {}
     for e in events:
         if e.kind == LAB_STARTED:
-            labs.setdefault(e.payload["lab"], {"lab": e.payload["lab"], "passed": 0, "total": 0, "completed": False})
+            empty = {"lab": e.payload["lab"], "passed": 0, "total": 0, "completed": False, "steps": []}
+            labs.setdefault(e.payload["lab"], empty)
         elif e.kind == LAB_CHECK and e.payload.get("lab") in labs:
-            entry, passed = labs[e.payload["lab"]], int(e.payload["passed"])
-            entry["total"] = len(e.payload.get("steps", []))
+            entry, passed, steps = labs[e.payload["lab"]], int(e.payload["passed"]), e.payload.get("steps", [])
+            entry["total"] = len(steps)
             entry["passed"] = max(entry["passed"], passed)
             entry["completed"] = entry["completed"] or passed == entry["total"] > 0
+            done = set(entry["steps"]) | {s.get("id") for s in steps if s.get("passed")}
+            entry["steps"] = [s["id"] for s in steps if s.get("id") in done]
     return list(labs.values())
 
 

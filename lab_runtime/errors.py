@@ -107,3 +107,7 @@ class GradingError(LabError):
 
 class InvalidBundle(LabError):
     """Raised when a result bundle is unsigned, was changed after signing, or is malformed."""
+
+
+class InvalidSkills(LabError):
+    """Raised when the skills matrix names an unknown skill, role, level or piece of evidence."""

@@ -23,6 +23,7 @@ from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     review,
     sandbox,
     shadow,
+    skills,
 )
 from lab_runtime.cli.common import app
 

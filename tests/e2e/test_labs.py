@@ -59,6 +59,13 @@ def test_labs_01_to_05_in_sequence_on_one_sandbox_then_nothing_left_running(
         lab_02(env)
         labs_03_and_04(env)
         lab_05(env, tmp_path)
+        # the five labs as evidence of skills: lab 04's and lab 05's blind incidents count as drill runs too
+        skills = json.loads(lab("skills", "--role", "sre", "--json", env=env).stdout)
+        found = {s["skill"]: (s["level"], s["evidence"]) for s in skills["skills"]}
+        assert found["deploy-and-version"] == (2, "lab-04 steps candidate, promote"), found
+        assert found["canary"] == (2, "lab-03 completed") and found["incident-response"][0] == 2, found
+        assert found["roll-back"][0] == 2 and found["monitor-and-detect"][0] >= 1, found
+        assert skills["role"]["met"] == ["day-30"], skills["role"]
         logs = lab("logs", "mlflow", "--lines", "5", env=env)
         assert logs.returncode == 0 and 0 < len(logs.stdout.strip().splitlines()) <= 5, logs
         shown = lab("status", env=env).stdout  # the addresses too, for a learner who lost the brief

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -28,10 +29,12 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "state"
 
 
-def write_run(state: Path, learner: str, run: str, declare_after: float, fix_after: float) -> None:
+def write_run(
+    state: Path, learner: str, run: str, declare_after: float, fix_after: float, drill_id: str = "drift-x", **extra: Any
+) -> None:
     drill = Journal(state / "journal.db", source="drill", learner=learner)
     cli = Journal(state / "journal.db", source="cli", learner=learner)  # each command written 0.5 s after it began
-    started = {"drill": "drift-x", "diagnosis": "data-drift", "time_limit": 600.0, "hold": 30.0}
+    started = {"drill": drill_id, "diagnosis": "data-drift", "time_limit": 600.0, "hold": 30.0, **extra}
     drill.append(DRILL_STARTED, started, run_id=run, ts=T0)
     drill.append(FAULT_INJECTED, {"fault": 0, "type": "covariate_drift", "details": {}}, run_id=run, ts=T0 + 1)
     for kind, payload, after in (
@@ -42,7 +45,7 @@ def write_run(state: Path, learner: str, run: str, declare_after: float, fix_aft
         cli.append(kind, payload, began=T0 + 1 + after, ts=T0 + 1.5 + after)
     span = {"span_start": T0 + 1 + fix_after + 2, "fixed_by": T0 + 1 + fix_after + 1, "held": 30.0}
     drill.append(DRILL_REMEDIATED, span, run_id=run, ts=T0 + 99)
-    drill.append(DRILL_ENDED, {"drill": "drift-x", "outcome": "remediated"}, run_id=run, ts=T0 + 100)
+    drill.append(DRILL_ENDED, {"drill": drill_id, "outcome": "remediated"}, run_id=run, ts=T0 + 100)
 
 
 def test_lab_grade_prints_one_row_per_run_and_filters_by_learner(state: Path) -> None:

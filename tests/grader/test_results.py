@@ -32,22 +32,28 @@ KEY = b"k" * 32
 NEW_IN_3 = ("decision", "verdict", "blast_radius")
 
 
+def steps(*passed: bool) -> list[dict[str, Any]]:
+    return [{"id": name, "passed": p} for name, p in zip(("train", "register", "promote"), passed, strict=True)]
+
+
 def bundle(**changes: Any) -> dict[str, Any]:
     events = solved().events
     lab = [
         Event(100, 1.0, "cli", LAB_STARTED, {"lab": "lab-01"}, "ada"),
-        Event(101, 2.0, "cli", LAB_CHECK, {"lab": "lab-01", "passed": 2, "steps": [{}, {}, {}]}, "ada"),
-        Event(102, 3.0, "cli", LAB_CHECK, {"lab": "lab-01", "passed": 3, "steps": [{}, {}, {}]}, "ada"),
+        Event(101, 2.0, "cli", LAB_CHECK, {"lab": "lab-01", "passed": 2, "steps": steps(True, False, True)}, "ada"),
+        Event(102, 3.0, "cli", LAB_CHECK, {"lab": "lab-01", "passed": 1, "steps": steps(False, True, False)}, "ada"),
     ]
     return {**build_bundle([*events, *lab], "ada", 1_800_000_500.0), **changes}
 
 
 def test_a_bundle_holds_the_learners_labs_graded_runs_and_a_digest_of_their_events() -> None:
     b = bundle()
-    assert b["learner"] == "ada" and b["labs"] == [{"lab": "lab-01", "passed": 3, "total": 3, "completed": True}]
+    # no one check passed all three steps, but each passed in one of them
+    lab = {"lab": "lab-01", "passed": 2, "total": 3, "completed": False, "steps": ["train", "register", "promote"]}
+    assert b["learner"] == "ada" and b["labs"] == [lab]
     (run,) = b["runs"]
     assert (run["drill"], run["ttd"], run["ttr"], run["outcome"]) == ("drift-x", 30.0, 40.0, "remediated")
-    assert (run["ttm"], run["time_to_recovery"], b["format"]) == (40.0, 50.0, "mlops-lab-results/3")
+    assert (run["ttm"], run["time_to_recovery"], b["format"]) == (40.0, 50.0, "mlops-lab-results/4")
     assert (run["decision"], run["verdict"], run["blast_radius"]) == (None, None, None)  # a drift drill, no record
     assert b["journal"]["events"] == 10
     changed = [*solved().events[:-1], Event(7, solved().events[-1].ts + 1, "drill", "drill.ended", {}, "ada", "r1")]
@@ -71,6 +77,13 @@ def test_a_bundle_exported_before_decisions_existed_still_verifies() -> None:
     assert (verified.format, verified.runs[0].ttm, verified.runs[0].blast_radius) == ("mlops-lab-results/2", 40.0, None)
 
 
+def test_a_bundle_exported_before_lab_steps_existed_still_verifies() -> None:
+    old = {**bundle(), "format": "mlops-lab-results/3"}
+    old["labs"] = [{k: v for k, v in lab.items() if k != "steps"} for lab in old["labs"]]
+    verified = verify(json.loads(json.dumps(sign(old, KEY))), KEY, "old.json")
+    assert (verified.format, verified.labs[0].passed, verified.labs[0].steps) == ("mlops-lab-results/3", 2, ())
+
+
 def test_a_blind_run_still_going_stays_out_of_the_bundle() -> None:
     j = solved()
     j.events[0] = Event(1, j.events[0].ts, "drill", DRILL_STARTED, {**j.events[0].payload, "blind": True}, "ada", "r1")
@@ -83,7 +96,8 @@ def test_a_signed_bundle_verifies_and_any_change_is_refused() -> None:
     assert signed["signature"]["key_id"] == key_id(KEY) and len(signed["signature"]["value"]) == 64
     assert verify(json.loads(json.dumps(signed)), KEY, "b.json").runs[0].ttd == 30.0
     changes = [(("runs", 0, "ttd"), 3.0), (("learner",), "eve"), (("journal", "sha256"), "0" * 64),
-               (("labs", 0, "completed"), False), (("capstone",), {"finished": True, "passed": True})]  # fmt: skip
+               (("labs", 0, "completed"), True), (("labs", 0, "steps"), ["train"]),
+               (("capstone",), {"finished": True, "passed": True})]  # fmt: skip
     for path, value in changes:
         tampered = json.loads(json.dumps(signed))
         target = tampered
