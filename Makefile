@@ -10,7 +10,7 @@ RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
-.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval bench-evidence clean
 
 install: $(STAMP)
 
@@ -23,9 +23,18 @@ $(STAMP): pyproject.toml lab_runtime/__init__.py
 	@$(PY) -c 'import lab_runtime, sysconfig; lab_runtime.write_site_defaults(sysconfig.get_paths()["purelib"])'
 	@touch $(STAMP)
 
+# Ralph, the Learning Record Store the xAPI tests send statements to, in a venv of its own: its FastAPI pin is older
+# than the lab's. Only the tests need it.
+LRS_VENV  := .venv-lrs
+LRS_STAMP := $(LRS_VENV)/.installed
+$(LRS_STAMP):
+	@test -x $(LRS_VENV)/bin/python || $(PYTHON) -m venv $(LRS_VENV)
+	$(LRS_VENV)/bin/pip install --quiet --disable-pip-version-check 'ralph-malph[backend-fs,lrs,cli]==5.1.0' 'requests>=2.31'
+	@touch $(LRS_STAMP)
+
 # On two workers (a test file per worker at a time, and tests/drills whole on one: tests/conftest.py's scheduler;
 # so a sandbox starts once per module or package), then the tests that need the machine to themselves (`serial`).
-test: install
+test: install $(LRS_STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
@@ -89,7 +98,7 @@ capstone: install
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch bench-shadow bench-eval
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch bench-shadow bench-eval bench-evidence
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -126,6 +135,10 @@ bench-canary: install
 
 bench-grader: install
 	$(PY) tests/bench/bench_grader.py
+
+# xAPI export and sending (to Ralph), the gradebook, the cohort report and `lab skills` for 1,000 learners' bundles.
+bench-evidence: install $(LRS_STAMP)
+	$(PY) tests/bench/bench_evidence.py
 
 # Needs the machine to itself: it burns every core while an automated learner acts through the CLI.
 bench-grading: install

@@ -65,6 +65,7 @@ def refusal(refused: list[str]) -> str:
 @dataclass(frozen=True)
 class LoadedCohort:
     cohort: Cohort
+    bundles: list[Bundle]  # the latest export of each learner
     repeated: list[str]  # learners with several bundles: the latest export of each counts
     older: int  # bundles of an earlier format: TTR is the verified span's start, and no TTM
 
@@ -88,4 +89,4 @@ def load_cohort(
     if not bundles:
         raise LabError(f"no valid bundle in {', '.join(map(str, paths))}")
     latest, repeated = latest_per_learner(bundles)
-    return LoadedCohort(cohort(name, latest), repeated, sum(b.format != FORMAT for b in latest))
+    return LoadedCohort(cohort(name, latest), latest, repeated, sum(b.format != FORMAT for b in latest))

@@ -95,6 +95,12 @@ class Bundle(BaseModel):
     journal: dict[str, Any]
     signature: dict[str, str]
 
+    @property
+    def scored_capstone(self) -> dict[str, Any] | None:
+        """The capstone once it finished with a score (score, passed, dimensions), else None."""
+        cap = self.capstone
+        return cap if cap and cap.get("finished") and "score" in cap else None
+
 
 def canonical(value: Any) -> bytes:
     """The signed form: compact JSON with sorted keys (orjson: a cohort report verifies 10,000 of these)."""

@@ -111,3 +111,7 @@ class InvalidBundle(LabError):
 
 class InvalidSkills(LabError):
     """Raised when the skills matrix names an unknown skill, role, level or piece of evidence."""
+
+
+class LrsError(LabError):
+    """Raised when a Learning Record Store refuses statements or stays unreachable (they stay queued)."""

@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         """Drill runs and the durable table of active faults (what `lab reset` reverts)."""
         return self.root / "drills.db"
 
+    @property
+    def xapi_outbox_path(self) -> Path:
+        """xAPI statements queued for a Learning Record Store until it took them (`lab results xapi --lrs`)."""
+        return self.root / "xapi-outbox.db"
+
     def ensure_dirs(self) -> None:
         dirs = (self.root, self.artifacts_dir, self.logs_dir, self.run_dir, self.workspace_dir, self.reports_dir)
         for d in (*dirs, self.rules_dir, self.load_dir):

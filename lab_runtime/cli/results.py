@@ -1,4 +1,5 @@
-"""Result commands: `lab results export|verify|keygen` (signed bundles) and `lab cohort report` (a cohort's figures)."""
+"""Result commands: `lab results export|verify|keygen` (signed bundles), `lab results xapi|gradebook` (evidence for an
+LMS) and `lab cohort report` (a cohort's figures)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,9 +32,13 @@ from lab_runtime.errors import InvalidBundle, LabError
 from lab_runtime.files.atomic import write_atomic
 
 if TYPE_CHECKING:
+    from grader.bundles import LoadedCohort
     from grader.cohort import Cohort
 
-results_app = typer.Typer(help="Signed result bundles: export, verify.", no_args_is_help=True)
+results_app = typer.Typer(
+    help="Signed result bundles: export, verify; as xAPI statements (to an LRS) and an LMS gradebook.",
+    no_args_is_help=True,
+)
 cohort_app = typer.Typer(help="Cohort reports from result bundles.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
 app.add_typer(cohort_app, name="cohort")
@@ -75,10 +81,7 @@ def export(
     bundle = sign(build_bundle(events, who, time.time(), capstone_summary(events, who)), key)
     if not bundle["labs"] and not bundle["runs"]:
         raise LabError(f"the journal holds no lab or drill run of {who!r}; check --learner (or LAB_LEARNER)")
-    try:
-        write_atomic(out_file, json.dumps(bundle, indent=1).encode())
-    except OSError as exc:
-        raise LabError(f"cannot write {out_file}: {exc.strerror}") from None
+    _write(out_file, json.dumps(bundle, indent=1))
     plain(
         f"exported {len(bundle['runs'])} drill run(s) and {len(bundle['labs'])} lab(s) of {who} to {out_file} "
         f"(signed, key id {bundle['signature']['key_id']})"
@@ -106,7 +109,14 @@ def verify_cmd(files: list[Path] = typer.Argument(..., help="bundle files"), key
         raise typer.Exit(1)
 
 
-def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -> Cohort:
+def _write(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, text.encode())
+    except OSError as exc:
+        raise LabError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -> LoadedCohort:
     from grader.bundles import load_cohort
 
     def skipped(reason: str) -> None:
@@ -122,7 +132,7 @@ def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -
             "their TTR is the verified span's start (time_to_recovery), and they have no TTM; re-export them to "
             "compare like with like"
         )
-    return loaded.cohort
+    return loaded
 
 
 def _summary(c: Cohort, other: Cohort | None) -> None:
@@ -175,13 +185,13 @@ def report(
 
     key = instructor_key(settings(), key_file)
     mine_name = name or (paths[0].resolve().name if paths[0].is_dir() else "cohort")
-    mine = _load_cohort(mine_name, paths, key, skip_invalid)
+    mine = _load_cohort(mine_name, paths, key, skip_invalid).cohort
     other = None
     if compare is not None:
         other_name = compare.resolve().name
         other = _load_cohort(
             other_name if other_name != mine_name else f"{other_name} (2)", [compare], key, skip_invalid
-        )
+        ).cohort
     comparison = compare_cohorts(mine, other) if other else None
     pages: list[tuple[Path | None, Callable[[], str]]] = [
         (html, lambda: to_html(mine, comparison, other)),
@@ -189,10 +199,7 @@ def report(
     ]
     for path, render in pages:
         if path is not None:
-            try:
-                write_atomic(path, render().encode())
-            except OSError as exc:
-                raise LabError(f"cannot write {path}: {exc.strerror}") from None
+            _write(path, render())
     if as_json:
         print_json(as_dict(mine, comparison, other))
         return
@@ -200,3 +207,62 @@ def report(
     for path in (html, csv_file):
         if path is not None:
             plain(f"wrote {path}")
+
+
+@results_app.command("xapi")
+@friendly
+def xapi_cmd(
+    paths: list[Path] = typer.Argument(..., help="bundle files, or directories of them"),
+    out_file: Path | None = typer.Option(None, "--out", help="write the statements (a JSON array) here"),
+    lrs: str | None = typer.Option(None, "--lrs", help="send them to this LRS's xAPI endpoint (http://host/xAPI/)"),
+    lrs_user: str | None = typer.Option(None, "--lrs-user", envvar="LAB_LRS_USER", help="the LRS's basic-auth user"),
+    home_page: str | None = typer.Option(
+        None, "--home-page", help="the home of learners' accounts and activity IRIs (default https://mlops-lab.invalid)"
+    ),
+    retries: int = typer.Option(5, "--retries", min=0, help="tries of a batch after the first (5xx, timeouts)"),
+    batch: int = typer.Option(50, "--batch", min=1, help="statements per POST"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="export the valid bundles, naming the rest"),
+    key_file: Path | None = KEY_FILE,
+) -> None:
+    """Learning evidence as xAPI statements: a statement per lab, drill run and capstone, with score, success,
+    completion, duration and the TTD, TTM, TTR, decision and blast radius. With --lrs they go through a durable
+    outbox (.lab/xapi-outbox.db): retried with back-off, none lost or sent twice. The password is LAB_LRS_PASSWORD."""
+    from grader.bundles import instructor_key
+    from grader.lrs import send
+    from grader.xapi import HOME_PAGE, statements
+
+    if out_file is None and lrs is None:
+        raise LabError("say where the statements go: --out FILE, --lrs URL, or both")
+    password = os.environ.get("LAB_LRS_PASSWORD")
+    if lrs is not None and (lrs_user is None) != (password is None):
+        raise LabError("basic auth needs both --lrs-user (or LAB_LRS_USER) and LAB_LRS_PASSWORD; give both or neither")
+    current = settings()
+    loaded = _load_cohort("xapi", paths, instructor_key(current, key_file), skip_invalid)
+    found = statements(loaded.bundles, (home_page or HOME_PAGE).rstrip("/"))
+    if out_file is not None:
+        _write(out_file, json.dumps(found, indent=1))
+        plain(f"wrote {len(found)} statement(s) of {len(loaded.bundles)} learner(s) to {out_file}")
+    if lrs is not None:
+        auth = (lrs_user, password) if lrs_user is not None and password is not None else None
+        say = partial(err.print, style="yellow", highlight=False, soft_wrap=True)
+        done = send(current.xapi_outbox_path, lrs, found, auth, say=say, retries=retries, batch=batch)
+        plain(f"sent {done.sent} statement(s) to {lrs} ({done.queued} newly queued, {done.pending} still queued)")
+
+
+@results_app.command("gradebook")
+@friendly
+def gradebook_cmd(
+    paths: list[Path] = typer.Argument(..., help="bundle files, or directories of them"),
+    out_file: Path = typer.Option(..., "--out", help="the CSV file to write"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="use the valid bundles, naming the rest"),
+    key_file: Path | None = KEY_FILE,
+) -> None:
+    """A gradebook an LMS imports: a row per learner; labs completed, drill runs, remediations, mean drill score,
+    the capstone's score, and per lab the share of its steps passed (0-100)."""
+    from grader.bundles import instructor_key
+    from grader.gradebook import gradebook_csv
+    from lab_runtime.labs.catalog import all_labs
+
+    loaded = _load_cohort("gradebook", paths, instructor_key(settings(), key_file), skip_invalid)
+    _write(out_file, gradebook_csv(loaded.bundles, [lab.id for lab in all_labs()]))
+    plain(f"wrote the gradebook of {len(loaded.bundles)} learner(s) to {out_file}")

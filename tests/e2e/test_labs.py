@@ -18,6 +18,7 @@ import pytest
 
 from lab_runtime.events import DRILL_ENDED
 from lab_runtime.journal import Journal
+from lab_runtime.labs.catalog import find_lab
 from tests.cli import lab, lab_process, one_line_error
 from tests.sandbox import FAST, wait_for
 
@@ -269,7 +270,10 @@ def lab_05(env: dict[str, str], tmp_path: Path) -> None:
     assert exported.returncode == 0 and "exported 3 drill run(s) and 5 lab(s)" in exported.stdout
     body = json.loads(bundle.read_text())
     totals = {"lab-01": 7, "lab-02": 7, "lab-03": 5, "lab-04": 6, "lab-05": 4}
-    assert body["labs"] == [{"lab": k, "passed": n, "total": n, "completed": True} for k, n in totals.items()]
+    steps = {k: [s.id for s in find_lab(k).steps] for k in totals}
+    assert body["labs"] == [
+        {"lab": k, "passed": n, "total": n, "completed": True, "steps": steps[k]} for k, n in totals.items()
+    ]
     assert lab("results", "verify", str(bundle), env=env).returncode == 0
     body["runs"][0]["ttr"] = 1.0
     bundle.write_text(json.dumps(body))
