@@ -143,6 +143,8 @@ class Capstone:
     seed: int
     grades: tuple[RunGrade, ...]
     decisions: int = 0  # of the planned drills, those with a decision table
+    form: str = "capstone"  # or a skill check's form: baseline, final
+    pairing_seed: int | None = None  # a skill check's (both forms of a learner draw from it)
 
     def result(self) -> CapstoneScore:
         return score(self.rubric, self.grades, self.planned, self.decisions)
@@ -155,9 +157,21 @@ class Capstone:
         return {"capstone_id": self.capstone_id, "finished": True, "seed": self.seed, **asdict(self.result())}
 
 
-def latest_capstone(events: Sequence[Event], learner: str | None) -> Capstone | None:
-    """The learner's last capstone, its runs being the drill runs tagged with its id."""
-    started = [e for e in events if e.kind == CAPSTONE_STARTED and (learner is None or e.learner == learner)]
+def form_of(start: Event) -> str:
+    """What a `capstone.started` began: `capstone`, or the skill check's `baseline` or `final` form."""
+    return str(start.payload.get("form", "capstone"))
+
+
+def latest_capstone(events: Sequence[Event], learner: str | None, form: str | None = "capstone") -> Capstone | None:
+    """The learner's last capstone (`form`: or the last baseline or final skill check; None: whichever ran last),
+    its runs being the drill runs tagged with its id."""
+    started = [
+        e
+        for e in events
+        if e.kind == CAPSTONE_STARTED
+        and (learner is None or e.learner == learner)
+        and (form is None or form_of(e) == form)
+    ]
     if not started:
         return None
     start = started[-1]
@@ -168,7 +182,11 @@ def latest_capstone(events: Sequence[Event], learner: str | None) -> Capstone | 
     rubric = Rubric.model_validate(start.payload["rubric"])
     count, seed = int(start.payload["count"]), int(start.payload["seed"])
     decisions = int(start.payload.get("decisions", 0))
-    return Capstone(cid, start.learner, start.ts, ended, rubric, count, seed, grades, decisions)
+    pairing = start.payload.get("pairing_seed")
+    return Capstone(
+        cid, start.learner, start.ts, ended, rubric, count, seed, grades, decisions, form_of(start),
+        None if pairing is None else int(pairing),
+    )  # fmt: skip
 
 
 def capstone_summary(events: Sequence[Event], learner: str | None) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import fmean
 
+from grader.before_after import BeforeAfter, before_after
 from grader.grading import decision_label
 from grader.results import Bundle, Run
 
@@ -84,6 +85,7 @@ class Cohort:
     drills: tuple[DrillStats, ...]
     leaderboard: tuple[LearnerStats, ...]
     runs: tuple[Run, ...] = field(repr=False, default=())
+    before_after: BeforeAfter | None = None  # the skill check's baselines and finals, when any learner took one
 
     def drill(self, drill: str) -> DrillStats | None:
         return next((d for d in self.drills if d.drill == drill), None)
@@ -172,7 +174,7 @@ def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
         key=lambda s: (-(s.mean_score if s.mean_score is not None else -1.0), -s.remediated, s.learner),
     )
     board = tuple(replace(s, rank=i) for i, s in enumerate(learners, start=1))
-    return Cohort(name, len(bundles), drills, board, tuple(runs))
+    return Cohort(name, len(bundles), drills, board, tuple(runs), before_after(bundles))
 
 
 @dataclass(frozen=True)

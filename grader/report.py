@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from grader.before_after import LEVEL, BeforeAfter, Pair
 from grader.cohort import Cohort, Comparison, DrillStats, Spread, percentile
 from grader.results import Run
 from lab_runtime.svg import SVG_STYLE, ticks
@@ -35,6 +37,14 @@ def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
         "drills": [_drill(d) for d in cohort.drills],
         "leaderboard": [vars(s) for s in cohort.leaderboard],
     }
+    if cohort.before_after is not None:
+        ba = cohort.before_after
+        body["before_after"] = {
+            "pairs": [vars(p) for p in ba.pairs],
+            "changes": [vars(c) for c in ba.changes],
+            "baseline_only": list(ba.baseline_only),
+            "final_only": list(ba.final_only),
+        }
     if comparison is not None and other is not None:
         body["compare"] = {
             "cohort": other.name,
@@ -407,6 +417,70 @@ def _by_drill(cohort: Cohort) -> dict[str, list[Run]]:
     return runs
 
 
+FIGURE_NAMES = {"mttd": "MTTD (s)", "mttr": "MTTR (s)", "score": "score"}
+PAIR_ROWS = 60  # learners drawn in a before/after plot; the JSON holds everyone
+
+
+def _dumbbells(title: str, figure: str, pairs: Sequence[Pair]) -> str:
+    """Per learner, the baseline (grey) and the final (blue) on one row, joined by a line."""
+    rows: list[tuple[str, float, float]] = []
+    for p in pairs[:PAIR_ROWS]:
+        before, after = p.before[figure], p.after[figure]
+        if before is not None and after is not None:
+            rows.append((p.learner, before, after))
+    if not rows:
+        return ""
+    marks = ticks(max(max(b, a) for _, b, a in rows))
+    left, right, top, row = 150.0, 620.0, 30.0, 18.0
+    height = top + row * len(rows) + 50
+
+    def x(v: float) -> float:
+        return left + v / marks[-1] * (right - left)
+
+    parts = [_svg("dumbbell", title, right + 20, height)]
+    for i, (name, before, after) in enumerate(rows):
+        y = top + row * i + row / 2
+        parts.append(
+            f'<text class="name" x="{left - 8:.1f}" y="{y + 4:.1f}" text-anchor="end">{escape(_short(name))}</text>'
+            f'<line class="grid" x1="{x(before):.1f}" y1="{y:.1f}" x2="{x(after):.1f}" y2="{y:.1f}" '
+            f'style="stroke:#999;stroke-width:2"/>'
+            f'<circle class="dot before" cx="{x(before):.1f}" cy="{y:.1f}" r="4" fill="#999"><title>{escape(name)} '
+            f"baseline {_num(before)}</title></circle>"
+            f'<circle class="dot after" cx="{x(after):.1f}" cy="{y:.1f}" r="4" fill="{COLOURS[0]}"><title>'
+            f"{escape(name)} final {_num(after)}</title></circle>"
+        )
+    parts.append(_x_axis(marks, left, right, top + row * len(rows) + 4, FIGURE_NAMES[figure]))
+    return "".join(parts) + "</svg>"
+
+
+def _before_after(ba: BeforeAfter) -> str:
+    parts = [
+        "<h2 id='before-after'>Before and after: the skill check</h2>",
+        f"<p>{len(ba.pairs)} learner(s) took both the baseline and the final. MTTD and MTTR are each learner's means "
+        "over the form's drills, a drill not detected or not remediated counting as its time limit. The interval is "
+        f"a {LEVEL:.0%} bootstrap interval of the mean change; p is the paired Wilcoxon signed-rank test's.</p>",
+        "<table class='before-after'><tr><th>figure</th><th>pairs</th><th>baseline (mean)</th><th>final (mean)</th>"
+        "<th>change (mean)</th><th>interval</th><th>p</th><th>improved</th></tr>",
+    ]
+    for c in ba.changes:
+        interval = "-" if c.interval is None else f"{_num(c.interval[0])} to {_num(c.interval[1])}"
+        cells = [FIGURE_NAMES[c.figure], str(c.pairs), _opt(c.before), _opt(c.after), _opt(c.change), interval,
+                 _opt(c.p_value), _pct(c.improved)]  # fmt: skip
+        parts.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in cells) + "</tr>")
+    parts.append("</table>")
+    for names, what in ((ba.baseline_only, "no final yet"), (ba.final_only, "no baseline")):
+        if names:
+            parts.append(f"<p class='unpaired'>{len(names)} learner(s) with {what}: {escape(', '.join(names))}</p>")
+    parts += [_dumbbells(f"{FIGURE_NAMES[f]}: baseline (grey) and final (blue)", f, ba.pairs) for f in ("mttd", "mttr")]
+    if len(ba.pairs) > PAIR_ROWS:
+        parts.append(f"<p>The plots show {PAIR_ROWS} of the {len(ba.pairs)} pairs; the JSON holds every one.</p>")
+    return "\n".join(parts)
+
+
+def _opt(value: float | None) -> str:
+    return "-" if value is None else _num(value)
+
+
 def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> str:
     names = [cohort.name] + ([other.name] if other else [])
     legend = " ".join(f'<span style="color:{COLOURS[i]}">&#9632; {escape(n)}</span>' for i, n in enumerate(names))
@@ -441,6 +515,8 @@ def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
     for d in cohort.drills if comparison is None else [c.a or c.b for c in comparison]:
         assert d is not None
         parts += [_distribution(d.drill, m, cohorts, runs) for m in MEASURES]
+    if cohort.before_after is not None:
+        parts.append(_before_after(cohort.before_after))
     parts.append("<h2>Learners</h2>" + _scatter(cohorts))
     parts.append(
         "<table><tr><th>rank</th><th>learner</th><th>runs</th><th>detected</th><th>remediated</th><th>harm</th>"

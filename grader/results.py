@@ -26,7 +26,7 @@ from lab_runtime.events import LAB_CHECK, LAB_STARTED
 from lab_runtime.journal import Event
 
 # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added. 3: decision, verdict, blast_radius.
-# 4: the steps each lab passed.
+# 4: the steps each lab passed; the skill check's forms (assessments).
 FORMAT = "mlops-lab-results/4"
 FORMATS = (
     "mlops-lab-results/1",
@@ -92,6 +92,7 @@ class Bundle(BaseModel):
     labs: tuple[LabResult, ...]
     runs: tuple[Run, ...]
     capstone: dict[str, Any] | None = None
+    assessments: dict[str, dict[str, Any]] = {}  # the skill check's baseline and final (a bundle before 4: none)
     journal: dict[str, Any]
     signature: dict[str, str]
 
@@ -141,9 +142,13 @@ def lab_results(events: Iterable[Event]) -> list[dict[str, Any]]:
 
 
 def build_bundle(
-    events: list[Event], learner: str, exported_at: float, capstone: dict[str, Any] | None = None
+    events: list[Event],
+    learner: str,
+    exported_at: float,
+    capstone: dict[str, Any] | None = None,
+    assessments: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The unsigned bundle of `learner`: labs, graded drill runs, capstone, digest of the learner's events."""
+    """The unsigned bundle of `learner`: labs, graded drill runs, capstone, skill check, digest of their events."""
     own = [e for e in events if e.learner == learner]
     # A blind run still going would give its drill away to whoever reads the file: it comes in a later export.
     runs: list[RunGrade] = [g for g in grade(events, learner) if g.finished or not g.blind]
@@ -154,6 +159,7 @@ def build_bundle(
         "labs": lab_results(own),
         "runs": [asdict(r) for r in runs],
         "capstone": capstone,
+        "assessments": assessments or {},
         "journal": journal_digest(own),
     }
 

@@ -277,6 +277,8 @@ class CapstoneStarted(TypedDict):
     longest: float  # seconds the plan may take
     rubric: dict[str, Any]  # the rubric, as its file spells it
     decisions: NotRequired[int]  # how many of the drills drawn have a decision table (output drills)
+    form: NotRequired[str]  # a skill check's form, baseline or final (absent: the capstone)
+    pairing_seed: NotRequired[int]  # a skill check's: both forms of a learner draw from it, each other drills
 
 
 class CapstoneEnded(TypedDict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lab_runtime import clock
 from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
+    assess,
     capstone,
     common,
     drill,

@@ -68,7 +68,7 @@ def start(
     plan = _plan(rubric, chosen, current.time_scale)  # refused here when it may not fit the budget
     backend(current).require("mlflow", "model-service")
     log = journal(current.model_copy(update={"learner": who}))
-    last = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who)
+    last = latest_capstone(log.events([CAPSTONE_STARTED, CAPSTONE_ENDED]), who, None)  # one runner at a time
     unfinished = last.capstone_id if last is not None and last.ended is None else None
 
     def started(capstone_id: str) -> CapstoneStarted:
@@ -110,13 +110,14 @@ def run(capstone_id: str) -> None:
     run_capstone(current, backend(current), log, capstone_id, seed, schedule, reports(seed, blind=True))
 
 
-def _found(learner: str | None) -> Any:
+def _found(learner: str | None, form: str | None = "capstone") -> Any:
+    """The learner's last capstone (`form` None: or skill check, whichever started last)."""
     from grader.capstone import latest_capstone
     from grader.grading import KINDS
 
     current = settings()
     found = latest_capstone(
-        journal(current).events([*KINDS, CAPSTONE_STARTED, CAPSTONE_ENDED]), learner_name(learner, current)
+        journal(current).events([*KINDS, CAPSTONE_STARTED, CAPSTONE_ENDED]), learner_name(learner, current), form
     )
     if found is None:
         raise LabError("no capstone in the journal yet; start one with `lab capstone start` (or `make capstone`)")
@@ -126,14 +127,15 @@ def _found(learner: str | None) -> Any:
 @capstone_app.command("status")
 @friendly
 def status(learner: str | None = typer.Option(None), as_json: bool = JSON) -> None:
-    """The last capstone: running or finished, drills done, time used."""
+    """The last capstone or skill check: running or finished, drills done, time used."""
     from lab_runtime.journal import Journal
 
-    found = _found(learner)
+    found = _found(learner, None)
     log: Journal = journal(settings())
     done = sum(1 for e in log.events([DRILL_ENDED]) if e.run_id in {g.run_id for g in found.grades})
     elapsed = (found.ended.ts if found.ended else time.time()) - found.started_at
     body = {
+        "form": found.form,
         "capstone_id": found.capstone_id,
         "learner": found.learner,
         "state": "finished" if found.ended else "running",
@@ -145,9 +147,13 @@ def status(learner: str | None = typer.Option(None), as_json: bool = JSON) -> No
         print_json(body)
         return
     plain(
-        f"capstone {found.capstone_id} of {found.learner}: {body['state']}, {done} of {found.planned} drills done, "
-        f"{format_duration(elapsed)} in"
+        f"{_what(found)} {found.capstone_id} of {found.learner}: {body['state']}, {done} of {found.planned} drills "
+        f"done, {format_duration(elapsed)} in"
     )
+
+
+def _what(found: Any) -> str:
+    return "capstone" if found.form == "capstone" else f"{found.form} skill check"
 
 
 @capstone_app.command("score")
@@ -177,10 +183,11 @@ def score_cmd(learner: str | None = typer.Option(None), as_json: bool = JSON) ->
 @capstone_app.command("abort")
 @friendly
 def abort(learner: str | None = typer.Option(None)) -> None:
-    """End the running capstone: its current drill is aborted (its faults reverted) and no further drill starts."""
+    """End the running capstone or skill check: its current drill is aborted (its faults reverted) and no further
+    drill starts."""
     from drills.capstone_runner import stop
 
-    found = _found(learner)
+    found = _found(learner, None)
     if found.ended is not None or not stop(settings(), found.capstone_id):
-        raise LabError(f"capstone {found.capstone_id} is not running; nothing to abort")
-    plain(f"capstone {found.capstone_id} aborted; its drill's faults are reverted")
+        raise LabError(f"{_what(found)} {found.capstone_id} is not running; nothing to abort")
+    plain(f"{_what(found)} {found.capstone_id} aborted; its drill's faults are reverted")

@@ -70,6 +70,7 @@ def export(
     key_file: Path | None = KEY_FILE,
 ) -> None:
     """Your labs, graded drill runs and capstone, with a digest of your journal, signed under the instructor key."""
+    from grader.assessment import assessments
     from grader.bundles import instructor_key
     from grader.capstone import capstone_summary
     from grader.results import build_bundle, sign
@@ -78,7 +79,8 @@ def export(
     who = learner_name(learner, current)
     key = instructor_key(current, key_file)
     events = journal(current).events()
-    bundle = sign(build_bundle(events, who, time.time(), capstone_summary(events, who)), key)
+    body = build_bundle(events, who, time.time(), capstone_summary(events, who), assessments(events, who))
+    bundle = sign(body, key)
     if not bundle["labs"] and not bundle["runs"]:
         raise LabError(f"the journal holds no lab or drill run of {who!r}; check --learner (or LAB_LEARNER)")
     _write(out_file, json.dumps(bundle, indent=1))
@@ -163,6 +165,19 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
         figures = (s.runs, s.detected, s.remediated, s.collateral)
         board.add_row(str(s.rank), escape(s.learner), *map(str, figures), cell(s.mean_score, ".1f"), s.capstone)
     out.print(board)
+    if c.before_after is not None:
+        ba = c.before_after
+        table = grid("figure", "pairs", "baseline", "final", "change", "interval", "p", "improved",
+                     title=f"skill check: baseline against final ({len(ba.pairs)} pair(s))")  # fmt: skip
+        for ch in ba.changes:
+            interval = "-" if ch.interval is None else f"{ch.interval[0]:g} to {ch.interval[1]:g}"
+            cells = (ch.before, ch.after, ch.change)
+            table.add_row(ch.figure, str(ch.pairs), *(cell(v, "g") for v in cells), interval, cell(ch.p_value, "g"),
+                          cell(ch.improved, ".0%"))  # fmt: skip
+        out.print(table)
+        for names, what in ((ba.baseline_only, "no final yet"), (ba.final_only, "no baseline")):
+            if names:
+                plain(f"{len(names)} learner(s) with {what}: {', '.join(names)}")
 
 
 @cohort_app.command("report")

@@ -40,7 +40,7 @@ def raw(
     runs = [{**r, "learner": learner} for r in runs]
     labs = [{"lab": "lab-01", "passed": 5, "total": 5, "completed": True, "steps": ["train", "register"]}]
     return {"format": FORMAT, "learner": learner, "exported_at": exported_at, "labs": labs, "runs": runs,
-            "capstone": capstone, "journal": {"events": 1, "sha256": "0" * 64}}  # fmt: skip
+            "capstone": capstone, "assessments": {}, "journal": {"events": 1, "sha256": "0" * 64}}  # fmt: skip
 
 
 def bundles() -> list[Bundle]:

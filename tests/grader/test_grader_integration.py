@@ -1,6 +1,7 @@
 """The grader on a real sandbox, on a loaded machine: an automated learner acting through the public CLI (its own
 processes) at known times after the injection gets TTD, TTM and TTR back within 100 ms, on drills of four kinds;
-and a capstone runs its blind drills in the background and is scored against its rubric."""
+a capstone runs its blind drills in the background and is scored against its rubric; and the skill check's two
+forms run other drills, and the cohort report pairs them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from drills.spec import catalog, find_drill
+from grader.assessment import ASSESSMENT, FORMS, draw, load_assessment
 from grader.capstone import Rubric, plan
 from lab_runtime.events import CAPSTONE_ENDED, DRILL_ENDED, DRILL_STARTED
 from lab_runtime.settings import Settings
@@ -117,3 +119,43 @@ def test_a_capstone_runs_its_blind_drills_in_sequence_and_is_scored(sandbox: San
     assert score["dimensions"]["detection"] == score["dimensions"]["remediation"] == 1.0
     table = lab("capstone", "score")
     assert "PASS" in table.stdout and "(seed 5)" in table.stdout and "detection" in table.stdout
+
+
+@pytest.mark.timeout(420)
+def test_a_skill_check_runs_a_baseline_then_a_final_of_other_drills_and_the_report_pairs_them(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    settings = sandbox.settings
+    form_file = tmp_path / "check.yaml"
+    one_slot = {"slots": [{"kind": "incident", "difficulty": "easy"}], "gap": ["1s", "2s"], "budget": "25m"}
+    form_file.write_text(yaml.safe_dump({**yaml.safe_load(ASSESSMENT.read_text()), **one_slot}))
+    checked = load_assessment(form_file)
+    pool = {("incident", "easy"): [d.id for d in catalog() if d.kind == "incident" and d.difficulty == "easy"
+                                   and "local" in d.runtimes]}  # fmt: skip
+    quick = {"incident-latency-spike", "incident-error-burst", "schema-null-column"}  # the learner's quickest fixes
+    seed = next(s for s in range(200) if {draw(checked, f, s, pool)[0] for f in FORMS} <= quick)
+    seen: dict[str, str] = {}
+    for form in FORMS:
+        since, ends = last_event_id(settings), len(events(settings, kinds_=[CAPSTONE_ENDED]))
+        pairing = ["--seed", str(seed)] if form == "baseline" else []  # the final takes the baseline's
+        started = lab_process("assess", form, "--form-file", str(form_file), *pairing, env=PROBES)
+        assert started.returncode == 0 and f"{form} skill check" in started.stdout, started.stderr
+        run_id = run_id_after(settings, since)
+        start = events(settings, run_id, [DRILL_STARTED])[0]
+        assert start.payload["blind"] and start.payload["tag"].startswith("capstone:")
+        seen[form] = start.payload["drill"]
+        respond(settings, find_drill(seen[form]), run_id)
+        wait_for(lambda n=ends: len(events(settings, kinds_=[CAPSTONE_ENDED])) > n, 120, f"the {form}'s end")
+    assert seen == {f: draw(checked, f, seed, pool)[0] for f in FORMS} and seen["baseline"] != seen["final"]
+    forms = json.loads(lab("assess", "score", "--json").stdout)
+    for form in FORMS:
+        assert forms[form]["finished"] and forms[form]["drills"] == [seen[form]], forms
+        assert 0 < forms[form]["mttd"] < 60 and 0 < forms[form]["mttr"] < 60, forms  # solved, not time limits
+    bundle = tmp_path / "cohort" / "learner.json"
+    bundle.parent.mkdir()
+    key = ["--key-file", str(tmp_path / "key")]
+    (tmp_path / "key").write_text("k" * 64)
+    assert lab("results", "export", "--out", str(bundle), *key).returncode == 0
+    report = json.loads(lab("cohort", "report", str(bundle.parent), "--json", *key).stdout)
+    (pair,) = report["before_after"]["pairs"]
+    assert pair["before"]["mttr"] == forms["baseline"]["mttr"] and pair["after"]["mttr"] == forms["final"]["mttr"]
