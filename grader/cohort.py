@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from statistics import fmean
 
 from grader.before_after import BeforeAfter, before_after
@@ -86,6 +87,7 @@ class Cohort:
     leaderboard: tuple[LearnerStats, ...]
     runs: tuple[Run, ...] = field(repr=False, default=())
     before_after: BeforeAfter | None = None  # the skill check's baselines and finals, when any learner took one
+    weeks: tuple[Week, ...] = ()  # the course's weeks, oldest first
 
     def drill(self, drill: str) -> DrillStats | None:
         return next((d for d in self.drills if d.drill == drill), None)
@@ -162,6 +164,44 @@ def latest_per_learner(bundles: Iterable[Bundle]) -> tuple[list[Bundle], list[st
     return list(latest.values()), sorted(repeated)
 
 
+@dataclass(frozen=True)
+class Week:
+    """The cohort's drill runs injected in one ISO week, with their median and mean TTD and TTR (over the runs
+    that have one) and the share remediated."""
+
+    week: str  # 2026-W49
+    runs: int
+    median_ttd: float | None
+    median_ttr: float | None
+    mean_ttd: float | None
+    mean_ttr: float | None
+    remediated: float
+
+
+def weeks(runs: Sequence[Run]) -> tuple[Week, ...]:
+    by_week: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.injected_at is not None:
+            year, number, _ = datetime.fromtimestamp(r.injected_at, UTC).isocalendar()
+            by_week.setdefault(f"{year}-W{number:02d}", []).append(r)
+    found = []
+    for name in sorted(by_week):
+        held = by_week[name]
+        ttds, ttrs = [r.ttd for r in held if r.ttd is not None], [r.ttr for r in held if r.ttr is not None]
+        found.append(
+            Week(
+                name,
+                len(held),
+                percentile(ttds, 0.5),
+                percentile(ttrs, 0.5),
+                fmean(ttds) if ttds else None,
+                fmean(ttrs) if ttrs else None,
+                len(ttrs) / len(held),
+            )
+        )
+    return tuple(found)
+
+
 def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
     """Per drill figures and a leaderboard (by mean score, then more runs remediated) of one learner's bundle each."""
     runs = [r for b in bundles for r in counted(b)]
@@ -174,7 +214,7 @@ def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
         key=lambda s: (-(s.mean_score if s.mean_score is not None else -1.0), -s.remediated, s.learner),
     )
     board = tuple(replace(s, rank=i) for i, s in enumerate(learners, start=1))
-    return Cohort(name, len(bundles), drills, board, tuple(runs), before_after(bundles))
+    return Cohort(name, len(bundles), drills, board, tuple(runs), before_after(bundles), weeks(runs))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from html import escape
 from typing import Any
 
 from grader.before_after import LEVEL, BeforeAfter, Pair
-from grader.cohort import Cohort, Comparison, DrillStats, Spread, percentile
+from grader.cohort import Cohort, Comparison, DrillStats, Spread, Week, percentile
 from grader.results import Run
+from grader.skills import LearnerSkills
 from lab_runtime.svg import SVG_STYLE, ticks
 from lab_runtime.svg import number as _num
 from lab_runtime.svg import svg_open as _svg
@@ -29,14 +30,34 @@ def _drill(d: DrillStats | None) -> dict[str, Any] | None:
     return body | {"ttd": vars(d.ttd), "ttm": vars(d.ttm), "ttr": vars(d.ttr), "blast_radius": vars(d.blast_radius)}
 
 
-def as_dict(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> dict[str, Any]:
+def _learner_skills(row: LearnerSkills) -> dict[str, Any]:
+    standing = row.progress
+    return {
+        "learner": row.learner,
+        "role": row.role.id if row.role else None,
+        "levels": {s.skill: s.level for s in row.levels},
+        "milestone": standing.milestone if standing else None,
+        "met": list(standing.met) if standing else [],
+        "gaps": [vars(g) for g in standing.gaps] if standing else [],
+    }
+
+
+def as_dict(
+    cohort: Cohort,
+    comparison: list[Comparison] | None = None,
+    other: Cohort | None = None,
+    skills: Sequence[LearnerSkills] = (),
+) -> dict[str, Any]:
     """The report as JSON-ready data (`vars`, not `dataclasses.asdict`: 10,000 learners take it 3 s)."""
     body: dict[str, Any] = {
         "cohort": cohort.name,
         "bundles": cohort.bundles,
         "drills": [_drill(d) for d in cohort.drills],
         "leaderboard": [vars(s) for s in cohort.leaderboard],
+        "weeks": [vars(w) for w in cohort.weeks],
     }
+    if skills:
+        body["skills"] = [_learner_skills(row) for row in skills]
     if cohort.before_after is not None:
         ba = cohort.before_after
         body["before_after"] = {
@@ -406,7 +427,9 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
     "figure{display:inline-block;vertical-align:top;margin:0 1.2em 1.5em 0}"
-    "figcaption{font-size:12px;color:#555;max-width:520px;margin-top:2px}" + SVG_STYLE
+    "figcaption{font-size:12px;color:#555;max-width:520px;margin-top:2px}"
+    ".met{background:#cfe8d4}.short{background:#f5c6cb}.free{background:#eee;color:#777}.skills td{text-align:center}"
+    + SVG_STYLE
 )
 
 
@@ -481,7 +504,91 @@ def _opt(value: float | None) -> str:
     return "-" if value is None else _num(value)
 
 
-def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: Cohort | None = None) -> str:
+def _weekly(weeks: Sequence[Week]) -> str:
+    """Median TTD and TTR per week of the course, one line each; the week's runs under its name."""
+    if not weeks:
+        return ""
+    values = [v for w in weeks for v in (w.median_ttd, w.median_ttr) if v is not None]
+    marks = ticks(max(values, default=1.0))
+    left, right, top, bottom = 70.0, 640.0, 40.0, 260.0
+    step = (right - left) / max(len(weeks) - 1, 1)
+
+    def y(v: float) -> float:
+        return bottom - v / marks[-1] * (bottom - top)
+
+    parts = [_svg("weekly", "Median TTD and TTR per week of the course", right + 120, bottom + 60)]
+    for t in marks:
+        parts.append(f'<line class="grid" x1="{left:.1f}" y1="{y(t):.1f}" x2="{right:.1f}" y2="{y(t):.1f}"/>'
+                     f'<text x="{left - 6:.1f}" y="{y(t) + 4:.1f}" text-anchor="end">{_num(t)}</text>')  # fmt: skip
+    for i, w in enumerate(weeks):
+        x = left + step * i
+        label = f'<text x="{x:.1f}" y="{bottom + 16:.1f}" text-anchor="middle">{escape(w.week)}</text>'
+        runs = f"{w.runs} run" + ("" if w.runs == 1 else "s")
+        count = f'<text class="miss" x="{x:.1f}" y="{bottom + 30:.1f}" text-anchor="middle">{runs}</text>'
+        parts.append(label + count)
+    for name, colour, attr in (("TTD", COLOURS[0], "median_ttd"), ("TTR", COLOURS[1], "median_ttr")):
+        points = [(left + step * i, getattr(w, attr)) for i, w in enumerate(weeks) if getattr(w, attr) is not None]
+        if not points:
+            continue
+        path = " ".join(f"{x:.1f},{y(v):.1f}" for x, v in points)
+        parts.append(f'<polyline class="trend {name.lower()}" points="{path}" fill="none" stroke="{colour}" '
+                     'stroke-width="2"/>')  # fmt: skip
+        parts += [f'<circle class="dot {name.lower()}" cx="{x:.1f}" cy="{y(v):.1f}" r="4" fill="{colour}">'
+                  f"<title>median {name} {_num(v)} s</title></circle>" for x, v in points]  # fmt: skip
+        last_x, last_v = points[-1]
+        parts.append(f'<text class="name" x="{last_x + 8:.1f}" y="{y(last_v) + 4:.1f}">median {name}</text>')
+    parts.append(f'<text class="axis-label" x="{left:.1f}" y="{top - 8:.1f}">seconds</text>')
+    return "".join(parts) + "</svg>"
+
+
+def _skills(rows: Sequence[LearnerSkills]) -> str:
+    """The learners against the skills: each cell the learner's level, green when it meets what the role's milestone
+    needs, red when it falls short, grey when the milestone does not ask for the skill (or the learner has no role)."""
+    if not rows:
+        return ""
+    skills = [s.skill for s in rows[0].levels]
+    parts = [
+        "<h2 id='skills'>Skills against each learner's role</h2><p>Each cell is the learner's level in the skill "
+        "(0 none, 1 practised, 2 independent, 3 proficient; <code>labs/skills.yaml</code>): "
+        "<span class='met'>&nbsp;met&nbsp;</span> at or above what the role's next milestone needs, "
+        "<span class='short'>&nbsp;short&nbsp;</span> below it, <span class='free'>&nbsp;not asked&nbsp;</span> "
+        "the milestone does not ask for it.</p>",
+        "<table class='skills'><tr><th>learner</th><th>role</th><th>milestone</th>"
+        + "".join(f"<th>{escape(k)}</th>" for k in skills) + "<th>gaps</th></tr>",
+    ]  # fmt: skip
+    for row in rows:
+        needs = (
+            row.role.milestones[row.progress.milestone] if row.role and row.progress and row.progress.milestone else {}
+        )
+        cells = []
+        for level in row.levels:
+            need = needs.get(level.skill)
+            kind = "free" if not need else "met" if level.level >= need else "short"
+            title = (
+                f"{level.name}"
+                + (f"; needs {need}" if need else "")
+                + (f"; {level.evidence}" if level.evidence else "")
+            )
+            cells.append(f"<td class='{kind}' title='{escape(title)}'>{level.level}</td>")
+        if row.progress is None:
+            milestone, gaps = "-", "no role"
+        elif row.progress.milestone is None:
+            milestone, gaps = "all met", "-"
+        else:
+            milestone, gaps = row.progress.milestone, str(len(row.progress.gaps))
+        role = row.role.id if row.role else "-"
+        parts.append(f"<tr><td>{escape(row.learner)}</td><td>{escape(role)}</td><td>{escape(milestone)}</td>"
+                     + "".join(cells) + f"<td>{escape(gaps)}</td></tr>")  # fmt: skip
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def to_html(
+    cohort: Cohort,
+    comparison: list[Comparison] | None = None,
+    other: Cohort | None = None,
+    skills: Sequence[LearnerSkills] = (),
+) -> str:
     names = [cohort.name] + ([other.name] if other else [])
     legend = " ".join(f'<span style="color:{COLOURS[i]}">&#9632; {escape(n)}</span>' for i, n in enumerate(names))
     parts = [
@@ -515,8 +622,11 @@ def to_html(cohort: Cohort, comparison: list[Comparison] | None = None, other: C
     for d in cohort.drills if comparison is None else [c.a or c.b for c in comparison]:
         assert d is not None
         parts += [_distribution(d.drill, m, cohorts, runs) for m in MEASURES]
+    parts.append(_skills(skills))
     if cohort.before_after is not None:
         parts.append(_before_after(cohort.before_after))
+    if cohort.weeks:
+        parts.append("<h2 id='weeks'>Over the course's weeks</h2>" + _weekly(cohort.weeks))
     parts.append("<h2>Learners</h2>" + _scatter(cohorts))
     parts.append(
         "<table><tr><th>rank</th><th>learner</th><th>runs</th><th>detected</th><th>remediated</th><th>harm</th>"

@@ -325,3 +325,43 @@ def progress(role: Role, found: Sequence[SkillLevel], milestone: str | None = No
     met = tuple(day for day in MILESTONES if not gaps(day))
     target = milestone or next((day for day in MILESTONES if day not in met), None)
     return Progress(role.id, target, gaps(target) if target else (), met)
+
+
+@dataclass(frozen=True)
+class LearnerSkills:
+    """A learner's levels, and their standing against their role's next milestone (or the one asked)."""
+
+    learner: str
+    levels: tuple[SkillLevel, ...]
+    role: Role | None
+    progress: Progress | None
+
+
+def cohort_skills(
+    matrix: Matrix,
+    bundles: Sequence[Bundle],
+    kinds: Mapping[str, str],
+    roles: Mapping[str, str],
+    milestone: str | None = None,
+) -> list[LearnerSkills]:
+    """Each learner's levels (one bundle each) and progress against their role: `roles` maps a learner to a role
+    id, `*` to everyone else's (a learner with neither has no role)."""
+    found = []
+    for b in sorted(bundles, key=lambda x: x.learner):
+        role_id = roles.get(b.learner, roles.get("*"))
+        role = matrix.role(role_id) if role_id else None
+        have = tuple(levels(matrix, from_bundle(b), kinds))
+        found.append(LearnerSkills(b.learner, have, role, progress(role, have, milestone) if role else None))
+    return found
+
+
+def load_roles(path: Path, matrix: Matrix) -> dict[str, str]:
+    """A YAML mapping of learner -> role id (`*`: everyone else); InvalidSkills naming the file and the learner."""
+    from lab_runtime.files.yamlfile import read_mapping
+
+    raw = read_mapping(path, InvalidSkills, "roles file")
+    known = {r.id for r in matrix.roles}
+    for learner, role in raw.items():
+        if not isinstance(role, str) or role not in known:
+            raise InvalidSkills(f"{path}: {learner}: unknown role {role!r}; roles are {', '.join(sorted(known))}")
+    return {str(k): str(v) for k, v in raw.items()}

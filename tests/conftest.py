@@ -57,3 +57,20 @@ def lab_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)
     yield env
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, Debian's (Playwright's own browsers are not downloaded here): `LAB_CHROMIUM` or
+    `chromium` on PATH. CI installs it and sets LAB_REQUIRE_TOOLS=1: there a missing browser fails."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.compose.test_files import tool
+
+    executable = os.environ.get("LAB_CHROMIUM") or tool("chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -189,18 +189,36 @@ def report(
     compare: Path | None = typer.Option(None, "--compare", help="another cohort's directory, shown side by side"),
     name: str | None = typer.Option(None, "--name", help="this cohort's name (default: its directory's)"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="report on the valid bundles, naming the rest"),
+    role: str | None = typer.Option(None, "--role", help="every learner's role (labs/skills.yaml), for the skills"),
+    roles: Path | None = typer.Option(None, "--roles", help="a YAML file: learner -> role (`*`: everyone else)"),
+    milestone: str | None = typer.Option(
+        None, "--milestone", help="day-30, day-60 or day-90 (default: each one's next)"
+    ),
     key_file: Path | None = KEY_FILE,
     as_json: bool = JSON,
 ) -> None:
-    """Per drill: detection rate, diagnosis accuracy, p50/p90/max TTD, TTM and TTR; a leaderboard; two cohorts
+    """Per drill: detection rate, diagnosis accuracy, p50/p90/max TTD, TTM and TTR; a leaderboard; the skills
+    matrix against each learner's role; the skill check before and after; the weeks of the course; two cohorts
     compared. Every bundle's signature is checked: an unsigned or changed bundle is refused, naming the file."""
     from grader.bundles import instructor_key
     from grader.cohort import compare as compare_cohorts
     from grader.report import as_dict, to_csv, to_html
+    from grader.skills import MILESTONES, cohort_skills, load_matrix, load_roles
+    from lab_runtime.cli.skills import references
 
+    if milestone is not None and milestone not in MILESTONES:
+        raise LabError(f"--milestone {milestone!r} is not a milestone; use {', '.join(MILESTONES)}")
     key = instructor_key(settings(), key_file)
+    refs = references()
+    matrix = load_matrix(refs)
+    assigned = load_roles(roles, matrix) if roles else {}
+    if role is not None:
+        matrix.role(role)  # an unknown role is refused before any bundle is read
+        assigned.setdefault("*", role)
     mine_name = name or (paths[0].resolve().name if paths[0].is_dir() else "cohort")
-    mine = _load_cohort(mine_name, paths, key, skip_invalid).cohort
+    loaded = _load_cohort(mine_name, paths, key, skip_invalid)
+    mine = loaded.cohort
+    skills = cohort_skills(matrix, loaded.bundles, refs.drills, assigned, milestone)
     other = None
     if compare is not None:
         other_name = compare.resolve().name
@@ -209,14 +227,14 @@ def report(
         ).cohort
     comparison = compare_cohorts(mine, other) if other else None
     pages: list[tuple[Path | None, Callable[[], str]]] = [
-        (html, lambda: to_html(mine, comparison, other)),
+        (html, lambda: to_html(mine, comparison, other, skills)),
         (csv_file, lambda: to_csv(mine)),
     ]
     for path, render in pages:
         if path is not None:
             _write(path, render())
     if as_json:
-        print_json(as_dict(mine, comparison, other))
+        print_json(as_dict(mine, comparison, other, skills))
         return
     _summary(mine, other)
     for path in (html, csv_file):

@@ -128,7 +128,7 @@ def test_two_cohorts_side_by_side_and_the_renderings() -> None:
     table = list(csv.DictReader(io.StringIO(to_csv(spring))))
     assert len(table) == 5 and table[0]["cohort_p50_ttd_s"] == "20.000" and table[0]["learner"] == "ada"
     page = to_html(spring, rows, autumn)
-    assert page.count("<svg") == 5  # TTD and TTR per drill, and the learners' scatter
+    assert page.count("<svg") == 6  # TTD and TTR per drill, the weeks of the course and the learners' scatter
     assert "spring against autumn" in page and "drift: time to detect" in page and "TTD (s)" in page
     xss = cohort("<b>", [Bundle.model_validate(sign(raw("<script>", [run("d", 1.0, 2.0)]), KEY.encode()))])
     assert "<script>" not in to_html(xss) and "&lt;script&gt;" in to_html(xss)
@@ -154,7 +154,7 @@ def test_lab_cohort_report_writes_html_csv_json_and_compares(cohort_dirs: Path) 
     assert result.exit_code == 0, result.output
     assert "spring: 4 learner(s)" in result.output and "leaderboard" in result.output
     assert "[/]" in result.output  # a learner's name is shown as written, never read as markup
-    assert "wrote r.html" in result.output and (cohort_dirs / "r.html").read_text().count("<svg") == 5
+    assert "wrote r.html" in result.output and (cohort_dirs / "r.html").read_text().count("<svg") == 6
     assert len((cohort_dirs / "r.csv").read_text().splitlines()) == 7
     body = json.loads(runner.invoke(app, ["cohort", "report", "spring", "--compare", "autumn", "--json"]).stdout)
     assert [d["drill"] for d in body["compare"]["drills"]] == ["drift", "latency"]

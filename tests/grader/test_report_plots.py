@@ -27,8 +27,11 @@ def crowd(name: str, count: int, drill: str = "drift") -> Cohort:
     return cohort(name, learners(made))
 
 
-def plots(page: str) -> list[ET.Element]:
-    return [ET.fromstring(svg) for svg in re.findall(r"<svg\b.*?</svg>", page, flags=re.DOTALL)]
+def plots(page: str, *forms: str) -> list[ET.Element]:
+    """The page's plots of these forms (default: the drills' and the learners', not the weeks' or the skill
+    check's)."""
+    found = [ET.fromstring(svg) for svg in re.findall(r"<svg\b.*?</svg>", page, flags=re.DOTALL)]
+    return [p for p in found if form(p) in forms or (not forms and form(p) not in ("weekly", "dumbbell"))]
 
 
 def form(svg: ET.Element) -> str:
@@ -149,3 +152,25 @@ def test_ticks_are_round_steps_from_zero_to_at_least_the_top() -> None:
     assert ticks(3.0, count=4, whole=True) == [0, 1, 2, 3]
     assert [round(t, 6) for t in ticks(0.7)] == [0, 0.2, 0.4, 0.6, 0.8]
     assert ticks(101.0, count=10) == [0, 20, 40, 60, 80, 100, 120]
+
+
+def test_the_weeks_of_the_course_plot_median_ttd_and_ttr_per_week() -> None:
+    from dataclasses import replace
+
+    from grader.cohort import weeks
+    from grader.results import Run
+
+    week = 7 * 24 * 3600.0
+    runs = [{**run("drift", ttd, ttr), "injected_at": 1_800_000_000.0 + n * week} for n, (ttd, ttr) in
+            enumerate([(100.0, 300.0), (60.0, 200.0), (30.0, None)])]  # fmt: skip
+    made = weeks([Run.model_validate(r) for r in runs])
+    assert [(w.runs, w.median_ttd, w.median_ttr, w.remediated) for w in made] == [
+        (1, 100.0, 300.0, 1.0), (1, 60.0, 200.0, 1.0), (1, 30.0, None, 0.0)]  # fmt: skip
+    assert made[0].week == "2027-W02" and made[1].week == "2027-W03"  # 1,800,000,000 s: 15 January 2027
+    c = cohort("spring", learners({"ada": [run("drift", 100.0, 300.0)]}))
+    page = to_html(replace(c, weeks=made))
+    (plot,) = plots(page, "weekly")
+    assert texts(plot, "title") == ["Median TTD and TTR per week of the course"]
+    assert [t for t in texts(plot) if t.startswith("2027-W")] == ["2027-W02", "2027-W03", "2027-W04"]
+    assert len(list(plot.iter("polyline"))) == 2
+    assert texts(plot, "name") == ["median TTD", "median TTR"]

@@ -6,7 +6,6 @@ CI installs it and sets LAB_REQUIRE_TOOLS=1: there a missing browser fails inste
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -14,11 +13,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from lab_runtime.service.docs import ASSETS_URL, offline_docs
 from lab_runtime.settings import HOST, Settings
-from tests.compose.test_files import tool
 from tests.lab_runtime.services import running_services
 
 RENDER_TIMEOUT_MS = 30_000  # Swagger UI parses 1.5 MB of JavaScript: seconds on a busy 2-core machine
@@ -35,17 +33,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     # No MLflow: the docs need neither a registry nor a model (the service reports itself not ready, and serves).
     with running_services(tmp_path_factory.mktemp("docs") / "state", "model-service", "monitor") as settings:
         yield settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = os.environ.get("LAB_CHROMIUM") or tool("chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
