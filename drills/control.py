@@ -17,11 +17,12 @@ from drills.conditions import Verdict
 from drills.engine import Say, monitor_settle, new_run_id, revert_faults, runner_alive
 from drills.faults import FAULTS
 from drills.ledger import REVERTED, Ledger, RunRecord
+from drills.teams import team_args
 from lab_runtime import events as kinds
 from lab_runtime.backends.base import Backend
 from lab_runtime.backends.services import SERVICES
 from lab_runtime.errors import LabError, NotFound
-from lab_runtime.events import DrillEnded, DrillSteadyState, SandboxReset
+from lab_runtime.events import DrillEnded, DrillSteadyState, SandboxReset, Team
 from lab_runtime.journal import Journal
 from lab_runtime.labs.scripting import LAB
 from lab_runtime.settings import Settings
@@ -51,12 +52,19 @@ def in_background(settings: Settings, args: list[str], log: str) -> int:
 
 
 def detach(
-    settings: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float
+    settings: Settings,
+    drill_id: str,
+    learner: str,
+    seed: int,
+    delay: float,
+    blind: bool,
+    gate: float,
+    team: Team | None = None,
 ) -> Detached:
     """Start `lab drill run` for these choices in the background (its output in `drill-<run id>.log`): the run's
     id and the runner's pid."""
     run_id = new_run_id()
-    args = ["drill", "run", drill_id, "--learner", learner]
+    args = ["drill", "run", drill_id, *(team_args(team) if team else ["--learner", learner])]
     args += ["--seed", str(seed), "--after", f"{delay:.3f}s", "--gate-timeout", f"{gate:.3f}s", "--run-id", run_id]
     args += ["--blind"] if blind else []
     return Detached(run_id, in_background(settings, args, f"drill-{run_id}.log"))

@@ -39,6 +39,7 @@ from lab_runtime.events import (
     FaultRevertFailed,
     Payload,
     ProbeResult,
+    Team,
     UnsafeServed,
 )
 from lab_runtime.journal import Journal
@@ -71,6 +72,7 @@ class RunOptions:
     gate_timeout: float = 30.0
     settle_timeout: float | None = None  # how long to wait for the steady state after the revert
     tag: str | None = None  # what the run belongs to (`capstone:<id>`), recorded in drill.started
+    team: Team | None = None  # a team run: `learner` is the team's name, its members act under their own
 
 
 @dataclass
@@ -324,6 +326,7 @@ class DrillRunner:
                 decision=None
                 if self.drill.decision is None
                 else {lever: choice.model_dump() for lever, choice in self.drill.decision.items()},
+                team=self.options.team,
             ),
         )
 

@@ -88,6 +88,7 @@ class Cohort:
     runs: tuple[Run, ...] = field(repr=False, default=())
     before_after: BeforeAfter | None = None  # the skill check's baselines and finals, when any learner took one
     weeks: tuple[Week, ...] = ()  # the course's weeks, oldest first
+    teams: tuple[TeamStats, ...] = ()  # the teams that ran drills together
 
     def drill(self, drill: str) -> DrillStats | None:
         return next((d for d in self.drills if d.drill == drill), None)
@@ -202,9 +203,69 @@ def weeks(runs: Sequence[Run]) -> tuple[Week, ...]:
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class TeamStats:
+    """How a team did on its runs, and who in it detected, mitigated and fixed them (runs per member)."""
+
+    team: str
+    members: tuple[str, ...]
+    roles: dict[str, str]
+    runs: int
+    detection_rate: float
+    remediation_rate: float
+    median_ttd: float | None
+    median_ttr: float | None
+    detected_by: dict[str, int]
+    mitigated_by: dict[str, int]
+    remediated_by: dict[str, int]
+
+
+def _tally(names: Iterable[str | None]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in names:
+        if n is not None:
+            counts[n] = counts.get(n, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def teams(runs: Sequence[Run]) -> tuple[TeamStats, ...]:
+    by_team: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.team:
+            by_team.setdefault(r.team, []).append(r)
+    found = []
+    for name in sorted(by_team):
+        held = by_team[name]
+        members = tuple(dict.fromkeys(m.learner for r in held for m in r.members))
+        roles = {m.learner: m.role for r in held for m in r.members if m.role}
+        ttds, ttrs = [r.ttd for r in held if r.ttd is not None], [r.ttr for r in held if r.ttr is not None]
+        found.append(
+            TeamStats(
+                name,
+                members,
+                roles,
+                len(held),
+                len(ttds) / len(held),
+                len(ttrs) / len(held),
+                percentile(ttds, 0.5),
+                percentile(ttrs, 0.5),
+                _tally(r.detected_by for r in held),
+                _tally(r.mitigated_by for r in held),
+                _tally(r.remediated_by for r in held),
+            )
+        )
+    return tuple(found)
+
+
 def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
-    """Per drill figures and a leaderboard (by mean score, then more runs remediated) of one learner's bundle each."""
-    runs = [r for b in bundles for r in counted(b)]
+    """Per drill figures and a leaderboard (by mean score, then more runs remediated) of one learner's bundle each.
+    A team's run, in each member's bundle, counts once in the drills' figures."""
+    runs, shared = [], set()
+    for r in (r for b in bundles for r in counted(b)):
+        if r.team and r.run_id in shared:
+            continue  # a team's run, seen in another member's bundle
+        shared |= {r.run_id} if r.team else set()
+        runs.append(r)
     by_drill: dict[str, list[Run]] = {}
     for r in runs:
         by_drill.setdefault(r.drill, []).append(r)
@@ -214,7 +275,7 @@ def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
         key=lambda s: (-(s.mean_score if s.mean_score is not None else -1.0), -s.remediated, s.learner),
     )
     board = tuple(replace(s, rank=i) for i, s in enumerate(learners, start=1))
-    return Cohort(name, len(bundles), drills, board, tuple(runs), before_after(bundles), weeks(runs))
+    return Cohort(name, len(bundles), drills, board, tuple(runs), before_after(bundles), weeks(runs), teams(runs))
 
 
 @dataclass(frozen=True)

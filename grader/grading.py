@@ -59,6 +59,19 @@ FLOOR = 0.25  # a detection or remediation at the very end of the time limit sti
 
 
 @dataclass(frozen=True)
+class MemberGrade:
+    """A team member's own part in a team's run."""
+
+    learner: str
+    role: str | None
+    ttd: float | None  # injection -> the start of their first right declaration
+    wrong_declarations: int  # theirs, before the team's first right one
+    actions: int  # their moves that can change the sandbox
+    mitigated: bool  # their move stopped the impact
+    remediated: bool  # the fix is credited to their move
+
+
+@dataclass(frozen=True)
 class RunGrade:
     """One learner's result on one drill run."""
 
@@ -85,6 +98,11 @@ class RunGrade:
     decision: str | None = None  # the first lever pulled: rollback, disable or throttle
     verdict: str | None = None  # the drill's table on it: best, acceptable, harmful or none (None: no table)
     blast_radius: int | None = None  # policy-violating decisions served until the fix credited (None: not recorded)
+    team: str | None = None  # a team's run: the team's name (`learner` too)
+    detected_by: str | None = None  # whose declaration was the first right one
+    mitigated_by: str | None = None  # whose move stopped the impact
+    remediated_by: str | None = None  # whose move the fix is credited to
+    members: tuple[MemberGrade, ...] = ()  # a team's run: each member's own part
 
     @property
     def detected(self) -> bool:
@@ -149,7 +167,7 @@ class _Index:
     runs: dict[str, list[Event]]
     mine: dict[tuple[str | None, str], list[Event]]  # (learner, kind) -> events, ordered by `at`
     starts: dict[tuple[str | None, str], list[float]]  # their `at`, for bisection
-    active: list[tuple[float, float, str, str, str | None]]  # (first fault, end, truth, run id, learner) per run
+    active: list[tuple[float, float, str, str, frozenset[str | None]]]  # (first fault, end, truth, run id, who)
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> _Index:
@@ -168,19 +186,29 @@ class _Index:
             first = next((e for e in run if e.kind == FAULT_INJECTED), None)
             if started and first:
                 end = next((e.ts for e in run if e.kind == DRILL_ENDED), float("inf"))
-                active.append((first.ts, end, str(started.payload.get("diagnosis")), run_id, started.learner))
+                people = frozenset(_people(started))
+                active.append((first.ts, end, str(started.payload.get("diagnosis")), run_id, people))
         return cls(runs, mine, {k: [e.at for e in v] for k, v in mine.items()}, active)
 
     def about_another_run(self, declaration: Event, run_id: str) -> bool:
-        """The declaration names the ground truth of another run of the same learner that had a fault in place when
-        it was made."""
+        """The declaration names the ground truth of another run of the same learner (or team) that had a fault in
+        place when it was made."""
         named, at, who = declaration.payload.get("diagnosis"), declaration.at, declaration.learner
-        return any(s <= at < e and truth == named and r != run_id and w == who for s, e, truth, r, w in self.active)
+        return any(s <= at < e and truth == named and r != run_id and who in w for s, e, truth, r, w in self.active)
 
-    def between(self, learner: str | None, kind: str, start: float, end: float) -> list[Event]:
-        """The learner's events of `kind` whose command started within [start, end]."""
-        events, starts = self.mine.get((learner, kind), []), self.starts.get((learner, kind), [])
-        return events[bisect_left(starts, start) : bisect_right(starts, end)]
+    def between(self, people: Sequence[str | None], kind: str, start: float, end: float) -> list[Event]:
+        """The events of `kind` of these learners whose command started within [start, end], by start."""
+        found = []
+        for learner in people:
+            events, starts = self.mine.get((learner, kind), []), self.starts.get((learner, kind), [])
+            found += events[bisect_left(starts, start) : bisect_right(starts, end)]
+        return sorted(found, key=lambda e: (e.at, e.id)) if len(people) > 1 else found
+
+
+def _people(started: Event) -> list[str | None]:
+    """Whose moves count for a run: a team's members, else its learner."""
+    team = started.payload.get("team")
+    return list(team["members"]) if team else [started.learner]
 
 
 def _credited(actions: Sequence[Event], fixed_by: float) -> Event | None:
@@ -211,7 +239,9 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     # A move counts when its command started once the fault was in place (one begun before it is about the state
     # before) and before the run ended.
     window = (t0 - SKEW, ended.ts if ended else float("inf"))
-    declared = index.between(learner, LEARNER_DECLARED, *window)
+    team = started.payload.get("team")
+    people = _people(started)
+    declared = index.between(people, LEARNER_DECLARED, *window)
     right = next((e for e in declared if e.payload.get("diagnosis") == truth), None)
     wrong = [
         e
@@ -220,9 +250,10 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         and not index.about_another_run(e, run_id)
         and (right is None or e.at < right.at)
     ]
-    actions = index.between(learner, LEARNER_ACTION, *window)
+    actions = index.between(people, LEARNER_ACTION, *window)
     remediated = next((e for e in run if e.kind == DRILL_REMEDIATED), None)
     remediated_at = fixed_at = None
+    fix = relief = None
     if remediated is not None:
         span_start = float(remediated.payload.get("span_start", remediated.ts))
         seen_at = float(remediated.payload.get("seen_at", span_start))  # the first good probe's end
@@ -231,10 +262,12 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
             fixed_at = fix.at
             remediated_at = max(span_start, fixed_at)  # a span cannot start before its fix
     mitigated = next((e for e in run if e.kind == DRILL_MITIGATED), None)
-    mitigated_at = fixed_at  # no impact of its own to stop: mitigated by the fix
+    mitigated_at, relief = fixed_at, fix  # no impact of its own to stop: mitigated by the fix
     if mitigated is not None:  # the impact stopped: by the learner's move (never after the fix), or on its own
         relief = _credited(actions, float(mitigated.payload["fixed_by"]))
-        mitigated_at = None if relief is None else min(relief.at, fixed_at or relief.at)
+        if relief is not None and fix is not None and fix.at < relief.at:
+            relief = fix
+        mitigated_at = None if relief is None else relief.at
     if remediated_at is not None:
         outcome = "remediated"
     elif remediated is not None:
@@ -279,7 +312,49 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         pulled,
         choice.get("verdict"),
         _blast_radius(run, fixed_at or mitigated_at),
+        team["name"] if team else None,
+        right.learner if right else None,
+        relief.learner if relief else None,
+        fix.learner if fix else None,
+        _members(team, t0, declared, right, actions, relief, fix) if team else (),
     )
+
+
+def _members(
+    team: dict[str, Any],
+    t0: float,
+    declared: Sequence[Event],
+    right: Event | None,
+    actions: Sequence[Event],
+    relief: Event | None,
+    fix: Event | None,
+) -> tuple[MemberGrade, ...]:
+    """Each member's own part in a team's run."""
+    truth_at = right.at if right else float("inf")
+    parts = []
+    for member in team["members"]:
+        own = [e for e in declared if e.learner == member]
+        first = next(
+            (e for e in own if right is not None and e.payload.get("diagnosis") == right.payload["diagnosis"]), None
+        )
+        wrong = sum(
+            1
+            for e in own
+            if (right is None or e.payload.get("diagnosis") != right.payload["diagnosis"]) and e.at < truth_at
+        )
+        moves = sum(1 for a in actions if a.learner == member and a.payload.get("action") not in LOOKING)
+        parts.append(
+            MemberGrade(
+                member,
+                team.get("roles", {}).get(member),
+                None if first is None else max(0.0, first.at - t0),
+                wrong,
+                moves,
+                relief is not None and relief.learner == member,
+                fix is not None and fix.learner == member,
+            )
+        )
+    return tuple(parts)
 
 
 def grade(events: Iterable[Event], learner: str | None = None) -> list[RunGrade]:

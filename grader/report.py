@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from grader.before_after import LEVEL, BeforeAfter, Pair
-from grader.cohort import Cohort, Comparison, DrillStats, Spread, Week, percentile
+from grader.cohort import Cohort, Comparison, DrillStats, Spread, TeamStats, Week, percentile
 from grader.results import Run
 from grader.skills import LearnerSkills
 from lab_runtime.svg import SVG_STYLE, ticks
@@ -55,6 +55,7 @@ def as_dict(
         "drills": [_drill(d) for d in cohort.drills],
         "leaderboard": [vars(s) for s in cohort.leaderboard],
         "weeks": [vars(w) for w in cohort.weeks],
+        "teams": [vars(t) for t in cohort.teams],
     }
     if skills:
         body["skills"] = [_learner_skills(row) for row in skills]
@@ -541,6 +542,29 @@ def _weekly(weeks: Sequence[Week]) -> str:
     return "".join(parts) + "</svg>"
 
 
+def _teams(found: Sequence[TeamStats]) -> str:
+    """The teams' drill runs: rates, median times, and who detected, mitigated and fixed them."""
+    if not found:
+        return ""
+
+    def who(counts: dict[str, int]) -> str:
+        return ", ".join(f"{name} {n}" for name, n in counts.items()) or "-"
+
+    parts = [
+        "<h2 id='teams'>Teams</h2><p>Drill runs assigned to a team: any member's right declaration detects the run, "
+        "any member's move can stop the impact or fix it. The last three columns count the runs each member "
+        "detected, mitigated and fixed.</p><table class='teams'><tr><th>team</th><th>members</th><th>runs</th>"
+        "<th>detected</th><th>remediated</th><th>median TTD (s)</th><th>median TTR (s)</th><th>detected by</th>"
+        "<th>mitigated by</th><th>remediated by</th></tr>"
+    ]
+    for t in found:
+        members = ", ".join(f"{m} ({t.roles[m]})" if m in t.roles else m for m in t.members)
+        cells = [t.team, members, str(t.runs), _pct(t.detection_rate), _pct(t.remediation_rate), _secs(t.median_ttd),
+                 _secs(t.median_ttr), who(t.detected_by), who(t.mitigated_by), who(t.remediated_by)]  # fmt: skip
+        parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(parts) + "</table>"
+
+
 def _skills(rows: Sequence[LearnerSkills]) -> str:
     """The learners against the skills: each cell the learner's level, green when it meets what the role's milestone
     needs, red when it falls short, grey when the milestone does not ask for the skill (or the learner has no role)."""
@@ -622,6 +646,7 @@ def to_html(
     for d in cohort.drills if comparison is None else [c.a or c.b for c in comparison]:
         assert d is not None
         parts += [_distribution(d.drill, m, cohorts, runs) for m in MEASURES]
+    parts.append(_teams(cohort.teams))
     parts.append(_skills(skills))
     if cohort.before_after is not None:
         parts.append(_before_after(cohort.before_after))

@@ -26,7 +26,8 @@ from lab_runtime.events import LAB_CHECK, LAB_STARTED
 from lab_runtime.journal import Event
 
 # 2: ttr from the fix's start; ttm, mitigated_at and time_to_recovery added. 3: decision, verdict, blast_radius.
-# 4: the steps each lab passed; the skill check's forms (assessments).
+# 4: the steps each lab passed; the skill check's forms (assessments); team runs (team, who detected, mitigated and
+# remediated, each member's part).
 FORMAT = "mlops-lab-results/4"
 FORMATS = (
     "mlops-lab-results/1",
@@ -38,6 +39,19 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_BYTES = 16 * 2**20  # a bundle file, read at most: a graded run takes about 450 bytes
 MAX_DEPTH = 1024  # levels of JSON nesting orjson parses; a bundle has a handful
 ALGORITHM = "HMAC-SHA256"
+
+
+class Member(BaseModel):
+    """A team member's part in a team's run (the fields of `MemberGrade`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    learner: str
+    role: str | None
+    ttd: float | None
+    wrong_declarations: int
+    actions: int
+    mitigated: bool
+    remediated: bool
 
 
 class Run(BaseModel):
@@ -67,6 +81,11 @@ class Run(BaseModel):
     decision: str | None = None
     verdict: str | None = None
     blast_radius: int | None = None
+    team: str | None = None
+    detected_by: str | None = None
+    mitigated_by: str | None = None
+    remediated_by: str | None = None
+    members: tuple[Member, ...] = ()
 
     @property
     def detected(self) -> bool:
@@ -151,7 +170,9 @@ def build_bundle(
     """The unsigned bundle of `learner`: labs, graded drill runs, capstone, skill check, digest of their events."""
     own = [e for e in events if e.learner == learner]
     # A blind run still going would give its drill away to whoever reads the file: it comes in a later export.
-    runs: list[RunGrade] = [g for g in grade(events, learner) if g.finished or not g.blind]
+    # A team's run is in each member's bundle.
+    mine = [g for g in grade(events) if g.learner == learner or any(m.learner == learner for m in g.members)]
+    runs: list[RunGrade] = [g for g in mine if g.finished or not g.blind]
     return {
         "format": FORMAT,
         "learner": learner,

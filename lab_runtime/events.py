@@ -179,6 +179,14 @@ class PipelineDeployed(TypedDict):
     reason: str  # ship, deploy or rollback
 
 
+class Team(TypedDict):
+    """A drill run assigned to a team: several learners on one sandbox, each acting under their own name."""
+
+    name: str  # the run's learner, as the journal records it
+    members: list[str]
+    roles: dict[str, str]  # member -> role (commander, operator, communications, scribe); may be empty
+
+
 class DrillStarted(TypedDict):
     drill: str
     title: str
@@ -194,6 +202,7 @@ class DrillStarted(TypedDict):
     remediation: list[str]  # conditions
     tag: str | None  # what the run belongs to (`capstone:<id>`)
     decision: NotRequired[dict[str, Any] | None]  # output drills: per lever, its verdict, points and why
+    team: NotRequired[Team | None]  # a team run: its members' moves count, each under their own name
 
 
 class FaultInjected(TypedDict):

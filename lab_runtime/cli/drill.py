@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from drills.engine import RunResult
     from drills.sequence import Reports
     from drills.spec import Drill
+    from lab_runtime.events import Team
     from lab_runtime.settings import Settings
 
 drill_app = typer.Typer(
@@ -146,16 +147,27 @@ def run(
     kind: str = typer.Option(None, help="with `random`: draw among drills of this kind"),
     detach: bool = typer.Option(False, help="run in the background; `lab drill status` follows it"),
     gate_timeout: str = typer.Option("30s", help="how long to wait for the steady state before refusing"),
+    team: str = typer.Option(None, help="a team's run: its name (the members act under their own names)"),
+    members: str = typer.Option(None, help="with --team: the members, comma-separated (ada,bob)"),
+    roles: str = typer.Option(None, help="with --team: member=role,... (commander, operator, communications, scribe)"),
     run_id: str = typer.Option(None, hidden=True),
 ) -> None:
-    """Run a drill on the running sandbox: gate, inject, probe, detect remediation, revert."""
+    """Run a drill on the running sandbox: gate, inject, probe, detect remediation, revert. With --team, every
+    member's declarations and moves count for the run, graded as the team's and per member."""
     from drills.engine import RunOptions
     from drills.schedule import draw_delay, eligible, pick
     from drills.sequence import failed, run_one
     from drills.spec import catalog, find_drill, load_drill
+    from drills.teams import parse_team
 
     current = settings()
-    who, chosen_seed = _options(current, learner, seed)
+    if (team is None) != (members is None) or (roles is not None and team is None):
+        raise LabError("a team's run needs --team NAME and --members a,b (and optionally --roles a=commander)")
+    if team is not None and learner is not None:
+        raise LabError("--learner and --team exclude each other: a team's run is the team's, its members act as "
+                       "themselves")  # fmt: skip
+    crew = parse_team(team, members, roles) if team is not None else None
+    who, chosen_seed = _options(current, team if crew else learner, seed)
     if kind is not None and drill_id != "random":
         raise LabError("--kind only applies to `lab drill run random`")
     if drill_id == "random":
@@ -169,18 +181,27 @@ def run(
     backend(current).require("model-service")
     if detach:
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
-        _detach(current, target, who, chosen_seed, delay, blind, gate)
+        _detach(current, target, who, chosen_seed, delay, blind, gate, crew)
         return
     scaled = delay * current.time_scale
-    options = RunOptions(learner=who, seed=chosen_seed, delay=scaled, blind=blind, gate_timeout=gate)
+    options = RunOptions(learner=who, seed=chosen_seed, delay=scaled, blind=blind, gate_timeout=gate, team=crew)
     if failed(run_one(current, backend(current), drill, options, reports(chosen_seed, blind), run_id)):
         raise typer.Exit(1)
 
 
-def _detach(current: Settings, drill_id: str, learner: str, seed: int, delay: float, blind: bool, gate: float) -> None:
+def _detach(
+    current: Settings,
+    drill_id: str,
+    learner: str,
+    seed: int,
+    delay: float,
+    blind: bool,
+    gate: float,
+    team: Team | None = None,
+) -> None:
     from drills.control import detach
 
-    started = detach(current, drill_id, learner, seed, delay, blind, gate)
+    started = detach(current, drill_id, learner, seed, delay, blind, gate, team)
     plain(f"drill run {started.run_id} started in the background (pid {started.pid}); `lab drill status` follows it")
 
 

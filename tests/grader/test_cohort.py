@@ -30,7 +30,8 @@ def run(
         "collateral": extra.get("collateral", []), "score": score, "time_limit": 600.0,
         "fixed_at": None, "blind": False, "finished": True, "mitigated_at": None, "ttm": extra.get("ttm", ttr),
         "time_to_recovery": ttr, "decision": extra.get("decision"), "verdict": extra.get("verdict"),
-        "blast_radius": extra.get("blast_radius"),
+        "blast_radius": extra.get("blast_radius"), "team": None, "detected_by": extra.get("learner") if ttd else None,
+        "mitigated_by": None, "remediated_by": extra.get("learner") if ttr else None, "members": [],
     }  # fmt: skip
 
 

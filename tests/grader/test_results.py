@@ -29,7 +29,8 @@ from tests.grader.test_grade_command import write_run
 from tests.grader.test_grading import solved
 
 KEY = b"k" * 32
-NEW_IN_3 = ("decision", "verdict", "blast_radius")
+NEW_IN_4 = ("team", "detected_by", "mitigated_by", "remediated_by", "members")
+NEW_IN_3 = ("decision", "verdict", "blast_radius", *NEW_IN_4)
 
 
 def steps(*passed: bool) -> list[dict[str, Any]]:
@@ -80,6 +81,8 @@ def test_a_bundle_exported_before_decisions_existed_still_verifies() -> None:
 def test_a_bundle_exported_before_lab_steps_existed_still_verifies() -> None:
     old = {**bundle(), "format": "mlops-lab-results/3"}
     old["labs"] = [{k: v for k, v in lab.items() if k != "steps"} for lab in old["labs"]]
+    old["runs"] = [{k: v for k, v in r.items() if k not in NEW_IN_4} for r in old["runs"]]
+    del old["assessments"]
     verified = verify(json.loads(json.dumps(sign(old, KEY))), KEY, "old.json")
     assert (verified.format, verified.labs[0].passed, verified.labs[0].steps) == ("mlops-lab-results/3", 2, ())
 
