@@ -19,7 +19,7 @@ from drills.control import in_background
 from drills.engine import RunOptions
 from drills.sequence import Reports, run_in_sequence
 from lab_runtime.errors import LabError
-from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, CapstoneEnded, CapstoneStarted
+from lab_runtime.events import CAPSTONE_ENDED, CAPSTONE_STARTED, CapstoneEnded, CapstoneStarted, Team
 from lab_runtime.files.atomic import read_json, write_json_atomic
 from lab_runtime.journal import Journal
 
@@ -85,13 +85,14 @@ def run(
     seed: int,
     schedule: Callable[[], list[tuple[Drill, float]]],
     reports: Reports,
+    team: Team | None = None,
 ) -> list[str]:
-    """The runner's work for `log`'s learner: the drills `schedule` gives (each with its gap, scaled) in sequence,
-    blind, tagged `capstone:<id>`; then `capstone.ended` with their outcomes, whatever happened (none when the
-    schedule failed, say the catalog changed, or the sequence stopped)."""
+    """The runner's work for `log`'s learner (a team's, with `team`): the drills `schedule` gives (each with its
+    gap, scaled) in sequence, blind, tagged `capstone:<id>`; then `capstone.ended` with their outcomes, whatever
+    happened (none when the schedule failed, say the catalog changed, or the sequence stopped)."""
     learner = log.learner or settings.learner
     tag = f"capstone:{capstone_id}"
-    options = RunOptions(learner=learner, seed=seed, blind=True, gate_timeout=GATE_TIMEOUT, tag=tag)
+    options = RunOptions(learner=learner, seed=seed, blind=True, gate_timeout=GATE_TIMEOUT, tag=tag, team=team)
     outcomes: list[str] = []
     try:
         outcomes = run_in_sequence(settings, backend, schedule(), options, reports, what="capstone")

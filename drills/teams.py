@@ -44,3 +44,15 @@ def team_args(team: Team | None) -> list[str]:
     args = ["--team", team["name"], "--members", ",".join(team["members"])]
     roles = ",".join(f"{m}={r}" for m, r in team["roles"].items())
     return args + (["--roles", roles] if roles else [])
+
+
+def team_of(team: str | None, members: str | None, roles: str | None, learner: str | None) -> Team | None:
+    """The team the `--team`, `--members` and `--roles` options give (None: no team); LabError when they are half
+    given, or given with `--learner` (a team's run is the team's; its members act as themselves)."""
+    if team is None and members is None and roles is None:
+        return None
+    if team is None or members is None:
+        raise LabError("a team needs --team NAME and --members a,b (and optionally --roles a=commander)")
+    if learner is not None:
+        raise LabError("--learner and --team exclude each other: the team's members act as themselves")
+    return parse_team(team, members, roles)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from grader.capstone import Capstone, Rubric, latest_capstone
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import GradingError
+from lab_runtime.events import CAPSTONE_STARTED
 from lab_runtime.files.yamlfile import load_model
 from lab_runtime.journal import Event
 
@@ -93,22 +94,36 @@ def _censored(values: Sequence[float | None], limits: Sequence[float]) -> float 
 
 
 def form_summary(found: Capstone) -> dict[str, Any]:
-    """A form as a result bundle holds it: the capstone's summary, with MTTD and MTTR over its runs (a run not
-    detected or not remediated counts as its time limit) and the pairing seed."""
+    """A form as a result bundle holds it: the capstone's summary, with MTTD and MTTR over its runs that injected
+    and ended (a run not detected or not remediated counts as its time limit) and the pairing seed. `complete`: it
+    ended on its own with every planned drill run (not aborted, its runner not gone): only such a form is paired."""
     body = found.summary()
     if found.ended is None:
         return body | {"form": found.form}
-    limits = [g.time_limit for g in found.grades]
+    ran = [g for g in found.grades if g.injected_at is not None and g.finished]
+    limits = [g.time_limit for g in ran]
     return body | {
         "form": found.form,
         "pairing_seed": found.pairing_seed,
-        "drills": [g.drill for g in found.grades],
-        "mttd": _censored([g.ttd for g in found.grades], limits),
-        "mttr": _censored([g.ttr for g in found.grades], limits),
+        "complete": "detail" not in found.ended.payload and len(ran) == found.planned,
+        "drills": [g.drill for g in ran],
+        "mttd": _censored([g.ttd for g in ran], limits),
+        "mttr": _censored([g.ttr for g in ran], limits),
     }
 
 
 def assessments(events: Sequence[Event], learner: str | None) -> dict[str, dict[str, Any]]:
-    """The learner's last baseline and last final, as a bundle holds them (a form never started is absent)."""
+    """The learner's (or team's) last baseline and last final, as a bundle holds them (a form never started is
+    absent)."""
     found = {form: latest_capstone(events, learner, form) for form in FORMS}
     return {form: form_summary(c) for form, c in found.items() if c is not None}
+
+
+def team_assessments(events: Sequence[Event], learner: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The skill checks of the teams `learner` took one with: team -> its forms."""
+    teams = {
+        str(e.learner)
+        for e in events
+        if e.kind == CAPSTONE_STARTED and learner in (e.payload.get("team") or {}).get("members", [])
+    }
+    return {team: assessments(events, team) for team in sorted(teams)}

@@ -5,8 +5,9 @@ test and the share of learners who improved. A learner with one form only is lis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,13 +46,14 @@ class BeforeAfter:
     changes: tuple[Change, ...]
     baseline_only: tuple[str, ...]  # learners who have no final yet
     final_only: tuple[str, ...]  # learners who had no baseline
+    incomplete: tuple[str, ...] = ()  # learners with a form that ended incomplete (aborted, a drill never ran)
 
 
-def _figures(form: dict[str, object] | None) -> dict[str, float | None] | None:
-    """A finished form's figures, or None (not taken, or still running)."""
-    if not form or not form.get("finished"):
+def _figures(form: Mapping[str, Any] | None) -> dict[str, float | None] | None:
+    """A complete form's figures, or None (not taken, still running, or incomplete)."""
+    if not form or not form.get("finished") or not form.get("complete"):
         return None
-    return {f: None if form.get(f) is None else float(form[f]) for f in FIGURES}  # type: ignore[arg-type]
+    return {f: None if form.get(f) is None else float(form[f]) for f in FIGURES}
 
 
 def _interval(diffs: np.ndarray, seed: int) -> tuple[float, float]:
@@ -92,10 +94,31 @@ def change(figure: str, pairs: Sequence[Pair], seed: int = 0) -> Change:
 
 
 def before_after(bundles: Sequence[Bundle]) -> BeforeAfter | None:
-    """The cohort's pairs and changes (one bundle per learner); None when no learner took a form."""
-    forms = {b.learner: {k: _figures(b.assessments.get(k)) for k in ("baseline", "final")} for b in bundles}
+    """The cohort's learners' pairs and changes (one bundle per learner); None when no learner took a form."""
+    return pair_forms({b.learner: b.assessments for b in bundles})
+
+
+def team_before_after(bundles: Sequence[Bundle]) -> BeforeAfter | None:
+    """The same for the teams the learners took the skill check with: each team once, each of its forms from the
+    latest export that holds it finished (else the latest that holds it at all)."""
+    merged: dict[str, dict[str, dict[str, Any]]] = {}
+    for b in sorted(bundles, key=lambda x: x.exported_at):
+        for team, forms in b.team_assessments.items():
+            held = merged.setdefault(team, {})
+            for form, summary in forms.items():
+                if form not in held or summary.get("finished") or not held[form].get("finished"):
+                    held[form] = summary
+    return pair_forms(merged)
+
+
+def pair_forms(held: Mapping[str, Mapping[str, dict[str, Any]]]) -> BeforeAfter | None:
+    """Baselines paired with finals of `held` (name -> form -> summary); None when nobody took a form."""
+    forms = {name: {k: _figures(f.get(k)) for k in ("baseline", "final")} for name, f in held.items()}
     taken = {name: f for name, f in forms.items() if f["baseline"] is not None or f["final"] is not None}
-    if not taken:
+    incomplete = tuple(
+        sorted(name for name, f in held.items() if any(v.get("finished") and not v.get("complete") for v in f.values()))
+    )
+    if not taken and not incomplete:
         return None
     pairs = tuple(
         Pair(name, f["baseline"], f["final"])
@@ -107,4 +130,5 @@ def before_after(bundles: Sequence[Bundle]) -> BeforeAfter | None:
         tuple(change(figure, pairs) for figure in FIGURES),
         tuple(sorted(n for n, f in taken.items() if f["final"] is None)),
         tuple(sorted(n for n, f in taken.items() if f["baseline"] is None)),
+        incomplete,
     )

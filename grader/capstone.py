@@ -154,7 +154,8 @@ class Capstone:
         that moved with each declaration would tell which one is right, and the seed names the drills."""
         if self.ended is None:
             return {"capstone_id": self.capstone_id, "finished": False}
-        return {"capstone_id": self.capstone_id, "finished": True, "seed": self.seed, **asdict(self.result())}
+        body = {"capstone_id": self.capstone_id, "finished": True, "seed": self.seed, "ended_at": self.ended.ts}
+        return body | asdict(self.result())
 
 
 def form_of(start: Event) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from statistics import fmean
 
-from grader.before_after import BeforeAfter, before_after
+from grader.before_after import BeforeAfter, before_after, team_before_after
 from grader.grading import decision_label
 from grader.results import Bundle, Run
 
@@ -89,6 +89,7 @@ class Cohort:
     before_after: BeforeAfter | None = None  # the skill check's baselines and finals, when any learner took one
     weeks: tuple[Week, ...] = ()  # the course's weeks, oldest first
     teams: tuple[TeamStats, ...] = ()  # the teams that ran drills together
+    team_before_after: BeforeAfter | None = None  # the teams' skill checks, when any team took one
 
     def drill(self, drill: str) -> DrillStats | None:
         return next((d for d in self.drills if d.drill == drill), None)
@@ -275,7 +276,10 @@ def cohort(name: str, bundles: Sequence[Bundle]) -> Cohort:
         key=lambda s: (-(s.mean_score if s.mean_score is not None else -1.0), -s.remediated, s.learner),
     )
     board = tuple(replace(s, rank=i) for i, s in enumerate(learners, start=1))
-    return Cohort(name, len(bundles), drills, board, tuple(runs), before_after(bundles), weeks(runs), teams(runs))
+    return Cohort(
+        name, len(bundles), drills, board, tuple(runs), before_after(bundles), weeks(runs), teams(runs),
+        team_before_after(bundles),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,7 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
         right.learner if right else None,
         relief.learner if relief else None,
         fix.learner if fix else None,
-        _members(team, t0, declared, right, actions, relief, fix) if team else (),
+        _members(team, t0, declared, right, wrong, actions, relief, fix) if team else (),
     )
 
 
@@ -325,30 +325,26 @@ def _members(
     t0: float,
     declared: Sequence[Event],
     right: Event | None,
+    wrong: Sequence[Event],
     actions: Sequence[Event],
     relief: Event | None,
     fix: Event | None,
 ) -> tuple[MemberGrade, ...]:
     """Each member's own part in a team's run."""
-    truth_at = right.at if right else float("inf")
+    truth = right.payload["diagnosis"] if right else None
     parts = []
     for member in team["members"]:
-        own = [e for e in declared if e.learner == member]
         first = next(
-            (e for e in own if right is not None and e.payload.get("diagnosis") == right.payload["diagnosis"]), None
+            (e for e in declared if e.learner == member and truth and e.payload.get("diagnosis") == truth), None
         )
-        wrong = sum(
-            1
-            for e in own
-            if (right is None or e.payload.get("diagnosis") != right.payload["diagnosis"]) and e.at < truth_at
-        )
+        mistakes = sum(e.learner == member for e in wrong)  # the team's wrong guesses that were this member's
         moves = sum(1 for a in actions if a.learner == member and a.payload.get("action") not in LOOKING)
         parts.append(
             MemberGrade(
                 member,
                 team.get("roles", {}).get(member),
                 None if first is None else max(0.0, first.at - t0),
-                wrong,
+                mistakes,
                 moves,
                 relief is not None and relief.learner == member,
                 fix is not None and fix.learner == member,

@@ -59,14 +59,15 @@ def as_dict(
     }
     if skills:
         body["skills"] = [_learner_skills(row) for row in skills]
-    if cohort.before_after is not None:
-        ba = cohort.before_after
-        body["before_after"] = {
-            "pairs": [vars(p) for p in ba.pairs],
-            "changes": [vars(c) for c in ba.changes],
-            "baseline_only": list(ba.baseline_only),
-            "final_only": list(ba.final_only),
-        }
+    for key, ba in (("before_after", cohort.before_after), ("team_before_after", cohort.team_before_after)):
+        if ba is not None:
+            body[key] = {
+                "pairs": [vars(p) for p in ba.pairs],
+                "changes": [vars(c) for c in ba.changes],
+                "baseline_only": list(ba.baseline_only),
+                "final_only": list(ba.final_only),
+                "incomplete": list(ba.incomplete),
+            }
     if comparison is not None and other is not None:
         body["compare"] = {
             "cohort": other.name,
@@ -477,10 +478,12 @@ def _dumbbells(title: str, figure: str, pairs: Sequence[Pair]) -> str:
     return "".join(parts) + "</svg>"
 
 
-def _before_after(ba: BeforeAfter) -> str:
+def _before_after(ba: BeforeAfter, who: str = "learner") -> str:
+    """The skill check's pairs of learners (or teams, `who`): the changes, the unpaired, a plot per time."""
+    heading = "Before and after: the skill check" + ("" if who == "learner" else f" ({who}s)")
     parts = [
-        "<h2 id='before-after'>Before and after: the skill check</h2>",
-        f"<p>{len(ba.pairs)} learner(s) took both the baseline and the final. MTTD and MTTR are each learner's means "
+        f"<h2 id='before-after{'' if who == 'learner' else '-' + who + 's'}'>{heading}</h2>",
+        f"<p>{len(ba.pairs)} {who}(s) took both the baseline and the final. MTTD and MTTR are each {who}'s means "
         "over the form's drills, a drill not detected or not remediated counting as its time limit. The interval is "
         f"a {LEVEL:.0%} bootstrap interval of the mean change; p is the paired Wilcoxon signed-rank test's.</p>",
         "<table class='before-after'><tr><th>figure</th><th>pairs</th><th>baseline (mean)</th><th>final (mean)</th>"
@@ -492,13 +495,22 @@ def _before_after(ba: BeforeAfter) -> str:
                  _opt(c.p_value), _pct(c.improved)]  # fmt: skip
         parts.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in cells) + "</tr>")
     parts.append("</table>")
-    for names, what in ((ba.baseline_only, "no final yet"), (ba.final_only, "no baseline")):
+    for names, what in unpaired(ba):
         if names:
-            parts.append(f"<p class='unpaired'>{len(names)} learner(s) with {what}: {escape(', '.join(names))}</p>")
+            parts.append(f"<p class='unpaired'>{len(names)} {who}(s) with {what}: {escape(', '.join(names))}</p>")
     parts += [_dumbbells(f"{FIGURE_NAMES[f]}: baseline (grey) and final (blue)", f, ba.pairs) for f in ("mttd", "mttr")]
     if len(ba.pairs) > PAIR_ROWS:
         parts.append(f"<p>The plots show {PAIR_ROWS} of the {len(ba.pairs)} pairs; the JSON holds every one.</p>")
     return "\n".join(parts)
+
+
+def unpaired(ba: BeforeAfter) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """Who is left out of the pairs, and why."""
+    return (
+        (ba.baseline_only, "no final yet"),
+        (ba.final_only, "no baseline"),
+        (ba.incomplete, "a form that ended incomplete (aborted, or a drill that never ran)"),
+    )
 
 
 def _opt(value: float | None) -> str:
@@ -650,6 +662,8 @@ def to_html(
     parts.append(_skills(skills))
     if cohort.before_after is not None:
         parts.append(_before_after(cohort.before_after))
+    if cohort.team_before_after is not None:
+        parts.append(_before_after(cohort.team_before_after, "team"))
     if cohort.weeks:
         parts.append("<h2 id='weeks'>Over the course's weeks</h2>" + _weekly(cohort.weeks))
     parts.append("<h2>Learners</h2>" + _scatter(cohorts))

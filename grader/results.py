@@ -99,6 +99,7 @@ class LabResult(BaseModel):
     total: int
     completed: bool
     steps: tuple[str, ...] = ()  # the ids of the steps some check passed (a bundle before format 4 has none)
+    checked_at: float | None = None  # when a check first passed that many steps (a bundle before format 4: none)
 
 
 class Bundle(BaseModel):
@@ -112,6 +113,7 @@ class Bundle(BaseModel):
     runs: tuple[Run, ...]
     capstone: dict[str, Any] | None = None
     assessments: dict[str, dict[str, Any]] = {}  # the skill check's baseline and final (a bundle before 4: none)
+    team_assessments: dict[str, dict[str, dict[str, Any]]] = {}  # team -> its forms, for the learner's teams
     journal: dict[str, Any]
     signature: dict[str, str]
 
@@ -143,21 +145,35 @@ def journal_digest(events: Iterable[Event]) -> dict[str, Any]:
 
 
 def lab_results(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """Per lab started: the most steps one check passed, whether one check passed them all, and every step some
-    check passed (in the lab's order)."""
+    """Per lab started: the most steps one check passed (and when a check first did), whether one check passed
+    them all, and every step some check passed (in the lab's order)."""
     labs: dict[str, dict[str, Any]] = {}
     for e in events:
         if e.kind == LAB_STARTED:
-            empty = {"lab": e.payload["lab"], "passed": 0, "total": 0, "completed": False, "steps": []}
+            empty = {
+                "lab": e.payload["lab"],
+                "passed": 0,
+                "total": 0,
+                "completed": False,
+                "steps": [],
+                "checked_at": None,
+            }
             labs.setdefault(e.payload["lab"], empty)
         elif e.kind == LAB_CHECK and e.payload.get("lab") in labs:
             entry, passed, steps = labs[e.payload["lab"]], int(e.payload["passed"]), e.payload.get("steps", [])
             entry["total"] = len(steps)
+            if entry["checked_at"] is None or passed > entry["passed"]:
+                entry["checked_at"] = e.at  # when its command started
             entry["passed"] = max(entry["passed"], passed)
             entry["completed"] = entry["completed"] or passed == entry["total"] > 0
             done = set(entry["steps"]) | {s.get("id") for s in steps if s.get("passed")}
             entry["steps"] = [s["id"] for s in steps if s.get("id") in done]
     return list(labs.values())
+
+
+def learner_runs(events: Iterable[Event], learner: str) -> list[RunGrade]:
+    """The graded runs of `learner`: their own, and their teams' runs."""
+    return [g for g in grade(events) if g.learner == learner or any(m.learner == learner for m in g.members)]
 
 
 def build_bundle(
@@ -166,13 +182,12 @@ def build_bundle(
     exported_at: float,
     capstone: dict[str, Any] | None = None,
     assessments: dict[str, dict[str, Any]] | None = None,
+    team_assessments: dict[str, dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The unsigned bundle of `learner`: labs, graded drill runs, capstone, skill check, digest of their events."""
     own = [e for e in events if e.learner == learner]
     # A blind run still going would give its drill away to whoever reads the file: it comes in a later export.
-    # A team's run is in each member's bundle.
-    mine = [g for g in grade(events) if g.learner == learner or any(m.learner == learner for m in g.members)]
-    runs: list[RunGrade] = [g for g in mine if g.finished or not g.blind]
+    runs: list[RunGrade] = [g for g in learner_runs(events, learner) if g.finished or not g.blind]
     return {
         "format": FORMAT,
         "learner": learner,
@@ -181,6 +196,7 @@ def build_bundle(
         "runs": [asdict(r) for r in runs],
         "capstone": capstone,
         "assessments": assessments or {},
+        "team_assessments": team_assessments or {},
         "journal": journal_digest(own),
     }
 

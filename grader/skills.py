@@ -17,8 +17,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.capstone import DIMENSIONS, capstone_summary
-from grader.grading import grade
-from grader.results import Bundle, LabResult, lab_results
+from grader.results import Bundle, LabResult, lab_results, learner_runs
 from lab_runtime.durations import Seconds, format_duration
 from lab_runtime.errors import InvalidSkills
 from lab_runtime.files.yamlfile import load_model
@@ -237,7 +236,7 @@ def from_journal(events: Sequence[Event], learner: str) -> Results:
     """`learner`'s results as their bundle would hold them now."""
     own = [e for e in events if e.learner == learner]
     labs = [LabResult.model_validate(lab) for lab in lab_results(own)]
-    return Results(labs, grade(events, learner), capstone_summary(events, learner))
+    return Results(labs, learner_runs(events, learner), capstone_summary(events, learner))
 
 
 def _run_time(run: RunRecord, outcome: str) -> float | None:

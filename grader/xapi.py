@@ -1,8 +1,9 @@
 """Verified result bundles as xAPI 1.0.3 statements, the form a Learning Record Store (and an LMS behind it) takes
 in: a statement per lab, per finished drill run and per finished capstone. Pure.
 
-A statement's id is a UUID derived from what it says, so the same result exported twice is the same statement
-(an LRS takes it once) and a changed result (a lab passed further) is a new one.
+A statement's id is a UUID derived from what it says (its timestamp is when the result happened, not the
+export), so the same result exported twice is the same statement (an LRS takes it once) and a changed result (a
+lab passed further) is a new one.
 """
 
 from __future__ import annotations
@@ -109,11 +110,17 @@ def capstone_statement(home: str, learner: str, capstone: Mapping[str, Any], ts:
 
 
 def statements(bundles: Iterable[Bundle], home: str = HOME_PAGE) -> list[dict[str, Any]]:
-    """Every statement of `bundles` (verified): labs, finished drill runs, the capstone once finished."""
+    """Every statement of `bundles` (verified): labs, finished drill runs that injected, the capstone once
+    finished. Each is dated when it happened (the lab's best check, the run's injection, the capstone's end), so
+    exporting it again later gives the same statement (a bundle before format 4 dates labs and capstone by its
+    export)."""
     found = []
     for b in bundles:
-        found += [lab_statement(home, b.learner, lab, b.exported_at) for lab in b.labs]
-        found += [run_statement(home, b.learner, r, b.exported_at) for r in b.runs if r.finished]
-        if b.scored_capstone:
-            found.append(capstone_statement(home, b.learner, b.scored_capstone, b.exported_at))
+        at = b.exported_at
+        found += [
+            lab_statement(home, b.learner, lab, at if lab.checked_at is None else lab.checked_at) for lab in b.labs
+        ]
+        found += [run_statement(home, b.learner, r, at) for r in b.runs if r.finished and r.injected_at is not None]
+        if cap := b.scored_capstone:
+            found.append(capstone_statement(home, b.learner, cap, float(cap.get("ended_at", at))))
     return found

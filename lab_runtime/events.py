@@ -288,6 +288,7 @@ class CapstoneStarted(TypedDict):
     decisions: NotRequired[int]  # how many of the drills drawn have a decision table (output drills)
     form: NotRequired[str]  # a skill check's form, baseline or final (absent: the capstone)
     pairing_seed: NotRequired[int]  # a skill check's: both forms of a learner draw from it, each other drills
+    team: NotRequired[Team]  # a team's skill check (its learner is the team's name)
 
 
 class CapstoneEnded(TypedDict):

@@ -18,17 +18,24 @@ assess_app = typer.Typer(help="The before/after skill check: a baseline before t
 app.add_typer(assess_app, name="assess")
 FORM_FILE = typer.Option(None, "--form-file", help="the skill check's slots (default: grader/assessment.yaml)")
 LEARNER = typer.Option(None, "--learner", help="whose skill check (default: LAB_LEARNER)")
+TEAM = typer.Option(None, "--team", help="a team's skill check: its name (its members act as themselves)")
+MEMBERS = typer.Option(None, "--members", help="with --team: the members, comma-separated")
+ROLES = typer.Option(None, "--roles", help="with --team: member=role,... (commander, operator, ...)")
+Crew = tuple[str | None, str | None, str | None]  # --team, --members, --roles
 
 
-def _start(form: str, seed: int | None, form_file: Path | None, learner: str | None) -> None:
-    """Start `form` for the learner: its drills drawn with the pairing seed (the baseline's, for the final)."""
+def _start(form: str, seed: int | None, form_file: Path | None, learner: str | None, crew: Crew) -> None:
+    """Start `form` for the learner (or team): its drills drawn with the pairing seed (the baseline's, for the
+    final)."""
     from drills.capstone_runner import start as start_runner
     from drills.spec import catalog
+    from drills.teams import team_of
     from grader.assessment import ASSESSMENT, draw, form_seed, load_assessment
     from grader.capstone import latest_capstone, plan
 
     current = current_settings()
-    who = learner_name(learner, current)
+    team = team_of(*crew, learner)
+    who = team["name"] if team else learner_name(learner, current)
     assessment = load_assessment(form_file or ASSESSMENT)
     log = journal(current.model_copy(update={"learner": who}))
     events = log.events([CAPSTONE_STARTED, CAPSTONE_ENDED])
@@ -52,9 +59,12 @@ def _start(form: str, seed: int | None, form_file: Path | None, learner: str | N
 
     def started(capstone_id: str) -> CapstoneStarted:
         decisions = sum(drills[d].decision is not None for d in rubric.drills)
-        return CapstoneStarted(capstone_id=capstone_id, seed=chosen, count=rubric.count, budget=rubric.budget,
-                               longest=schedule.longest, rubric=rubric.model_dump(by_alias=True), decisions=decisions,
-                               form=form, pairing_seed=pairing)  # fmt: skip
+        payload = CapstoneStarted(capstone_id=capstone_id, seed=chosen, count=rubric.count, budget=rubric.budget,
+                                  longest=schedule.longest, rubric=rubric.model_dump(by_alias=True),
+                                  decisions=decisions, form=form, pairing_seed=pairing)  # fmt: skip
+        if team is not None:
+            payload["team"] = team
+        return payload
 
     capstone_id = start_runner(current, log, unfinished, started)
     plain(
@@ -70,9 +80,12 @@ def baseline(
     seed: int | None = typer.Option(None, help="the pairing seed (default: a random one)"),
     form_file: Path | None = FORM_FILE,
     learner: str | None = LEARNER,
+    team: str | None = TEAM,
+    members: str | None = MEMBERS,
+    roles: str | None = ROLES,
 ) -> None:
-    """Start the baseline: a short blind check before the course, scored like the capstone."""
-    _start("baseline", seed, form_file, learner)
+    """Start the baseline: a short blind check before the course, scored like the capstone (a team's with --team)."""
+    _start("baseline", seed, form_file, learner, (team, members, roles))
 
 
 @assess_app.command("final")
@@ -81,9 +94,12 @@ def final(
     seed: int | None = typer.Option(None, help="the pairing seed (default: the baseline's)"),
     form_file: Path | None = FORM_FILE,
     learner: str | None = LEARNER,
+    team: str | None = TEAM,
+    members: str | None = MEMBERS,
+    roles: str | None = ROLES,
 ) -> None:
     """Start the final: the same kinds and difficulty as the baseline, other drills (or other seeds)."""
-    _start("final", seed, form_file, learner)
+    _start("final", seed, form_file, learner, (team, members, roles))
 
 
 def _cell(value: Any, fmt: str = "") -> str:
@@ -114,6 +130,8 @@ def score(learner: str | None = LEARNER, as_json: bool = JSON) -> None:
             table.add_row(form, "not taken", *["-"] * 5)
         elif not f["finished"]:
             table.add_row(form, "running", *["-"] * 5)  # its drills and figures would give the answers away
+        elif not f["complete"]:
+            table.add_row(form, "incomplete", ", ".join(f["drills"]) or "-", *["-"] * 4)  # aborted: not paired
         else:
             secs = ["-" if f[k] is None else format_duration(f[k]) for k in ("mttd", "mttr")]
             table.add_row(

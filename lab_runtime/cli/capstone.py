@@ -107,7 +107,8 @@ def run(capstone_id: str) -> None:
         plan = _plan(Rubric.model_validate(start.payload["rubric"]), seed, current.time_scale)
         return list(zip([find_drill(d) for d in plan.drills], plan.gaps, strict=True))
 
-    run_capstone(current, backend(current), log, capstone_id, seed, schedule, reports(seed, blind=True))
+    team = start.payload.get("team")  # a team's skill check: its members act
+    run_capstone(current, backend(current), log, capstone_id, seed, schedule, reports(seed, blind=True), team)
 
 
 def _found(learner: str | None, form: str | None = "capstone") -> Any:

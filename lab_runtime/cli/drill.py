@@ -158,16 +158,11 @@ def run(
     from drills.schedule import draw_delay, eligible, pick
     from drills.sequence import failed, run_one
     from drills.spec import catalog, find_drill, load_drill
-    from drills.teams import parse_team
+    from drills.teams import team_of
 
     current = settings()
-    if (team is None) != (members is None) or (roles is not None and team is None):
-        raise LabError("a team's run needs --team NAME and --members a,b (and optionally --roles a=commander)")
-    if team is not None and learner is not None:
-        raise LabError("--learner and --team exclude each other: a team's run is the team's, its members act as "
-                       "themselves")  # fmt: skip
-    crew = parse_team(team, members, roles) if team is not None else None
-    who, chosen_seed = _options(current, team if crew else learner, seed)
+    crew = team_of(team, members, roles, learner)
+    who, chosen_seed = _options(current, crew["name"] if crew else learner, seed)
     if kind is not None and drill_id != "random":
         raise LabError("--kind only applies to `lab drill run random`")
     if drill_id == "random":

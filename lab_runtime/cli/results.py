@@ -70,7 +70,7 @@ def export(
     key_file: Path | None = KEY_FILE,
 ) -> None:
     """Your labs, graded drill runs and capstone, with a digest of your journal, signed under the instructor key."""
-    from grader.assessment import assessments
+    from grader.assessment import assessments, team_assessments
     from grader.bundles import instructor_key
     from grader.capstone import capstone_summary
     from grader.results import build_bundle, sign
@@ -79,7 +79,8 @@ def export(
     who = learner_name(learner, current)
     key = instructor_key(current, key_file)
     events = journal(current).events()
-    body = build_bundle(events, who, time.time(), capstone_summary(events, who), assessments(events, who))
+    forms, teams = assessments(events, who), team_assessments(events, who)
+    body = build_bundle(events, who, time.time(), capstone_summary(events, who), forms, teams)
     bundle = sign(body, key)
     if not bundle["labs"] and not bundle["runs"]:
         raise LabError(f"the journal holds no lab or drill run of {who!r}; check --learner (or LAB_LEARNER)")
@@ -138,6 +139,8 @@ def _load_cohort(name: str, paths: list[Path], key: bytes, skip_invalid: bool) -
 
 
 def _summary(c: Cohort, other: Cohort | None) -> None:
+    from grader.report import unpaired
+
     def cell(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
@@ -165,19 +168,20 @@ def _summary(c: Cohort, other: Cohort | None) -> None:
         figures = (s.runs, s.detected, s.remediated, s.collateral)
         board.add_row(str(s.rank), escape(s.learner), *map(str, figures), cell(s.mean_score, ".1f"), s.capstone)
     out.print(board)
-    if c.before_after is not None:
-        ba = c.before_after
+    for who, ba in (("learner", c.before_after), ("team", c.team_before_after)):
+        if ba is None:
+            continue
         table = grid("figure", "pairs", "baseline", "final", "change", "interval", "p", "improved",
-                     title=f"skill check: baseline against final ({len(ba.pairs)} pair(s))")  # fmt: skip
+                     title=f"skill check, {who}s: baseline against final ({len(ba.pairs)} pair(s))")  # fmt: skip
         for ch in ba.changes:
             interval = "-" if ch.interval is None else f"{ch.interval[0]:g} to {ch.interval[1]:g}"
             cells = (ch.before, ch.after, ch.change)
             table.add_row(ch.figure, str(ch.pairs), *(cell(v, "g") for v in cells), interval, cell(ch.p_value, "g"),
                           cell(ch.improved, ".0%"))  # fmt: skip
         out.print(table)
-        for names, what in ((ba.baseline_only, "no final yet"), (ba.final_only, "no baseline")):
+        for names, what in unpaired(ba):
             if names:
-                plain(f"{len(names)} learner(s) with {what}: {', '.join(names)}")
+                plain(f"{len(names)} {who}(s) with {what}: {', '.join(names)}")
 
 
 @cohort_app.command("report")
@@ -252,8 +256,8 @@ def xapi_cmd(
     home_page: str | None = typer.Option(
         None, "--home-page", help="the home of learners' accounts and activity IRIs (default https://mlops-lab.invalid)"
     ),
-    retries: int = typer.Option(5, "--retries", min=0, help="tries of a batch after the first (5xx, timeouts)"),
-    batch: int = typer.Option(50, "--batch", min=1, help="statements per POST"),
+    retries: int | None = typer.Option(None, "--retries", min=0, help="tries after the first (5xx, timeouts); 5"),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="statements per POST (50)"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="export the valid bundles, naming the rest"),
     key_file: Path | None = KEY_FILE,
 ) -> None:
@@ -278,8 +282,17 @@ def xapi_cmd(
     if lrs is not None:
         auth = (lrs_user, password) if lrs_user is not None and password is not None else None
         say = partial(err.print, style="yellow", highlight=False, soft_wrap=True)
-        done = send(current.xapi_outbox_path, lrs, found, auth, say=say, retries=retries, batch=batch)
+        given = {k: v for k, v in (("retries", retries), ("batch", batch)) if v is not None}
+        done = send(current.xapi_outbox_path, lrs, found, auth, say=say, **given)
         plain(f"sent {done.sent} statement(s) to {lrs} ({done.queued} newly queued, {done.pending} still queued)")
+        for line in done.refused[:5]:
+            err.print(f"[yellow]refused:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        if done.refused:
+            more = " (the first 5 above)" if len(done.refused) > 5 else ""
+            raise LabError(
+                f"the LRS refused {len(done.refused)} statement(s){more}; they stay in "
+                f"{current.xapi_outbox_path}, marked refused, and are not sent again; the others were sent"
+            )
 
 
 @results_app.command("gradebook")

@@ -64,6 +64,13 @@ class Ralph:
             self.process.wait(10)
         self.process = None
 
+    def held(self) -> int:
+        """How many statements the LRS holds now; -1 while it cannot say (a read racing a write)."""
+        try:
+            return len(self.statements())
+        except httpx.HTTPError:
+            return -1
+
     def statements(self) -> list[dict[str, Any]]:
         """Every statement the LRS holds, read back through its xAPI API (following `more`)."""
         found: list[dict[str, Any]] = []

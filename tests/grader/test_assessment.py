@@ -76,10 +76,13 @@ def test_a_bad_skill_check_file_names_the_file_and_the_field(tmp_path: Path) -> 
 T0 = 1_800_000_000.0
 
 
-def form_events(form: str, cid: str, at: float, runs: list[tuple[str, float | None, float | None]]) -> list[Event]:
-    """A finished form of ada's: each run (drill, seconds to the right declaration, to the fix) in turn."""
+def form_events(
+    form: str, cid: str, at: float, runs: list[tuple[str, float | None, float | None]], who: str = "ada", **extra: Any
+) -> list[Event]:
+    """A finished form of `who` (ada): each run (drill, seconds to the right declaration, to the fix) in turn."""
     rubric = load_assessment().rubric([d for d, _, _ in runs]).model_dump(by_alias=True)
     start = {"capstone_id": cid, "seed": 9, "count": len(runs), "rubric": rubric, "form": form, "pairing_seed": 4}
+    start |= extra
     made: list[tuple[float, str, Any, dict[str, Any], str | None, float | None]] = [
         (at, "cli", CAPSTONE_STARTED, start, None, None)
     ]
@@ -98,7 +101,7 @@ def form_events(form: str, cid: str, at: float, runs: list[tuple[str, float | No
         made.append((t + 99, "drill", DRILL_ENDED, {"drill": drill, "outcome": "remediated"}, run, None))
     made.append((at + 100 * (len(runs) + 1), "cli", CAPSTONE_ENDED, {"capstone_id": cid, "outcomes": []}, None, None))
     return [
-        Event(n, ts, src, kind, body, "ada", run, began) for n, (ts, src, kind, body, run, began) in enumerate(made, 1)
+        Event(n, ts, src, kind, body, who, run, began) for n, (ts, src, kind, body, run, began) in enumerate(made, 1)
     ]
 
 
@@ -109,7 +112,7 @@ def test_a_forms_mttd_and_mttr_count_an_unsolved_drill_at_its_time_limit() -> No
     found = assessments(events, "ada")
     assert list(found) == ["baseline"]
     base = found["baseline"]
-    assert (base["form"], base["finished"], base["pairing_seed"]) == ("baseline", True, 4)
+    assert (base["form"], base["finished"], base["complete"], base["pairing_seed"]) == ("baseline", True, True, 4)
     assert base["drills"] == ["incident-latency-spike", "schema-null-column"]
     assert (base["mttd"], base["mttr"]) == (pytest.approx((20 + 600) / 2), pytest.approx((40 + 600) / 2))
     assert latest_capstone(events, "ada") is None  # a form is not the capstone
@@ -120,8 +123,9 @@ def bundle(learner: str, **forms: dict[str, Any]) -> Bundle:
     return Bundle.model_validate(sign({**raw(learner, []), "assessments": forms}, KEY.encode()))
 
 
-def form(mttd: float, mttr: float, score: float, finished: bool = True) -> dict[str, Any]:
-    return {"finished": finished, "mttd": mttd, "mttr": mttr, "score": score, "passed": score >= 50}
+def form(mttd: float, mttr: float, score: float, finished: bool = True, complete: bool = True) -> dict[str, Any]:
+    return {"finished": finished, "complete": complete, "mttd": mttd, "mttr": mttr, "score": score,
+            "passed": score >= 50}  # fmt: skip
 
 
 def test_the_cohort_pairs_baselines_with_finals_and_lists_the_learners_with_one() -> None:
@@ -133,10 +137,11 @@ def test_the_cohort_pairs_baselines_with_finals_and_lists_the_learners_with_one(
         bundle("eve", final=form(80, 100, 90)),
         bundle("fay", baseline=form(1, 1, 1), final=form(1, 1, 1, finished=False)),  # a final still running
         bundle("gus"),
+        bundle("hal", baseline=form(1, 1, 1), final=form(1, 1, 1, complete=False)),  # a final aborted halfway
     ]
     ba = before_after(bundles)
     assert ba is not None and [p.learner for p in ba.pairs] == ["ada", "bob", "cy"]
-    assert (ba.baseline_only, ba.final_only) == (("dee", "fay"), ("eve",))
+    assert (ba.baseline_only, ba.final_only, ba.incomplete) == (("dee", "fay", "hal"), ("eve",), ("hal",))
     mttr = {c.figure: c for c in ba.changes}["mttr"]
     assert (mttr.pairs, mttr.before, mttr.after) == (3, 300.0, 213.333)
     assert mttr.change == pytest.approx(-86.667) and mttr.improved == pytest.approx(2 / 3, abs=1e-4)
@@ -185,3 +190,42 @@ def test_lab_assess_score_shows_both_forms_and_the_bundle_carries_them(state: Pa
     assert exported.exit_code == 0, exported.output
     held = json.loads(out.read_text())["assessments"]
     assert list(held) == ["baseline"] and held["baseline"]["mttr"] == pytest.approx(40.0)
+
+
+def test_a_teams_skill_check_is_in_each_members_bundle_and_paired_as_the_teams() -> None:
+    from grader.assessment import team_assessments
+    from grader.before_after import team_before_after
+
+    team = {"name": "blue", "members": ["ada", "bob"], "roles": {}}
+    events = form_events("baseline", "t1", T0, [("incident-latency-spike", 20.0, 40.0)], who="blue", team=team)
+    held = team_assessments(events, "bob")
+    assert list(held) == ["blue"] and held["blue"]["baseline"]["mttr"] == pytest.approx(40.0)
+    assert team_assessments(events, "cy") == {} and assessments(events, "bob") == {}  # not bob's own
+    forms = {"blue": {"baseline": form(100, 300, 40), "final": form(60, 150, 80)}, "red": {"baseline": form(1, 2, 3)}}
+    bundles = [
+        Bundle.model_validate(sign({**raw(name, []), "team_assessments": forms}, KEY.encode()))
+        for name in ("ada", "bob")
+    ]
+    ba = team_before_after(bundles)
+    assert ba is not None and [p.learner for p in ba.pairs] == ["blue"] and ba.baseline_only == ("red",)
+    page = to_html(cohort("spring", bundles))
+    assert "Before and after: the skill check (teams)" in page and "1 team(s) with no final yet: red" in page
+
+
+def test_a_teams_skill_check_needs_its_name_and_members(state: Path) -> None:  # noqa: F811
+    runner = CliRunner()
+    half = runner.invoke(app, ["assess", "baseline", "--team", "blue"])
+    assert half.exit_code == 1 and "a team needs --team NAME and --members a,b" in half.output
+    both = runner.invoke(app, ["assess", "baseline", "--team", "blue", "--members", "a,b", "--learner", "a"])
+    assert both.exit_code == 1 and "--learner and --team exclude each other" in both.output
+
+
+def test_an_aborted_form_is_incomplete_and_its_missing_drills_are_not_averaged() -> None:
+    events = form_events("final", "f1", T0, [("incident-latency-spike", 20.0, 40.0)])
+    start = events[0]
+    rubric = load_assessment().rubric(["incident-latency-spike", "schema-null-column"]).model_dump(by_alias=True)
+    events[0] = Event(start.id, start.ts, start.source, start.kind, {**start.payload, "count": 2, "rubric": rubric},
+                      start.learner)  # fmt: skip
+    final = assessments(events, "ada")["final"]
+    assert (final["finished"], final["complete"], final["drills"]) == (True, False, ["incident-latency-spike"])
+    assert final["mttr"] == pytest.approx(40.0)  # the drill that never ran is not counted at its time limit

@@ -39,9 +39,11 @@ def raw(
     learner: str, runs: list[dict[str, Any]], exported_at: float = 1.0, capstone: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     runs = [{**r, "learner": learner} for r in runs]
-    labs = [{"lab": "lab-01", "passed": 5, "total": 5, "completed": True, "steps": ["train", "register"]}]
+    labs = [{"lab": "lab-01", "passed": 5, "total": 5, "completed": True, "steps": ["train", "register"],
+             "checked_at": None}]  # fmt: skip
     return {"format": FORMAT, "learner": learner, "exported_at": exported_at, "labs": labs, "runs": runs,
-            "capstone": capstone, "assessments": {}, "journal": {"events": 1, "sha256": "0" * 64}}  # fmt: skip
+            "capstone": capstone, "assessments": {}, "team_assessments": {},
+            "journal": {"events": 1, "sha256": "0" * 64}}  # fmt: skip
 
 
 def bundles() -> list[Bundle]:

@@ -20,7 +20,7 @@ from grader.capstone import Rubric, plan
 from lab_runtime.events import CAPSTONE_ENDED, DRILL_ENDED, DRILL_STARTED
 from lab_runtime.settings import Settings
 from tests.cli import lab, lab_process
-from tests.drills.learner import events, last_event_id, respond, run_id_after
+from tests.drills.learner import events, fault_visible, last_event_id, respond, run_id_after
 from tests.grader.accuracy import ACCURACY, ENV, MARKS, NO_FIX, accuracy_table, burning_cores, play_accuracy_scenario
 from tests.grader.test_capstone import RULES
 from tests.sandbox import Sandbox, running_sandbox, wait_for
@@ -159,3 +159,30 @@ def test_a_skill_check_runs_a_baseline_then_a_final_of_other_drills_and_the_repo
     report = json.loads(lab("cohort", "report", str(bundle.parent), "--json", *key).stdout)
     (pair,) = report["before_after"]["pairs"]
     assert pair["before"]["mttr"] == forms["baseline"]["mttr"] and pair["after"]["mttr"] == forms["final"]["mttr"]
+
+    # A team's baseline: bob declares, the learner fixes; the run is the team's, its form in both bundles.
+    since = last_event_id(settings)
+    team = ["--team", "blue", "--members", "learner,bob", "--roles", "bob=commander"]
+    started = lab_process("assess", "baseline", "--form-file", str(form_file), "--seed", str(seed), *team, env=PROBES)
+    assert started.returncode == 0, started.stderr
+    run_id = run_id_after(settings, since)
+    start = events(settings, run_id, [DRILL_STARTED])[0]
+    assert start.learner == "blue" and start.payload["team"]["members"] == ["learner", "bob"]
+    drill = find_drill(start.payload["drill"])
+    wait_for(lambda: fault_visible(settings, run_id, len(drill.faults)), 120, "the team's fault in the probes")
+    assert lab("declare", drill.diagnosis, env={"LAB_LEARNER": "bob"}).returncode == 0
+    for command in drill.remediation.reference:
+        args = command.split()[1:]
+        assert (lab_process if args[0] == "restart" else lab)(*args).returncode == 0
+    wait_for(lambda: bool(events(settings, kinds_=[CAPSTONE_ENDED])[-1].learner == "blue"), 120, "the team's end")
+    team_forms = json.loads(lab("assess", "score", "--learner", "blue", "--json").stdout)
+    assert team_forms["baseline"]["finished"] and team_forms["baseline"]["mttr"] < 60, team_forms
+    for member in ("learner", "bob"):
+        out = tmp_path / "cohort" / f"{member}.json"
+        assert lab("results", "export", "--out", str(out), "--learner", member, *key).returncode == 0
+        assert (
+            json.loads(out.read_text())["team_assessments"]["blue"]["baseline"]["mttr"]
+            == team_forms["baseline"]["mttr"]
+        )
+    graded = {g["run_id"]: g for g in json.loads(lab("grade", "--json").stdout)}[run_id]
+    assert (graded["team"], graded["detected_by"], graded["remediated_by"]) == ("blue", "bob", "learner")

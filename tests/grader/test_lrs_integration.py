@@ -85,7 +85,7 @@ def test_a_sender_killed_mid_send_leaves_nothing_lost_or_doubled(env: dict[str, 
         with (tmp_path / "sender.log").open("w") as log:
             sender = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            wait_for(lambda: len(ralph.statements()) >= 5, 60, (tmp_path / "sender.log").read_text())
+            wait_for(lambda: ralph.held() >= 5, 60, "the first statements to reach the LRS (see sender.log)")
         finally:
             sender.kill()
             sender.wait(10)
@@ -103,7 +103,7 @@ def test_a_refusal_is_reported_with_the_lrs_message_and_nothing_is_lost(
     with running_ralph(tmp_path / "ralph") as ralph:
         monkeypatch.setenv("LAB_LRS_PASSWORD", "not-the-password")
         refused = lab("results", "xapi", str(folder), "--lrs", ralph.url)
-        one_line_error(refused, "refused 4 statement(s) (HTTP 401: Invalid authentication credentials); 4 stay queued")
+        one_line_error(refused, "refused the credentials (HTTP 401: Invalid authentication credentials); 4 statement")
         monkeypatch.setenv("LAB_LRS_PASSWORD", PASSWORD)
         assert "sent 4 statement(s)" in ok(lab("results", "xapi", str(folder), "--lrs", ralph.url))
         assert len(ralph.statements()) == 4
@@ -160,3 +160,19 @@ def test_the_gradebook_has_a_column_per_lab_of_the_course(env: dict[str, str], t
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert [r["learner"] for r in rows] == ["learner-000", "learner-001"]
     assert rows[0]["lab-01"] == "100" and rows[0]["lab-08"] == "" and rows[0]["capstone"] == "55"
+
+
+def test_a_statement_the_lrs_refuses_is_kept_aside_and_the_others_go_on(tmp_path: Path) -> None:
+    from grader.lrs import Outbox, deliver, statements_url
+    from grader.xapi import statements
+    from tests.grader.test_cohort import bundles
+
+    good = statements(bundles())[:3]
+    bad = {k: v for k, v in good[0].items() if k != "actor"} | {"id": "5b4e3a2c-0d1e-4f50-8a6b-7c8d9e0f1a2b"}
+    with running_ralph(tmp_path / "ralph") as ralph, Outbox(tmp_path / "outbox.db") as outbox:  # no actor: refused
+        url = statements_url(ralph.url)
+        assert outbox.add(url, [good[0], bad, *good[1:]], 1.0) == 4
+        sent, refused = deliver(outbox, url, (USER, PASSWORD))
+        assert sent == 3 and len(refused) == 1 and refused[0].startswith(f"{bad['id']}: HTTP 4")
+        assert {s["id"] for s in ralph.statements()} == {s["id"] for s in good}
+        assert outbox.count_pending(url) == 0 and deliver(outbox, url, (USER, PASSWORD)) == (0, ())  # never again

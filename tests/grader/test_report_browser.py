@@ -23,7 +23,7 @@ T0 = 1_800_000_000.0
 
 
 def form(mttd: float, mttr: float, score: float) -> dict[str, Any]:
-    return {"finished": True, "mttd": mttd, "mttr": mttr, "score": score, "passed": score >= 50}
+    return {"finished": True, "complete": True, "mttd": mttd, "mttr": mttr, "score": score, "passed": score >= 50}
 
 
 def write_cohort(folder: Path) -> None:

@@ -50,7 +50,14 @@ def bundle(**changes: Any) -> dict[str, Any]:
 def test_a_bundle_holds_the_learners_labs_graded_runs_and_a_digest_of_their_events() -> None:
     b = bundle()
     # no one check passed all three steps, but each passed in one of them
-    lab = {"lab": "lab-01", "passed": 2, "total": 3, "completed": False, "steps": ["train", "register", "promote"]}
+    lab = {
+        "lab": "lab-01",
+        "passed": 2,
+        "total": 3,
+        "completed": False,
+        "steps": ["train", "register", "promote"],
+        "checked_at": 2.0,
+    }  # when the first check that passed two steps began
     assert b["learner"] == "ada" and b["labs"] == [lab]
     (run,) = b["runs"]
     assert (run["drill"], run["ttd"], run["ttr"], run["outcome"]) == ("drift-x", 30.0, 40.0, "remediated")
@@ -80,9 +87,9 @@ def test_a_bundle_exported_before_decisions_existed_still_verifies() -> None:
 
 def test_a_bundle_exported_before_lab_steps_existed_still_verifies() -> None:
     old = {**bundle(), "format": "mlops-lab-results/3"}
-    old["labs"] = [{k: v for k, v in lab.items() if k != "steps"} for lab in old["labs"]]
+    old["labs"] = [{k: v for k, v in lab.items() if k not in ("steps", "checked_at")} for lab in old["labs"]]
     old["runs"] = [{k: v for k, v in r.items() if k not in NEW_IN_4} for r in old["runs"]]
-    del old["assessments"]
+    del old["assessments"], old["team_assessments"]
     verified = verify(json.loads(json.dumps(sign(old, KEY))), KEY, "old.json")
     assert (verified.format, verified.labs[0].passed, verified.labs[0].steps) == ("mlops-lab-results/3", 2, ())
 

@@ -96,10 +96,12 @@ def test_a_team_goes_to_a_background_runner_whole() -> None:
 
 
 def test_lab_drill_run_refuses_half_a_team(lab_env: dict[str, str]) -> None:
-    one_line_error(lab("drill", "run", "drift-credit-score-shift", "--team", "blue"), "needs --team NAME and --members")
+    one_line_error(
+        lab("drill", "run", "drift-credit-score-shift", "--team", "blue"), "a team needs --team NAME and --members"
+    )
     one_line_error(
         lab("drill", "run", "drift-credit-score-shift", "--team", "blue", "--members", "a,b", "--learner", "a"),
-        "--learner and --team exclude each other",
+        "--learner and --team exclude each other: the team's members act as themselves",
     )
 
 

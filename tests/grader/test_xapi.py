@@ -95,3 +95,16 @@ def test_the_gradebook_has_a_row_per_learner_and_a_column_per_lab() -> None:
     )
     assert next(csv.DictReader(io.StringIO(gradebook_csv([scored], ["lab-01"]))))["capstone"] == "72.5"
     assert (cy["drill_runs"], cy["drills_remediated"], cy["mean_drill_score"]) == ("2", "1", "35")
+
+
+def test_a_result_exported_again_later_is_the_same_statement() -> None:
+    def exported(at: float) -> Bundle:
+        body = {**raw("ada", [{**run("drift", 10.0, 40.0), "run_id": "r1", "injected_at": 50.0}]), "exported_at": at}
+        body["labs"] = [{**body["labs"][0], "checked_at": 20.0}]
+        body["capstone"] = {**CAPSTONE, "ended_at": 30.0}
+        return Bundle.model_validate(sign(body, KEY.encode()))
+
+    first, later = statements([exported(100.0)]), statements([exported(9_000.0)])
+    assert [s["id"] for s in first] == [s["id"] for s in later] and len(first) == 3
+    assert [s["timestamp"] for s in first] == [
+        "1970-01-01T00:00:20.000Z", "1970-01-01T00:00:50.000Z", "1970-01-01T00:00:30.000Z"]  # fmt: skip
