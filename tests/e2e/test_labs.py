@@ -271,9 +271,12 @@ def lab_05(env: dict[str, str], tmp_path: Path) -> None:
     body = json.loads(bundle.read_text())
     totals = {"lab-01": 7, "lab-02": 7, "lab-03": 5, "lab-04": 6, "lab-05": 4}
     steps = {k: [s.id for s in find_lab(k).steps] for k in totals}
+    checked = [lab.pop("checked_at") for lab in body["labs"]]  # when the check that passed them all began
+    assert checked == sorted(checked) and all(isinstance(t, float) for t in checked), checked
     assert body["labs"] == [
         {"lab": k, "passed": n, "total": n, "completed": True, "steps": steps[k]} for k, n in totals.items()
     ]
+    body = json.loads(bundle.read_text())
     assert lab("results", "verify", str(bundle), env=env).returncode == 0
     body["runs"][0]["ttr"] = 1.0
     bundle.write_text(json.dumps(body))

@@ -160,14 +160,15 @@ def test_a_skill_check_runs_a_baseline_then_a_final_of_other_drills_and_the_repo
     (pair,) = report["before_after"]["pairs"]
     assert pair["before"]["mttr"] == forms["baseline"]["mttr"] and pair["after"]["mttr"] == forms["final"]["mttr"]
 
-    # A team's baseline: bob declares, the learner fixes; the run is the team's, its form in both bundles.
+    # A team's baseline: bob declares, the sandbox's learner fixes; the run is the team's, its form in both bundles.
     since = last_event_id(settings)
-    team = ["--team", "blue", "--members", "learner,bob", "--roles", "bob=commander"]
+    me = settings.learner
+    team = ["--team", "blue", "--members", f"{me},bob", "--roles", "bob=commander"]
     started = lab_process("assess", "baseline", "--form-file", str(form_file), "--seed", str(seed), *team, env=PROBES)
     assert started.returncode == 0, started.stderr
     run_id = run_id_after(settings, since)
     start = events(settings, run_id, [DRILL_STARTED])[0]
-    assert start.learner == "blue" and start.payload["team"]["members"] == ["learner", "bob"]
+    assert start.learner == "blue" and start.payload["team"]["members"] == [me, "bob"]
     drill = find_drill(start.payload["drill"])
     wait_for(lambda: fault_visible(settings, run_id, len(drill.faults)), 120, "the team's fault in the probes")
     assert lab("declare", drill.diagnosis, env={"LAB_LEARNER": "bob"}).returncode == 0
@@ -177,7 +178,7 @@ def test_a_skill_check_runs_a_baseline_then_a_final_of_other_drills_and_the_repo
     wait_for(lambda: bool(events(settings, kinds_=[CAPSTONE_ENDED])[-1].learner == "blue"), 120, "the team's end")
     team_forms = json.loads(lab("assess", "score", "--learner", "blue", "--json").stdout)
     assert team_forms["baseline"]["finished"] and team_forms["baseline"]["mttr"] < 60, team_forms
-    for member in ("learner", "bob"):
+    for member in (me, "bob"):
         out = tmp_path / "cohort" / f"{member}.json"
         assert lab("results", "export", "--out", str(out), "--learner", member, *key).returncode == 0
         assert (
@@ -185,4 +186,4 @@ def test_a_skill_check_runs_a_baseline_then_a_final_of_other_drills_and_the_repo
             == team_forms["baseline"]["mttr"]
         )
     graded = {g["run_id"]: g for g in json.loads(lab("grade", "--json").stdout)}[run_id]
-    assert (graded["team"], graded["detected_by"], graded["remediated_by"]) == ("blue", "bob", "learner")
+    assert (graded["team"], graded["detected_by"], graded["remediated_by"]) == ("blue", "bob", me)
