@@ -265,11 +265,13 @@ def xapi_cmd(
     completion, duration and the TTD, TTM, TTR, decision and blast radius. With --lrs they go through a durable
     outbox (.lab/xapi-outbox.db): retried with back-off, none lost or sent twice. The password is LAB_LRS_PASSWORD."""
     from grader.bundles import instructor_key
-    from grader.lrs import send
+    from grader.lrs import send, statements_url
     from grader.xapi import HOME_PAGE, statements
 
     if out_file is None and lrs is None:
         raise LabError("say where the statements go: --out FILE, --lrs URL, or both")
+    if lrs is not None:
+        statements_url(lrs)  # a malformed URL is refused before any bundle is read
     password = os.environ.get("LAB_LRS_PASSWORD")
     if lrs is not None and (lrs_user is None) != (password is None):
         raise LabError("basic auth needs both --lrs-user (or LAB_LRS_USER) and LAB_LRS_PASSWORD; give both or neither")

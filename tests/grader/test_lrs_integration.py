@@ -109,6 +109,9 @@ def test_a_refusal_is_reported_with_the_lrs_message_and_nothing_is_lost(
         assert len(ralph.statements()) == 4
     one_line_error(lab("results", "xapi", str(folder)), "say where the statements go: --out FILE, --lrs URL, or both")
     one_line_error(lab("results", "xapi", str(folder), "--lrs", "ftp://lrs"), "--lrs 'ftp://lrs' is not an http(s) URL")
+    one_line_error(
+        lab("results", "xapi", str(folder), "--lrs", "http://h:abc/xAPI/"), "--lrs 'http://h:abc/xAPI/' is not a URL"
+    )
     monkeypatch.delenv("LAB_LRS_PASSWORD")
     one_line_error(lab("results", "xapi", str(folder), "--lrs", ralph.url), "basic auth needs both --lrs-user")
 
