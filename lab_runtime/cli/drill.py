@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from drills.engine import RunResult
     from drills.sequence import Reports
     from drills.spec import Drill
-    from lab_runtime.events import Team
     from lab_runtime.settings import Settings
 
 drill_app = typer.Typer(
@@ -154,6 +153,7 @@ def run(
 ) -> None:
     """Run a drill on the running sandbox: gate, inject, probe, detect remediation, revert. With --team, every
     member's declarations and moves count for the run, graded as the team's and per member."""
+    from drills.control import detach as in_the_background
     from drills.engine import RunOptions
     from drills.schedule import draw_delay, eligible, pick
     from drills.sequence import failed, run_one
@@ -176,28 +176,15 @@ def run(
     backend(current).require("model-service")
     if detach:
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
-        _detach(current, target, who, chosen_seed, delay, blind, gate, crew)
+        started = in_the_background(current, target, who, chosen_seed, delay, blind, gate, crew)
+        plain(
+            f"drill run {started.run_id} started in the background (pid {started.pid}); `lab drill status` follows it"
+        )
         return
     scaled = delay * current.time_scale
     options = RunOptions(learner=who, seed=chosen_seed, delay=scaled, blind=blind, gate_timeout=gate, team=crew)
     if failed(run_one(current, backend(current), drill, options, reports(chosen_seed, blind), run_id)):
         raise typer.Exit(1)
-
-
-def _detach(
-    current: Settings,
-    drill_id: str,
-    learner: str,
-    seed: int,
-    delay: float,
-    blind: bool,
-    gate: float,
-    team: Team | None = None,
-) -> None:
-    from drills.control import detach
-
-    started = detach(current, drill_id, learner, seed, delay, blind, gate, team)
-    plain(f"drill run {started.run_id} started in the background (pid {started.pid}); `lab drill status` follows it")
 
 
 @drill_app.command("status")
