@@ -153,6 +153,7 @@ AlertFiring = TypedDict(
         "signal": str,
         "comparison": str,
         "threshold": float,
+        "resolve_threshold": float | None,  # a firing alert resolves once beyond it (None: at the threshold)
         "for": float,  # seconds as the rule states them (the condition holds `for` x LAB_TIME_SCALE)
         "value": float,  # the signal when it fired
         "detail": str,
@@ -160,6 +161,11 @@ AlertFiring = TypedDict(
         "runbook": str,
         "pending_since": float,
         "firing_since": float,
+        # A rule that fires again soon after it resolved (the monitor's incident gap) is the same incident:
+        # the `firing_since` of the incident's first firing, and which firing of it this is (1, 2, ...).
+        # Journals written before these fields existed lack them: each firing is then its own incident.
+        "incident": float,
+        "occurrence": int,
     },
 )
 

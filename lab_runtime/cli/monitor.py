@@ -110,6 +110,9 @@ def rules_cmd(as_json: bool = JSON) -> None:
     table = grid("rule", "condition", "for", "severity", "source")
     for r in body["rules"]:
         condition = f"{r['signal']} {r['comparison']} {r['threshold']:g}"
+        if r.get("resolve_threshold") is not None:  # hysteresis: a firing alert resolves only beyond this level
+            beyond = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}[r["comparison"]]
+            condition += f", resolves at {beyond} {r['resolve_threshold']:g}"
         table.add_row(r["name"], condition, f"{r['for']:g}s", r["severity"], Path(r["source"]).name)
     out.print(table)
     for problem in body["rule_errors"]:
@@ -134,14 +137,15 @@ def add_rules(file: Path = typer.Argument(..., help="a YAML file of alert rules"
 @app.command()
 @friendly
 def alerts(
-    show_all: bool = typer.Option(False, "--all", help="also list alerts that resolved"), as_json: bool = JSON
+    show_all: bool = typer.Option(False, "--all", help="also list incidents that resolved"), as_json: bool = JSON
 ) -> None:
-    """Alerts firing now (and with --all, every alert of this sandbox), from the journal."""
-    from lab_runtime.monitor.alerts import alert_history
+    """Alerts firing now (and with --all, every incident of this sandbox), from the journal. An alert that fires
+    again soon after it resolved is one incident: one row, with its occurrences."""
+    from lab_runtime.monitor.alerts import alert_history, incidents
 
     current = settings()
     events = journal(current).events([ALERT_FIRING, ALERT_RESOLVED]) if current.journal_path.exists() else []
-    rows = alert_history(events)
+    rows = incidents(alert_history(events))
     shown = rows if show_all else [r for r in rows if r["state"] == "firing"]
     if as_json:
         print_json(shown)
@@ -149,9 +153,11 @@ def alerts(
     if not shown:
         out.print("no alert is firing" + ("" if show_all else " (`lab alerts --all` lists resolved ones)"))
         return
-    table = grid("rule", "severity", "state", "fired", "resolved", "summary")
+    table = grid("rule", "severity", "state", "occurrences", "fired", "resolved", "summary")
     for r in shown:
-        table.add_row(r["rule"], r["severity"], r["state"], _ago(r["fired_at"]), _ago(r["resolved_at"]), r["summary"])
+        n, fired, resolved = r["occurrence"], _ago(r["fired_at"]), _ago(r["resolved_at"])
+        times = "1" if n == 1 else f"occurrence {n}, last fired {_ago(r['last_fired_at'])}"
+        table.add_row(r["rule"], r["severity"], r["state"], times, fired, resolved, r["summary"])
     out.print(table)
 
 

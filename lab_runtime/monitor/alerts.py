@@ -1,5 +1,7 @@
 """Alert states, like Prometheus rules: pending while a rule's condition holds, firing once it has held for
-the rule's `for` duration, resolved as soon as it stops holding (or its signal is absent). Pure: no I/O.
+the rule's `for` duration, resolved as soon as it stops holding (or its signal is absent); a rule with a
+`resolve_threshold` keeps firing until the signal is beyond that. A rule that fires again within the incident
+gap of its last resolution is the same incident, one more occurrence. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -19,10 +21,26 @@ class AlertState:
     value: float
     detail: str
     firing_since: float | None = None
+    incident: float | None = None  # once firing: the `firing_since` of its incident's first firing
+    occurrence: int = 1  # once firing: which firing of its incident this is
 
     @property
     def state(self) -> str:
         return "firing" if self.firing_since is not None else "pending"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A rule's last alert that resolved: when, and the incident it was part of."""
+
+    at: float
+    incident: float
+    occurrence: int
+
+
+def _incident_of(payload: dict[str, Any]) -> tuple[float, int]:
+    """A firing payload's incident and occurrence; one written before incidents existed is its own first."""
+    return float(payload.get("incident", payload["firing_since"])), int(payload.get("occurrence", 1))
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,7 @@ class Transition(Generic[Payload]):
 
 def _firing(alert: AlertState, now: float) -> Transition[AlertFiring]:
     rule = alert.rule
+    assert alert.incident is not None  # set with firing_since
     return Transition(
         ALERT_FIRING,
         AlertFiring(
@@ -44,6 +63,7 @@ def _firing(alert: AlertState, now: float) -> Transition[AlertFiring]:
                 "signal": rule.signal,
                 "comparison": rule.comparison,
                 "threshold": rule.threshold,
+                "resolve_threshold": rule.resolve_threshold,
                 "for": rule.for_,
                 "value": alert.value,
                 "detail": alert.detail,
@@ -51,6 +71,8 @@ def _firing(alert: AlertState, now: float) -> Transition[AlertFiring]:
                 "runbook": rule.runbook,
                 "pending_since": alert.pending_since,
                 "firing_since": now,
+                "incident": alert.incident,
+                "occurrence": alert.occurrence,
             }
         ),
     )
@@ -66,12 +88,22 @@ def _resolved(
 
 
 class AlertEngine:
-    """Steps every rule once per evaluation and returns the alerts that fired or resolved. A rule's `for` runs on
-    the sandbox's clock: `time_scale` times the duration the rule states."""
+    """Steps every rule once per evaluation and returns the alerts that fired or resolved. A rule's `for` and the
+    `incident_gap` (seconds after a rule's alert resolved within which its next firing is the same incident) run
+    on the sandbox's clock: `time_scale` times the duration stated. `firing` and `resolved` are what the journal
+    says (`firing_alerts`, `resolutions`) when the monitor starts again."""
 
-    def __init__(self, firing: dict[str, dict[str, Any]] | None = None, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        firing: dict[str, dict[str, Any]] | None = None,
+        time_scale: float = 1.0,
+        incident_gap: float = 600.0,
+        resolved: dict[str, Resolution] | None = None,
+    ) -> None:
         self.time_scale = time_scale
+        self.incident_gap = incident_gap
         self.active: dict[str, AlertState] = {}
+        self.resolved: dict[str, Resolution] = dict(resolved or {})  # rule name -> its last resolved alert
         # Alerts the journal says are firing (from before a restart): resolved unless they still hold.
         self._inherited = dict(firing or {})
 
@@ -85,10 +117,11 @@ class AlertEngine:
                 transitions += self._clear(name, None, now)
         for rule in rules:
             value = signals.get(rule.signal)
-            if value is None or not rule.holds(value):
+            alert = self.active.get(rule.name)
+            firing = alert.firing_since is not None if alert is not None else rule.name in self._inherited
+            if value is None or not rule.holds(value, firing):  # a pending alert clears at the threshold
                 transitions += self._clear(rule.name, value, now)
                 continue
-            alert = self.active.get(rule.name)
             detail = details.get(rule.signal, "")
             if alert is None:
                 inherited = self._inherited.pop(rule.name, None)
@@ -96,22 +129,36 @@ class AlertEngine:
                 alert = self.active[rule.name] = AlertState(rule, since, value, detail)
                 if inherited:
                     alert.firing_since = inherited["firing_since"]
+                    alert.incident, alert.occurrence = _incident_of(inherited)
             alert.value, alert.detail = value, detail
             if alert.firing_since is None and now - alert.pending_since >= rule.for_ * self.time_scale:
                 alert.firing_since = now
+                alert.incident, alert.occurrence = self._incident(rule.name, now)
                 transitions.append(_firing(alert, now))
         for name, payload in list(self._inherited.items()):  # inherited alerts whose rule is gone
             if name not in by_name:
                 del self._inherited[name]
+                self.resolved[name] = Resolution(now, *_incident_of(payload))
                 transitions.append(_resolved(name, payload["severity"], payload["firing_since"], None, now))
         return transitions
+
+    def _incident(self, name: str, now: float) -> tuple[float, int]:
+        """The incident and occurrence of a rule's alert firing `now`: the incident of its last resolved alert when
+        that resolved within the gap, else a new one."""
+        last = self.resolved.get(name)
+        if last is not None and now - last.at <= self.incident_gap * self.time_scale:
+            return last.incident, last.occurrence + 1
+        return now, 1
 
     def _clear(self, name: str, value: float | None, now: float) -> list[Transition[Any]]:
         alert = self.active.pop(name, None)
         inherited = self._inherited.pop(name, None)
         if alert is not None and alert.firing_since is not None:
+            assert alert.incident is not None  # set with firing_since
+            self.resolved[name] = Resolution(now, alert.incident, alert.occurrence)
             return [_resolved(name, alert.rule.severity, alert.firing_since, value, now)]
         if alert is None and inherited is not None:
+            self.resolved[name] = Resolution(now, *_incident_of(inherited))
             return [_resolved(name, inherited["severity"], inherited["firing_since"], value, now)]
         return []
 
@@ -127,9 +174,24 @@ def firing_alerts(events: list[Event]) -> dict[str, dict[str, Any]]:
     return firing
 
 
+def resolutions(events: list[Event]) -> dict[str, Resolution]:
+    """Each rule's last alert that resolved in a sequence of alert events (the journal's `ts` of its resolution),
+    for an engine started again to carry on its incidents."""
+    open_by_rule: dict[str, dict[str, Any]] = {}
+    resolved: dict[str, Resolution] = {}
+    for event in events:
+        rule = event.payload["rule"]
+        if event.kind == ALERT_FIRING:
+            open_by_rule[rule] = event.payload
+        elif rule in open_by_rule:
+            resolved[rule] = Resolution(event.ts, *_incident_of(open_by_rule.pop(rule)))
+    return resolved
+
+
 def alert_history(events: list[Event]) -> list[dict[str, Any]]:
-    """Pure: every alert of a sequence of alert events, oldest first: its firing payload with `state` (firing or
-    resolved), `fired_at` and `resolved_at`."""
+    """Pure: every alert of a sequence of alert events, oldest first: its firing payload (with its `incident` and
+    `occurrence`, when written by an engine that knew them) with `state` (firing or resolved), `fired_at` and
+    `resolved_at`."""
     rows: list[dict[str, Any]] = []
     open_by_rule: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -141,3 +203,39 @@ def alert_history(events: list[Event]) -> list[dict[str, Any]]:
             row = open_by_rule.pop(event.payload["rule"])
             row.update(state="resolved", resolved_at=event.ts)
     return rows
+
+
+def incidents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pure: `alert_history`'s rows grouped into incidents (a rule's alert and its recurrences within the gap),
+    ordered by first firing. Each is its latest occurrence's row (payload, `state`) with `fired_at` the incident's
+    first firing, `resolved_at` its last resolution (None while it fires), `last_fired_at`, `occurrence` (the
+    latest's number) and `occurrences`: each firing's `occurrence`, `state`, `fired_at`, `resolved_at`, `value`.
+    A row without `incident` (from an older journal) is an incident of its own."""
+    grouped: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        incident = row.get("incident", row.get("firing_since", row["fired_at"]))
+        grouped.setdefault((row["rule"], incident), []).append(row)
+    result: list[dict[str, Any]] = []
+    for (_, incident), occurrences in grouped.items():
+        first, last = occurrences[0], occurrences[-1]
+        result.append(
+            {
+                **last,
+                "incident": incident,
+                "fired_at": first["fired_at"],
+                "resolved_at": last["resolved_at"],
+                "last_fired_at": last["fired_at"],
+                "occurrence": last.get("occurrence", len(occurrences)),
+                "occurrences": [
+                    {
+                        "occurrence": row.get("occurrence", n),
+                        "state": row["state"],
+                        "fired_at": row["fired_at"],
+                        "resolved_at": row["resolved_at"],
+                        "value": row.get("value"),
+                    }
+                    for n, row in enumerate(occurrences, start=1)
+                ],
+            }
+        )
+    return result

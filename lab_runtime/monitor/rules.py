@@ -1,4 +1,5 @@
-"""Alert rules as data: YAML files of rules (signal, comparison, threshold, `for`, severity, summary, runbook).
+"""Alert rules as data: YAML files of rules (signal, comparison, threshold, `for`, an optional `resolve_threshold`,
+severity, summary, runbook).
 
 The built-in rules ship in `rules.yaml` beside this module; a learner's rules live in `.lab/rules/*.yaml`.
 A file that fails validation is reported with its file and field, and the rules it held last time it was
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab_runtime.durations import Seconds
 from lab_runtime.errors import InvalidRules
@@ -30,10 +31,19 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# Where a resolve threshold may sit for each comparison: on the far side of the threshold from the firing values.
+FAR_SIDE: dict[str, tuple[Callable[[float, float], bool], str]] = {
+    "<": (operator.ge, ">="),
+    "<=": (operator.ge, ">="),
+    ">": (operator.le, "<="),
+    ">=": (operator.le, "<="),
+}
 
 
 class Rule(BaseModel):
-    """Fires when `signal <comparison> threshold` has held for `for` seconds; resolves when it stops holding."""
+    """Fires when `signal <comparison> threshold` has held for `for` seconds; resolves when it stops holding. With a
+    `resolve_threshold` (hysteresis), a firing alert resolves only once `signal <comparison> resolve_threshold`
+    stops holding: between the two thresholds it keeps firing, so a value hovering at the threshold pages once."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -41,6 +51,7 @@ class Rule(BaseModel):
     comparison: Literal[">", ">=", "<", "<=", "==", "!="]
     threshold: float
     for_: Seconds = Field(0.0, alias="for")
+    resolve_threshold: float | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
     summary: str = Field(min_length=1)
     runbook: str = Field(min_length=1)
@@ -59,6 +70,27 @@ class Rule(BaseModel):
             raise ValueError("the threshold must be a finite number")
         return threshold
 
+    @field_validator("resolve_threshold")
+    @classmethod
+    def _finite_resolve(cls, resolve: float | None) -> float | None:
+        if resolve is not None and not math.isfinite(resolve):
+            raise ValueError("resolve_threshold must be a finite number")
+        return resolve
+
+    @model_validator(mode="after")
+    def _resolve_beyond_threshold(self) -> Rule:
+        if self.resolve_threshold is None:
+            return self
+        if self.comparison not in FAR_SIDE:
+            raise ValueError(f"resolve_threshold has no meaning for the comparison {self.comparison!r}; remove it")
+        beyond, side = FAR_SIDE[self.comparison]
+        if not beyond(self.resolve_threshold, self.threshold):
+            raise ValueError(
+                f"resolve_threshold {self.resolve_threshold:g} is on the firing side of the threshold"
+                f" {self.threshold:g}: for {self.comparison!r} it must be {side} the threshold"
+            )
+        return self
+
     @field_validator("summary")
     @classmethod
     def _template(cls, summary: str) -> str:
@@ -68,8 +100,11 @@ class Rule(BaseModel):
             raise ValueError(f"the summary may use only {{value}}, {{threshold}} and {{detail}} ({exc!r})") from None
         return summary
 
-    def holds(self, value: float) -> bool:
-        return COMPARISONS[self.comparison](value, self.threshold)
+    def holds(self, value: float, firing: bool = False) -> bool:
+        """Whether the condition holds: against the threshold, or for an alert already `firing`, against the
+        resolve threshold when the rule has one."""
+        limit = self.resolve_threshold if firing and self.resolve_threshold is not None else self.threshold
+        return COMPARISONS[self.comparison](value, limit)
 
     def describe(self, value: float, detail: str) -> str:
         return self.summary.format(value=value, threshold=self.threshold, detail=detail)

@@ -40,7 +40,9 @@ def signals() -> dict[str, float]:
 def firing(since: float) -> dict[str, Any] | None:
     """The first alert of this lab's kinds that fired since `since`, still firing."""
     alerts = json.loads(lab("alerts", "--json").stdout)
-    return next((a for a in alerts if a["rule"] in ALERTS and a["state"] == "firing" and a["fired_at"] >= since), None)
+    return next(
+        (a for a in alerts if a["rule"] in ALERTS and a["state"] == "firing" and a["last_fired_at"] >= since), None
+    )
 
 
 def pipeline_rate() -> tuple[float, float]:

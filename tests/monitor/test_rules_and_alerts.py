@@ -57,6 +57,24 @@ def test_the_builtin_rules_are_valid() -> None:
         (RULE.replace("drifted_features", "drift_p_value.salary"), "unknown signal 'drift_p_value.salary'"),
         (RULE.replace("{detail}", "{value[0]}"), "rules.0.summary: Value error, the summary may use only"),
         (RULE.replace("for: 10s", "for:"), "rules.0.for: Value error, None is not a duration"),
+        (
+            RULE.replace("for: 10s", "for: 10s\n    resolve_threshold: 2"),
+            "rules.0: Value error, resolve_threshold 2 is on the firing side of the threshold 1: for '>=' it must be"
+            " <= the threshold",
+        ),
+        (
+            RULE.replace('">="', '"<"').replace("for: 10s", "for: 10s\n    resolve_threshold: 0.5"),
+            "rules.0: Value error, resolve_threshold 0.5 is on the firing side of the threshold 1: for '<' it must be"
+            " >= the threshold",
+        ),
+        (
+            RULE.replace('">="', '"=="').replace("for: 10s", "for: 10s\n    resolve_threshold: 1"),
+            "rules.0: Value error, resolve_threshold has no meaning for the comparison '=='; remove it",
+        ),
+        (
+            RULE.replace("for: 10s", "for: 10s\n    resolve_threshold: .nan"),
+            "rules.0.resolve_threshold: Value error, resolve_threshold must be a finite number",
+        ),
         ("rules: []", "rules: List should have at least 1 item"),
         ("- just a list", "a rule file must be a mapping of fields, got list"),
     ],
@@ -165,3 +183,55 @@ def test_the_built_in_unsafe_output_rule_fires_critical_once_over_two_percent_ha
     (alert,) = fired
     assert alert.kind == ALERT_FIRING and alert.payload["severity"] == "critical"
     assert alert.payload["summary"] == "2.1% of the decisions served break the output policy"
+
+
+def floor(**changes: object) -> Rule:
+    """The built-in accuracy floor's shape: fires below 0.72, resolves only at 0.74 or more."""
+    base = {"name": "floor", "signal": "accuracy", "comparison": "<", "threshold": 0.72, "resolve_threshold": 0.74}
+    return rule(**{**base, **changes})
+
+
+def test_a_firing_alert_with_a_resolve_threshold_keeps_firing_until_the_signal_is_beyond_it() -> None:
+    engine, rules = AlertEngine(), [floor()]
+    assert engine.step(rules, {"accuracy": 0.70}, {}, now=0) == []
+    (fired,) = engine.step(rules, {"accuracy": 0.71}, {}, now=10)
+    assert fired.kind == ALERT_FIRING and fired.payload["resolve_threshold"] == 0.74
+    for now, value in [(15, 0.72), (20, 0.73), (25, 0.7399), (30, 0.65)]:  # between the thresholds, or back below
+        assert engine.step(rules, {"accuracy": value}, {}, now=now) == []
+        assert engine.active["floor"].state == "firing" and engine.active["floor"].value == value
+    (resolved,) = engine.step(rules, {"accuracy": 0.74}, {}, now=35)
+    assert resolved.kind == ALERT_RESOLVED and resolved.payload["duration"] == 25 and resolved.payload["value"] == 0.74
+    assert "floor" not in engine.active
+
+
+def test_a_pending_alert_clears_at_the_threshold_not_the_resolve_threshold() -> None:
+    engine, rules = AlertEngine(), [floor()]
+    assert engine.step(rules, {"accuracy": 0.70}, {}, now=0) == []
+    assert engine.step(rules, {"accuracy": 0.73}, {}, now=5) == []  # between the two: the pending alert is gone
+    assert "floor" not in engine.active
+    assert engine.step(rules, {"accuracy": 0.70}, {}, now=6) == []
+    assert engine.active["floor"].pending_since == 6
+    assert engine.step(rules, {"accuracy": 0.70}, {}, now=15) == []  # 9 s of the 10 s `for`: still pending
+
+
+def test_a_rule_without_a_resolve_threshold_resolves_at_its_threshold() -> None:
+    engine, rules = AlertEngine(), [floor(resolve_threshold=None, **{"for": 0})]
+    assert [t.kind for t in engine.step(rules, {"accuracy": 0.70}, {}, now=0)] == [ALERT_FIRING]
+    (resolved,) = engine.step(rules, {"accuracy": 0.72}, {}, now=1)
+    assert resolved.kind == ALERT_RESOLVED
+
+
+def test_an_inherited_firing_alert_between_the_thresholds_keeps_firing_after_a_restart() -> None:
+    payload = {"rule": "floor", "severity": "warning", "pending_since": 0.0, "firing_since": 10.0}
+    still = AlertEngine({"floor": payload})
+    assert still.step([floor()], {"accuracy": 0.73}, {}, now=50) == []
+    assert still.active["floor"].firing_since == 10.0
+    cleared = AlertEngine({"floor": payload})
+    assert [t.kind for t in cleared.step([floor()], {"accuracy": 0.75}, {}, now=50)] == [ALERT_RESOLVED]
+
+
+def test_the_built_in_quality_rules_resolve_beyond_their_thresholds() -> None:
+    by_name = {r.name: r for r in load_rules(BUILTIN_RULES)}
+    assert (by_name["accuracy-floor"].threshold, by_name["accuracy-floor"].resolve_threshold) == (0.72, 0.74)
+    assert (by_name["accuracy-drop"].threshold, by_name["accuracy-drop"].resolve_threshold) == (0.1, 0.08)
+    assert by_name["service-down"].resolve_threshold is None
