@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     violations TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE INDEX IF NOT EXISTS predictions_request ON predictions (request_id);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
@@ -355,8 +356,39 @@ class PredictionLog:
             self._conn,
             params=(since, until if until is not None else float("inf"), -1 if limit is None else limit),
         )
+        return self._expand(frame)
+
+    @staticmethod
+    def _expand(frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with its JSON `features` column expanded into one column per feature."""
         features = pd.DataFrame([json.loads(f) for f in frame.pop("features")], index=frame.index)
         return pd.concat([frame, features], axis=1)
+
+    def last_id(self, table: Literal["predictions", "feedback"], before: float) -> int:
+        """The id of the newest row of `table` with `ts < before` (0 when there is none)."""
+        row = self._conn.execute(f"SELECT MAX(id) FROM {table} WHERE ts < ?", (before,)).fetchone()
+        return int(row[0] or 0)
+
+    def labels_newer(self, after_id: int, until: float, limit: int) -> pd.DataFrame:
+        """Labels that arrived after the one with id `after_id` and before `until`, in arrival order (at most
+        `limit`), each with its prediction: id, ts (of the label), model_version, prediction, label."""
+        return pd.read_sql_query(
+            "SELECT f.id, f.ts, p.model_version, p.prediction, f.label "
+            "FROM feedback f JOIN predictions p ON p.request_id = f.request_id "
+            "WHERE f.id > ? AND f.ts < ? ORDER BY f.id LIMIT ?",
+            self._conn,
+            params=(after_id, until, limit),
+        )
+
+    def newer(self, after_id: int, until: float, limit: int) -> pd.DataFrame:
+        """Predictions logged after the one with id `after_id` and with `ts < until`, oldest first (at most `limit`),
+        features expanded into columns: what a reader that sees every row once has not seen yet."""
+        frame = pd.read_sql_query(
+            "SELECT * FROM predictions WHERE id > ? AND ts < ? ORDER BY id LIMIT ?",
+            self._conn,
+            params=(after_id, until, limit),
+        )
+        return self._expand(frame)
 
     def decisions(self, since: float, until: float | None = None) -> pd.DataFrame:
         """The model's decisions with `since <= ts < until`: ts, decision, violations (no features: a light read)."""

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     quality_window: float = Field(120.0, gt=0, description="seconds of labelled predictions for accuracy and F1")
     min_labels: int = Field(100, ge=1, description="fewer labelled rows than this: no quality verdict")
     drift_alpha: float = Field(0.0001, gt=0, lt=1, description="family-wise false-alarm rate per evaluation")
+    change_threshold: float = Field(
+        14.0, gt=0, description="log-likelihood ratio a sequential change chart must reach (false alarms: ~e^-h a row)"
+    )
+    quality_threshold: float = Field(
+        10.0, gt=0, description="log-likelihood ratio the quality chart (the serving version's mistakes) must reach"
+    )
     reference_rows: int = Field(5000, ge=100, description="rows in the monitor's reference set")
     report_interval: float = Field(10.0, ge=0, description="seconds between two Evidently reports (each costs ~2 s)")
     alert_webhook: str | None = Field(None, description="URL that receives firing and resolved alerts as JSON")

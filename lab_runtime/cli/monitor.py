@@ -49,16 +49,21 @@ def status_cmd(as_json: bool = JSON) -> None:
     out.print(f"[{colour}]{body['state']}[/]: {body['message']} (evaluated {_at(body.get('evaluated_at'))})")
     drift = body.get("drift")
     if drift:
-        table = grid("feature", "test", "p-value", "drifted", "null", "new categories", title="Drift per feature")
+        signals = body.get("signals", {})
+        columns = ("feature", "test", "p-value", "drifted", "change score", "null", "new categories")
+        table = grid(*columns, title="Drift per feature")
         for f in drift["features"]:
             p = "-" if f["p_value"] is None else f"{f['p_value']:.3g}"
             new = "-" if f["new_category_share"] is None else f"{f['new_category_share']:.1%}"
             mark = "[red]yes[/]" if f["drifted"] else "no"
-            table.add_row(f["name"], f["test"], p, mark, f"{f['missing_share']:.1%}", new)
+            score = signals.get(f"change_score.{f['name']}")
+            change = "-" if score is None else (f"[red]{score:.2f}[/]" if score >= 1 else f"{score:.2f}")
+            table.add_row(f["name"], f["test"], p, mark, change, f"{f['missing_share']:.1%}", new)
         out.print(table)
         out.print(
             f"family alpha {drift['alpha']:g} over {drift['tested']} tests: a feature drifts when p < "
-            f"{drift['threshold']:.3g} (Bonferroni)"
+            f"{drift['threshold']:.3g} (Bonferroni); its change score (a CUSUM chart, every row since the monitor "
+            f"started) changes at 1: {body.get('details', {}).get('changed_features', 'none')}"
         )
     signals = body.get("signals", {})
     table = grid("signal", "value", title="Signals")

@@ -2,8 +2,10 @@
 
 Testing a dozen features at p < 0.05 on every evaluation flags something by chance. Each feature here is
 tested at `alpha / m` (Bonferroni over the m features tested), so the chance that a clean window flags any
-feature is at most `alpha`. Numbers get Evidently's K-S test, categories its chi-square test. Nulls and
-categories the reference never saw are measured separately, as shares, because a test cannot see them.
+feature is at most `alpha`. Numbers get Evidently's K-S test. Categories get a contingency chi-square of the
+reference's counts against the window's: both are samples, whereas Evidently's chi-square takes the reference's
+shares as exact and, once the window is as large as the reference, flags clean traffic several times as often as
+its threshold says. Nulls and categories the reference never saw are also measured as shares.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from evidently.legacy.calculations.stattests import chi_stat_test, ks_stat_test
+from evidently.legacy.calculations.stattests import ks_stat_test
+from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
 from evidently.legacy.core import ColumnType
+from scipy.stats import chi2_contingency
 
 from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
 
-KS, CHI_SQUARE = "ks", "chisquare"
+KS, CHI_SQUARE = "ks", "chisquare_contingency"
 MIN_TESTED = 30  # fewer non-null values than this: the feature is not tested
 
 
@@ -48,13 +52,35 @@ class DriftResult:
         return sum(f.p_value is not None for f in self.features)
 
 
+def contingency_p_value(reference: pd.Series, current: pd.Series) -> float:
+    """The chi-square p-value of the 2 x k table of the two samples' category counts (nulls dropped)."""
+    counts = pd.concat([reference.astype(str).value_counts(), current.astype(str).value_counts()], axis=1)
+    table = counts.fillna(0).to_numpy().T
+    if table.shape[1] < 2:  # one category on both sides: nothing to compare
+        return 1.0
+    return float(chi2_contingency(table, correction=False).pvalue)
+
+
+def _contingency_test(
+    reference: pd.Series, current: pd.Series, feature_type: ColumnType, threshold: float
+) -> tuple[float, bool]:
+    p = contingency_p_value(reference.dropna(), current.dropna())
+    return p, p < threshold
+
+
+# Registered with Evidently, so its report runs the monitor's own test on categories.
+register_stattest(
+    StatTest(CHI_SQUARE, "contingency chi-square p_value", [ColumnType.Categorical]), default_impl=_contingency_test
+)
+
+
 def p_value(reference: pd.Series, current: pd.Series, categorical: bool) -> float:
-    """Evidently's chi-square (categories) or K-S (numbers) p-value of two samples without nulls."""
-    stattest, kind = (chi_stat_test, ColumnType.Categorical) if categorical else (ks_stat_test, ColumnType.Numerical)
+    """The contingency chi-square (categories) or Evidently's K-S (numbers) p-value of two samples without nulls."""
+    if categorical:
+        return contingency_p_value(reference, current)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # chi-square divides by 0 for an unseen category: p = 0
-        result = stattest(reference, current, kind, 0.05)
-    score = float(result.drift_score)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        score = float(ks_stat_test(reference, current, ColumnType.Numerical, 0.05).drift_score)
     return 0.0 if np.isnan(score) else score
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from lab_runtime.monitor.drift import DriftResult, detect, p_value
+from lab_runtime.monitor.sequential import Reading
 from lab_runtime.monitor.traffic import output_signals, traffic_signals
 from lab_runtime.service.policy import WindowRules
 
@@ -91,6 +92,22 @@ def _drift(result: DriftResult) -> tuple[dict[str, float], dict[str, str]]:
     return signals, details
 
 
+def _charts(reading: Reading) -> tuple[dict[str, float], dict[str, str]]:
+    signals = {f"change_score.{c.feature}": c.score for c in reading.changes}
+    changed = [c for c in reading.changes if c.changed]
+    signals["changed_features"] = float(len(changed))
+    if reading.quality is not None:
+        signals["accuracy_change_score"] = reading.quality
+    detail = ", ".join(f"{c.feature} ({c.chart}, score {c.score:.2f})" for c in changed) or "none"
+    return signals, {"changed_features": detail}
+
+
+def estimated_accuracy(probabilities: np.ndarray) -> float:
+    """The accuracy a calibrated model expects of its own decisions, without labels (confidence-based performance
+    estimation, as NannyML's CBPE): a decision at probability p is right with chance max(p, 1 - p)."""
+    return float(np.maximum(probabilities, 1 - probabilities).mean())
+
+
 def calibration_error(labelled: pd.DataFrame, bins: int = CALIBRATION_BINS) -> float:
     """Expected calibration error of labelled rows (probability, label): over equal-width bins of the predicted
     probability, the gap between the mean prediction and the observed default rate, weighted by the bin's rows."""
@@ -129,9 +146,15 @@ def _too_few(rows: int, signals: dict[str, float], seconds: float, min_rows: int
 
 
 def evaluate(
-    window: Window, reference: pd.DataFrame, baseline: Baseline | None, limits: Limits, now: float
+    window: Window,
+    reference: pd.DataFrame,
+    baseline: Baseline | None,
+    limits: Limits,
+    now: float,
+    charts: Reading | None = None,
 ) -> Evaluation:
-    """Signals of one window: traffic, drift per feature and of the prediction, quality on labelled rows."""
+    """Signals of one window: traffic, drift per feature and of the prediction, quality on labelled rows (and
+    estimated without labels), and what the sequential `charts` (fed every row so far) say, when given."""
     predictions = window.predictions
     rows = len(predictions)
     signals = {
@@ -142,6 +165,10 @@ def evaluate(
         **_quality(window.labelled, baseline, limits.min_labels),
     }
     details = {"service_up": window.service_down or "it answers"}
+    if charts is not None:
+        chart_signals, chart_details = _charts(charts)
+        signals |= chart_signals
+        details |= chart_details
     breaches = window.policy.breaches(signals)
     signals["policy_breaches"] = float(len(breaches))
     details["policy_breaches"] = "; ".join(breaches) or "none"
@@ -161,6 +188,11 @@ def evaluate(
         if len(scores) >= limits.min_rows:
             p = p_value(pd.Series(baseline.probabilities), scores, categorical=False)
             signals |= {"prediction_drift_p_value": p, "prediction_drifted": float(p < limits.alpha)}
+            estimate = estimated_accuracy(scores.to_numpy(dtype=float))
+            signals |= {
+                "estimated_accuracy": estimate,
+                "estimated_accuracy_drop": estimated_accuracy(baseline.probabilities) - estimate,
+            }
     if result.drifted:
         state, message = DRIFT, f"drift in {details['drifted_features']} ({rows} rows)"
     else:

@@ -23,9 +23,10 @@ from lab_runtime.files.watched import WatchedFile
 from lab_runtime.journal import Journal
 from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
 from lab_runtime.monitor import report
-from lab_runtime.monitor.alerts import AlertEngine, Transition, firing_alerts
+from lab_runtime.monitor.alerts import AlertEngine, Transition, firing_alerts, resolutions
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version
 from lab_runtime.monitor.rules import RuleBook
+from lab_runtime.monitor.sequential import ChangeDetector, QualityChart, Reading
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.service.policy import BUILTIN, WindowRules, load_policy
 from lab_runtime.settings import Settings
@@ -33,6 +34,7 @@ from lab_runtime.settings import Settings
 log = logging.getLogger("lab_runtime.monitor")
 RETRY_BASELINE_AFTER = 30.0
 HEALTH_TIMEOUT = 2.0  # seconds the model service has to answer its health check
+FEED_LIMIT = 20_000  # predictions the change charts read per evaluation at most (the rest at the next one)
 
 
 def service_down(health_url: str, timeout: float = HEALTH_TIMEOUT) -> str | None:
@@ -154,11 +156,14 @@ class Monitor:
         self.limits = Limits(settings.drift_alpha, settings.monitor_min_rows, settings.min_labels)
         self.reference = DataGenerator(settings.seed).reference(settings.reference_rows)
         self.baselines = Baselines(settings, self.reference)
+        self.changes = ChangeDetector(self.reference, settings.change_threshold)
+        self.quality = QualityChart(settings.quality_threshold, settings.reference_rows)
+        self.fed: dict[str, int] = {}  # table -> id of the last row the charts read
         self.rulebook = RuleBook(settings.rules_dir)
         self.rules = self.rulebook.reload()
         self.journal = Journal(settings.journal_path, source="monitor", learner=settings.learner)
-        firing = firing_alerts(self.journal.events([ALERT_FIRING, ALERT_RESOLVED]))
-        self.engine = AlertEngine(firing, settings.time_scale)
+        alert_events = self.journal.events([ALERT_FIRING, ALERT_RESOLVED])
+        self.engine = AlertEngine(firing_alerts(alert_events), settings.time_scale, resolved=resolutions(alert_events))
         # the windows and the interval on the sandbox's clock
         self.window_seconds = settings.scaled(settings.monitor_window)
         self.quality_seconds = settings.scaled(settings.quality_window)
@@ -198,7 +203,9 @@ class Monitor:
         self.rules = self.rulebook.reload()
         window = self.window(at, live=now is None)
         baseline = self.baselines.get(serving_version(window.predictions))
-        evaluation = evaluate(window, self.reference, baseline, self.limits, at)
+        self._feed(at, baseline)
+        charts = Reading(self.changes.changes(), self.quality.score)
+        evaluation = evaluate(window, self.reference, baseline, self.limits, at, charts)
         transitions = self.engine.step(self.rules, evaluation.signals, evaluation.details, at)
         for t in transitions:
             event = self.journal.append(t.kind, t.payload)
@@ -214,6 +221,23 @@ class Monitor:
                 reference[report.PREDICTION] = baseline.probabilities
             self.reports.submit(reference, window.predictions, evaluation)
         return evaluation, transitions
+
+    def _feed(self, until: float, baseline: Baseline | None) -> None:
+        """Feed the charts every prediction and every label once, from the first evaluation's windows on."""
+        if not self.fed:
+            self.fed = {
+                "predictions": self.log.last_id("predictions", until - self.window_seconds),
+                "feedback": self.log.last_id("feedback", until - self.quality_seconds),
+            }
+        rows = self.log.newer(self.fed["predictions"], until, FEED_LIMIT)
+        if not rows.empty:
+            self.changes.update(rows)
+            self.fed["predictions"] = int(rows["id"].iloc[-1])
+        labels = self.log.labels_newer(self.fed["feedback"], until, FEED_LIMIT)
+        if not labels.empty:
+            self.fed["feedback"] = int(labels["id"].iloc[-1])
+        if baseline is not None:
+            self.quality.update(baseline.version, baseline.accuracy, labels)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

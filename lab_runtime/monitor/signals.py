@@ -22,11 +22,15 @@ WINDOW_SIGNALS: dict[str, str] = {
     "fallback_share": "share of the decisions served that the fallback made (the model switched off or throttled)",
     "drifted_features": "features whose drift test rejects at the corrected threshold",
     "drift_share": "drifted_features divided by the features tested",
+    "changed_features": "features whose sequential change score reached 1 (a CUSUM chart reached its threshold)",
     "max_missing_share": "largest share of null values in any feature",
     "max_new_category_share": "largest share of category values never seen in the reference set",
     "prediction_drift_p_value": "K-S p-value of the predicted probability against the reference predictions",
     "prediction_drifted": "1 when the prediction drift test rejects at the family alpha, else 0",
     "mean_probability": "mean predicted probability of default in the window",
+    "estimated_accuracy": "accuracy the serving version expects of its decisions, without labels (mean of max(p, 1-p))",
+    "estimated_accuracy_drop": "the version's estimated accuracy on the reference set minus estimated_accuracy",
+    "accuracy_change_score": "the quality chart (a CUSUM on the serving version's mistakes) over its threshold",
     "labelled_rows": "predictions in the quality window that received a label",
     "accuracy": "accuracy on labelled rows",
     "f1": "F1 on labelled rows",
@@ -36,6 +40,7 @@ WINDOW_SIGNALS: dict[str, str] = {
     "policy_breaches": "window rules of the output policy broken (`lab policy`: approval rate band, calibration)",
 }
 FEATURE_SIGNALS: dict[str, str] = {
+    "change_score": "the feature's strongest CUSUM chart over its threshold (1 or more: changed)",
     "drift_p_value": "p-value of the feature's drift test (K-S for numbers, chi-square for categories)",
     "drifted": "1 when the feature's drift test rejects at the corrected threshold, else 0",
     "missing_share": "share of null values of the feature",

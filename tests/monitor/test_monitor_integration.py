@@ -79,7 +79,7 @@ def test_clean_traffic_is_evaluated_reported_and_raises_no_alert(box: Sandbox) -
     assert body["window"]["rows"] >= box.settings.monitor_min_rows
     assert body["drift"]["tested"] == 12 and body["drift"]["drifted"] == []
     assert body["signals"]["error_rate"] == 0 and body["signals"]["prediction_drifted"] == 0
-    assert {f["name"]: f["test"] for f in body["drift"]["features"]}["purpose"] == "chisquare"
+    assert {f["name"]: f["test"] for f in body["drift"]["features"]}["purpose"] == "chisquare_contingency"
     assert alerts(box).events([ALERT_FIRING]) == []
     wait_for(lambda: (box.settings.reports_dir / "latest.json").exists(), 30, "a report")
     assert "credit_score" in (box.settings.reports_dir / "latest.html").read_text()

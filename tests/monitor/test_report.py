@@ -99,6 +99,8 @@ def test_evidently_tests_the_same_values_the_monitor_tested(
 ) -> None:
     for evaluation, _, data in (shifted, clean):
         assert evidently_value(data, "credit_score") == evaluation.signals["drift_p_value.credit_score"]
+        # categories: the monitor's contingency chi-square, registered with Evidently
+        assert evidently_value(data, "purpose") == pytest.approx(evaluation.signals["drift_p_value.purpose"])
         # the challenger's scores are not the champion's: the monitor leaves them out, and so does the report
         assert evidently_value(data, report.PREDICTION) == evaluation.signals["prediction_drift_p_value"]
 
