@@ -99,7 +99,10 @@ def _charts(reading: Reading) -> tuple[dict[str, float], dict[str, str]]:
     if reading.quality is not None:
         signals["accuracy_change_score"] = reading.quality
     detail = ", ".join(f"{c.feature} ({c.chart}, score {c.score:.2f})" for c in changed) or "none"
-    return signals, {"changed_features": detail}
+    details = {"changed_features": detail}
+    if reading.threshold is not None:
+        details["change_threshold"] = f"{reading.threshold:g}"
+    return signals, details
 
 
 def estimated_accuracy(probabilities: np.ndarray) -> float:

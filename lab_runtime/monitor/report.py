@@ -87,10 +87,17 @@ def verdict(evaluation: Evaluation) -> dict[str, Any]:
                 "drifted": f.drifted,
                 "missing_share": f.missing_share,
                 "new_category_share": f.new_category_share,
+                "change_score": evaluation.signals.get(f"change_score.{f.name}"),
             }
             for f in features
         ],
         "prediction": prediction,
+        "changes": {
+            "threshold": float(evaluation.details["change_threshold"])
+            if "change_threshold" in evaluation.details
+            else None,
+            "changed": evaluation.details.get("changed_features"),
+        },
     }
 
 
@@ -108,6 +115,7 @@ def _row(feature: dict[str, Any]) -> str:
         f"{TEST_NAMES.get(feature['test'], feature['test'])} ({feature['test']})",
         _p(feature["p_value"]),
         "yes" if feature["drifted"] else "no",
+        "-" if feature["change_score"] is None else f"{feature['change_score']:.2f}",
         _share(feature["missing_share"]),
         _share(feature["new_category_share"]),
     )
@@ -126,6 +134,16 @@ def _prediction(prediction: dict[str, Any]) -> str:
     return f"{word} (K-S p = {p}; a single test, so it drifts when p < {alpha:g}, the alpha itself)"
 
 
+def _changes(changes: dict[str, Any]) -> str:
+    if changes["threshold"] is None:
+        return "not measured in this evaluation"
+    return (
+        f"a feature has changed when its change score reaches 1: its strongest CUSUM chart, fed every row since the "
+        f"monitor started, reached h = {changes['threshold']:g} (a log-likelihood ratio). Changed now: "
+        f"{changes['changed'] or 'none'}"
+    )
+
+
 def verdict_html(body: dict[str, Any]) -> str:
     """The verdict as the section that opens the HTML report; every value in it is escaped."""
     drifted = [f"{f['name']} (p = {_p(f['p_value'])})" for f in body["features"] if f["drifted"]]
@@ -138,6 +156,7 @@ def verdict_html(body: dict[str, Any]) -> str:
         "rule": f"the family-wise alpha {body['alpha']:g} divided by the {body['tests']} tests run (Bonferroni).",
         "prediction": _prediction(body["prediction"]),
         "share": f"{drift_share(body['tests']):.3g}",
+        "changes": _changes(body["changes"]),
     }
     t = {key: html.escape(value) for key, value in text.items()}
     colour = "#c62828" if drifted else "#2e7d32"
@@ -149,8 +168,10 @@ def verdict_html(body: dict[str, Any]) -> str:
 <p>{t["when"]} This is the evaluation the alerts saw.</p>
 <p>Threshold: a feature drifts when its p-value is below <strong>{t["threshold"]}</strong>, {t["rule"]}</p>
 <table>
-<tr><th>feature</th><th>test</th><th>p-value</th><th>drifted</th><th>null</th><th>new categories</th></tr>
+<tr><th>feature</th><th>test</th><th>p-value</th><th>drifted</th><th>change score</th><th>null</th>
+<th>new categories</th></tr>
 {"".join(_row(f) for f in body["features"])}</table>
+<p>Change charts: {t["changes"]}.</p>
 <p>Prediction drift: {t["prediction"]}.</p>
 <p>Below, Evidently's report of the same window runs the same tests at the same threshold on the features
 tested here. Its "Dataset Drift" headline counts the dataset as drifted when one column drifts (share

@@ -26,7 +26,7 @@ from lab_runtime.monitor import report
 from lab_runtime.monitor.alerts import AlertEngine, Transition, firing_alerts, resolutions
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version
 from lab_runtime.monitor.rules import RuleBook
-from lab_runtime.monitor.sequential import ChangeDetector, QualityChart, Reading
+from lab_runtime.monitor.sequential import ChangeDetector, QualityChart
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.service.policy import BUILTIN, WindowRules, load_policy
 from lab_runtime.settings import Settings
@@ -204,7 +204,7 @@ class Monitor:
         window = self.window(at, live=now is None)
         baseline = self.baselines.get(serving_version(window.predictions))
         self._feed(at, baseline)
-        charts = Reading(self.changes.changes(), self.quality.score)
+        charts = self.changes.reading(self.quality.score)
         evaluation = evaluate(window, self.reference, baseline, self.limits, at, charts)
         transitions = self.engine.step(self.rules, evaluation.signals, evaluation.details, at)
         for t in transitions:

@@ -60,6 +60,7 @@ class Reading:
 
     changes: list[Change]
     quality: float | None = None
+    threshold: float | None = None  # the feature charts' h
 
 
 class _Numeric:
@@ -157,6 +158,10 @@ class ChangeDetector:
     @staticmethod
     def _column(rows: pd.DataFrame, name: str) -> pd.Series:
         return rows[name] if name in rows else pd.Series([None] * len(rows), dtype=object)
+
+    def reading(self, quality: float | None = None) -> Reading:
+        """What the feature charts say now, with the quality chart's score."""
+        return Reading(self.changes(), quality, self.threshold)
 
     def changes(self) -> list[Change]:
         """Each feature's strongest chart, in feature order."""

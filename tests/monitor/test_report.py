@@ -14,6 +14,7 @@ import pytest
 from lab_runtime.modeling.data import DataGenerator, Population
 from lab_runtime.monitor import report
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate
+from lab_runtime.monitor.sequential import ChangeDetector
 
 REFERENCE = DataGenerator(42).reference(5000)
 LIMITS = Limits(alpha=0.0001, min_rows=200, min_labels=100)  # lab 02's alpha: 12 tests at 8.33e-06
@@ -33,7 +34,9 @@ def scored_window(frame: pd.DataFrame, champion_scores: np.ndarray) -> Window:
 
 def written(population: Population, tmp: Path, scores: np.ndarray) -> tuple[Evaluation, str, dict[str, Any]]:
     window = scored_window(DataGenerator(42, population=population).production(0, 1200), scores)
-    evaluation = evaluate(window, REFERENCE, BASELINE, LIMITS, now=AT)
+    charts = ChangeDetector(REFERENCE, 14.0)
+    charts.update(window.predictions)  # the rows the monitor has fed its change charts: this window's
+    evaluation = evaluate(window, REFERENCE, BASELINE, LIMITS, now=AT, charts=charts.reading())
     reference = REFERENCE.assign(**{report.PREDICTION: BASELINE.probabilities})
     files = report.write(reference, window.predictions, evaluation, tmp)
     return evaluation, files.html.read_text(), json.loads(files.json.read_text())
@@ -74,6 +77,13 @@ def test_a_shifted_credit_score_opens_the_report_as_drift_at_the_monitors_thresh
     assert "2023-11-14 22:13:20 UTC on a window of 1200 rows, model version 3" in section
     first_row = section.index("<tr", section.index("<th>feature</th>") + 1)
     assert section[first_row:].startswith('<tr class="drifted"><td>credit_score</td><td>K-S (ks)</td>')
+    assert "<td>yes</td><td>1.25</td>" in section[first_row:].split("</tr>")[0]  # its change score, capped
+    changed = evaluation.details["changed_features"]
+    assert changed.startswith("credit_score (mean up ") and changed.endswith(" sd, score 1.25)")
+    assert (
+        "Change charts: a feature has changed when its change score reaches 1: its strongest CUSUM chart, fed every "
+        f"row since the monitor started, reached h = 14 (a log-likelihood ratio). Changed now: {changed}." in section
+    )
     assert "Dataset Drift is NOT detected" not in page and "Dataset Drift is detected" in page
 
 
@@ -85,6 +95,7 @@ def test_the_json_report_carries_the_monitors_verdict(shifted: tuple[Evaluation,
     assert monitor["threshold"] == evaluation.drift.threshold == pytest.approx(0.0001 / 12)
     assert monitor["alpha"] == 0.0001 and monitor["tests"] == 12 and monitor["rows"] == 1200
     assert monitor["evaluated_at"] == AT and monitor["features"][0]["name"] == "credit_score"
+    assert monitor["changes"] == {"threshold": 14.0, "changed": evaluation.details["changed_features"]}
     assert monitor["prediction"] == {
         "tested": True,
         "test": "ks",
@@ -127,7 +138,7 @@ def test_a_feature_the_monitor_could_not_test_is_said_so_and_left_out_of_evident
     files = report.write(REFERENCE.assign(probability=BASELINE.probabilities), window.predictions, evaluation, tmp_path)
     section = verdict_section(files.html.read_text())
     assert "no drift in the 10 features tested" in section and "below <strong>1e-05</strong>" in section
-    assert "<tr><td>income</td><td>K-S (ks)</td><td>not tested</td><td>no</td><td>100.0%</td>" in section
+    assert "<tr><td>income</td><td>K-S (ks)</td><td>not tested</td><td>no</td><td>-</td><td>100.0%</td>" in section
     tested = {m["config"].get("column") for m in json.loads(files.json.read_text())["metrics"]}
     assert "income" not in tested and "debt_to_income" not in tested and "age" in tested
 
