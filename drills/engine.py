@@ -27,6 +27,7 @@ from drills.spans import Span
 from drills.spec import EXPIRY_GRACE, Drill, FaultSpec
 from lab_runtime import events as kinds
 from lab_runtime.backends.base import Backend
+from lab_runtime.clock import process_identity
 from lab_runtime.errors import LabError
 from lab_runtime.events import (
     DrillEnded,
@@ -96,8 +97,9 @@ def runner_alive(run: RunRecord) -> bool:
     """Whether the process that runs `run` is still that process (a killed one not reaped yet is not)."""
     try:
         process = psutil.Process(run.pid)
-        return abs(process.create_time() - run.pid_created) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
+        same = abs(process_identity(run.pid) - run.pid_created) < 0.001
+        return same and process.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, OSError):
         return False
 
 
@@ -287,7 +289,7 @@ class DrillRunner:
             self.options.seed,
             self.options.blind,
             me.pid,
-            me.create_time(),
+            process_identity(me.pid),
             time.time(),
             None,
             None,

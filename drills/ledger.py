@@ -56,7 +56,7 @@ class RunRecord:
     seed: int
     blind: bool
     pid: int
-    pid_created: float
+    pid_created: float  # `process_identity`: seconds after boot, not moved by a clock change
     started: float
     deadline: float | None
     ended: float | None

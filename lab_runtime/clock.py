@@ -15,13 +15,29 @@ import time
 _began: float | None = None  # the running `lab` command's start, once `command_began` has been called
 
 
+def _start_ticks(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat: the process's start in clock ticks after boot (Linux)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        data = stat.read()
+    return int(data[data.rindex(")") + 2 :].split()[19])  # after the command's name, which may hold spaces
+
+
+def process_identity(pid: int) -> float:
+    """When process `pid` started, in seconds after boot: with the pid it names the process for good, where a
+    wall-clock start moves whenever the system clock is set (psutil's `create_time` does, per process). Raises
+    OSError or psutil.Error when there is no such process."""
+    if sys.platform.startswith("linux"):
+        return _start_ticks(pid) / os.sysconf("SC_CLK_TCK")
+    import psutil
+
+    return float(psutil.Process(pid).create_time())
+
+
 def process_started(pid: int | None = None) -> float:
     """When process `pid` (default: this one) started, as wall-clock seconds (within 10 ms, centred)."""
     pid = os.getpid() if pid is None else pid
     if sys.platform.startswith("linux"):
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            data = stat.read()
-        ticks = int(data[data.rindex(")") + 2 :].split()[19])  # field 22: starttime, after the command's name
+        ticks = _start_ticks(pid)
         per_second = os.sysconf("SC_CLK_TCK")
         boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
         return boot + (ticks + 0.5) / per_second  # half a tick: the kernel truncates

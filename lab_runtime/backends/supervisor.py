@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from lab_runtime.backends.services import ServiceSpec, ServiceStatus, answers, port_free
+from lab_runtime.clock import process_identity
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
 from lab_runtime.files.atomic import write_json_atomic
 
@@ -34,6 +35,7 @@ class ProcessRecord:
     port: int | None
     started_at: float
     log: str
+    after_boot: float | None = None  # `process_identity`: unlike create_time, not moved by a clock change
 
 
 def start_order(specs: Sequence[ServiceSpec]) -> list[list[ServiceSpec]]:
@@ -122,7 +124,13 @@ class Supervisor:
             previous.poll()  # reap the one this replaces (killed or crashed), so no zombie is left
         self._children[spec.name] = proc
         rec = ProcessRecord(
-            spec.name, proc.pid, psutil.Process(proc.pid).create_time(), spec.port, time.time(), str(log_path)
+            spec.name,
+            proc.pid,
+            psutil.Process(proc.pid).create_time(),
+            spec.port,
+            time.time(),
+            str(log_path),
+            process_identity(proc.pid),
         )
         write_json_atomic(self._pidfile(spec.name), asdict(rec))  # readers in other processes see old or new
 
@@ -212,9 +220,13 @@ def _live(rec: ProcessRecord | None) -> psutil.Process | None:
         return None
     try:
         proc = psutil.Process(rec.pid)
-        if abs(proc.create_time() - rec.create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
+        if rec.after_boot is not None:
+            same = abs(process_identity(rec.pid) - rec.after_boot) < 0.001
+        else:  # a pid file written before `after_boot` was recorded
+            same = abs(proc.create_time() - rec.create_time) <= 0.01
+        if not same or proc.status() == psutil.STATUS_ZOMBIE:
             return None
-    except psutil.Error:
+    except (psutil.Error, OSError):
         return None
     return proc
 

@@ -14,6 +14,7 @@ import pytest
 from drills.control import left_behind
 from drills.engine import runner_alive
 from drills.ledger import RunRecord
+from lab_runtime.clock import process_identity
 from tests.sandbox import wait_for
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
@@ -86,7 +87,7 @@ def test_a_blind_run_says_only_the_fix_not_how_many_faults_or_which_expire() -> 
 def test_a_runner_killed_but_not_reaped_yet_is_not_alive() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        run = dataclasses.replace(RUN, pid=child.pid, pid_created=psutil.Process(child.pid).create_time())
+        run = dataclasses.replace(RUN, pid=child.pid, pid_created=process_identity(child.pid))
         assert runner_alive(run)
         child.send_signal(signal.SIGKILL)
         wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 10, "a zombie")

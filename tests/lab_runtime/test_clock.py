@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from lab_runtime import clock
+from lab_runtime.backends.supervisor import ProcessRecord, _live
 from lab_runtime.cli import app
 from lab_runtime.events import LEARNER_DECLARED
 from lab_runtime.journal import Journal
@@ -72,3 +76,34 @@ def test_a_journal_written_before_events_carried_a_start_opens_and_reads_them_as
     before, after = journal.events([LEARNER_DECLARED])
     assert (before.began, before.at) == (None, 100.0)
     assert after.began == 150.0 and after.at == 150.0 and after.ts > after.began
+
+
+def test_a_process_identity_is_its_start_after_boot_which_a_clock_change_cannot_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        mine, theirs = clock.process_identity(os.getpid()), clock.process_identity(child.pid)
+        up = time.clock_gettime(time.CLOCK_BOOTTIME)
+        assert 0 < mine <= theirs <= up
+        monkeypatch.setattr(time, "time", lambda: 4_000_000_000.0)  # the wall clock set years ahead
+        assert clock.process_identity(child.pid) == theirs
+    finally:
+        child.kill()
+        child.wait()
+    with pytest.raises(OSError):
+        clock.process_identity(child.pid)
+
+
+def test_a_service_is_still_running_when_the_clock_moved_since_its_pid_file_was_written(tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        # the wall-clock start another process computed before the system clock was set back 5 s
+        moved = psutil.Process(child.pid).create_time() + 5.0
+        record = ProcessRecord("svc", child.pid, moved, None, 0.0, "log", clock.process_identity(child.pid))
+        assert _live(record) is not None
+        assert _live(dataclasses.replace(record, after_boot=None)) is None  # the old record: wrongly called dead
+    finally:
+        child.kill()
+        child.wait()
+    assert _live(record) is None
