@@ -93,11 +93,17 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
+WALL_CLOCK_ERA = 1e9  # a start after boot is never this large; a wall-clock start (since 2001) always is
+
+
 def runner_alive(run: RunRecord) -> bool:
     """Whether the process that runs `run` is still that process (a killed one not reaped yet is not)."""
     try:
         process = psutil.Process(run.pid)
-        same = abs(process_identity(run.pid) - run.pid_created) < 0.001
+        if run.pid_created > WALL_CLOCK_ERA:  # a run recorded with the wall-clock start, before process_identity
+            same = abs(process.create_time() - run.pid_created) < 0.01
+        else:
+            same = abs(process_identity(run.pid) - run.pid_created) < 0.001
         return same and process.status() != psutil.STATUS_ZOMBIE
     except (psutil.Error, OSError):
         return False

@@ -323,6 +323,12 @@ class PredictionLogger:
         self._conn.close()
 
 
+def _before(frame: pd.DataFrame, until: float) -> pd.DataFrame:
+    """The rows of `frame` (in id order) before its first row with `ts >= until`."""
+    late = (frame["ts"] >= until).to_numpy()
+    return frame.iloc[: int(late.argmax())] if late.any() else frame
+
+
 class PredictionLog:
     """Reads the prediction log by time index."""
 
@@ -370,25 +376,25 @@ class PredictionLog:
         return int(row[0] or 0)
 
     def labels_newer(self, after_id: int, until: float, limit: int) -> pd.DataFrame:
-        """Labels that arrived after the one with id `after_id` and before `until`, in arrival order (at most
-        `limit`), each with its prediction: id, ts (of the label), model_version, prediction, label."""
-        return pd.read_sql_query(
+        """Labels that arrived after the one with id `after_id`, in arrival order up to the first with `ts >= until`
+        (at most `limit`), each with its prediction: id, ts (of the label), model_version, prediction, label."""
+        frame = pd.read_sql_query(
             "SELECT f.id, f.ts, p.model_version, p.prediction, f.label "
             "FROM feedback f JOIN predictions p ON p.request_id = f.request_id "
-            "WHERE f.id > ? AND f.ts < ? ORDER BY f.id LIMIT ?",
+            "WHERE f.id > ? ORDER BY f.id LIMIT ?",
             self._conn,
-            params=(after_id, until, limit),
+            params=(after_id, limit),
         )
+        return _before(frame, until)
 
     def newer(self, after_id: int, until: float, limit: int) -> pd.DataFrame:
-        """Predictions logged after the one with id `after_id` and with `ts < until`, oldest first (at most `limit`),
-        features expanded into columns: what a reader that sees every row once has not seen yet."""
+        """Predictions logged after the one with id `after_id`, in id order up to the first with `ts >= until` (at most
+        `limit`), features expanded into columns: what a reader that sees every row once has not seen yet. Cut at the
+        first late row rather than filtered, so a reader that moves on to the last id skips nothing."""
         frame = pd.read_sql_query(
-            "SELECT * FROM predictions WHERE id > ? AND ts < ? ORDER BY id LIMIT ?",
-            self._conn,
-            params=(after_id, until, limit),
+            "SELECT * FROM predictions WHERE id > ? ORDER BY id LIMIT ?", self._conn, params=(after_id, limit)
         )
-        return self._expand(frame)
+        return self._expand(_before(frame, until))
 
     def decisions(self, since: float, until: float | None = None) -> pd.DataFrame:
         """The model's decisions with `since <= ts < until`: ts, decision, violations (no features: a light read)."""

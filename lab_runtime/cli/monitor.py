@@ -62,8 +62,8 @@ def status_cmd(as_json: bool = JSON) -> None:
         out.print(table)
         out.print(
             f"family alpha {drift['alpha']:g} over {drift['tested']} tests: a feature drifts when p < "
-            f"{drift['threshold']:.3g} (Bonferroni); its change score (a CUSUM chart, every row since the monitor "
-            f"started) changes at 1: {body.get('details', {}).get('changed_features', 'none')}"
+            f"{drift['threshold']:.3g} (Bonferroni); it has changed when its change score (a CUSUM chart over every "
+            f"row since the monitor started) reaches 1: {body.get('details', {}).get('changed_features', 'none')}"
         )
     signals = body.get("signals", {})
     table = grid("signal", "value", title="Signals")

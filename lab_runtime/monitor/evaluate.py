@@ -92,11 +92,15 @@ def _drift(result: DriftResult) -> tuple[dict[str, float], dict[str, str]]:
     return signals, details
 
 
-def _charts(reading: Reading) -> tuple[dict[str, float], dict[str, str]]:
-    signals = {f"change_score.{c.feature}": c.score for c in reading.changes}
-    changed = [c for c in reading.changes if c.changed]
-    signals["changed_features"] = float(len(changed))
-    if reading.quality is not None:
+def _charts(reading: Reading, rows: int, labelled: int) -> tuple[dict[str, float], dict[str, str]]:
+    """The charts' signals; a chart with nothing new in its window says nothing (its alert then resolves rather
+    than hold on evidence that stopped coming)."""
+    signals: dict[str, float] = {}
+    changed = [c for c in reading.changes if c.changed] if rows else []
+    if rows:
+        signals |= {f"change_score.{c.feature}": c.score for c in reading.changes}
+        signals["changed_features"] = float(len(changed))
+    if reading.quality is not None and labelled:
         signals["accuracy_change_score"] = reading.quality
     detail = ", ".join(f"{c.feature} ({c.chart}, score {c.score:.2f})" for c in changed) or "none"
     details = {"changed_features": detail}
@@ -169,7 +173,7 @@ def evaluate(
     }
     details = {"service_up": window.service_down or "it answers"}
     if charts is not None:
-        chart_signals, chart_details = _charts(charts)
+        chart_signals, chart_details = _charts(charts, rows, len(window.labelled))
         signals |= chart_signals
         details |= chart_details
     breaches = window.policy.breaches(signals)

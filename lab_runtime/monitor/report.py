@@ -138,8 +138,9 @@ def _changes(changes: dict[str, Any]) -> str:
     if changes["threshold"] is None:
         return "not measured in this evaluation"
     return (
-        f"a feature has changed when its change score reaches 1: its strongest CUSUM chart, fed every row since the "
-        f"monitor started, reached h = {changes['threshold']:g} (a log-likelihood ratio). Changed now: "
+        "a feature has changed when its change score reaches 1: its strongest CUSUM chart, fed every row since one "
+        f"window before the monitor started, reached h = {changes['threshold']:g} (a log-likelihood ratio). Changed "
+        "now: "
         f"{changes['changed'] or 'none'}"
     )
 

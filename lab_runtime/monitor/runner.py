@@ -223,21 +223,25 @@ class Monitor:
         return evaluation, transitions
 
     def _feed(self, until: float, baseline: Baseline | None) -> None:
-        """Feed the charts every prediction and every label once, from the first evaluation's windows on."""
+        """Feed the charts every prediction and every label of the serving version once, from the first
+        evaluation's windows on. A batch that cannot be read is logged and skipped, so it cannot stop alerting."""
         if not self.fed:
             self.fed = {
                 "predictions": self.log.last_id("predictions", until - self.window_seconds),
                 "feedback": self.log.last_id("feedback", until - self.quality_seconds),
             }
         rows = self.log.newer(self.fed["predictions"], until, FEED_LIMIT)
-        if not rows.empty:
-            self.changes.update(rows)
-            self.fed["predictions"] = int(rows["id"].iloc[-1])
         labels = self.log.labels_newer(self.fed["feedback"], until, FEED_LIMIT)
+        if not rows.empty:
+            self.fed["predictions"] = int(rows["id"].iloc[-1])
         if not labels.empty:
             self.fed["feedback"] = int(labels["id"].iloc[-1])
-        if baseline is not None:
-            self.quality.update(baseline.version, baseline.accuracy, labels)
+        try:
+            self.changes.update(rows)
+            if baseline is not None:
+                self.quality.update(baseline.version, baseline.accuracy, labels)
+        except Exception:  # a row the charts cannot read: its batch is lost, monitoring goes on
+            log.exception("the change charts could not read %d prediction(s) and %d label(s)", len(rows), len(labels))
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

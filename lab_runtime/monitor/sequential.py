@@ -30,14 +30,14 @@ from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
 MEAN_SHIFTS = (0.5, 0.25)  # in standard deviations, largest first: on a tie the larger names the change
 SCALES = (1.5, 1 / 1.5)
 ODDS = 1.5  # a category's odds moved up or down this many times
-RARE_SHARE = 0.02  # the `new` and `missing` charts look for this share of rows
+RARE_SHARE = 0.02  # the `new` and `missing` charts look for this share of rows more than the reference has
 CAP = 1.25  # a chart never exceeds CAP * h
 MARGIN = 3.0  # standard errors of the reference's own estimate a chart gives clean traffic before it counts
 
 
 @dataclass(frozen=True)
 class Change:
-    """A feature's strongest chart: its score (over h), what it looks for, and the rows it has seen."""
+    """A feature's strongest chart: its score (its sum over h) and what it looks for."""
 
     feature: str
     score: float
@@ -77,7 +77,7 @@ class _Numeric:
         self.charts = [f"mean up {d:g} sd" for d in MEAN_SHIFTS] + [f"mean down {d:g} sd" for d in MEAN_SHIFTS]
         self.charts += ["spread wider", "spread narrower", "missing values"]
         p0 = np.array([(reference.isna().sum() + 0.5) / (len(reference) + 1)])
-        self.missing = _bernoulli(p0, np.maximum(p0, RARE_SHARE))
+        self.missing = _bernoulli(p0, p0 + RARE_SHARE)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
         n = len(self.sorted)
@@ -88,7 +88,7 @@ class _Numeric:
 
     def evidence(self, values: pd.Series) -> np.ndarray:
         """Rows x charts: each row's log-likelihood ratio for each chart."""
-        raw = values.to_numpy(dtype=float)
+        raw = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)  # a value that is no number: a null
         missing = np.isnan(raw)
         z = (self._raw(np.where(missing, 0.0, raw)) - self.centre) / self.spread
         up, down = z - self.mean_margin, z + self.mean_margin
@@ -118,7 +118,7 @@ class _Categorical:
         rare_new = np.array([0.5 / (n + 1)])
         rare_null = np.array([(reference.isna().sum() + 0.5) / (n + 1)])
         p0_all = np.concatenate([p0_up, p0_down, rare_new, rare_null])
-        p1_all = np.concatenate([up, down, np.maximum(rare_new, RARE_SHARE), np.maximum(rare_null, RARE_SHARE)])
+        p1_all = np.concatenate([up, down, rare_new + RARE_SHARE, rare_null + RARE_SHARE])
         self.hit, self.miss = _bernoulli(p0_all, p1_all)
         self.charts = [f"more {c!r}" for c in self.categories] + [f"fewer {c!r}" for c in self.categories]
         self.charts += ["new categories", "missing values"]

@@ -95,3 +95,14 @@ def test_a_runner_killed_but_not_reaped_yet_is_not_alive() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_run_recorded_with_a_wall_clock_start_is_still_judged_by_it() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = dataclasses.replace(RUN, pid=child.pid, pid_created=psutil.Process(child.pid).create_time())
+        assert runner_alive(run)
+        assert not runner_alive(dataclasses.replace(run, pid_created=run.pid_created - 5))
+    finally:
+        child.kill()
+        child.wait()

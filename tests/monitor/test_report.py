@@ -82,7 +82,8 @@ def test_a_shifted_credit_score_opens_the_report_as_drift_at_the_monitors_thresh
     assert changed.startswith("credit_score (mean up ") and changed.endswith(" sd, score 1.25)")
     assert (
         "Change charts: a feature has changed when its change score reaches 1: its strongest CUSUM chart, fed every "
-        f"row since the monitor started, reached h = 14 (a log-likelihood ratio). Changed now: {changed}." in section
+        "row since one window before the monitor started, reached h = 14 (a log-likelihood ratio). Changed now: "
+        f"{changed}." in section
     )
     assert "Dataset Drift is NOT detected" not in page and "Dataset Drift is detected" in page
 

@@ -105,6 +105,31 @@ def test_the_log_hands_each_prediction_once_in_arrival_order(tmp_path: Path) -> 
     assert log.newer(int(first["id"].iloc[-1]), until=108.0, limit=100)["request_id"].tolist() == ["r6", "r7"]
 
 
+def test_the_log_stops_at_the_first_late_row_so_no_earlier_id_is_skipped(tmp_path: Path) -> None:
+    logger = PredictionLogger(tmp_path / "p.db", maxsize=100, retention=float("inf"))
+    stamps = [100.0, 101.0, 109.0, 102.0]  # the third was stamped after `until` but logged before the fourth
+    logger.log([PredictionRow(ts, f"r{i}", "1", "champion", 0, 0.5, 1.0, {}) for i, ts in enumerate(stamps)])
+    logger.close()
+    log = PredictionLog(tmp_path / "p.db")
+    assert log.newer(0, until=105.0, limit=10)["request_id"].tolist() == ["r0", "r1"]
+    assert log.newer(2, until=110.0, limit=10)["request_id"].tolist() == ["r2", "r3"]
+
+
+def test_a_value_that_is_no_number_counts_as_a_null_instead_of_stopping_the_charts() -> None:
+    rows = stream(100).astype({"income": object})
+    rows.loc[::2, "income"] = "n/a"
+    detector, _ = fed(rows)
+    assert detector.rows == 100 and changed(detector) == {"income": "missing values"}
+
+
+def test_a_window_without_predictions_or_labels_says_nothing_of_the_charts() -> None:
+    detector, _ = fed(stream(1000, Population().with_shift("credit_score", 1.0)))
+    empty = stream(1).iloc[:0].assign(model_version="1", variant="champion", probability=0.2, prediction=0)
+    window = Window(empty, pd.DataFrame({"status": [], "latency_ms": []}), empty.assign(label=0), 60.0)
+    signals = evaluate(window, REFERENCE, None, Limits(0.001, 200, 100), 0.0, detector.reading(quality=3.0)).signals
+    assert "changed_features" not in signals and "accuracy_change_score" not in signals
+
+
 def test_labels_come_in_the_order_they_arrived_each_with_its_prediction(tmp_path: Path) -> None:
     logger = PredictionLogger(tmp_path / "p.db", maxsize=100, retention=float("inf"))
     logger.log([PredictionRow(100.0 + i, f"r{i}", "3", "champion", i % 2, 0.5, 1.0, {}) for i in range(4)])
