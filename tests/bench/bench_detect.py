@@ -230,6 +230,7 @@ def run(job: Job) -> dict[str, list[float]]:
             if d.alarm(window, new, now):
                 alarms[d.name].append(now)
         now += INTERVAL
+    alarms["incidents"] = [float(len(ours.incidents))]
     return alarms
 
 
