@@ -27,7 +27,7 @@ from drills.spans import Span
 from drills.spec import EXPIRY_GRACE, Drill, FaultSpec
 from lab_runtime import events as kinds
 from lab_runtime.backends.base import Backend
-from lab_runtime.clock import process_identity
+from lab_runtime.clock import process_identity, same_process
 from lab_runtime.errors import LabError
 from lab_runtime.events import (
     DrillEnded,
@@ -98,14 +98,12 @@ WALL_CLOCK_ERA = 1e9  # a start after boot is never this large; a wall-clock sta
 
 def runner_alive(run: RunRecord) -> bool:
     """Whether the process that runs `run` is still that process (a killed one not reaped yet is not)."""
-    try:
+    if run.pid_created <= WALL_CLOCK_ERA:
+        return same_process(run.pid, run.pid_created)
+    try:  # a run recorded with its wall-clock start, before process_identity
         process = psutil.Process(run.pid)
-        if run.pid_created > WALL_CLOCK_ERA:  # a run recorded with the wall-clock start, before process_identity
-            same = abs(process.create_time() - run.pid_created) < 0.01
-        else:
-            same = abs(process_identity(run.pid) - run.pid_created) < 0.001
-        return same and process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.Error, OSError):
+        return abs(process.create_time() - run.pid_created) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 

@@ -33,6 +33,17 @@ def process_identity(pid: int) -> float:
     return float(psutil.Process(pid).create_time())
 
 
+def same_process(pid: int, after_boot: float) -> bool:
+    """Whether `pid` is still the live process that started `after_boot` (its `process_identity`); a process
+    killed but not reaped yet (a zombie) is not."""
+    import psutil
+
+    try:
+        return abs(process_identity(pid) - after_boot) < 0.001 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, OSError):
+        return False
+
+
 def process_started(pid: int | None = None) -> float:
     """When process `pid` (default: this one) started, as wall-clock seconds (within 10 ms, centred)."""
     pid = os.getpid() if pid is None else pid

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from lab_runtime.backends.services import ServiceSpec, ServiceStatus, answers, port_free
-from lab_runtime.clock import process_identity
+from lab_runtime.clock import process_identity, same_process
 from lab_runtime.errors import ConfigError, PortInUse, ServiceStartFailed
 from lab_runtime.files.atomic import write_json_atomic
 
@@ -221,12 +221,11 @@ def _live(rec: ProcessRecord | None) -> psutil.Process | None:
     try:
         proc = psutil.Process(rec.pid)
         if rec.after_boot is not None:
-            same = abs(process_identity(rec.pid) - rec.after_boot) < 0.001
-        else:  # a pid file written before `after_boot` was recorded
-            same = abs(proc.create_time() - rec.create_time) <= 0.01
-        if not same or proc.status() == psutil.STATUS_ZOMBIE:
+            return proc if same_process(rec.pid, rec.after_boot) else None
+        # a pid file written before `after_boot` was recorded
+        if abs(proc.create_time() - rec.create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
             return None
-    except (psutil.Error, OSError):
+    except psutil.Error:
         return None
     return proc
 

@@ -108,6 +108,8 @@ def report_cmd(
 @friendly
 def rules_cmd(as_json: bool = JSON) -> None:
     """The alert rules in force, and any rule file that was refused."""
+    from lab_runtime.monitor.rules import NEGATED
+
     body = fetch_status(settings())
     if as_json:
         print_json({"rules": body["rules"], "rule_errors": body["rule_errors"]})
@@ -116,8 +118,7 @@ def rules_cmd(as_json: bool = JSON) -> None:
     for r in body["rules"]:
         condition = f"{r['signal']} {r['comparison']} {r['threshold']:g}"
         if r.get("resolve_threshold") is not None:  # hysteresis: a firing alert resolves only beyond this level
-            beyond = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}[r["comparison"]]
-            condition += f", resolves at {beyond} {r['resolve_threshold']:g}"
+            condition += f", resolves at {NEGATED[r['comparison']]} {r['resolve_threshold']:g}"
         table.add_row(r["name"], condition, f"{r['for']:g}s", r["severity"], Path(r["source"]).name)
     out.print(table)
     for problem in body["rule_errors"]:

@@ -213,7 +213,7 @@ def incidents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     A row without `incident` (from an older journal) is an incident of its own."""
     grouped: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for row in rows:
-        incident = row.get("incident", row.get("firing_since", row["fired_at"]))
+        incident, _ = _incident_of(row)
         grouped.setdefault((row["rule"], incident), []).append(row)
     result: list[dict[str, Any]] = []
     for (_, incident), occurrences in grouped.items():

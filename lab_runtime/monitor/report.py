@@ -140,8 +140,7 @@ def _changes(changes: dict[str, Any]) -> str:
     return (
         "a feature has changed when its change score reaches 1: its strongest CUSUM chart, fed every row since one "
         f"window before the monitor started, reached h = {changes['threshold']:g} (a log-likelihood ratio). Changed "
-        "now: "
-        f"{changes['changed'] or 'none'}"
+        f"now: {changes['changed'] or 'none'}"
     )
 
 

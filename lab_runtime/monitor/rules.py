@@ -31,6 +31,8 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# The comparison that holds exactly when each ordering comparison does not: where a firing alert resolves.
+NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 # Where a resolve threshold may sit for each comparison: on the far side of the threshold from the firing values.
 FAR_SIDE: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "<": (operator.ge, ">="),

@@ -33,6 +33,7 @@ ODDS = 1.5  # a category's odds moved up or down this many times
 RARE_SHARE = 0.02  # the `new` and `missing` charts look for this share of rows more than the reference has
 CAP = 1.25  # a chart never exceeds CAP * h
 MARGIN = 3.0  # standard errors of the reference's own estimate a chart gives clean traffic before it counts
+ERROR_RISE = 0.06  # the quality chart looks for the error rate this much above the version's baseline
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class Change:
     @property
     def changed(self) -> bool:
         return self.score >= 1.0
+
+
+def _cusum(sums: np.ndarray, evidence: np.ndarray, cap: float) -> np.ndarray:
+    """The charts `sums` after `evidence` (rows x charts, oldest row first): S = min(cap, max(0, S + llr)) row by
+    row, every chart at once."""
+    for row in evidence:
+        sums = np.minimum(cap, np.maximum(0.0, sums + row))
+    return sums
 
 
 def _bernoulli(p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,10 +158,7 @@ class ChangeDetector:
         if rows.empty:
             return
         evidence = np.hstack([f.evidence(self._column(rows, f.name)) for f in self.features])
-        cap, total = CAP * self.threshold, self.sums
-        for row in evidence:  # S = min(cap, max(0, S + llr)), row by row, every chart at once
-            total = np.minimum(cap, np.maximum(0.0, total + row))
-        self.sums = total
+        self.sums = _cusum(self.sums, evidence, CAP * self.threshold)
         self.rows += len(rows)
 
     @staticmethod
@@ -172,9 +178,6 @@ class ChangeDetector:
             out.append(Change(feature.name, float(charts[best]) / self.threshold, feature.charts[best]))
             start += size
         return out
-
-
-ERROR_RISE = 0.06  # the quality chart looks for the error rate this much above the version's baseline
 
 
 class QualityChart:
@@ -200,10 +203,9 @@ class QualityChart:
         p0 += MARGIN * np.sqrt(p0 * (1 - p0) / self.reference_rows)  # the baseline's own error
         (hit,), (miss,) = _bernoulli(np.array([p0]), np.array([min(p0 + ERROR_RISE, 0.99)]))
         wrong = (rows["prediction"].to_numpy() != rows["label"].to_numpy()).astype(float)
-        cap, total = CAP * self.threshold, self.total
-        for llr in wrong * hit + (1 - wrong) * miss:
-            total = min(cap, max(0.0, total + llr))
-        self.total, self.rows = total, self.rows + len(rows)
+        evidence = (wrong * hit + (1 - wrong) * miss)[:, None]
+        self.total = float(_cusum(np.array([self.total]), evidence, CAP * self.threshold)[0])
+        self.rows += len(rows)
 
     @property
     def score(self) -> float | None:
