@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-import httpx
 import numpy as np
 
 from drills.conditions import (
@@ -38,7 +37,7 @@ RECENT_DECISIONS = 200  # decisions the recent output signal is judged on, at th
 def _get(url: str) -> dict[str, Any] | None:
     try:
         answer = loopback.get(url, timeout=TIMEOUT)
-    except httpx.HTTPError:
+    except loopback.LoopbackError:
         return None
     if answer.status_code != 200:
         return None

@@ -71,6 +71,10 @@ class RuntimeNotReady(LabError):
     """Raised when a command needs the sandbox (or a service of it) and it is not running."""
 
 
+class ReportFailed(LabError):
+    """Raised when a drift report cannot be rendered (no window judged yet, or the report process failed)."""
+
+
 class ServiceStartFailed(LabError):
     """Raised when a service exits or misses its health deadline during start-up."""
 

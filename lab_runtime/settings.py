@@ -67,7 +67,12 @@ class Settings(BaseSettings):
         10.0, gt=0, description="log-likelihood ratio the quality chart (the serving version's mistakes) must reach"
     )
     reference_rows: int = Field(5000, ge=100, description="rows in the monitor's reference set")
-    report_interval: float = Field(10.0, ge=0, description="seconds between two Evidently reports (each costs ~2 s)")
+    report_interval: float = Field(
+        0.0,
+        ge=0,
+        description="seconds between Evidently reports rendered unasked (each costs ~4 s of a core in a process of "
+        "its own); 0: only when `lab monitor report` asks",
+    )
     alert_webhook: str | None = Field(None, description="URL that receives firing and resolved alerts as JSON")
     # drills
     admin_token: str | None = Field(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
@@ -30,7 +29,7 @@ def _served(ctx: FaultContext) -> dict[str, Any] | None:
     """The service's `/model` (the versions it serves per alias), or None when it does not answer."""
     try:
         body = loopback.get(f"{ctx.settings.service_url}/model", timeout=2.0).json()
-    except (httpx.HTTPError, ValueError):
+    except (loopback.LoopbackError, ValueError):
         return None
     return body if isinstance(body, dict) else None
 

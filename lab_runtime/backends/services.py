@@ -11,8 +11,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from lab_runtime import loopback
 from lab_runtime.backends import healthcheck
 from lab_runtime.settings import HOST, Settings
@@ -80,19 +78,15 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
             [
                 sys.executable,
                 "-m",
-                "mlflow",
-                "server",
+                "lab_runtime.registry.server",  # `mlflow server`'s app in one process, not two
                 "--backend-store-uri",
                 f"sqlite:///{settings.mlflow_db_path}",
                 "--artifacts-destination",
                 str(settings.artifacts_dir),
-                "--serve-artifacts",
                 "--host",
                 HOST,
                 "--port",
                 str(settings.mlflow_port),
-                "--workers",
-                "1",
             ],
             port=settings.mlflow_port,
             port_setting=PORT_SETTINGS["mlflow"],
@@ -135,7 +129,7 @@ def answers(spec: ServiceSpec) -> bool:
     if spec.health_url:
         try:
             return loopback.get(spec.health_url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
+        except loopback.LoopbackError:
             return False
     if spec.heartbeat:
         return healthcheck.healthy(str(spec.heartbeat))

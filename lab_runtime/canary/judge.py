@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lab_runtime.durations import Seconds
+
+if TYPE_CHECKING:  # numpy and pandas only where figures are computed: a lab check that reads a verdict loads neither
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class VariantStats:
 
 def percentile(values: np.ndarray, q: float) -> float | None:
     """The `q` (0 to 100) percentile of `values`, or None when there are none."""
+    import numpy as np
+
     return float(np.percentile(values, q)) if len(values) else None
 
 

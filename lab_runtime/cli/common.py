@@ -102,7 +102,7 @@ def urls(current: Settings, profiles: Sequence[str] = ()) -> dict[str, str]:
         "Model service API docs": f"{current.service_url}/docs",
         "Service metrics": f"{current.service_url}/metrics",
         "Monitor status": f"{current.monitor_url}/status",
-        "Drift report": str(current.reports_dir / "latest.html"),
+        "Drift report": f"{current.reports_dir / 'latest.html'} (rendered by `lab monitor report`)",
     }
     if "observability" in profiles:
         found["Prometheus"] = f"http://127.0.0.1:{current.prometheus_port}"

@@ -11,7 +11,6 @@ from pathlib import Path
 import typer
 
 from lab_runtime.cli.common import JSON, app, friendly, grid, journal, out, print_json, settings
-from lab_runtime.errors import LabError
 from lab_runtime.events import (
     ALERT_FIRING,
     ALERT_RESOLVED,
@@ -22,7 +21,7 @@ from lab_runtime.events import (
     LearnerAction,
     LearnerDeclared,
 )
-from lab_runtime.monitor.client import fetch_status
+from lab_runtime.monitor.client import fetch_status, render_report
 
 monitor_app = typer.Typer(help="The drift and quality monitor, its reports and its alert rules.")
 app.add_typer(monitor_app, name="monitor")
@@ -82,14 +81,11 @@ def status_cmd(as_json: bool = JSON) -> None:
 def report_cmd(
     open_it: bool = typer.Option(False, "--open", help="open the HTML report in a browser"), as_json: bool = JSON
 ) -> None:
-    """Where the latest Evidently drift report is (HTML and JSON)."""
+    """Render the Evidently drift report of the monitor's latest judged window (a few seconds); where it is."""
     current = settings()
-    html, data = current.reports_dir / "latest.html", current.reports_dir / "latest.json"
-    if not html.exists():
-        raise LabError(
-            "no drift report yet: the monitor writes one once a window holds enough predictions; "
-            "see `lab monitor status`"
-        )
+    with out.status("rendering the drift report of the latest window (Evidently, a few seconds)"):
+        written = render_report(current)
+    html, data = Path(written["html"]), Path(written["json"])
     journal(current).append(LEARNER_ACTION, LearnerAction(action=MONITOR_REPORT))
     if as_json:
         print_json({"html": str(html), "json": str(data), "generated_at": html.stat().st_mtime})

@@ -28,7 +28,7 @@ from lab_runtime.evaluation.testset import EvaluationSet, default_set, read_set
 from lab_runtime.events import ALIAS_CHANGED, EVAL_RUN, LEARNER_ACTION, LearnerAction
 from lab_runtime.files.atomic import write_atomic
 from lab_runtime.files.watched import WatchedFile
-from lab_runtime.modeling.data import FEATURES, LABEL
+from lab_runtime.modeling.columns import FEATURES, LABEL
 from lab_runtime.registry.model_ops import aliases, mlflow_client, resolve_version
 from lab_runtime.registry.path import (
     EVAL_AGAINST_TAG,

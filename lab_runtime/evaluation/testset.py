@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from lab_runtime.errors import InvalidEvaluation
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES, DataGenerator
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import typed
 
 DEFAULT = "credit-v1"

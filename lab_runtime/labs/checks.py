@@ -31,7 +31,7 @@ from lab_runtime.files.yamlfile import read_mapping
 from lab_runtime.journal import Event, Journal
 from lab_runtime.labs import decision_note as decisions
 from lab_runtime.labs.incident_note import Reference, judge, parse
-from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB
+from lab_runtime.modeling.columns import FEATURES, STREAM_ID_GLOB
 from lab_runtime.monitor.alerts import firing_alerts
 from lab_runtime.monitor.client import fetch_status
 from lab_runtime.pipeline.store import ReleaseStore

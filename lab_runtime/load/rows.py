@@ -12,7 +12,8 @@ import secrets
 from collections import deque
 from typing import Any
 
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.pipeline.releases import to_features
 
 BATCH = 500  # rows drawn at a time: one chunk of the generator

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
-
 from lab_runtime import loopback
 from lab_runtime.backends.services import settings_env
 from lab_runtime.errors import LabError, RuntimeNotReady
@@ -33,7 +31,7 @@ def require_ready(url: str) -> None:
     """Refuse (RuntimeNotReady, saying why) unless the model service at `url` answers `/ready` with 200."""
     try:
         answer = loopback.get(f"{url}/ready", timeout=3.0)
-    except httpx.HTTPError as exc:
+    except loopback.LoopbackError as exc:
         raise RuntimeNotReady(
             f"the model service does not answer at {url} ({type(exc).__name__}); start the sandbox with `lab up`"
         ) from exc

@@ -13,23 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "age",
-    "income",
-    "loan_amount",
-    "loan_term_months",
-    "credit_score",
-    "debt_to_income",
-    "num_open_accounts",
-    "num_late_payments",
-    "employment_years",
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = ("home_ownership", "purpose", "region")
-FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-INTEGER_FEATURES = frozenset({"age", "loan_term_months", "num_open_accounts", "num_late_payments", "employment_years"})
-LABEL = "default"
-REQUEST_ID = "request_id"
-STREAM_ID_GLOB = "s[0-9]*-[0-9]*"  # SQLite GLOB of the production stream's request ids (`s<seed>-<row>`)
+from lab_runtime.modeling.columns import FEATURES, INTEGER_FEATURES, LABEL, NUMERIC_FEATURES, REQUEST_ID
 
 # Independent random streams per purpose, so drawing more training rows never changes the stream.
 _STREAMS = {"reference": 1, "train": 2, "holdout": 3, "production": 4, "evaluation": 5}

@@ -24,15 +24,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lab_runtime.durations import format_duration
 from lab_runtime.errors import NotFound
-from lab_runtime.modeling.data import (
-    CATEGORICAL_FEATURES,
-    FEATURES,
-    INTEGER_FEATURES,
-    LABEL,
-    NUMERIC_FEATURES,
-    DataGenerator,
-    split_features,
-)
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, INTEGER_FEATURES, LABEL, NUMERIC_FEATURES
+from lab_runtime.modeling.data import DataGenerator, split_features
 from lab_runtime.modeling.regression import Regression
 
 if TYPE_CHECKING:

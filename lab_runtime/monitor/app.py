@@ -1,7 +1,7 @@
-"""The monitor's HTTP face: /health, /status (JSON) and /metrics (Prometheus).
+"""The monitor's HTTP face: /health, /status (JSON), /metrics (Prometheus) and POST /report (the drift report).
 
-The evaluation loop runs in a thread started with the app; it imports Evidently there, so /health
-answers at once and `lab up` does not wait for the import.
+The evaluation loop runs in a thread started with the app; it imports pandas, scikit-learn and SciPy there, so
+/health answers at once and `lab up` does not wait for the imports.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lab_runtime.errors import ReportFailed
 from lab_runtime.monitor.metrics import MonitorMetrics
 from lab_runtime.service.docs import offline_docs
 from lab_runtime.settings import Settings, load_settings
@@ -47,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.close()
 
     def loop() -> None:
-        # Evidently's import costs seconds of CPU: wait for a /predict call (answered or refused), so `lab up` does
-        # not compete with it; at most one window, so a service that is down from the start is still judged.
+        # The imports and the reference cost a second or two of CPU: wait for a /predict call (answered or
+        # refused), so `lab up` does not compete with them; at most one window, so a service that is down from the
+        # start is still judged.
         started = time.monotonic()
         try:
             while not stop.is_set() and not traffic_seen() and time.monotonic() - started < window:
@@ -97,8 +99,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             )
         else:
-            state, message = "starting", "loading Evidently and the reference set"
+            state, message = "starting", "loading the reference set"
         return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}
+
+    @app.post("/report")
+    def render_report() -> Response:
+        """Render the drift report of the latest judged window now (a few seconds: Evidently runs in a process
+        of its own); its files. 409 when there is none yet or it cannot be rendered, with the reason."""
+        if "monitor" not in holder:
+            return JSONResponse({"detail": "the monitor has not judged a window yet"}, status_code=409)
+        try:
+            files = holder["monitor"].reports.render()
+        except ReportFailed as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=409)
+        return JSONResponse({"html": str(files.html), "json": str(files.json), "generated_at": files.generated_at})
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> Response:

@@ -1,11 +1,13 @@
-"""Drift statistics: Evidently's own two-sample tests per feature, with a multiple-testing correction.
+"""Drift statistics: two-sample tests per feature, with a multiple-testing correction.
 
 Testing a dozen features at p < 0.05 on every evaluation flags something by chance. Each feature here is
 tested at `alpha / m` (Bonferroni over the m features tested), so the chance that a clean window flags any
-feature is at most `alpha`. Numbers get Evidently's K-S test. Categories get a contingency chi-square of the
-reference's counts against the window's: both are samples, whereas Evidently's chi-square takes the reference's
-shares as exact and, once the window is as large as the reference, flags clean traffic several times as often as
-its threshold says. Nulls and categories the reference never saw are also measured as shares.
+feature is at most `alpha`. Numbers get the two-sample K-S test (scipy's `ks_2samp`, the very call behind
+Evidently's "ks"). Categories get a contingency chi-square of the reference's counts against the window's: both
+are samples, whereas Evidently's chi-square takes the reference's shares as exact and, once the window is as large
+as the reference, flags clean traffic several times as often as its threshold says. Nulls and categories the
+reference never saw are also measured as shares. Evidently itself is loaded only to render a report (`report`),
+which registers the contingency test with it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from evidently.legacy.calculations.stattests import ks_stat_test
-from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
-from evidently.legacy.core import ColumnType
-from scipy.stats import chi2_contingency
+from scipy.stats import chi2_contingency, ks_2samp
 
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES
 
 KS, CHI_SQUARE = "ks", "chisquare_contingency"
 MIN_TESTED = 30  # fewer non-null values than this: the feature is not tested
@@ -61,26 +60,13 @@ def contingency_p_value(reference: pd.Series, current: pd.Series) -> float:
     return float(chi2_contingency(table, correction=False).pvalue)
 
 
-def _contingency_test(
-    reference: pd.Series, current: pd.Series, feature_type: ColumnType, threshold: float
-) -> tuple[float, bool]:
-    p = contingency_p_value(reference.dropna(), current.dropna())
-    return p, p < threshold
-
-
-# Registered with Evidently, so its report runs the monitor's own test on categories.
-register_stattest(
-    StatTest(CHI_SQUARE, "contingency chi-square p_value", [ColumnType.Categorical]), default_impl=_contingency_test
-)
-
-
 def p_value(reference: pd.Series, current: pd.Series, categorical: bool) -> float:
-    """The contingency chi-square (categories) or Evidently's K-S (numbers) p-value of two samples without nulls."""
+    """The contingency chi-square (categories) or K-S (numbers) p-value of two samples without nulls."""
     if categorical:
         return contingency_p_value(reference, current)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        score = float(ks_stat_test(reference, current, ColumnType.Numerical, 0.05).drift_score)
+        score = float(ks_2samp(reference, current).pvalue)
     return 0.0 if np.isnan(score) else score
 
 

@@ -1,5 +1,8 @@
 """Evidently drift reports (HTML and JSON) under `.lab/reports/`, with a stable `latest` name.
 
+Run as `python -m lab_runtime.monitor.report WINDOW DIRECTORY` by `report_job`, in a process of its own: it
+renders the judged window `report_job.render` saved and prints the files it wrote as one JSON line.
+
 Each report opens with the monitor's own verdict on the window (the evaluation the alerts saw: drifted
 features first, the corrected threshold, the prediction's drift), in `latest.html` above Evidently's content
 and under `"monitor"` in `latest.json`. Evidently runs the same tests at the same threshold, and counts the
@@ -11,34 +14,44 @@ from __future__ import annotations
 import html
 import json
 import re
+import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
+from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+from evidently.legacy.core import ColumnType
 from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
+from lab_runtime.errors import LabError
 from lab_runtime.files.atomic import write_atomic
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
-from lab_runtime.monitor.drift import CHI_SQUARE, KS, DriftResult
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+from lab_runtime.monitor import report_job
+from lab_runtime.monitor.drift import CHI_SQUARE, KS, DriftResult, contingency_p_value
 from lab_runtime.monitor.evaluate import Evaluation
+from lab_runtime.monitor.report_job import PREDICTION, ReportFiles
 
-PREDICTION = "probability"
 KEEP = 20  # timestamped reports kept besides `latest`
 TEST_NAMES = {KS: "K-S", CHI_SQUARE: "chi-square"}
 _BODY = re.compile(r"</head>\s*<body[^>]*>")
 
 
-@dataclass(frozen=True)
-class ReportFiles:
-    html: Path
-    json: Path
-    generated_at: float
+def _contingency_test(
+    reference: pd.Series, current: pd.Series, feature_type: ColumnType, threshold: float
+) -> tuple[float, bool]:
+    p = contingency_p_value(reference.dropna(), current.dropna())
+    return p, p < threshold
+
+
+# Registered with Evidently, so its report runs the monitor's own test on categories.
+register_stattest(
+    StatTest(CHI_SQUARE, "contingency chi-square p_value", [ColumnType.Categorical]), default_impl=_contingency_test
+)
 
 
 def _drift(evaluation: Evaluation) -> DriftResult:
@@ -254,3 +267,22 @@ def write(reference: pd.DataFrame, current: pd.DataFrame, evaluation: Evaluation
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)
     return ReportFiles(directory / "latest.html", directory / "latest.json", now)
+
+
+def main(argv: list[str]) -> int:
+    """Render the judged window saved at argv[0] into the directory argv[1]; print the files as one JSON line."""
+    if len(argv) != 2:
+        print("usage: python -m lab_runtime.monitor.report WINDOW DIRECTORY", file=sys.stderr)
+        return 2
+    try:
+        window = report_job.load(Path(argv[0]))
+        files = write(window.reference, window.current, window.evaluation, Path(argv[1]))
+    except (LabError, OSError, ValueError) as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"html": str(files.html), "json": str(files.json), "generated_at": files.generated_at}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -4,7 +4,6 @@ journal what fired or resolved, and hand the window to the report writer. All th
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -21,10 +20,11 @@ from lab_runtime import loopback
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.files.watched import WatchedFile
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
-from lab_runtime.monitor import report
+from lab_runtime.modeling.columns import FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.monitor.alerts import AlertEngine, Transition, firing_alerts, resolutions
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate, serving_version
+from lab_runtime.monitor.report_job import PREDICTION, JudgedWindow, ReportWriter
 from lab_runtime.monitor.rules import RuleBook
 from lab_runtime.monitor.sequential import ChangeDetector, QualityChart
 from lab_runtime.predlog import PredictionLog
@@ -41,10 +41,10 @@ def service_down(health_url: str, timeout: float = HEALTH_TIMEOUT) -> str | None
     """Why the model service did not answer `health_url` with 200 within `timeout`; None when it did."""
     try:
         status = loopback.get(health_url, timeout=timeout).status_code
-    except httpx.TimeoutException:
+    except loopback.LoopbackTimeout:
         return f"{health_url}: no answer within {timeout:g}s"
-    except httpx.HTTPError as exc:
-        return f"{health_url}: {str(exc) or type(exc).__name__}"
+    except loopback.LoopbackError as exc:
+        return str(exc)
     return None if status == 200 else f"{health_url} answered {status}"
 
 
@@ -119,36 +119,6 @@ class Webhook:
                     log.warning("alert webhook %s failed: %s", self.url, exc)
 
 
-class ReportWriter:
-    """Renders Evidently reports in its own thread, at most one per `report_interval`; the newest window wins."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.latest: report.ReportFiles | None = None
-        self.last_error: str | None = None
-        self._queue: queue.Queue[tuple[pd.DataFrame, pd.DataFrame, Evaluation]] = queue.Queue(1)
-        threading.Thread(target=self._run, name="reports", daemon=True).start()
-
-    def submit(self, reference: pd.DataFrame, current: pd.DataFrame, evaluation: Evaluation) -> None:
-        """Queue the window `evaluation` judged; the report opens with that verdict, the one the alerts saw."""
-        with contextlib.suppress(queue.Empty):
-            self._queue.get_nowait()  # drop the window still waiting: a newer one replaces it
-        self._queue.put_nowait((reference, current, evaluation))
-
-    def _run(self) -> None:
-        while True:
-            reference, current, evaluation = self._queue.get()
-            started = time.monotonic()
-            try:
-                self.latest = report.write(reference, current, evaluation, self.settings.reports_dir)
-                self.last_error = None
-            except Exception as exc:  # a report that fails to render must not stop monitoring
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("drift report failed")
-            # Rendering takes about 2 s of a core; one report per interval keeps the monitor light.
-            time.sleep(max(self.settings.report_interval - (time.monotonic() - started), 0.0))
-
-
 class Monitor:
     def __init__(self, settings: Settings, on_evaluation: Callable[[Monitor], None] = lambda m: None) -> None:
         self.settings = settings
@@ -171,7 +141,7 @@ class Monitor:
         self.log = PredictionLog(settings.prediction_log_path)
         self.policy = WatchedFile(settings.policy_path, load_policy, BUILTIN)
         self.webhook = Webhook(settings.alert_webhook)
-        self.reports = ReportWriter(settings)
+        self.reports = ReportWriter(settings.reports_dir, settings.report_interval)
         self.latest: Evaluation | None = None
         self.last_seconds: float | None = None
         self.evaluations = 0
@@ -218,8 +188,8 @@ class Monitor:
         if evaluation.drift is not None:
             reference = self.reference.copy()
             if baseline is not None:
-                reference[report.PREDICTION] = baseline.probabilities
-            self.reports.submit(reference, window.predictions, evaluation)
+                reference[PREDICTION] = baseline.probabilities
+            self.reports.submit(JudgedWindow(reference, window.predictions, evaluation))
         return evaluation, transitions
 
     def _feed(self, until: float, baseline: Baseline | None) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES
 
 MEAN_SHIFTS = (0.5, 0.25)  # in standard deviations, largest first: on a tie the larger names the change
 SCALES = (1.5, 1 / 1.5)

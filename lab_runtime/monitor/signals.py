@@ -5,7 +5,7 @@ Window-wide signals have plain names; per-feature signals are `<signal>.<feature
 
 from __future__ import annotations
 
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES
 
 WINDOW_SIGNALS: dict[str, str] = {
     "service_up": "1 when the model service answered its health check at this evaluation, else 0",

@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lab_runtime.files.yamlfile import describe
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, LabelFunction, categories
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from lab_runtime.modeling.data import LabelFunction, categories
 from lab_runtime.pipeline.releases import Scale, Shift
 
 CONCEPT = "concept"

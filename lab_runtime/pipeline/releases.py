@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab_runtime.errors import InvalidRelease
 from lab_runtime.files.yamlfile import load_model
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, categories, shifted
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+from lab_runtime.modeling.data import categories, shifted
 
 Stats = dict[str, tuple[float, float]]  # feature -> (reference mean, reference std), as DataGenerator.stats
 Share = Annotated[float, Field(ge=0.0, le=1.0, description="share of rows affected")]

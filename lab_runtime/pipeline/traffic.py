@@ -35,7 +35,8 @@ import orjson
 import pandas as pd
 
 from lab_runtime.files.atomic import read_json, write_json_atomic
-from lab_runtime.modeling.data import FEATURES, LABEL, REQUEST_ID, DataGenerator
+from lab_runtime.modeling.columns import FEATURES, LABEL, REQUEST_ID
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.pipeline.conditions import (
     CONCEPT,
     LABEL_FEED,

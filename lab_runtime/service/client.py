@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from lab_runtime import loopback
 from lab_runtime.settings import Settings
 
@@ -14,7 +12,7 @@ def served_model(settings: Settings) -> dict[str, Any] | None:
     """The service's `GET /model` (what it serves now, the aliases it follows), or None when it does not answer."""
     try:
         return dict(loopback.get(f"{settings.service_url}/model", timeout=3.0).json())
-    except (httpx.HTTPError, ValueError):
+    except (loopback.LoopbackError, ValueError):
         return None
 
 
@@ -23,5 +21,5 @@ def policy_in_force(settings: Settings) -> dict[str, Any] | None:
     try:
         answer = loopback.get(f"{settings.service_url}/policy", timeout=3.0)
         return dict(answer.json()) if answer.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+    except (loopback.LoopbackError, ValueError):
         return None

@@ -8,7 +8,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from lab_runtime.modeling.data import FEATURES, DataGenerator, split_features
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator, split_features
 from lab_runtime.modeling.model import PIP_REQUIREMENTS, build_pipeline, evaluate
 from lab_runtime.settings import load_settings
 

@@ -30,7 +30,8 @@ from mlflow import MlflowClient
 
 from lab_runtime.events import ALIAS_CHANGED
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION
 from tests.sandbox import REAL_CLOCK, Sandbox, running_sandbox

@@ -32,7 +32,8 @@ from evidently.legacy.calculations.stattests.registry import get_stattest
 from evidently.legacy.core import ColumnType
 
 from lab_runtime.events import ALERT_FIRING
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, LABEL, DataGenerator, LabelFunction, Population
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator, LabelFunction, Population
 from lab_runtime.modeling.model import fit
 from lab_runtime.monitor.alerts import AlertEngine
 from lab_runtime.monitor.evaluate import Baseline, Limits, Window, evaluate

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from drills.faults import FAULTS, FaultContext
 from lab_runtime import events as kinds
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.predlog import PredictionLog
 from tests.sandbox import REAL_CLOCK, Sandbox, running_sandbox
 

@@ -22,7 +22,8 @@ import numpy as np
 import psutil
 from sklearn.metrics import accuracy_score, f1_score
 
-from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator, split_features
+from lab_runtime.modeling.columns import FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator, split_features
 from lab_runtime.modeling.model import build_pipeline
 from lab_runtime.monitor import report
 from lab_runtime.monitor.evaluate import Baseline

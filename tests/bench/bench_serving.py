@@ -29,7 +29,8 @@ from lab_runtime.backends import get_backend
 from lab_runtime.errors import LabError
 from lab_runtime.files.atomic import write_atomic
 from lab_runtime.load import locust_command, read_summary
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import train_and_register
 from lab_runtime.service.policy import load_policy
 from lab_runtime.settings import HOST, Settings, load_settings

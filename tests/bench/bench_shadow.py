@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lab_runtime.canary.judge import percentile
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import Regression, train_and_register
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import model_ops

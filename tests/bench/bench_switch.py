@@ -18,7 +18,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.service.switch import throttled, write_switch
 from tests.sandbox import REAL_CLOCK, running_sandbox
 

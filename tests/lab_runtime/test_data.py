@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.modeling.data import FEATURES, INTEGER_FEATURES, LABEL, REQUEST_ID, DataGenerator
+from lab_runtime.modeling.columns import FEATURES, INTEGER_FEATURES, LABEL, REQUEST_ID
+from lab_runtime.modeling.data import DataGenerator
 
 
 def test_same_seed_gives_the_same_data() -> None:

@@ -41,7 +41,8 @@ from lab_runtime.evaluation.store import ReviewStore
 from lab_runtime.evaluation.testset import DEFAULT, default_set, problems, read_set
 from lab_runtime.events import ALIAS_CHANGED, EVAL_RUN, LEARNER_ACTION, AliasChanged, LearnerAction
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
+from lab_runtime.modeling.columns import FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.regression import Regression
 from lab_runtime.registry.path import EVAL_AT_TAG, EVAL_VERDICT_TAG, GO, NO_GO
 from lab_runtime.service.policy import load_policy

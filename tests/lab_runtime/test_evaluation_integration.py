@@ -15,7 +15,8 @@ from mlflow import MlflowClient
 from lab_runtime.evaluation.stats import cohens_kappa
 from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import LABEL, DataGenerator
+from lab_runtime.modeling.columns import LABEL
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import Registered, train_and_register
 from lab_runtime.modeling.regression import Regression
 from lab_runtime.registry.path import (

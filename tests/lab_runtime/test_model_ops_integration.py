@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 
 from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import Regression, train_and_register
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.registry import model_ops

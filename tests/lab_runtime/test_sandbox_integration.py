@@ -17,7 +17,8 @@ from lab_runtime.backends.local import LocalBackend
 from lab_runtime.events import ALIAS_CHANGED, LEARNER_ACTION
 from lab_runtime.files.atomic import write_atomic
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, STREAM_ID_GLOB, DataGenerator
+from lab_runtime.modeling.columns import FEATURES, STREAM_ID_GLOB
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import Registered
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.service.policy import BUILTIN, load_policy

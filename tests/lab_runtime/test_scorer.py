@@ -13,7 +13,8 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from lab_runtime.modeling.data import CATEGORICAL_FEATURES, FEATURES, LABEL, DataGenerator
+from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import build_pipeline, fit
 from lab_runtime.modeling.regression import Regression
 from lab_runtime.modeling.scorer import linear_scorer

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lab_runtime.cli import app
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.service.admin_client import ServiceAdmin
 from lab_runtime.service.errorlog import LIMIT
 from lab_runtime.service.faults import ServiceFault

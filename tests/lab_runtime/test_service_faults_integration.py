@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from lab_runtime.errors import FaultInjectionFailed
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.predlog import PredictionLog
 from lab_runtime.service.admin_client import ServiceAdmin
 from lab_runtime.service.faults import ServiceFault

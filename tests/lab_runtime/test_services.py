@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from lab_runtime.backends.services import (
     settings_env,
 )
 from lab_runtime.settings import Settings
+from tests.conftest import http_server
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -44,7 +44,7 @@ def test_the_specs_run_every_service_on_the_ports_and_paths_the_settings_give(tm
     specs = {s.name: s for s in sandbox_specs(current)}
     assert list(specs) == list(SERVICES)
     mlflow = specs["mlflow"]
-    assert mlflow.argv[:4] == [sys.executable, "-m", "mlflow", "server"]
+    assert mlflow.argv[:3] == [sys.executable, "-m", "lab_runtime.registry.server"]
     assert mlflow.argv[mlflow.argv.index("--port") + 1] == "15000"
     assert mlflow.argv[mlflow.argv.index("--backend-store-uri") + 1] == f"sqlite:///{root}/mlflow.db"
     assert mlflow.argv[mlflow.argv.index("--artifacts-destination") + 1] == str(root / "artifacts")
@@ -92,14 +92,8 @@ def test_every_published_port_names_the_setting_that_moves_it() -> None:
 @pytest.fixture
 def http_ok() -> Iterator[str]:
     """A real HTTP server on a free loopback port that answers 200."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(http.server.SimpleHTTPRequestHandler) as url:
+        yield f"{url}/"
 
 
 def test_a_service_answers_by_its_health_url(http_ok: str) -> None:

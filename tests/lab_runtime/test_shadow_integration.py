@@ -14,7 +14,8 @@ import pytest
 
 from lab_runtime.events import LEARNER_ACTION, SHADOW_START, SHADOW_STOP
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
+from lab_runtime.modeling.columns import FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import Registered, Regression, train_and_register
 from lab_runtime.predlog import SCORED, PredictionLog
 from lab_runtime.registry import model_ops

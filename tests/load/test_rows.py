@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from lab_runtime.load.rows import BLOCKS, LoadRows
-from lab_runtime.modeling.data import FEATURES, DataGenerator
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.monitor.drift import detect
 from lab_runtime.pipeline.releases import to_features
 from lab_runtime.settings import Settings

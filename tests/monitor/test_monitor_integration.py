@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from lab_runtime.cli import app
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED
 from lab_runtime.journal import Journal
 from lab_runtime.monitor.alerts import firing_alerts
+from lab_runtime.monitor.client import render_report
 from lab_runtime.monitor.evaluate import INSUFFICIENT
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import ReleaseStore, rollback, ship
@@ -81,10 +83,13 @@ def test_clean_traffic_is_evaluated_reported_and_raises_no_alert(box: Sandbox) -
     assert body["signals"]["error_rate"] == 0 and body["signals"]["prediction_drifted"] == 0
     assert {f["name"]: f["test"] for f in body["drift"]["features"]}["purpose"] == "chisquare_contingency"
     assert alerts(box).events([ALERT_FIRING]) == []
-    wait_for(lambda: (box.settings.reports_dir / "latest.json").exists(), 30, "a report")
-    assert "credit_score" in (box.settings.reports_dir / "latest.html").read_text()
-    verdict = json.loads((box.settings.reports_dir / "latest.json").read_text())["monitor"]  # the report's window
+    assert not (box.settings.reports_dir / "latest.html").exists()  # none rendered unasked
+    written = render_report(box.settings)  # Evidently in a process of its own, on the latest judged window
+    assert written["html"] == str(box.settings.reports_dir / "latest.html")
+    assert "credit_score" in Path(written["html"]).read_text()
+    verdict = json.loads(Path(written["json"]).read_text())["monitor"]  # the report's window
     assert verdict["tests"] == 12 and verdict["threshold"] == body["drift"]["threshold"]
+    assert status(box)["report"]["html"] == written["html"] and status(box)["report_error"] is None
     metrics = httpx.get(f"{box.settings.monitor_url}/metrics").text
     assert 'lab_monitor_feature{feature="credit_score",signal="drift_p_value"}' in metrics
     assert 'lab_monitor_signal{signal="error_rate"} 0.0' in metrics

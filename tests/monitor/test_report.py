@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lab_runtime.errors import ReportFailed
 from lab_runtime.modeling.data import DataGenerator, Population
-from lab_runtime.monitor import report
+from lab_runtime.monitor import report, report_job
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate
+from lab_runtime.monitor.report_job import JudgedWindow, ReportWriter
 from lab_runtime.monitor.sequential import ChangeDetector
 
 REFERENCE = DataGenerator(42).reference(5000)
@@ -38,7 +43,8 @@ def written(population: Population, tmp: Path, scores: np.ndarray) -> tuple[Eval
     charts.update(window.predictions)  # the rows the monitor has fed its change charts: this window's
     evaluation = evaluate(window, REFERENCE, BASELINE, LIMITS, now=AT, charts=charts.reading())
     reference = REFERENCE.assign(**{report.PREDICTION: BASELINE.probabilities})
-    files = report.write(reference, window.predictions, evaluation, tmp)
+    files = report_job.render(JudgedWindow(reference, window.predictions, evaluation), tmp)  # its own process
+    assert files.html == tmp / "latest.html" and files.json == tmp / "latest.json"
     return evaluation, files.html.read_text(), json.loads(files.json.read_text())
 
 
@@ -164,3 +170,26 @@ def test_an_evaluation_without_a_drift_verdict_has_no_report(tmp_path: Path) -> 
     evaluation = evaluate(window, REFERENCE, None, LIMITS, now=AT)
     with pytest.raises(ValueError, match="has no drift verdict"):
         report.write(REFERENCE, window.predictions, evaluation, tmp_path)
+
+
+def test_the_monitor_never_loads_evidently() -> None:
+    code = "import sys, lab_runtime.monitor.app, lab_runtime.monitor.runner; print('evidently' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "False"
+
+
+def test_a_report_asked_for_before_any_window_was_judged_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ReportFailed, match="no window judged yet"):
+        ReportWriter(tmp_path, interval=0).render()
+
+
+def test_a_report_process_given_no_judged_window_fails_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "not-a-window.pkl").write_bytes(pickle.dumps({"rows": []}))
+    done = subprocess.run(
+        [sys.executable, "-m", "lab_runtime.monitor.report", str(tmp_path / "not-a-window.pkl"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("not-a-window.pkl holds no judged window")
+    assert not (tmp_path / "latest.html").exists()

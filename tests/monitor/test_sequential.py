@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.modeling.data import FEATURES, DataGenerator, Population
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator, Population
 from lab_runtime.monitor.evaluate import Limits, Window, evaluate
 from lab_runtime.monitor.sequential import ChangeDetector, QualityChart, Reading
 from lab_runtime.predlog import FeedbackRow, PredictionLog, PredictionLogger, PredictionRow

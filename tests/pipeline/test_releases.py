@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from lab_runtime.errors import InvalidRelease
-from lab_runtime.modeling.data import FEATURES, DataGenerator, shifted
+from lab_runtime.modeling.columns import FEATURES
+from lab_runtime.modeling.data import DataGenerator, shifted
 from lab_runtime.pipeline.releases import Release, apply, load_release, to_features
 
 GEN = DataGenerator(42)

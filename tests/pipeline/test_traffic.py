@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import FEATURES, LABEL, DataGenerator
+from lab_runtime.modeling.columns import FEATURES, LABEL
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.pipeline.conditions import SOURCE, SURGE, ConceptChange
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, ReleaseStore, ship
