@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from lab_runtime.files.sqlite import connect
+
+if TYPE_CHECKING:  # pandas only where a frame is read: the service's writer and a lab's counts load none
+    import pandas as pd
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -323,6 +325,13 @@ class PredictionLogger:
         self._conn.close()
 
 
+def _query(sql: str, conn: sqlite3.Connection, params: Sequence[Any]) -> pd.DataFrame:
+    """The rows of `sql` as a frame (pandas imported here, on the first read)."""
+    import pandas as pd
+
+    return pd.read_sql_query(sql, conn, params=params)
+
+
 def _before(frame: pd.DataFrame, until: float) -> pd.DataFrame:
     """The rows of `frame` (in id order) before its first row with `ts >= until`."""
     late = (frame["ts"] >= until).to_numpy()
@@ -357,7 +366,7 @@ class PredictionLog:
     def window(self, since: float, until: float | None = None, limit: int | None = None) -> pd.DataFrame:
         """Predictions with `since <= ts < until` (the newest `limit` of them), features expanded into columns;
         a window without predictions is an empty frame of the log's own columns."""
-        frame = pd.read_sql_query(
+        frame = _query(
             "SELECT * FROM (SELECT * FROM predictions WHERE ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
             self._conn,
             params=(since, until if until is not None else float("inf"), -1 if limit is None else limit),
@@ -367,6 +376,8 @@ class PredictionLog:
     @staticmethod
     def _expand(frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` with its JSON `features` column expanded into one column per feature."""
+        import pandas as pd
+
         features = pd.DataFrame([json.loads(f) for f in frame.pop("features")], index=frame.index)
         return pd.concat([frame, features], axis=1)
 
@@ -378,7 +389,7 @@ class PredictionLog:
     def labels_newer(self, after_id: int, until: float, limit: int) -> pd.DataFrame:
         """Labels that arrived after the one with id `after_id`, in arrival order up to the first with `ts >= until`
         (at most `limit`), each with its prediction: id, ts (of the label), model_version, prediction, label."""
-        frame = pd.read_sql_query(
+        frame = _query(
             "SELECT f.id, f.ts, p.model_version, p.prediction, f.label "
             "FROM feedback f JOIN predictions p ON p.request_id = f.request_id "
             "WHERE f.id > ? ORDER BY f.id LIMIT ?",
@@ -391,14 +402,14 @@ class PredictionLog:
         """Predictions logged after the one with id `after_id`, in id order up to the first with `ts >= until` (at most
         `limit`), features expanded into columns: what a reader that sees every row once has not seen yet. Cut at the
         first late row rather than filtered, so a reader that moves on to the last id skips nothing."""
-        frame = pd.read_sql_query(
+        frame = _query(
             "SELECT * FROM predictions WHERE id > ? ORDER BY id LIMIT ?", self._conn, params=(after_id, limit)
         )
         return self._expand(_before(frame, until))
 
     def decisions(self, since: float, until: float | None = None) -> pd.DataFrame:
         """The model's decisions with `since <= ts < until`: ts, decision, violations (no features: a light read)."""
-        return pd.read_sql_query(
+        return _query(
             "SELECT ts, decision, violations FROM predictions WHERE ts >= ? AND ts < ? ORDER BY ts",
             self._conn,
             params=(since, until if until is not None else float("inf")),
@@ -419,7 +430,7 @@ class PredictionLog:
 
     def labelled(self, since: float, until: float | None = None) -> pd.DataFrame:
         """Predictions with `since <= ts < until` that received a label: prediction, probability, label."""
-        return pd.read_sql_query(
+        return _query(
             "SELECT p.ts, p.model_version, p.variant, p.prediction, p.probability, f.label "
             "FROM predictions p JOIN feedback f ON f.request_id = p.request_id "
             "WHERE p.ts >= ? AND p.ts < ? ORDER BY p.ts",
@@ -444,7 +455,7 @@ class PredictionLog:
 
     def requests(self, since: float, until: float | None = None) -> pd.DataFrame:
         """/predict calls with `since <= ts < until`: status, variant, records, latency, model version."""
-        return pd.read_sql_query(
+        return _query(
             "SELECT ts, status, variant, records, latency_ms, model_version FROM requests "
             "WHERE ts >= ? AND ts < ? ORDER BY ts",
             self._conn,
@@ -463,7 +474,7 @@ class PredictionLog:
         if version is not None:
             sql += " AND s.version = ?"
             args.append(version)
-        return pd.read_sql_query(sql + " ORDER BY s.ts", self._conn, params=args)
+        return _query(sql + " ORDER BY s.ts", self._conn, params=args)
 
     def close(self) -> None:
         self._conn.close()

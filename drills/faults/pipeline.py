@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from lab_runtime.files.atomic import read_json as read_status
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
-from lab_runtime.modeling.data import categories
+from lab_runtime.modeling.population import categories
 from lab_runtime.pipeline.conditions import SOURCE, SURGE, ConceptChange, LabelFeedStop, LoadSurge, SourceChange
 from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform

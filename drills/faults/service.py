@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
 from lab_runtime.errors import RuntimeNotReady
-from lab_runtime.modeling.data import check_numeric
+from lab_runtime.modeling.population import check_numeric
 from lab_runtime.service.admin_client import ServiceAdmin
 from lab_runtime.service.faults import MAX_LATENCY_MS, ServiceFault, Variant
 

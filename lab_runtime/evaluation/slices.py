@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lab_runtime.errors import InvalidEvaluation, NotFound
 from lab_runtime.files.yamlfile import load_model
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from lab_runtime.modeling.data import categories
+from lab_runtime.modeling.population import categories
 
 BUILTIN = Path(__file__).with_name("slices.yaml")
 

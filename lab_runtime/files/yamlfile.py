@@ -51,11 +51,20 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(str(exc).split())
 
 
+def parse(text: str) -> Any:
+    """`text` as YAML, by libyaml's safe loader when PyYAML has it (several times faster); a document it refuses
+    is parsed again by the pure-Python loader, whose error (the one `yaml_problem` words) is raised."""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return yaml.safe_load(text)
+
+
 def read_mapping(path: Path, error: type[LabError], what: str, empty_ok: bool = False) -> dict[str, Any]:
     """The YAML mapping in `path` (an empty file is an empty mapping when `empty_ok`); any problem raises `error`
     naming the file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = parse(path.read_text())
     except OSError as exc:
         raise error(f"{path}: cannot read the {what} ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,10 @@ def all_labs(labs_dir: Path = LABS_DIR) -> list[Lab]:
 
 
 def find_lab(lab_id: str, labs_dir: Path = LABS_DIR) -> Lab:
+    """The lab `lab_id` (its folder is `<id>-<slug>`: only that file is read); NotFound lists the labs."""
+    for path in labs_dir.glob(f"{lab_id}-*/lab.yaml") if re.fullmatch(r"[a-z0-9-]+", lab_id) else ():
+        if (lab := load_lab(path)).id == lab_id:
+            return lab
     labs = {lab.id: lab for lab in all_labs(labs_dir)}
     if lab_id not in labs:
         raise NotFound(f"unknown lab {lab_id!r}; labs are: {', '.join(labs) or 'none'} (see `lab labs`)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES
-from lab_runtime.modeling.data import categories, check_numeric
+from lab_runtime.modeling.population import categories, check_numeric
 
 
 class Regression(BaseModel):

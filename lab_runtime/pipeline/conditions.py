@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lab_runtime.files.yamlfile import describe
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from lab_runtime.modeling.data import LabelFunction, categories
+from lab_runtime.modeling.population import LabelFunction, categories
 from lab_runtime.pipeline.releases import Scale, Shift
 
 CONCEPT = "concept"

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab_runtime.errors import InvalidRelease
 from lab_runtime.files.yamlfile import load_model
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
-from lab_runtime.modeling.data import categories, shifted
+from lab_runtime.modeling.population import categories, shifted
+
+if TYPE_CHECKING:  # numpy and pandas only where rows are changed: validating a release loads neither
+    import numpy as np
+    import pandas as pd
 
 Stats = dict[str, tuple[float, float]]  # feature -> (reference mean, reference std), as DataGenerator.stats
 Share = Annotated[float, Field(ge=0.0, le=1.0, description="share of rows affected")]
@@ -58,7 +60,9 @@ class _Transform(BaseModel):
 
 
 def _integral(frame: pd.DataFrame, feature: str) -> bool:
-    return bool(pd.api.types.is_integer_dtype(frame[feature]))
+    from pandas.api.types import is_integer_dtype
+
+    return bool(is_integer_dtype(frame[feature]))
 
 
 class Scale(_Transform):
@@ -225,6 +229,9 @@ def apply(frame: pd.DataFrame, transforms: list[Transform], stats: Stats, rng: n
 
 def _native(value: Any) -> Any:
     """A JSON-ready Python value: numpy scalars unwrapped, NaN/NA/None as None."""
+    import numpy as np
+    import pandas as pd
+
     if value is None or value is pd.NA or (isinstance(value, float | np.floating) and np.isnan(value)):
         return None
     if isinstance(value, np.generic):

@@ -10,11 +10,12 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from lab_runtime.errors import RegistryError, RuntimeNotReady
+
+if TYPE_CHECKING:
+    import httpx
 
 CANARY_WEIGHT_TAG = "canary_weight"
 SHADOW_SHARE_TAG = "shadow_share"  # the share of production requests mirrored to @staging (0: no shadow)
@@ -121,13 +122,16 @@ class Registry:
     """A thin REST client for the registry reads the runtime needs."""
 
     def __init__(self, url: str, timeout: float = 5.0) -> None:
+        import httpx  # here: a lab command that never reads the registry does not load an HTTP library
+
         self.url = url
         self._http = httpx.Client(base_url=url, timeout=timeout)
+        self._unreachable = httpx.HTTPError
 
     def _get(self, path: str, params: dict[str, str | int]) -> httpx.Response:
         try:
             return self._http.get(path, params=params)
-        except httpx.HTTPError as exc:
+        except self._unreachable as exc:
             raise RuntimeNotReady(
                 f"MLflow is unreachable at {self.url} ({type(exc).__name__}); start the sandbox with `lab up`"
             ) from exc
@@ -170,7 +174,7 @@ class Registry:
             runs = self._http.post(
                 "/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id], "max_results": 1000}
             )
-        except httpx.HTTPError as exc:
+        except self._unreachable as exc:
             raise RuntimeNotReady(f"MLflow is unreachable at {self.url}; start the sandbox with `lab up`") from exc
         return list(runs.json().get("runs", []))
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lab_runtime.modeling.data import check_numeric
+from lab_runtime.modeling.population import check_numeric
 from lab_runtime.service.switch import FALLBACK
 
 MAX_TTL = 6 * 3600.0  # a forgotten fault ends within a working day's session

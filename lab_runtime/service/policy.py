@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lab_runtime.errors import InvalidPolicy
 from lab_runtime.files.yamlfile import load_model
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES
-from lab_runtime.modeling.data import categories
+from lab_runtime.modeling.population import categories
 from lab_runtime.monitor.rules import COMPARISONS
 
 BUILTIN = Path(__file__).with_name("policy.yaml")

@@ -33,8 +33,9 @@ from evidently.legacy.core import ColumnType
 
 from lab_runtime.events import ALERT_FIRING
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, LABEL
-from lab_runtime.modeling.data import DataGenerator, LabelFunction, Population
+from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import fit
+from lab_runtime.modeling.population import LabelFunction, Population
 from lab_runtime.monitor.alerts import AlertEngine
 from lab_runtime.monitor.evaluate import Baseline, Limits, Window, evaluate
 from lab_runtime.monitor.rules import BUILTIN_RULES, load_rules

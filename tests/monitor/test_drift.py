@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab_runtime.modeling.data import DataGenerator, Population
+from lab_runtime.modeling.data import DataGenerator
+from lab_runtime.modeling.population import Population
 from lab_runtime.monitor.drift import detect
 from lab_runtime.monitor.evaluate import INSUFFICIENT, Baseline, Limits, Window, calibration_error, evaluate
 from lab_runtime.service.policy import Band, WindowRules

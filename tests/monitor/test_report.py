@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from lab_runtime.errors import ReportFailed
-from lab_runtime.modeling.data import DataGenerator, Population
+from lab_runtime.modeling.data import DataGenerator
+from lab_runtime.modeling.population import Population
 from lab_runtime.monitor import report, report_job
 from lab_runtime.monitor.evaluate import Baseline, Evaluation, Limits, Window, evaluate
 from lab_runtime.monitor.report_job import JudgedWindow, ReportWriter

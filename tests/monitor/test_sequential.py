@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from lab_runtime.modeling.columns import FEATURES
-from lab_runtime.modeling.data import DataGenerator, Population
+from lab_runtime.modeling.data import DataGenerator
+from lab_runtime.modeling.population import Population
 from lab_runtime.monitor.evaluate import Limits, Window, evaluate
 from lab_runtime.monitor.sequential import ChangeDetector, QualityChart, Reading
 from lab_runtime.predlog import FeedbackRow, PredictionLog, PredictionLogger, PredictionRow

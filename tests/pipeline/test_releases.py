@@ -12,7 +12,8 @@ import pytest
 
 from lab_runtime.errors import InvalidRelease
 from lab_runtime.modeling.columns import FEATURES
-from lab_runtime.modeling.data import DataGenerator, shifted
+from lab_runtime.modeling.data import DataGenerator
+from lab_runtime.modeling.population import shifted
 from lab_runtime.pipeline.releases import Release, apply, load_release, to_features
 
 GEN = DataGenerator(42)

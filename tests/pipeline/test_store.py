@@ -15,7 +15,7 @@ import pytest
 from lab_runtime.errors import FaultInjectionFailed, InvalidRelease, NotFound
 from lab_runtime.events import PIPELINE_DEPLOYED
 from lab_runtime.journal import Journal
-from lab_runtime.modeling.data import LabelFunction
+from lab_runtime.modeling.population import LabelFunction
 from lab_runtime.pipeline.conditions import ConceptChange, LabelFeedStop, validate_condition
 from lab_runtime.pipeline.releases import Release
 from lab_runtime.pipeline.store import CONCEPT, INITIAL, LABEL_FEED, ReleaseStore, deploy, rollback, ship
