@@ -40,7 +40,16 @@ class Settings(BaseSettings):
     model_name: str = "credit-risk"
     seed: int = 42
     learner: str = Field("learner", description="name recorded with every journal event")
-    poll_interval: float = Field(0.5, gt=0, description="seconds between registry polls")
+    poll_interval: float = Field(
+        0.5, gt=0, description="seconds between registry polls while no MLflow webhook is subscribed"
+    )
+    registry_webhooks: bool = Field(
+        True, description="MLflow's webhooks wake the model service and the registry watcher on alias moves"
+    )
+    pushed_poll_interval: float = Field(
+        10.0, gt=0, description="seconds between registry polls while a webhook is subscribed (the safety net)"
+    )
+    watcher_host: str = HOST  # the name MLflow reaches the registry watcher's webhook receiver by
     start_timeout: float = Field(60.0, gt=0, description="seconds a service may take to get healthy")
     log_queue_size: int = Field(10_000, ge=1, description="prediction-log queue bound; overflow is dropped")
     max_batch: int = Field(1000, ge=1, description="most records in one /predict call")

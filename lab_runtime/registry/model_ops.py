@@ -166,6 +166,19 @@ def set_canary_weight(settings: Settings, weight: float) -> None:
     name = settings.model_name
     with mlflow_client(settings, f"set the canary weight of {name!r} to {weight:g}") as client:
         client.set_registered_model_tag(name, CANARY_WEIGHT_TAG, f"{weight:g}")
+        _push(client, name, CHALLENGER, CANARY_WEIGHT_TAG, f"{weight:g}")
+
+
+def _push(client: MlflowClient, name: str, alias: str, tag: str, value: str) -> None:
+    """Set `tag` on the version `alias` names too, if one does: a version's tag sends MLflow's webhook (a
+    registered model's does not), so the model service hears of the change at once, not at its slow poll."""
+    from mlflow.exceptions import RestException
+
+    try:
+        version = client.get_model_version_by_alias(name, alias).version
+    except RestException:  # no such alias: nothing serves by this tag
+        return
+    client.set_model_version_tag(name, version, tag, value)
 
 
 def _change(item: AliasChange | Mapping[str, Any]) -> AliasChange:
@@ -464,6 +477,7 @@ def _set_shadow_share(settings: Settings, share: float) -> None:
     name = settings.model_name
     with mlflow_client(settings, f"set the shadow share of {name!r} to {share:g}") as client:
         client.set_registered_model_tag(name, SHADOW_SHARE_TAG, f"{share:g}")
+        _push(client, name, STAGING, SHADOW_SHARE_TAG, f"{share:g}")
 
 
 def start_shadow(settings: Settings, journal: Journal, version: str, share: float) -> tuple[str, float]:

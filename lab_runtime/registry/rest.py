@@ -162,6 +162,30 @@ class Registry:
             if not token:
                 return models
 
+    def _send(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.request(method, path, json=body)
+        except self._unreachable as exc:
+            raise RuntimeNotReady(
+                f"MLflow is unreachable at {self.url} ({type(exc).__name__}); start the sandbox with `lab up`"
+            ) from exc
+
+    def subscribe(self, name: str, url: str, secret: str, events: list[dict[str, str]]) -> str:
+        """Point MLflow's webhook `name` at `url` with `secret` and `events` (created if there is none, active);
+        its id."""
+        resp = self._get("/api/2.0/mlflow/webhooks", {"max_results": 1000})
+        if resp.status_code != 200:
+            raise RegistryError(f"MLflow answered {resp.status_code} listing webhooks: {resp.text[:200]}")
+        mine = [w for w in resp.json().get("webhooks", []) if w.get("name") == name]
+        body = {"name": name, "url": url, "secret": secret, "events": events, "status": "ACTIVE"}
+        if mine:
+            resp = self._send("PATCH", f"/api/2.0/mlflow/webhooks/{mine[0]['webhook_id']}", body)
+        else:
+            resp = self._send("POST", "/api/2.0/mlflow/webhooks", body)
+        if resp.status_code != 200:
+            raise RegistryError(f"MLflow refused webhook {name!r} to {url}: {resp.status_code} {resp.text[:200]}")
+        return str(resp.json()["webhook"]["webhook_id"])
+
     def experiment_runs(self, experiment: str) -> list[dict] | None:  # type: ignore[type-arg]
         """The runs of experiment `experiment` (newest first), or None when there is no such experiment."""
         resp = self._get("/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": experiment})
@@ -170,12 +194,7 @@ class Registry:
         if resp.status_code != 200:
             raise RegistryError(f"MLflow answered {resp.status_code} for experiment {experiment!r}: {resp.text[:200]}")
         exp_id = resp.json()["experiment"]["experiment_id"]
-        try:
-            runs = self._http.post(
-                "/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp_id], "max_results": 1000}
-            )
-        except self._unreachable as exc:
-            raise RuntimeNotReady(f"MLflow is unreachable at {self.url}; start the sandbox with `lab up`") from exc
+        runs = self._send("POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id], "max_results": 1000})
         return list(runs.json().get("runs", []))
 
     def _run_data(self, run_id: str) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from lab_runtime.events import ALIAS_CHANGED, ALIAS_REQUESTED
 from lab_runtime.journal import Event, Journal
 from lab_runtime.registry.alias_history import REQUEST_LIFETIME, attribute, change_payload
 from lab_runtime.registry.rest import Registry, alias_changes
+from lab_runtime.registry.webhooks import Receiver, Wakeup
 from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.registry.watcher")
+HEARTBEAT_EVERY = 1.0  # seconds between two touches of the heartbeat file, whatever the registry does
 
 
 def known_aliases(events: list[Event]) -> dict[str, dict[str, str]]:
@@ -55,14 +57,32 @@ class RegistryWatcher:
         self.known = snapshot
         return len(changes)
 
-    def run(self, interval: float) -> None:
+    def run(self, interval: float, wakeup: Wakeup | None = None, pushed_interval: float | None = None) -> None:
+        """Read the registry every `interval` seconds; with `wakeup`, also at once when a webhook delivery comes,
+        and only every `pushed_interval` seconds otherwise while its webhook is subscribed. The heartbeat is
+        touched every HEARTBEAT_EVERY seconds whatever the registry does."""
+        due = 0.0
         while True:
-            try:
-                self.poll_once()
-            except LabError as exc:  # MLflow down or late: keep watching
-                log.warning("%s", exc)
+            if time.monotonic() >= due:
+                self._read(wakeup)
+                pushed = wakeup is not None and wakeup.subscribed and pushed_interval is not None
+                due = time.monotonic() + (pushed_interval if pushed and pushed_interval else interval)
             self.heartbeat.touch()
-            time.sleep(interval)
+            pause = min(HEARTBEAT_EVERY, max(due - time.monotonic(), 0.0))
+            if wakeup is None:
+                time.sleep(pause)
+            elif wakeup.wait(pause):
+                due = 0.0
+
+    def _read(self, wakeup: Wakeup | None) -> None:
+        if wakeup is not None:
+            wakeup.subscribe(self.registry)
+        try:
+            self.poll_once()
+        except LabError as exc:  # MLflow down or late: keep watching
+            log.warning("%s", exc)
+            if wakeup is not None:
+                wakeup.lost()
 
 
 def main() -> None:
@@ -70,7 +90,14 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     settings.ensure_dirs()
-    RegistryWatcher(settings).run(settings.poll_interval)
+    watcher = RegistryWatcher(settings)
+    if not settings.registry_webhooks:
+        watcher.run(settings.poll_interval)
+        return
+    receiver = Receiver(settings.bind_host)  # a free port: MLflow is told it with the webhook
+    wakeup = Wakeup("lab-registry-watcher", f"http://{settings.watcher_host}:{receiver.port}/")
+    receiver.start(wakeup.receive)
+    watcher.run(settings.poll_interval, wakeup, settings.pushed_poll_interval)
 
 
 if __name__ == "__main__":

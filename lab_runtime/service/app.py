@@ -34,6 +34,7 @@ from lab_runtime.predlog import (
     ShadowRow,
 )
 from lab_runtime.registry.rest import CHAMPION, Registry
+from lab_runtime.registry.webhooks import Wakeup
 from lab_runtime.service.admin import admin_token
 from lab_runtime.service.batching import Batcher
 from lab_runtime.service.docs import offline_docs
@@ -65,6 +66,7 @@ from lab_runtime.settings import Settings, load_settings
 
 log = logging.getLogger("lab_runtime.service")
 POLICY_POLL = 1.0  # seconds between two looks at the learner's policy file
+REGISTRY_EVENTS = "/registry-events"  # where MLflow's webhook delivers alias and version-tag changes
 
 LIMITS = (
     f"Request bodies are limited to {MAX_BODY_BYTES} bytes (1 MiB; larger ones are refused with 413 before they are "
@@ -185,8 +187,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service app; the registry follower and the prediction logger live as long as it does."""
     cfg = settings or load_settings()
     registry = Registry(cfg.mlflow_url)
+    wakeup = Wakeup("lab-model-service", f"{cfg.service_url}{REGISTRY_EVENTS}")
     follower = ModelFollower(
-        registry, cfg.model_name, cfg.poll_interval, partial(load_version, cfg.mlflow_url, cfg.model_name)
+        registry,
+        cfg.model_name,
+        cfg.poll_interval,
+        partial(load_version, cfg.mlflow_url, cfg.model_name),
+        wakeup if cfg.registry_webhooks else None,
+        cfg.pushed_poll_interval,
     )
     holder: dict[str, PredictionLogger] = {}
     metrics = ServiceMetrics(
@@ -252,6 +260,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _json({"ready": False, "reason": reason}, 503)
         return _json({"ready": True})
 
+    @app.post(REGISTRY_EVENTS, status_code=204, include_in_schema=False)
+    async def registry_event(request: Request) -> Response:
+        """MLflow's webhook: a signed delivery wakes the registry follower; anything else is refused."""
+        taken = wakeup.receive(dict(request.headers.items()), await request.body())
+        return Response(status_code=204 if taken else 401)
+
     @app.get("/model", response_model=ModelOut)
     def model() -> dict[str, Any]:
         """Which versions serve, the canary weight, the shadow, and what the registry said last."""
@@ -268,6 +282,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if serving.champion
             else [],
             "switch": switch.status(),
+            "webhook": {"subscribed": wakeup.subscribed, "pushes": wakeup.pushes, "refused": wakeup.refused}
+            if follower.wakeup
+            else None,
             "shadow": {
                 "staging": serving.staging.version if serving.staging else None,
                 "share": serving.shadow_share,

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from lab_runtime.errors import LabError
 from lab_runtime.modeling.scorer import LinearScorer, linear_scorer
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION, STAGING, Registry
+from lab_runtime.registry.webhooks import Wakeup
 from lab_runtime.service.routing import variant_for
 from lab_runtime.service.schema import SchemaError, columns_from_signature, record_model
 
@@ -123,11 +124,15 @@ class ModelFollower:
         model_name: str,
         poll_interval: float,
         loader: Callable[[str], LoadedModel],
+        wakeup: Wakeup | None = None,
+        pushed_poll_interval: float | None = None,
     ) -> None:
         self.registry = registry
         self.model_name = model_name
         self.poll_interval = poll_interval
         self.loader = loader
+        self.wakeup = wakeup  # MLflow's webhook wakes the loop; while it is subscribed, polls are slow
+        self.pushed_poll_interval = pushed_poll_interval or poll_interval
         self.serving = Serving()
         self.status = FollowerStatus()
         self._loaded: dict[str, LoadedModel] = {}
@@ -140,13 +145,26 @@ class ModelFollower:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.wakeup:
+            self.wakeup.wake()
         self._thread.join(timeout=5)
+
+    def _pause(self) -> None:
+        """Until the next read: a webhook delivery, else the poll interval (the slow one while subscribed)."""
+        if self.wakeup is None:
+            self._stop.wait(self.poll_interval)
+            return
+        if not self.status.registry_reachable:
+            self.wakeup.lost()
+        self.wakeup.wait(self.pushed_poll_interval if self.wakeup.subscribed else self.poll_interval)
 
     def _run(self) -> None:
         import mlflow.sklearn  # noqa: F401  -- warm the import here, not when the first model arrives
 
         said: str | None = None  # the last failure logged: a failure repeated every poll is logged once
         while not self._stop.is_set():
+            if self.wakeup:
+                self.wakeup.subscribe(self.registry)
             try:
                 self.poll_once()
                 said = None
@@ -154,7 +172,7 @@ class ModelFollower:
                 if f"{exc!r}" != said:
                     log.error("registry poll failed: %r (logged once until it changes)", exc)
                 said = f"{exc!r}"
-            self._stop.wait(self.poll_interval)
+            self._pause()
 
     def _get(self, version: str | None) -> LoadedModel | None:
         if version is None:

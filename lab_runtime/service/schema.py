@@ -173,6 +173,12 @@ class ShadowOut(BaseModel):
     dropped: int = Field(description="records dropped since the service started because the queue was full")
 
 
+class WebhookOut(BaseModel):
+    subscribed: bool = Field(description="MLflow's webhook points here: alias moves arrive as they happen")
+    pushes: int = Field(description="signed deliveries taken since the service started")
+    refused: int = Field(description="deliveries refused: unsigned, signed with another secret, or too old")
+
+
 class ModelOut(BaseModel):
     model_name: str
     champion: str | None
@@ -184,6 +190,7 @@ class ModelOut(BaseModel):
     features: list[FeatureOut]
     switch: SwitchOut
     shadow: ShadowOut
+    webhook: WebhookOut | None = Field(description="null when registry webhooks are off (LAB_REGISTRY_WEBHOOKS)")
 
 
 class ErrorOut(BaseModel):

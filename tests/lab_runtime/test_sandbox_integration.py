@@ -21,6 +21,7 @@ from lab_runtime.modeling.columns import FEATURES, STREAM_ID_GLOB
 from lab_runtime.modeling.data import DataGenerator
 from lab_runtime.modeling.model import Registered
 from lab_runtime.predlog import PredictionLog
+from lab_runtime.registry import model_ops
 from lab_runtime.service.policy import BUILTIN, load_policy
 from lab_runtime.settings import Settings
 from tests.cli import lab
@@ -221,9 +222,17 @@ def test_a_malformed_request_gets_422_naming_the_field_never_500(
 
 def test_an_alias_moved_by_a_plain_client_is_followed_and_journaled(sandbox: Any) -> None:
     settings, _, (v1, v2) = sandbox
-    wait_for(lambda: model(settings)["champion"] == v1.version, 30)
+    wait_for(lambda: model(settings)["champion"] == v1.version and model(settings)["webhook"]["subscribed"], 30)
+    subscribed = httpx.get(f"{settings.mlflow_url}/api/2.0/mlflow/webhooks").json()["webhooks"]
+    assert {w["name"]: w["url"].rsplit(":", 1)[0] for w in subscribed} == {
+        "lab-model-service": "http://127.0.0.1",
+        "lab-registry-watcher": "http://127.0.0.1",
+    }
+    pushes = model(settings)["webhook"]["pushes"]
     MlflowClient(settings.mlflow_url).set_registered_model_alias(settings.model_name, "champion", v2.version)
     followed = wait_for(lambda: model(settings)["champion"] == v2.version, 2.0)
+    assert model(settings)["webhook"]["pushes"] > pushes  # pushed by MLflow's webhook, not found by the slow poll
+    assert model(settings)["webhook"]["refused"] == 0
     answer = httpx.post(f"{settings.service_url}/predict", json={"features": features()})
     assert answer.json()["model_version"] == v2.version
     journal = Journal(settings.journal_path, source="test")
@@ -244,7 +253,7 @@ def test_the_challenger_gets_the_canary_share_sticky_by_request_id(sandbox: Any)
     settings, _, (_v1, v2) = sandbox
     client = MlflowClient(settings.mlflow_url)
     client.set_registered_model_alias(settings.model_name, "challenger", v2.version)
-    client.set_registered_model_tag(settings.model_name, "canary_weight", "0.3")
+    model_ops.set_canary_weight(settings, 0.3)  # the registered model's tag, pushed through the challenger's
     try:
         wait_for(lambda: model(settings)["challenger"] == v2.version and model(settings)["canary_weight"] == 0.3, 5)
         records = [{"request_id": f"user-{i}", "features": features(i)} for i in range(400)]
