@@ -200,6 +200,11 @@ class Settings(BaseSettings):
         return self.root / "admin.token"
 
     @property
+    def webhook_key_path(self) -> Path:
+        """The key MLflow encrypts webhook secrets with in its store: the same across restarts, or none decrypts."""
+        return self.root / "webhook.key"
+
+    @property
     def drills_db_path(self) -> Path:
         """Drill runs and the durable table of active faults (what `lab reset` reverts)."""
         return self.root / "drills.db"

@@ -26,18 +26,6 @@ PORT_SETTINGS = {
 }
 
 
-# MLflow's webhook delivery to the sandbox's own listeners (lab_runtime.registry.webhooks): plain http to private
-# addresses allowed, a new subscription seen within a second, and a listener that hangs (a paused service) costs a
-# delivery thread 2 s, not 30 s times 3 retries; a missed delivery is caught by the slow poll.
-WEBHOOK_DELIVERY = {
-    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
-    "MLFLOW_WEBHOOK_REQUEST_TIMEOUT": "2",
-    "MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES": "1",
-}
-
-
 @dataclass(frozen=True)
 class ServiceSpec:
     """How to run one service and how to tell that it is healthy (an HTTP URL or a heartbeat file)."""
@@ -83,7 +71,6 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
     mlflow_env = {
         **env,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # lean: no huey job runners
-        **WEBHOOK_DELIVERY,
     }
     return [
         ServiceSpec(

@@ -16,16 +16,24 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from lab_runtime.errors import ReportFailed
 from lab_runtime.monitor.metrics import MonitorMetrics
 from lab_runtime.service.docs import offline_docs
+from lab_runtime.service.schema import ErrorOut
 from lab_runtime.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from lab_runtime.monitor.runner import Monitor
 
 log = logging.getLogger("lab_runtime.monitor")
+
+
+class ReportOut(BaseModel):
+    html: str = Field(description="the drift report, HTML: `latest.html` in the reports folder")
+    json_file: str = Field(alias="json", description="the same as JSON, the monitor's verdict under `monitor`")
+    generated_at: float = Field(description="when it was rendered, seconds since the epoch")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -102,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state, message = "starting", "loading the reference set"
         return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}
 
-    @app.post("/report")
+    @app.post("/report", response_model=ReportOut, responses={409: {"model": ErrorOut}})
     def render_report() -> Response:
         """Render the drift report of the latest judged window now (a few seconds: Evidently runs in a process
         of its own); its files. 409 when there is none yet or it cannot be rendered, with the reason."""

@@ -26,6 +26,10 @@ def render_report(settings: Settings, timeout: float = 180.0) -> dict[str, Any]:
     """Ask the monitor to render the drift report of its latest judged window; the files it wrote."""
     try:
         answer = loopback.post(f"{settings.monitor_url}/report", timeout=timeout)
+    except loopback.LoopbackTimeout:
+        raise ReportFailed(
+            f"the monitor did not finish the report within {timeout:g}s; try again when the machine is quieter"
+        ) from None
     except loopback.LoopbackError as exc:
         raise RuntimeNotReady(
             f"the monitor does not answer at {settings.monitor_url} ({exc}); "

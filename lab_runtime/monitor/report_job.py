@@ -1,15 +1,16 @@
 """Evidently reports rendered in a short-lived process, so the monitor itself never loads Evidently.
 
-Evidently costs the process that imports it about 150 MB and 2.5 s of CPU, and each report 2 s more; the
+Evidently costs the process that imports it about 100 MB and 2.5 s of CPU, and each report 2 s more; the
 monitor's verdicts need none of it (`drift` runs the same tests). The monitor keeps the window it judged last;
-`render` writes it to `reports/.window.pkl` and runs `python -m lab_runtime.monitor.report` on it, which writes
+`render` writes it to `reports/.window.pkl.<pid>` and runs `python -m lab_runtime.monitor.report` on it, which writes
 `latest.html` and `latest.json` and exits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
 
     from lab_runtime.monitor.evaluate import Evaluation
 
+log = logging.getLogger(__name__)
+
 PREDICTION = "probability"  # the column of the serving version's scores, in the reference and the window
-WINDOW_FILE = ".window.pkl"
+WINDOW_FILE = ".window.pkl"  # beside the reports, with the monitor's pid; removed once rendered
 RENDER_TIMEOUT = 120.0
 
 
@@ -48,20 +51,27 @@ class JudgedWindow:
 
 
 def render(window: JudgedWindow, directory: Path, timeout: float = RENDER_TIMEOUT) -> ReportFiles:
-    """Render `window` in a child process; ReportFailed (with the child's reason) when it cannot."""
-    directory.mkdir(parents=True, exist_ok=True)
-    source = directory / WINDOW_FILE
-    source.write_bytes(pickle.dumps(window, protocol=pickle.HIGHEST_PROTOCOL))
-    command = [sys.executable, "-m", "lab_runtime.monitor.report", str(source), str(directory)]
+    """Render `window` in a child process; ReportFailed (with the reason) whatever goes wrong."""
+    source = directory / f"{WINDOW_FILE}.{os.getpid()}"
     try:
+        directory.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(pickle.dumps(window, protocol=pickle.HIGHEST_PROTOCOL))
+        command = [sys.executable, "-m", "lab_runtime.monitor.report", str(source), str(directory)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ReportFailed(f"the report took longer than {timeout:g}s; try again when the machine is quieter") from None
+    except (OSError, pickle.PicklingError) as exc:
+        raise ReportFailed(f"the report's window could not be handed over: {exc}") from None
+    finally:
+        source.unlink(missing_ok=True)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise ReportFailed(f"the report could not be rendered: {lines[-1] if lines else f'exit {done.returncode}'}")
-    written = json.loads(done.stdout.strip().splitlines()[-1])
-    return ReportFiles(Path(written["html"]), Path(written["json"]), float(written["generated_at"]))
+    try:
+        written = json.loads(done.stdout.strip().splitlines()[-1])
+        return ReportFiles(Path(written["html"]), Path(written["json"]), float(written["generated_at"]))
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise ReportFailed(f"the report process said no files: {done.stdout.strip()[-200:]!r}") from None
 
 
 def load(source: Path) -> JudgedWindow:
@@ -114,6 +124,11 @@ class ReportWriter:
         while True:
             started = time.monotonic()
             if self._window is not None:
-                with contextlib.suppress(ReportFailed):  # kept in last_error, which /status shows
+                try:
                     self.render()
+                except ReportFailed:
+                    pass  # kept in last_error, which /status shows
+                except Exception as exc:  # a report must never stop the reports thread
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("drift report failed")
             time.sleep(max(self.interval - (time.monotonic() - started), 1.0))

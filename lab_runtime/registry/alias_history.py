@@ -17,16 +17,20 @@ from lab_runtime.journal import Event
 from lab_runtime.registry.rest import AliasChange
 
 OUTSIDE = "outside the lab commands (MLflow UI or API)"
-REQUEST_LIFETIME = 10.0  # seconds a request may wait for the watcher (a write fails within 5 s; the poll is 0.5 s)
+REQUEST_LIFETIME = 10.0  # seconds a request may wait for the watcher's read (a write fails within 5 s), beyond its poll
 
 
-def attribute(change: AliasChange, requests: Iterable[Event], used: set[int], now: float) -> Event | None:
-    """The request that explains `change` (added to `used`), or None when no recent unused request does."""
+def attribute(
+    change: AliasChange, requests: Iterable[Event], used: set[int], now: float, lifetime: float = REQUEST_LIFETIME
+) -> Event | None:
+    """The request that explains `change` (added to `used`), or None when no unused request of the last `lifetime`
+    seconds does. The watcher's lifetime is REQUEST_LIFETIME plus its slowest poll: a change it reads late,
+    without a webhook, is still the request's."""
     for request in requests:
         p = request.payload
         if (
             request.id not in used
-            and now - REQUEST_LIFETIME <= request.ts <= now
+            and now - lifetime <= request.ts <= now
             and (p.get("model"), p.get("alias"), p.get("version")) == (change.model, change.alias, change.after)
         ):
             used.add(request.id)

@@ -176,8 +176,10 @@ def _push(client: MlflowClient, name: str, alias: str, tag: str, value: str) -> 
 
     try:
         version = client.get_model_version_by_alias(name, alias).version
-    except RestException:  # no such alias: nothing serves by this tag
-        return
+    except RestException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # no such alias: none serves
+            return
+        raise
     client.set_model_version_tag(name, version, tag, value)
 
 

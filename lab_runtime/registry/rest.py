@@ -186,6 +186,12 @@ class Registry:
             raise RegistryError(f"MLflow refused webhook {name!r} to {url}: {resp.status_code} {resp.text[:200]}")
         return str(resp.json()["webhook"]["webhook_id"])
 
+    def test_webhook(self, webhook_id: str) -> None:
+        """Ask MLflow to send webhook `webhook_id` a test delivery now."""
+        resp = self._send("POST", f"/api/2.0/mlflow/webhooks/{webhook_id}/test", {})
+        if resp.status_code != 200:
+            raise RegistryError(f"MLflow could not test webhook {webhook_id}: {resp.status_code} {resp.text[:200]}")
+
     def experiment_runs(self, experiment: str) -> list[dict] | None:  # type: ignore[type-arg]
         """The runs of experiment `experiment` (newest first), or None when there is no such experiment."""
         resp = self._get("/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": experiment})

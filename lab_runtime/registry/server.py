@@ -3,16 +3,19 @@
 `mlflow server` migrates the store, then spawns `uvicorn` as a child to serve `mlflow.server.fastapi_app:app`:
 two interpreters with MLflow imported, about 500 MB. This does the same in one. It sets the variables `mlflow
 server` hands its worker (the store, the artifact proxy's destination and default root), migrates the store
-with MLflow's own `initialize_backend_stores`, then runs that app in uvicorn in this process.
+with MLflow's own `initialize_backend_stores`, then runs that app in uvicorn in this process, with webhook
+delivery set up for the sandbox's listeners (`delivery_environment`).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import uuid
 
-from lab_runtime.settings import HOST
+from lab_runtime.files.secret import secret_file
+from lab_runtime.settings import HOST, Settings, load_settings
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,6 +25,23 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--port", type=int, required=True)
     return parser.parse_args(argv)
+
+
+def delivery_environment(settings: Settings) -> dict[str, str]:
+    """MLflow's webhook delivery to the sandbox's own listeners (`registry.webhooks`): plain http to private
+    addresses allowed; a new subscription seen within a second; a listener that hangs (a paused service) holds a
+    delivery thread 2 s, not 30 s three times (the slow poll catches what is missed); and the key MLflow encrypts
+    the listeners' secrets with in its store, kept in the state dir so a restarted MLflow can still read them."""
+    return {
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+        "MLFLOW_WEBHOOK_REQUEST_TIMEOUT": "2",
+        "MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": secret_file(
+            settings.webhook_key_path, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
+        ),
+    }
 
 
 def server_environment(store: str, artifacts: str) -> dict[str, str]:
@@ -51,6 +71,8 @@ def server_environment(store: str, artifacts: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for key, value in delivery_environment(load_settings()).items():
+        os.environ.setdefault(key, value)
     environment = server_environment(args.backend_store_uri, args.artifacts_destination)
     os.environ.update(environment)
 

@@ -38,6 +38,7 @@ def known_aliases(events: list[Event]) -> dict[str, dict[str, str]]:
 class RegistryWatcher:
     def __init__(self, settings: Settings) -> None:
         self.registry = Registry(settings.mlflow_url)
+        self.request_lifetime = REQUEST_LIFETIME + max(settings.poll_interval, settings.pushed_poll_interval)
         self.journal = Journal(settings.journal_path, source="registry-watcher", learner=settings.learner)
         self.heartbeat = settings.run_dir / "registry-watcher.heartbeat"
         # Start from what the journal knows, so changes made while the watcher was down are recorded too.
@@ -50,9 +51,9 @@ class RegistryWatcher:
         changes = alias_changes(self.known, snapshot)
         if changes:
             now = time.time()
-            requests = self.journal.events([ALIAS_REQUESTED], since=now - REQUEST_LIFETIME)
+            requests = self.journal.events([ALIAS_REQUESTED], since=now - self.request_lifetime)
             for change in changes:
-                request = attribute(change, requests, self.used_requests, now)
+                request = attribute(change, requests, self.used_requests, now, self.request_lifetime)
                 self.journal.append(ALIAS_CHANGED, change_payload(change, request))
         self.known = snapshot
         return len(changes)
@@ -65,7 +66,7 @@ class RegistryWatcher:
         while True:
             if time.monotonic() >= due:
                 self._read(wakeup)
-                pushed = wakeup is not None and wakeup.subscribed and pushed_interval is not None
+                pushed = wakeup is not None and wakeup.pushed and pushed_interval is not None
                 due = time.monotonic() + (pushed_interval if pushed and pushed_interval else interval)
             self.heartbeat.touch()
             pause = min(HEARTBEAT_EVERY, max(due - time.monotonic(), 0.0))
@@ -75,14 +76,15 @@ class RegistryWatcher:
                 due = 0.0
 
     def _read(self, wakeup: Wakeup | None) -> None:
-        if wakeup is not None:
-            wakeup.subscribe(self.registry)
         try:
             self.poll_once()
         except LabError as exc:  # MLflow down or late: keep watching
             log.warning("%s", exc)
             if wakeup is not None:
                 wakeup.lost()
+            return
+        if wakeup is not None:
+            wakeup.subscribe(self.registry)  # after a read that worked: a hung MLflow costs one timeout
 
 
 def main() -> None:

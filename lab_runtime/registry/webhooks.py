@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from lab_runtime.errors import LabError
+from lab_runtime.errors import RuntimeNotReady
 
 if TYPE_CHECKING:
     from lab_runtime.registry.rest import Registry
@@ -59,42 +59,59 @@ def verified(secret: str, headers: Mapping[str, str], body: bytes, now: float) -
 
 
 class Wakeup:
-    """A listener's webhook (`name`, to `url`) and the event its loop waits on between two reads of the registry."""
+    """A listener's webhook (`name`, to `url`) and the event its loop waits on between two reads of the registry.
+
+    `pushed` holds from the first verified delivery after subscribing (MLflow's test delivery, asked for at once)
+    until the registry stops answering or a delivery is refused (MLflow holds another secret, e.g. its cache of
+    the subscriptions is a second old): only then may the loop read the registry slowly.
+    """
 
     def __init__(self, name: str, url: str) -> None:
         self.name = name
         self.url = url
         self.secret = secrets.token_urlsafe(32)
-        self.subscribed = False
+        self.subscribed = False  # MLflow took the subscription
+        self.pushed = False  # and a delivery signed with this secret arrived since
         self.pushes = 0  # verified deliveries received
         self.refused = 0  # deliveries refused (bad or missing signature, too old)
         self._event = threading.Event()
         self._said: str | None = None
 
     def subscribe(self, registry: Registry) -> None:
-        """Point the webhook here unless that is done; a failure is logged and tried again at the next read."""
+        """Point the webhook here and ask MLflow for a test delivery, unless that is done; a failure is logged
+        (once per reason; not while MLflow is still starting) and tried again at the next read."""
         if self.subscribed:
             return
         try:
-            registry.subscribe(self.name, self.url, self.secret, EVENTS)
-        except LabError as exc:
-            if str(exc) != self._said:  # logged once until the reason changes
+            webhook = registry.subscribe(self.name, self.url, self.secret, EVENTS)
+            self.subscribed = True  # before the test: its delivery may arrive before the call returns
+            registry.test_webhook(webhook)
+        except RuntimeNotReady:
+            self.subscribed = False
+            return  # MLflow not up (yet): the poll says so
+        except Exception as exc:  # any failure leaves the listener polling, never stops it
+            self.subscribed = False
+            if str(exc) != self._said:
                 log.warning("webhook %s not subscribed (%s); polling until it is", self.name, exc)
             self._said = str(exc)
             return
-        self.subscribed, self._said = True, None
-        log.info("webhook %s subscribed: %s", self.name, self.url)
+        self._said = None
+        log.debug("webhook %s subscribed: %s", self.name, self.url)
 
     def lost(self) -> None:
         """The registry stopped answering: subscribe again once it answers (its store may be new)."""
-        self.subscribed = False
+        self.subscribed = self.pushed = False
 
     def receive(self, headers: Mapping[str, str], body: bytes) -> bool:
-        """Wake the loop if the delivery is MLflow's, signed with this secret; whether it was."""
+        """Wake the loop; whether the delivery is MLflow's, signed with this secret (one that is not makes the
+        loop subscribe again and read the registry at once, since a change may have gone unseen)."""
         if not verified(self.secret, headers, body, time.time()):
             self.refused += 1
+            self.lost()
+            self._event.set()
             return False
         self.pushes += 1
+        self.pushed = self.subscribed
         self._event.set()
         return True
 
@@ -104,7 +121,8 @@ class Wakeup:
     def wait(self, timeout: float) -> bool:
         """Wait for a delivery (or `wake`) at most `timeout` seconds; whether one came."""
         woke = self._event.wait(timeout)
-        self._event.clear()
+        if woke:
+            self._event.clear()
         return woke
 
 

@@ -282,7 +282,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if serving.champion
             else [],
             "switch": switch.status(),
-            "webhook": {"subscribed": wakeup.subscribed, "pushes": wakeup.pushes, "refused": wakeup.refused}
+            "webhook": {
+                "subscribed": wakeup.subscribed,
+                "pushed": wakeup.pushed,
+                "pushes": wakeup.pushes,
+                "refused": wakeup.refused,
+            }
             if follower.wakeup
             else None,
             "shadow": {

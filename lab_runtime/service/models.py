@@ -156,15 +156,15 @@ class ModelFollower:
             return
         if not self.status.registry_reachable:
             self.wakeup.lost()
-        self.wakeup.wait(self.pushed_poll_interval if self.wakeup.subscribed else self.poll_interval)
+        else:
+            self.wakeup.subscribe(self.registry)  # after a read that worked: a hung MLflow costs one timeout
+        self.wakeup.wait(self.pushed_poll_interval if self.wakeup.pushed else self.poll_interval)
 
     def _run(self) -> None:
         import mlflow.sklearn  # noqa: F401  -- warm the import here, not when the first model arrives
 
         said: str | None = None  # the last failure logged: a failure repeated every poll is logged once
         while not self._stop.is_set():
-            if self.wakeup:
-                self.wakeup.subscribe(self.registry)
             try:
                 self.poll_once()
                 said = None

@@ -174,7 +174,8 @@ class ShadowOut(BaseModel):
 
 
 class WebhookOut(BaseModel):
-    subscribed: bool = Field(description="MLflow's webhook points here: alias moves arrive as they happen")
+    subscribed: bool = Field(description="MLflow took the subscription of the service's webhook")
+    pushed: bool = Field(description="and a signed delivery came since: the registry is read on each, else every 10 s")
     pushes: int = Field(description="signed deliveries taken since the service started")
     refused: int = Field(description="deliveries refused: unsigned, signed with another secret, or too old")
 

@@ -1,4 +1,5 @@
-"""Canary and alias benchmarks on a real sandbox (free ports, default pipeline rate and registry poll):
+"""Canary and alias benchmarks on a real sandbox (free ports, default pipeline rate; MLflow's webhooks push alias
+moves to the service and the watcher, as by default: `LAB_REGISTRY_WEBHOOKS=false` measures the 0.5 s poll instead):
 
 - weight: a canary weight change of a running canary (`model_ops.set_canary_weight`, what `lab canary set` calls),
   from the call's start until the service's GET /model reports the new share. Target: within 1 s.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -124,6 +126,7 @@ def main() -> None:
         aliases, history = alias_moves(box, args.runs)
     results = {
         "poll_interval_s": float(ENV["LAB_POLL_INTERVAL"]),
+        "webhooks": os.environ.get("LAB_REGISTRY_WEBHOOKS", "true"),
         "weight": summary(weights, TARGETS["weight"]),
         "alias": summary(aliases, TARGETS["alias"]),
         "history": summary(history, TARGETS["history"]),

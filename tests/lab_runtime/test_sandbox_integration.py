@@ -222,7 +222,7 @@ def test_a_malformed_request_gets_422_naming_the_field_never_500(
 
 def test_an_alias_moved_by_a_plain_client_is_followed_and_journaled(sandbox: Any) -> None:
     settings, _, (v1, v2) = sandbox
-    wait_for(lambda: model(settings)["champion"] == v1.version and model(settings)["webhook"]["subscribed"], 30)
+    wait_for(lambda: model(settings)["champion"] == v1.version and model(settings)["webhook"]["pushed"], 30)
     subscribed = httpx.get(f"{settings.mlflow_url}/api/2.0/mlflow/webhooks").json()["webhooks"]
     assert {w["name"]: w["url"].rsplit(":", 1)[0] for w in subscribed} == {
         "lab-model-service": "http://127.0.0.1",
@@ -247,6 +247,24 @@ def test_an_alias_moved_by_a_plain_client_is_followed_and_journaled(sandbox: Any
     MlflowClient(settings.mlflow_url).set_registered_model_alias(settings.model_name, "champion", v1.version)
     wait_for(lambda: model(settings)["champion"] == v1.version, 2.0)
     assert followed < 2.0
+
+
+def test_alias_moves_are_still_pushed_after_mlflow_restarts_on_its_store(sandbox: Any) -> None:
+    settings, backend, (_v1, v2) = sandbox
+    wait_for(lambda: model(settings)["webhook"]["pushed"], 30)
+    backend.restart("mlflow")  # a new process: it must still decrypt the stored webhook secrets
+    wait_for(lambda: model(settings)["registry_reachable"], 30)
+    pushes = model(settings)["webhook"]["pushes"]
+    client = MlflowClient(settings.mlflow_url)
+    try:
+        client.set_registered_model_alias(settings.model_name, "challenger", v2.version)
+        wait_for(lambda: model(settings)["webhook"]["pushes"] > pushes, 5, "a delivery from the restarted MLflow")
+        wait_for(lambda: model(settings)["challenger"] == v2.version, 5, "the challenger loaded")
+        assert model(settings)["webhook"]["refused"] == 0
+    finally:
+        client.delete_registered_model_alias(settings.model_name, "challenger")
+    wait_for(lambda: model(settings)["challenger"] is None, 5)
+    assert "Failed to send webhook" not in (settings.logs_dir / "mlflow.log").read_text()
 
 
 def test_the_challenger_gets_the_canary_share_sticky_by_request_id(sandbox: Any) -> None:

@@ -14,6 +14,7 @@ import pytest
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
 from lab_runtime import loopback
+from lab_runtime.errors import RuntimeNotReady
 from lab_runtime.registry.webhooks import Receiver, Wakeup, sign, verified
 from lab_runtime.settings import HOST
 
@@ -72,8 +73,8 @@ def test_a_signed_delivery_wakes_the_listener_and_an_unsigned_one_is_refused(lis
     wakeup, url = listening
     assert post(url, BODY, {}) == 401
     assert post(url, BODY, headers("not the listener's secret")) == 401
-    assert not wakeup.wait(0)  # neither woke it
-    assert (wakeup.pushes, wakeup.refused) == (0, 2)
+    assert (wakeup.pushes, wakeup.refused) == (0, 2) and not wakeup.pushed
+    assert wakeup.wait(0)  # a refusal wakes the loop too: it reads the registry and subscribes again
     assert post(url, BODY, headers(wakeup.secret)) == 204
     assert wakeup.wait(0) and not wakeup.wait(0)  # woken once, then waiting again
     assert (wakeup.pushes, wakeup.refused) == (1, 2)
@@ -82,3 +83,53 @@ def test_a_signed_delivery_wakes_the_listener_and_an_unsigned_one_is_refused(lis
 def test_a_receiver_answers_nothing_but_post(listening: tuple[Wakeup, str]) -> None:
     _, url = listening
     assert loopback.get(url, timeout=2).status_code == 501  # the standard library's "unsupported method"
+
+
+class Registry:
+    """A stand-in registry: `subscribe` takes the subscription, `test_webhook` delivers as MLflow would."""
+
+    def __init__(self, wakeup: Wakeup | None = None, fails: Exception | None = None) -> None:
+        self.wakeup, self.fails, self.tests = wakeup, fails, 0
+
+    def subscribe(self, name: str, url: str, secret: str, events: list[dict[str, str]]) -> str:
+        if self.fails:
+            raise self.fails
+        return "wh-1"
+
+    def test_webhook(self, webhook_id: str) -> None:
+        self.tests += 1
+        if self.wakeup:  # MLflow's test delivery arrives before the call returns
+            self.wakeup.receive(headers(self.wakeup.secret), BODY)
+
+
+def test_a_listener_is_pushed_only_once_a_signed_delivery_came_after_subscribing() -> None:
+    wakeup = Wakeup("w", "http://127.0.0.1:1/")
+    registry = Registry(wakeup)
+    wakeup.subscribe(registry)  # type: ignore[arg-type]
+    assert wakeup.subscribed and wakeup.pushed and registry.tests == 1
+    wakeup.subscribe(registry)  # type: ignore[arg-type]
+    assert registry.tests == 1  # subscribed: nothing asked again
+    assert not wakeup.receive(headers("a secret MLflow no longer holds"), BODY)
+    assert not wakeup.subscribed and not wakeup.pushed  # back to polling, and subscribing again
+    assert wakeup.wait(0)  # the refusal woke the loop to read the registry at once
+    wakeup.subscribe(registry)  # type: ignore[arg-type]
+    assert wakeup.pushed and registry.tests == 2
+    wakeup.lost()
+    assert not wakeup.subscribed and not wakeup.pushed
+
+
+def test_a_subscription_mlflow_takes_but_never_delivers_leaves_the_listener_polling() -> None:
+    wakeup = Wakeup("w", "http://127.0.0.1:1/")
+    wakeup.subscribe(Registry(None))  # type: ignore[arg-type]
+    assert wakeup.subscribed and not wakeup.pushed
+
+
+def test_a_failed_subscription_is_logged_once_per_reason_and_never_while_mlflow_starts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wakeup = Wakeup("w", "http://127.0.0.1:1/")
+    wakeup.subscribe(Registry(fails=RuntimeNotReady("MLflow is unreachable")))  # type: ignore[arg-type]
+    for _ in range(3):
+        wakeup.subscribe(Registry(fails=KeyError("webhook_id")))  # type: ignore[arg-type]
+    assert not wakeup.subscribed
+    assert [r.getMessage() for r in caplog.records] == ["webhook w not subscribed ('webhook_id'); polling until it is"]
