@@ -135,7 +135,8 @@ def hint() -> None:
     from lab_runtime.labs.session import judge
 
     current = settings()
-    failing = next((r for r in judge(current, backend(current), grade_run).results if not r.passed), None)
+    judged = judge(current, backend(current), grade_run, until_failing=True)  # the steps after it are not needed
+    failing = next((r for r in judged.results if not r.passed), None)
     out.print(f"[yellow]{failing.title}[/]: {failing.hint}" if failing else "every step passes: well done")
 
 

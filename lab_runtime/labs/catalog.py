@@ -176,12 +176,14 @@ def due_events(lab: Lab, results: list[StepResult], happened: int) -> list[Scrip
     return due
 
 
-def check_lab(lab: Lab, ctx: CheckContext) -> list[StepResult]:
-    """Judge every step from observed state."""
+def check_lab(lab: Lab, ctx: CheckContext, until_failing: bool = False) -> list[StepResult]:
+    """Judge every step from observed state (with `until_failing`, only up to the first that does not pass)."""
     results = []
     for step in lab.steps:
         outcome: CheckResult = run_check(step.check.name, ctx, step.check.args)
         results.append(
             StepResult(step.id, step.title, outcome.passed, outcome.detail, None if outcome.passed else step.hint)
         )
+        if until_failing and not outcome.passed:
+            break
     return results

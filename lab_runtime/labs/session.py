@@ -128,14 +128,16 @@ class Judged:
         return sum(r.passed for r in self.results)
 
 
-def judge(settings: Settings, backend: Backend, grade_run: GradeRun | None = None) -> Judged:
-    """Every step of the current lab judged from observed state."""
+def judge(
+    settings: Settings, backend: Backend, grade_run: GradeRun | None = None, until_failing: bool = False
+) -> Judged:
+    """Every step of the current lab judged from observed state (`until_failing`: up to the first failing one)."""
     lab, started_at = current_lab(settings)
     backend.require("mlflow", "model-service")
     registry = Registry(settings.mlflow_url)
     try:
         context = CheckContext(settings, registry, started_at, lab.id, grade_run=grade_run)
-        return Judged(lab, started_at, check_lab(lab, context))
+        return Judged(lab, started_at, check_lab(lab, context, until_failing))
     finally:
         registry.close()
 

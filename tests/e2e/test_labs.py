@@ -110,6 +110,11 @@ def lab_01(env: dict[str, str]) -> None:
     assert "older version(s) 1 unsigned (never served)" in steps["signature"]["detail"]
     assert not steps["second-version"]["passed"]
     assert "trained with C = 1.0: train one with another C" in steps["second-version"]["detail"]
+    hinted = lab("hint", env=env)  # the first step that does not pass: the three before it do
+    assert hinted.returncode == 0
+    assert " ".join(hinted.stdout.split()) == " ".join(
+        f"{steps['second-version']['title']}: {steps['second-version']['hint']}".split()
+    )
 
     # the solution is a child process: its output reaches a process's pipe, not CliRunner
     solved = lab_process("solve", "lab-01", env=env, timeout=400)
