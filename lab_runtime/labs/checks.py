@@ -300,15 +300,21 @@ def rule_installed(ctx: CheckContext, signal: str, min_for: float) -> CheckResul
 
 
 @check
-def alert_fired(ctx: CheckContext, rule: str) -> CheckResult:
-    """The alert `rule` fired after the lab's incident started."""
+def alert_fired(ctx: CheckContext, rules: list[str]) -> CheckResult:
+    """One of the alerts `rules` (an early signal and its confirmation) fired after the lab's incident started."""
     since = ctx.scenario_at()
     if since is None:
         return NOT_YET
-    fired = [e for e in ctx.journal().events([ALERT_FIRING], since=since) if e.payload["rule"] == rule]
+    fired = [e for e in ctx.journal().events([ALERT_FIRING], since=since) if e.payload["rule"] in rules]
     if not fired:
-        return CheckResult(False, f"{rule!r} has not fired since the incident started (watch `lab alerts`)")
-    return CheckResult(True, f"{rule!r} fired {fired[0].ts - since:.0f}s after the incident started")
+        return CheckResult(False, _none_of(rules, "fired since the incident started (watch `lab alerts`)"))
+    first = fired[0]
+    return CheckResult(True, f"{first.payload['rule']!r} fired {first.ts - since:.0f}s after the incident started")
+
+
+def _none_of(rules: list[str], what: str) -> str:
+    names = " nor ".join(repr(r) for r in rules)
+    return f"neither {names} has {what}" if len(rules) > 1 else f"{names} has not {what}"
 
 
 @check
@@ -338,17 +344,20 @@ def pipeline_release(ctx: CheckContext, version: str) -> CheckResult:
 
 
 @check
-def alert_resolved(ctx: CheckContext, rule: str) -> CheckResult:
-    """The alert `rule` fired during the incident and has resolved since."""
+def alert_resolved(ctx: CheckContext, rules: list[str]) -> CheckResult:
+    """Each of the alerts `rules` that fired during the incident has resolved since, and one of them did fire."""
     since = ctx.scenario_at()
     if since is None:
         return NOT_YET
     events = ctx.journal().events([ALERT_FIRING, ALERT_RESOLVED])
-    if rule in firing_alerts(events):
-        return CheckResult(False, f"{rule!r} is still firing; it resolves once the window holds clean traffic")
-    if not any(e.kind == ALERT_RESOLVED and e.payload["rule"] == rule and e.ts >= since for e in events):
-        return CheckResult(False, f"{rule!r} has not fired and resolved since the incident started")
-    return CheckResult(True, f"{rule!r} resolved")
+    still = [rule for rule in rules if rule in firing_alerts(events)]
+    if still:
+        return CheckResult(False, f"{still[0]!r} is still firing; it resolves once the window holds clean traffic")
+    resolved = [e.payload["rule"] for e in events if e.kind == ALERT_RESOLVED and e.ts >= since]
+    done = [rule for rule in rules if rule in resolved]
+    if not done:
+        return CheckResult(False, _none_of(rules, "fired and resolved since the incident started"))
+    return CheckResult(True, f"{' and '.join(repr(r) for r in done)} resolved")
 
 
 def _actions(ctx: CheckContext, action: str, since: float) -> list[dict[str, Any]]:
