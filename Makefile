@@ -32,10 +32,10 @@ $(LRS_STAMP):
 	$(LRS_VENV)/bin/pip install --quiet --disable-pip-version-check 'ralph-malph[backend-fs,lrs,cli]==5.1.0' 'requests>=2.31'
 	@touch $(LRS_STAMP)
 
-# On two workers (a test file per worker at a time, and tests/drills whole on one: tests/conftest.py's scheduler;
-# so a sandbox starts once per module or package), then the tests that need the machine to themselves (`serial`).
+# On three workers (a test file per worker at a time, the longest kinds first, each drill of the catalog on its own:
+# tests/conftest.py's scheduler), then the tests that need the machine to themselves (`serial`).
 test: install $(LRS_STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -n 3 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
 lint: install

@@ -21,24 +21,39 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
 
-# Under `make test` (`--dist loadfile`) a test file runs whole on one xdist worker, so a module's sandbox starts once;
-# these packages run whole on one worker too, as their tests share one package-scoped sandbox.
-SHARED_SANDBOX_PACKAGES = ("tests/drills/",)
+# Under `make test` (`--dist loadfile`) a test file runs whole on one xdist worker, so a module's sandbox starts once
+# per worker that runs it. The tests of these files are long and independent (each drill restores the sandbox after
+# it): each is a unit of its own, so every worker can take some, each on its module's sandbox.
+SPREAD_FILES = ("tests/drills/test_catalog_drills.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest units first, so no long one starts last: the end-to-end tests, then every test on a real
+    sandbox (`integration`), then the rest, each in collection order. Workers collect alike, so they agree."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith("tests/e2e/"):
+            return 0
+        return 1 if item.get_closest_marker("integration") else 2
+
+    items.sort(key=rank)
 
 
 @pytest.hookimpl(optionalhook=True)  # known only when pytest-xdist is there
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile`, with each of SHARED_SANDBOX_PACKAGES scheduled as one file."""
+    """`--dist loadfile` in the order collected (see `pytest_collection_modifyitems`), with each test of
+    SPREAD_FILES a unit of its own."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    class LoadFileOrSharedPackage(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = str(super()._split_scope(nodeid))
-            return next((p for p in SHARED_SANDBOX_PACKAGES if path.startswith(p)), path)
+    config.option.loadscopereorder = False  # xdist would put the files with most tests first
 
-    return LoadFileOrSharedPackage(config, log)
+    class LoadFileOrSpread(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(SPREAD_FILES) else str(super()._split_scope(nodeid))
+
+    return LoadFileOrSpread(config, log)
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""One real sandbox for every drill test (package scope), run fast: short windows, drills at a tenth of their time."""
+"""A real sandbox per drill test file (per xdist worker that runs it), run fast: short windows, drills at a tenth
+of their time."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.sandbox import Sandbox, running_sandbox
 DRILL_ENV = {"LAB_DRILL_PROBE_INTERVAL": "0.5", "LAB_LEARNER": "ada"}  # on FAST's clock
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     state: Path = tmp_path_factory.mktemp("drills") / "state"
     with running_sandbox(state, DRILL_ENV, versions=1) as box:

@@ -4,6 +4,7 @@ by that start. `lab up` and `lab model retrain` journal only after their slow pa
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -11,8 +12,9 @@ from mlflow import MlflowClient
 from lab_runtime import clock
 from lab_runtime import events as kinds
 from lab_runtime.journal import Event
+from lab_runtime.modeling.model import labelled_traffic
 from tests.drills.learner import events, lab, last_event_id
-from tests.sandbox import Sandbox
+from tests.sandbox import Sandbox, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +29,10 @@ def action(sandbox: Sandbox, since: int, name: str) -> Event:
 
 
 def test_lab_model_retrain_is_dated_from_its_start_not_from_when_training_ended(sandbox: Sandbox) -> None:
+    def labelled_rows() -> int:  # a sandbox just started may not have them yet
+        return len(labelled_traffic(sandbox.settings, time.time() - 60)[0])
+
+    wait_for(lambda: labelled_rows() >= 60, 60, "50 labelled predictions in the last minute, and some to spare")
     since = last_event_id(sandbox.settings)
     body = json.loads(lab("model", "retrain", "--window", "1m", "--min-rows", "50", "--json"))
     event = action(sandbox, since, "model.retrain")

@@ -303,13 +303,15 @@ def test_the_path_gates_refuse_a_canary_without_a_go_and_production_without_the_
 
 
 # On the tests' clock (a tenth of the sandbox's): a decision every 2 s.
+# The p99 of an interval's 20-50 requests is about their slowest: on a machine loaded by three workers a healthy
+# version's slowest answer was seen at 219 ms. The slow version answers in 300 ms or more, always above 280.
 ANALYSIS = """
 interval: 20s
 step_weight: 0.25
 max_weight: 0.5
 failure_limit: 2
 min_requests: 5
-thresholds: {max_error_rate: 0.05, max_latency_p99_ms: 200, max_accuracy_drop: 0.15, min_labels: 100}
+thresholds: {max_error_rate: 0.05, max_latency_p99_ms: 280, max_accuracy_drop: 0.15, min_labels: 100}
 """
 
 
