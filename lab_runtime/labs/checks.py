@@ -301,11 +301,16 @@ def rule_installed(ctx: CheckContext, signal: str, min_for: float) -> CheckResul
 
 @check
 def alert_fired(ctx: CheckContext, rules: list[str]) -> CheckResult:
-    """One of the alerts `rules` (an early signal and its confirmation) fired after the lab's incident started."""
+    """One of the alerts `rules` (an early signal and its confirmation) fired after the lab's incident started, or
+    was firing when it started."""
     since = ctx.scenario_at()
     if since is None:
         return NOT_YET
-    fired = [e for e in ctx.journal().events([ALERT_FIRING], since=since) if e.payload["rule"] in rules]
+    events = [e for e in ctx.journal().events([ALERT_FIRING, ALERT_RESOLVED]) if e.payload["rule"] in rules]
+    before = [rule for rule in rules if rule in firing_alerts([e for e in events if e.ts < since])]
+    if before:
+        return CheckResult(True, f"{before[0]!r} was firing when the incident started")
+    fired = [e for e in events if e.kind == ALERT_FIRING and e.ts >= since]
     if not fired:
         return CheckResult(False, _none_of(rules, "fired since the incident started (watch `lab alerts`)"))
     first = fired[0]
@@ -350,9 +355,10 @@ def alert_resolved(ctx: CheckContext, rules: list[str]) -> CheckResult:
     if since is None:
         return NOT_YET
     events = ctx.journal().events([ALERT_FIRING, ALERT_RESOLVED])
-    still = [rule for rule in rules if rule in firing_alerts(events)]
+    firing = firing_alerts(events)
+    still = [rule for rule in rules if rule in firing]
     if still:
-        return CheckResult(False, f"{still[0]!r} is still firing; it resolves once the window holds clean traffic")
+        return CheckResult(False, f"{' and '.join(repr(r) for r in still)} still firing (watch `lab alerts`)")
     resolved = [e.payload["rule"] for e in events if e.kind == ALERT_RESOLVED and e.ts >= since]
     done = [rule for rule in rules if rule in resolved]
     if not done:

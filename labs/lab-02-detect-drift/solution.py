@@ -49,5 +49,5 @@ lab("declare", "data-drift", "--note", "credit_score shifted right after pipelin
 print(lab("pipeline", "rollback").stdout.strip())
 
 # 7. The alert resolves once the window holds clean traffic again.
-wait("feature-drift to resolve", lambda: not firing("feature-drift"))
+wait("feature-drift to resolve", lambda: not firing("feature-drift") and not firing("feature-change"))
 print("feature-drift resolved")

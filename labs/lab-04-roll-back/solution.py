@@ -58,5 +58,5 @@ lab("declare", "bad-model", "--note", note)
 print(lab("model", "rollback", "--to", last_good).stdout.strip())
 
 # 6. The alert resolves once the labelled traffic of the good version shows its accuracy.
-wait("accuracy-floor to resolve", lambda: not firing("accuracy-floor"))
+wait("accuracy-floor to resolve", lambda: not firing("accuracy-floor") and not firing("accuracy-change"))
 print("accuracy-floor resolved")

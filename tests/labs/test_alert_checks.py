@@ -42,7 +42,7 @@ def test_the_early_alert_alone_passes_both_steps_for_a_learner_who_acts_before_t
     fire(lab, 14, "feature-change")
     assert judged(lab, "alert_fired") == (True, "'feature-change' fired 4s after the incident started")
     assert judged(lab, "alert_resolved") == (
-        False, "'feature-change' is still firing; it resolves once the window holds clean traffic"
+        False, "'feature-change' still firing (watch `lab alerts`)"
     )  # fmt: skip
     resolve(lab, 40, "feature-change", 14)
     assert judged(lab, "alert_resolved") == (True, "'feature-change' resolved")
@@ -55,7 +55,7 @@ def test_a_confirmation_still_firing_holds_the_resolved_step_back(tmp_path: Path
     fire(lab, 50, "feature-drift")
     resolve(lab, 60, "feature-change", 14)
     assert judged(lab, "alert_resolved") == (
-        False, "'feature-drift' is still firing; it resolves once the window holds clean traffic"
+        False, "'feature-drift' still firing (watch `lab alerts`)"
     )  # fmt: skip
     resolve(lab, 90, "feature-drift", 50)
     assert judged(lab, "alert_resolved") == (True, "'feature-change' and 'feature-drift' resolved")
@@ -67,3 +67,13 @@ def test_one_rule_reads_as_one(tmp_path: Path) -> None:
     assert lab.check("alert_fired", Registry({}), rules=["accuracy-floor"]) == (
         False, "'accuracy-floor' has not fired since the incident started (watch `lab alerts`)"
     )  # fmt: skip
+
+
+def test_an_early_alert_already_firing_when_the_incident_starts_counts_as_fired(tmp_path: Path) -> None:
+    lab = Lab(tmp_path)
+    fire(lab, 8, "feature-change")
+    lab.event(10, LAB_EVENT, lab="lab-02", event=0)
+    assert judged(lab, "alert_fired") == (True, "'feature-change' was firing when the incident started")
+    resolve(lab, 30, "feature-change", 8)
+    assert judged(lab, "alert_fired") == (True, "'feature-change' was firing when the incident started")
+    assert judged(lab, "alert_resolved") == (True, "'feature-change' resolved")
