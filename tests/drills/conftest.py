@@ -22,7 +22,8 @@ DRILL_ENV = {"LAB_DRILL_PROBE_INTERVAL": "0.5", "LAB_LEARNER": "ada"}  # on FAST
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     state: Path = tmp_path_factory.mktemp("drills") / "state"
     with running_sandbox(state, DRILL_ENV, versions=1) as box:
-        steady = tuple(parse_condition(c) for c in DEFAULT_STEADY_STATE)
+        # and warm, as a sandbox that ran a while is: the quality window holds labels (a feedback outage must cut them)
+        steady = tuple(parse_condition(c) for c in (*DEFAULT_STEADY_STATE, "labelled_rows >= 100"))
         verdict = wait_steady(box.settings, box.backend, steady, 120)
         assert verdict.ok, f"the sandbox never reached its steady state: {verdict.failing}"
         yield box
