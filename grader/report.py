@@ -14,10 +14,10 @@ from grader.before_after import LEVEL, BeforeAfter, Pair
 from grader.cohort import Cohort, Comparison, DrillStats, Spread, TeamStats, Week, percentile
 from grader.results import Run
 from grader.skills import LearnerSkills
-from lab_runtime.svg import SVG_STYLE, ticks
-from lab_runtime.svg import number as _num
-from lab_runtime.svg import svg_open as _svg
-from lab_runtime.svg import x_axis as _x_axis
+from lab_runtime.evaluation.svg import SVG_STYLE, ticks
+from lab_runtime.evaluation.svg import number as _num
+from lab_runtime.evaluation.svg import svg_open as _svg
+from lab_runtime.evaluation.svg import x_axis as _x_axis
 
 COLOURS = ("#3366cc", "#dc7633")  # first cohort, second cohort
 LEADERBOARD_ROWS = 100  # the HTML page shows the top of the leaderboard; the CSV and JSON hold everyone

@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 
 import psutil
 import pytest
-from typer.testing import CliRunner
 
-from lab_runtime.cli import app
 from lab_runtime.cli.common import PIPE_WIDTH, err, out
+from lab_runtime.labs.scripting import LAB, observe
 
 Ran = subprocess.CompletedProcess[str]
-LAB = [sys.executable, "-m", "lab_runtime.cli"]
 
 
 def lab(*args: str, env: Mapping[str, str] | None = None) -> Ran:
@@ -34,8 +31,7 @@ def lab(*args: str, env: Mapping[str, str] | None = None) -> Ran:
     with pytest.MonkeyPatch.context() as mp:
         for console in (out, err):
             mp.setattr(console, "width", int(columns) if columns.isdigit() else PIPE_WIDTH)
-        result = CliRunner().invoke(app, list(args), env=call_env, catch_exceptions=False)
-    return subprocess.CompletedProcess(["lab", *args], result.exit_code, result.stdout, result.stderr)
+        return observe(*args, env=call_env)
 
 
 def lab_process(*args: str, env: Mapping[str, str] | None = None, timeout: float = 180) -> Ran:

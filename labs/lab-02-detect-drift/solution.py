@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from lab_runtime.labs.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, observe, wait
 from lab_runtime.settings import load_settings
 
 settings = load_settings()
@@ -19,7 +19,7 @@ def status() -> dict[str, Any]:
 
 
 def firing(rule: str) -> bool:
-    return any(a["rule"] == rule for a in json.loads(lab("alerts", "--json").stdout))
+    return any(a["rule"] == rule for a in json.loads(observe("alerts", "--json").stdout))
 
 
 # 1-2. Read the report: the test per feature and the corrected threshold are in the monitor's status.

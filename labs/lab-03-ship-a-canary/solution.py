@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab_runtime.labs.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, observe, wait
 
 
 def evaluated() -> str | None:
@@ -22,12 +22,12 @@ def evaluated() -> str | None:
 
 
 def step_passes(step: str) -> bool:
-    report = json.loads(lab("check", "--json", check=False).stdout)
+    report = json.loads(observe("check", "--json").stdout)
     return any(s["id"] == step and s["passed"] for s in report["steps"])
 
 
 def canary() -> dict[str, Any]:
-    return dict(json.loads(lab("canary", "status", "--window", "60s", "--json").stdout))
+    return dict(json.loads(observe("canary", "status", "--window", "60s", "--json").stdout))
 
 
 # 1-2. A candidate trained on recent labelled traffic, evaluated against the champion (the canary's gate wants a go).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab_runtime.labs.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, observe, wait
 
 
 def retrained() -> dict[str, Any] | None:
@@ -14,11 +14,11 @@ def retrained() -> dict[str, Any] | None:
 
 
 def firing(rule: str) -> bool:
-    return any(a["rule"] == rule for a in json.loads(lab("alerts", "--json").stdout))
+    return any(a["rule"] == rule for a in json.loads(observe("alerts", "--json").stdout))
 
 
 def champions() -> list[dict[str, Any]]:
-    return list(json.loads(lab("model", "history", "--alias", "champion", "--json").stdout))
+    return list(json.loads(observe("model", "history", "--alias", "champion", "--json").stdout))
 
 
 # 1-2. A candidate trained on recent traffic, promoted through the validation gate.
@@ -33,7 +33,7 @@ before = len(champions())
 # 3. `lab check` moves the lab on: it starts the incident, or says why it could not (its drill's steady-state gate
 # refused, say) and starts it on a later check. Then the quality alert fires.
 def incident_started() -> bool:
-    result = lab("check", "--json", check=False)
+    result = observe("check", "--json")
     if not result.stdout:  # an error, not a report: the incident could not start yet
         print(result.stderr.strip())
         return False

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab_runtime.labs.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, observe, wait
 
 # What each built-in alert points to first, and the smallest fix for it.
 TRIAGE = {
@@ -18,7 +18,7 @@ TRIAGE = {
 
 
 def steps() -> dict[str, dict[str, Any]]:
-    report = lab("check", "--json", check=False)
+    report = observe("check", "--json")
     if not report.stdout:  # the incident could not start yet (its steady-state gate): said on stderr
         print(report.stderr.strip())
         return {}
@@ -37,7 +37,7 @@ print("on call")
 
 # 2. Triage: wait for an alert we know how to act on.
 def firing() -> dict[str, Any] | None:
-    alerts = json.loads(lab("alerts", "--json").stdout)
+    alerts = json.loads(observe("alerts", "--json").stdout)
     return next((a for a in alerts if a["rule"] in TRIAGE and a["state"] == "firing"), None)
 
 
@@ -54,7 +54,7 @@ wait("the remediation to hold", lambda: steps().get("remediate", {}).get("passed
 print("remediated")
 
 # 4. The note, its TODOs in order. When it began comes from the record (`lab grade`, once the incident is over).
-runs = wait("the incident's grade", lambda: [r for r in json.loads(lab("grade", "--json").stdout) if r["ttr"]])
+runs = wait("the incident's grade", lambda: [r for r in json.loads(observe("grade", "--json").stdout) if r["ttr"]])
 answers = [
     diagnosis,
     utc(runs[-1]["injected_at"]),

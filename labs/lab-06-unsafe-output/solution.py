@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab_runtime.labs.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, observe, wait
 
 SURGE = 1.5  # a request rate this many times the pipeline's usual one is a surge
 SLOW_MS = 250  # the service's latency objective (p99)
@@ -22,7 +22,7 @@ ALERTS = ("unsafe-output", "latency-p99")  # what pages on this lab's situations
 
 
 def steps() -> dict[str, dict[str, Any]]:
-    report = lab("check", "--json", check=False)
+    report = observe("check", "--json")
     if not report.stdout:  # the next situation could not start yet (its steady-state gate): said on stderr
         print(report.stderr.strip())
         return {}
@@ -34,12 +34,12 @@ def passed(step: str) -> bool:
 
 
 def signals() -> dict[str, float]:
-    return dict(json.loads(lab("monitor", "status", "--json").stdout).get("signals", {}))
+    return dict(json.loads(observe("monitor", "status", "--json").stdout).get("signals", {}))
 
 
 def firing(since: float) -> dict[str, Any] | None:
     """The first alert of this lab's kinds that fired since `since`, still firing."""
-    alerts = json.loads(lab("alerts", "--json").stdout)
+    alerts = json.loads(observe("alerts", "--json").stdout)
     return next(
         (a for a in alerts if a["rule"] in ALERTS and a["state"] == "firing" and a["last_fired_at"] >= since), None
     )
@@ -47,7 +47,7 @@ def firing(since: float) -> dict[str, Any] | None:
 
 def pipeline_rate() -> tuple[float, float]:
     """The pipeline's request rate over its last 10 s, and its usual (target) rate."""
-    status = json.loads(lab("pipeline", "status", "--json").stdout)
+    status = json.loads(observe("pipeline", "status", "--json").stdout)
     return float(status["actual_rate"]), float(status["target_rate"])
 
 
@@ -57,7 +57,7 @@ def surged() -> float | None:
 
 
 def champion_moved(since: float) -> bool:
-    changes = json.loads(lab("model", "history", "--alias", "champion", "--json").stdout)
+    changes = json.loads(observe("model", "history", "--alias", "champion", "--json").stdout)
     return any(c["ts"] >= since for c in changes)
 
 
@@ -107,7 +107,7 @@ reasons = [handle(step) for step in ("first", "second", "third")]
 
 # 6. The note: the levers and blast radii the record holds, once every situation is over.
 def over() -> list[dict[str, Any]] | None:
-    runs = [r for r in json.loads(lab("grade", "--json").stdout) if r["drill"].startswith("output-")]
+    runs = [r for r in json.loads(observe("grade", "--json").stdout) if r["drill"].startswith("output-")]
     return runs[-3:] if len(runs) >= 3 and all(r["finished"] for r in runs[-3:]) else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab_runtime.labs.scripting import lab, wait
+from lab_runtime.labs.scripting import lab, observe, wait
 
 
 def build(letter: str) -> str:
@@ -21,7 +21,7 @@ def build(letter: str) -> str:
 
 def compared(step: str) -> bool:
     """Whether `lab check` counts enough mirrored records for `step` ("... saw N request(s), 100 needed" until then)."""
-    report = json.loads(lab("check", "--json", check=False).stdout)
+    report = json.loads(observe("check", "--json").stdout)
     return "needed" not in next(s["detail"] for s in report["steps"] if s["id"] == step)
 
 
