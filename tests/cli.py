@@ -31,7 +31,7 @@ def lab(*args: str, env: Mapping[str, str] | None = None) -> Ran:
     with pytest.MonkeyPatch.context() as mp:
         for console in (out, err):
             mp.setattr(console, "width", int(columns) if columns.isdigit() else PIPE_WIDTH)
-        return observe(*args, env=call_env)
+        return observe(*args, check=False, env=call_env)
 
 
 def lab_process(*args: str, env: Mapping[str, str] | None = None, timeout: float = 180) -> Ran:

@@ -9,8 +9,8 @@ from html import escape
 from lab_runtime.evaluation.judge import MAX_DROP, MIN_SLICE_ROWS, SLICE_MAX_DROP, Evaluation
 from lab_runtime.evaluation.review import MIN_VERDICT_LABELS, ReviewSummary
 from lab_runtime.evaluation.stats import LEVEL, RESAMPLES
-from lab_runtime.registry.path import GO
 from lab_runtime.evaluation.svg import SVG_STYLE, svg_open, ticks, x_axis
+from lab_runtime.registry.path import GO
 
 WIDTH = 680
 ROW = 18  # px per interval in the plot

@@ -22,15 +22,20 @@ def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def observe(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def observe(*args: str, check: bool = True, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`lab ARGS...` in this process (Typer's CliRunner), with `env` set for the call only: what a command that reads
     says (returncode, stdout, stderr) without an interpreter started per call, for conditions polled each second.
-    An exception other than the command's own exit propagates with its traceback."""
+    With `check`, a failure ends the script as `lab` does; Ctrl-C stays Ctrl-C. An exception other than the
+    command's own exit propagates with its traceback."""
     from typer.testing import CliRunner  # the CLI imports the labs: loaded when first called
 
     from lab_runtime.cli import app
 
     result = CliRunner().invoke(app, list(args), env=dict(env or {}), catch_exceptions=False)
+    if result.exit_code == 130:  # the command turned Ctrl-C into its exit code: the script stops too
+        raise KeyboardInterrupt
+    if check and result.exit_code != 0:
+        raise SystemExit(f"`lab {' '.join(args)}` failed: {result.stderr or result.stdout}")
     return subprocess.CompletedProcess(["lab", *args], result.exit_code, result.stdout, result.stderr)
 
 

@@ -33,7 +33,7 @@ before = len(champions())
 # 3. `lab check` moves the lab on: it starts the incident, or says why it could not (its drill's steady-state gate
 # refused, say) and starts it on a later check. Then the quality alert fires.
 def incident_started() -> bool:
-    result = observe("check", "--json")
+    result = observe("check", "--json", check=False)
     if not result.stdout:  # an error, not a report: the incident could not start yet
         print(result.stderr.strip())
         return False

@@ -18,7 +18,7 @@ TRIAGE = {
 
 
 def steps() -> dict[str, dict[str, Any]]:
-    report = observe("check", "--json")
+    report = observe("check", "--json", check=False)
     if not report.stdout:  # the incident could not start yet (its steady-state gate): said on stderr
         print(report.stderr.strip())
         return {}
@@ -30,8 +30,10 @@ def utc(ts: float) -> str:
 
 
 # 1. On call: `lab check` starts the shift once the monitor sees traffic.
-wait("the shift to start", lambda: not steps().get("diagnose", {"detail": "the incident"})["detail"].startswith(
-    "the incident has not started yet"))  # fmt: skip
+NOT_STARTED = "the incident has not started yet"  # what `lab check` says of a step until then (or on an error)
+wait(
+    "the shift to start", lambda: not steps().get("diagnose", {"detail": NOT_STARTED})["detail"].startswith(NOT_STARTED)
+)
 print("on call")
 
 
