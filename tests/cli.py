@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from lab_runtime.cli.common import PIPE_WIDTH, err, out
-from lab_runtime.labs.scripting import LAB, observe
+from lab_runtime.labs.scripting import LAB as LAB
+from lab_runtime.labs.scripting import observe
 
 Ran = subprocess.CompletedProcess[str]
 
