@@ -61,6 +61,7 @@ def _stop_kept() -> Iterator[None]:
     KEPT.stop()  # whatever ended the session (a failure with -x, a crash of the run)
 
 
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down (`no_drill_left`'s reset among them)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     if nextitem is None or not _in_drills(nextitem):
         KEPT.stop()
