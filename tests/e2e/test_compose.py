@@ -223,7 +223,7 @@ def _prometheus_scrapes_the_service_and_the_monitor(backend: ComposeBackend) -> 
     def scraped() -> bool:
         try:
             targets = loopback.get(url, timeout=2).json()["data"]["activeTargets"]
-        except (httpx.HTTPError, ValueError, KeyError):
+        except (loopback.LoopbackError, ValueError, KeyError):  # not answering yet, or not ready
             return False
         return {t["labels"]["job"] for t in targets if t["health"] == "up"} >= {"model-service", "monitor"}
 
