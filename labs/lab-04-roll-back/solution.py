@@ -57,6 +57,14 @@ note = f"champion replaced by the retraining job {len(since)} times; version {la
 lab("declare", "bad-model", "--note", note)
 print(lab("model", "rollback", "--to", last_good).stdout.strip())
 
-# 6. The alert resolves once the labelled traffic of the good version shows its accuracy.
-wait("accuracy-floor to resolve", lambda: not firing("accuracy-floor") and not firing("accuracy-change"))
+
+# 6. The alert resolves once the labelled traffic of the good version shows its accuracy. Right after a rollback the
+# window still holds the bad versions' late labels, so it can fire again before it settles: the incident is over
+# once its drill has seen the fix hold, with both alerts resolved.
+def settled() -> bool:
+    runs = [r for r in json.loads(observe("grade", "--json").stdout) if r["drill"].startswith("rollback-")]
+    return bool(runs) and runs[-1]["finished"] and not firing("accuracy-floor") and not firing("accuracy-change")
+
+
+wait("accuracy-floor to resolve and the fix to hold", settled)
 print("accuracy-floor resolved")
