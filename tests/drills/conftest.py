@@ -58,13 +58,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
 @pytest.fixture(scope="session", autouse=True)
 def _stop_kept() -> Iterator[None]:
     yield
-    KEPT.stop()  # whatever ended the session (a failure with -x, a crash of the run)
+    KEPT.stop()  # whatever ended the session early (a failure with -x, Ctrl-C)
 
 
-@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down (`no_drill_left`'s reset among them)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if nextitem is None or not _in_drills(nextitem):
-        KEPT.stop()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the test's own fixtures are torn down (`no_drill_left`'s reset among them), even when one of them
+    failed: the sandbox stops unless the next test is a drill test."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or not _in_drills(nextitem):
+            KEPT.stop()
 
 
 def _in_drills(item: pytest.Item) -> bool:
