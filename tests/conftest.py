@@ -23,7 +23,7 @@ for _name in ("COLUMNS", "LINES"):
 
 # Under `make test` (`--dist loadfile`) a test file runs whole on one xdist worker, so a module's sandbox starts once
 # per worker that runs it. The tests of these files are long and independent (each drill restores the sandbox after
-# it): each is a unit of its own, so every worker can take some, each on its module's sandbox.
+# it): each is a unit of its own, so every worker can take some, on its kept drill sandbox (tests/drills/conftest.py).
 SPREAD_FILES = ("tests/drills/test_catalog_drills.py",)
 
 

@@ -307,7 +307,8 @@ def alert_fired(ctx: CheckContext, rules: list[str]) -> CheckResult:
     if since is None:
         return NOT_YET
     events = [e for e in ctx.journal().events([ALERT_FIRING, ALERT_RESOLVED]) if e.payload["rule"] in rules]
-    before = [rule for rule in rules if rule in firing_alerts([e for e in events if e.ts < since])]
+    was_firing = firing_alerts([e for e in events if e.ts < since])
+    before = [rule for rule in rules if rule in was_firing]
     if before:
         return CheckResult(True, f"{before[0]!r} was firing when the incident started")
     fired = [e for e in events if e.kind == ALERT_FIRING and e.ts >= since]

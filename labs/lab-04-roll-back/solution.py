@@ -13,8 +13,9 @@ def retrained() -> dict[str, Any] | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def firing(rule: str) -> bool:
-    return any(a["rule"] == rule for a in json.loads(observe("alerts", "--json").stdout))
+def firing(*rules: str) -> bool:
+    """Whether any of `rules` is firing."""
+    return any(a["rule"] in rules for a in json.loads(observe("alerts", "--json").stdout))
 
 
 def champions() -> list[dict[str, Any]]:
@@ -69,7 +70,7 @@ print(lab("model", "rollback", "--to", last_good).stdout.strip())
 # once its drill has seen the fix hold, with both alerts resolved.
 def settled() -> bool:
     over = [r for r in graded() if r["run_id"] not in shown and r["injected_at"] is not None]
-    return bool(over) and not firing("accuracy-floor") and not firing("accuracy-change")
+    return bool(over) and not firing("accuracy-floor", "accuracy-change")
 
 
 wait("accuracy-floor to resolve and the fix to hold", settled)

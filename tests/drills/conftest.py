@@ -20,15 +20,18 @@ DRILL_ENV = {"LAB_DRILL_PROBE_INTERVAL": "0.5", "LAB_LEARNER": "ada"}  # on FAST
 
 
 class Kept:
-    """One warm sandbox per xdist worker for the drill tests it runs one after another (the scheduler hands out the
+    """One warm sandbox per xdist worker for the drill tests it runs one after another (the collection order keeps the
     drill files together, and each drill restores the sandbox after it): started by the first, stopped once the
     next test is not a drill test (`pytest_runtest_teardown`), so it never idles under the other tests' load."""
 
     def __init__(self) -> None:
         self.stack: contextlib.ExitStack | None = None
         self.box: Sandbox | None = None
+        self.failed: str | None = None  # why the warm-up failed: said again at once to the tests after
 
     def get(self, tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+        if self.failed:
+            pytest.fail(f"the drill sandbox did not start on this worker: {self.failed}")
         if self.box is None:
             with contextlib.ExitStack() as stack:
                 state: Path = tmp_path_factory.mktemp("drills") / "state"
@@ -37,7 +40,9 @@ class Kept:
                 # must cut them)
                 steady = tuple(parse_condition(c) for c in (*DEFAULT_STEADY_STATE, "labelled_rows >= 100"))
                 verdict = wait_steady(box.settings, box.backend, steady, 120)
-                assert verdict.ok, f"the sandbox never reached its steady state: {verdict.failing}"
+                if not verdict.ok:
+                    self.failed = f"it never reached its steady state: {verdict.failing}"
+                    pytest.fail(f"the drill sandbox {self.failed}")
                 self.stack, self.box = stack.pop_all(), box
         return self.box
 
@@ -73,7 +78,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _in_drills(item: pytest.Item) -> bool:
-    return Path(str(item.path)).parent == Path(__file__).parent
+    return item.path.parent == Path(__file__).parent
 
 
 @pytest.fixture(autouse=True)

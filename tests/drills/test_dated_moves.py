@@ -29,7 +29,7 @@ def action(sandbox: Sandbox, since: int, name: str) -> Event:
 
 
 def test_lab_model_retrain_is_dated_from_its_start_not_from_when_training_ended(sandbox: Sandbox) -> None:
-    def labelled_rows() -> int:  # a sandbox just started may not have them yet
+    def labelled_rows() -> int:  # a drill before this one on the kept sandbox may have cut them (a feedback outage)
         return len(labelled_traffic(sandbox.settings, time.time() - 60)[0])
 
     wait_for(lambda: labelled_rows() >= 60, 60, "50 labelled predictions in the last minute, and some to spare")
