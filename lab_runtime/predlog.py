@@ -190,6 +190,7 @@ class PredictionLogger:
         batch: int = 500,
         flush_interval: float = 0.2,
         retention: float = 3600.0,
+        linger: float = 0.05,
     ) -> None:
         self._conn = connect(path, _SCHEMA, _ADDED_COLUMNS)
         self._retention = retention
@@ -199,6 +200,7 @@ class PredictionLogger:
         self._on_drop = on_drop
         self._batch = batch
         self._flush_interval = flush_interval
+        self._linger = linger
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -223,6 +225,8 @@ class PredictionLogger:
         if first is None:
             return rows, True
         rows.append(first)
+        if self._queue.qsize() < self._batch:
+            time.sleep(self._linger)  # rows that arrive together share one transaction, not one each
         while len(rows) < self._batch:
             try:
                 row = self._queue.get_nowait()

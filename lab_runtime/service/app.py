@@ -457,7 +457,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _json({"predictions": out} if is_batch else out[0])
 
     @app.post("/feedback", status_code=202, response_model=FeedbackOut, responses=FEEDBACK_ANSWERS)
-    def feedback(body: FeedbackIn) -> dict[str, str]:
+    async def feedback(body: FeedbackIn) -> dict[str, str]:
         """Record the delayed ground-truth label (the integer 0 or 1) of a request. Request bodies are limited in
         size and nesting: see the API's description."""
         holder["log"].log([FeedbackRow(time.time(), body.request_id, body.label)])
