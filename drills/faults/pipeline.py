@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
+from lab_runtime.errors import RegistryError
 from lab_runtime.files.atomic import read_json as read_status
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from lab_runtime.modeling.population import categories
@@ -16,6 +17,8 @@ from lab_runtime.pipeline.conditions import SOURCE, SURGE, ConceptChange, LabelF
 from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, RELEASE_POLL, ReleaseStore, rollback, ship
+from lab_runtime.registry import model_ops
+from lab_runtime.registry.rest import CHAMPION
 
 SHIPPED_BY = "upstream-team"  # who `lab pipeline releases` says shipped a drill's release
 APPLIED_TIMEOUT = 3.0
@@ -176,11 +179,32 @@ class _ConditionFault(Fault):
             return REVERTED if store.clear_condition(self.name) else ALREADY_CLEARED
 
 
+class _LearnedCondition(_ConditionFault):
+    """A change of the world a model learns from: a version trained while it holds learned it, and is wrong once
+    the world is back. Its revert also puts @champion back on the version that served before the fault, when one
+    registered since holds it (a learner's retrain); a learner's own rollback is left alone."""
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        try:
+            champion = model_ops.aliases(ctx.settings).get(CHAMPION)
+        except RegistryError:  # no registry to read: nothing to put back either
+            champion = None
+        return {"champion": champion, "since": time.time()}
+
+    def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
+        result = super().revert(ctx, plan)
+        before, now = plan.get("champion"), model_ops.aliases(ctx.settings).get(CHAMPION)
+        if before and now and now != before and model_ops.registered_at(ctx.settings, now) >= plan["since"]:
+            via = f"the drill's end: version {now} learned inputs that are gone"
+            model_ops.set_alias(ctx.settings, CHAMPION, before, journal=ctx.journal, via=via)
+        return result
+
+
 class ConceptDriftParams(Params, ConceptChange):
     pass
 
 
-class ConceptDrift(_ConditionFault):
+class ConceptDrift(_LearnedCondition):
     type = "concept_drift"
     params = ConceptDriftParams
     summary = "the relation between features and outcome changes; quality drops once labels arrive"
@@ -204,7 +228,7 @@ class SourceChangeParams(Params, SourceChange):
     pass
 
 
-class SourceMeaning(_ConditionFault):
+class SourceMeaning(_LearnedCondition):
     type = "source_change"
     params = SourceChangeParams
     summary = "an upstream source changes what a numeric feature means (a new scale); no release to roll back"

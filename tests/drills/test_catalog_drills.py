@@ -3,19 +3,21 @@ drill's reference remediation, reverted, and journaled in order."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from drills.spec import catalog, find_drill
+from drills.spec import Drill, catalog, find_drill
 from grader.grading import grade_run
 from lab_runtime import events as kinds
 from lab_runtime.labs.catalog import all_labs
 from lab_runtime.pipeline.store import ReleaseStore
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, CHAMPION
+from lab_runtime.settings import Settings
 from tests.drills.learner import drill_argv, events, in_order, lab, solve
 from tests.sandbox import Sandbox, wait_for
 
@@ -34,6 +36,21 @@ OUTPUT_MOVES = {
                                                   "lab feature enable"]),
 }  # fmt: skip
 DRILLS = {d.id: d for d in catalog() if d.id not in IN_LABS | ON_COMPOSE | set(OUTPUT_MOVES)}
+LEARNED = {"concept_drift", "source_change"}  # a version trained while one holds learned it
+
+
+def retrain_undone_with_its_world(settings: Settings, drill: Drill, before: str) -> None:
+    """After a drill that changed what a model learns from: @champion back on the version it had before, the
+    change in `lab model history` as the drill's end (the learner's retrain was promoted during the drill)."""
+    assert {f.type for f in drill.faults} & LEARNED, drill.id
+
+    def back() -> bool:
+        changes = json.loads(lab("model", "history", "--alias", CHAMPION, "--json"))
+        last = changes[-1]
+        return bool(last["after"] == before and last["via"].startswith("the drill's end: version"))
+
+    wait_for(back, 10, f"@champion back on version {before}, by the drill's end")
+    assert model_ops.aliases(settings)[CHAMPION] == before
 
 
 def test_every_drill_is_run_here_or_by_a_lab_test() -> None:
@@ -52,7 +69,7 @@ def test_a_container_drill_is_refused_on_the_local_runtime(sandbox: Sandbox) -> 
 
 @pytest.fixture
 def healthy(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """After each drill: the first version champion again, no challenger (a learner's retrain is theirs to keep)."""
+    """After each drill: the first version champion again, no challenger."""
     yield sandbox
     settings, v1 = sandbox.settings, sandbox.versions[0].version
     aliases = model_ops.aliases(settings)
@@ -96,6 +113,8 @@ def test_the_drill_is_detected_remediated_and_reverted(healthy: Sandbox, drill_i
     assert all(e.learner == "ada" and e.source == "drill" for e in outcome.events)
     with ReleaseStore(settings.pipeline_db_path) as store:
         assert store.active().version == "v1" and not store.conditions()
+    if any("retrain" in command for command in drill.remediation.reference):
+        retrain_undone_with_its_world(settings, drill, healthy.versions[0].version)
 
 
 @pytest.mark.parametrize("drill_id", sorted(OUTPUT_MOVES))
@@ -119,3 +138,5 @@ def test_an_output_drill_grades_the_first_lever_pulled_by_its_table_and_counts_t
     assert grade.score == pytest.approx(max(0.0, min(100.0, timed + 20 + points)), abs=0.2)
     with ReleaseStore(settings.pipeline_db_path) as store:
         assert not store.conditions()
+    if any("retrain" in command for command in commands):
+        retrain_undone_with_its_world(settings, drill, healthy.versions[0].version)

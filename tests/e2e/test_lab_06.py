@@ -12,6 +12,7 @@ import pytest
 
 from tests.cli import lab, lab_process, sandbox_processes
 from tests.e2e.test_labs import ENV
+from tests.sandbox import wait_for
 
 pytestmark = pytest.mark.integration
 SITUATIONS = ["output-unsafe-champion", "output-load-surge", "output-bureau-rescale"]
@@ -51,6 +52,12 @@ def test_lab_06_three_situations_each_handled_with_its_best_lever_and_graded(lab
         timing = [(r["drill"], r["ttd"], r["ttm"], r["ttr"]) for r in runs]
         assert all(None not in t and t[1] <= t[2] <= t[3] for t in timing), timing
         assert [r["wrong_declarations"] for r in runs] == [0, 0, 0]
+
+        def champion_back() -> bool:  # the third situation's retrain learned a scale that is gone once it ended
+            changes = json.loads(lab("model", "history", "--alias", "champion", "--json", env=env).stdout)
+            return bool(changes[-1]["via"].startswith("the drill's end: version"))
+
+        wait_for(champion_back, 10, "@champion back on the version before the retrain")
         written = note.read_text()
         for run in runs:
             assert f"- Lever: {run['decision']}\n" in written and f"- Blast radius: {run['blast_radius']}\n" in written
