@@ -13,9 +13,9 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 .PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint clean
 
 # The project's own bytecode, kept current (a few hundred ms when nothing changed): where PYTHONDONTWRITEBYTECODE is
-# set, every `lab` command and sandbox service would otherwise compile the modules it imports, each time.
+# set, every `lab` command and local sandbox service would otherwise compile the modules it imports, each time.
 install: $(STAMP)
-	@$(PY) -m compileall -q -j 0 lab_runtime drills grader labs tests >/dev/null
+	@$(PY) -m compileall -q -j 0 lab_runtime drills grader labs tests
 
 # Re-installs only when pyproject.toml (or the environment's MLflow defaults) change; otherwise returns at once.
 $(STAMP): pyproject.toml lab_runtime/__init__.py

@@ -225,7 +225,7 @@ class PredictionLogger:
         if first is None:
             return rows, True
         rows.append(first)
-        if self._queue.qsize() < self._batch:
+        if self._queue.qsize() < self._batch - 1:
             time.sleep(self._linger)  # rows that arrive together share one transaction, not one each
         while len(rows) < self._batch:
             try:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Literal
 
 from pydantic import Field
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
-from lab_runtime import loopback
+from drills.faults.serving import SERVED_TIMEOUT, served, wait_served
 from lab_runtime.errors import FaultInjectionFailed
 from lab_runtime.modeling.regression import Regression
 from lab_runtime.registry import model_ops
 from lab_runtime.registry.rest import CHALLENGER, Registry
-
-SERVED_TIMEOUT = 60.0  # seconds the service may take to load the new version
 
 
 class BadModelParams(Params):
@@ -23,29 +20,6 @@ class BadModelParams(Params):
     weight: float | None = Field(
         0.2, gt=0, le=1, description="challenger: the canary share it gets (null: keep the running canary's share)"
     )
-
-
-def _served(ctx: FaultContext) -> dict[str, Any] | None:
-    """The service's `/model` (the versions it serves per alias), or None when it does not answer."""
-    try:
-        body = loopback.get(f"{ctx.settings.service_url}/model", timeout=2.0).json()
-    except (loopback.LoopbackError, ValueError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _serving(ctx: FaultContext, alias: str) -> str | None:
-    version = (_served(ctx) or {}).get(alias)
-    return str(version) if version is not None else None
-
-
-def _wait_served(ctx: FaultContext, alias: str, version: str | None) -> bool:
-    deadline = time.monotonic() + SERVED_TIMEOUT
-    while time.monotonic() < deadline:
-        if _serving(ctx, alias) == version:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class BadModel(Fault):
@@ -75,7 +49,7 @@ class BadModel(Fault):
         model_ops.set_alias(ctx.settings, alias, version)  # first: a revert keys on the alias naming this version
         if alias == CHALLENGER and self.args.weight is not None:
             model_ops.set_canary_weight(ctx.settings, self.args.weight)
-        if not _wait_served(ctx, alias, version):
+        if not wait_served(ctx, alias, version):
             raise FaultInjectionFailed(
                 f"the model service did not serve version {version} as @{alias} within {SERVED_TIMEOUT:.0f}s; "
                 "read `lab logs model-service`"
@@ -84,10 +58,10 @@ class BadModel(Fault):
 
     def in_force(self, ctx: FaultContext, plan: dict[str, Any]) -> bool | None:
         """The service still serves the bad version under the alias (what the learner's rollback or abort changes)."""
-        served = _served(ctx)
-        if served is None:
+        answer = served(ctx)
+        if answer is None:
             return None
-        return bool(str(served.get(plan["alias"])) == plan["version"])
+        return bool(str(answer.get(plan["alias"])) == plan["version"])
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
         """Undo each step that is still the drill's: the alias if it names the bad version, the weight if unchanged."""
@@ -104,6 +78,6 @@ class BadModel(Fault):
                 model_ops.delete_alias(cfg, alias)
             else:
                 model_ops.set_alias(cfg, alias, before)
-            _wait_served(ctx, alias, before)
+            wait_served(ctx, alias, before)
             undone = True
         return REVERTED if undone else ALREADY_CLEARED

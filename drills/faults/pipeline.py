@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from drills.faults.base import ALREADY_CLEARED, REVERTED, Fault, FaultContext, Params
-from lab_runtime.errors import RegistryError
+from drills.faults.serving import wait_served
+from lab_runtime.errors import LabError
 from lab_runtime.files.atomic import read_json as read_status
 from lab_runtime.modeling.columns import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from lab_runtime.modeling.population import categories
@@ -18,7 +20,7 @@ from lab_runtime.pipeline.releases import Null as NullValues
 from lab_runtime.pipeline.releases import Release, Remap, Rename, Scale, Shift, Transform
 from lab_runtime.pipeline.store import CONCEPT, LABEL_FEED, RELEASE_POLL, ReleaseStore, rollback, ship
 from lab_runtime.registry import model_ops
-from lab_runtime.registry.rest import CHAMPION
+from lab_runtime.registry.rest import CHAMPION, Registry
 
 SHIPPED_BY = "upstream-team"  # who `lab pipeline releases` says shipped a drill's release
 APPLIED_TIMEOUT = 3.0
@@ -179,25 +181,54 @@ class _ConditionFault(Fault):
             return REVERTED if store.clear_condition(self.name) else ALREADY_CLEARED
 
 
+UNDONE_VIA = "the drill's end"  # how `lab model history` names the move back from a retrain on a changed world
+
+
+def champion_to_restore(plan: Mapping[str, Any], champion: str | None) -> str | None:
+    """The version @champion goes back to as a learned change ends: the one the fault found, when a version
+    registered since holds @champion (a learner's retrain on the changed world); else None (a learner's rollback,
+    no champion then or now, a plan written before faults recorded it)."""
+    before, latest = plan.get("champion"), plan.get("latest")
+    if not before or latest is None or champion is None or champion == before:
+        return None
+    return str(before) if int(champion) > int(latest) else None
+
+
 class _LearnedCondition(_ConditionFault):
     """A change of the world a model learns from: a version trained while it holds learned it, and is wrong once
-    the world is back. Its revert also puts @champion back on the version that served before the fault, when one
-    registered since holds it (a learner's retrain); a learner's own rollback is left alone."""
+    the world is back. Its revert first puts @champion back on the version it found when a version registered
+    since holds it (`champion_to_restore`), unless the change already ended on its own at its expiry."""
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        registry = Registry(ctx.settings.mlflow_url)
         try:
-            champion = model_ops.aliases(ctx.settings).get(CHAMPION)
-        except RegistryError:  # no registry to read: nothing to put back either
-            champion = None
-        return {"champion": champion, "since": time.time()}
+            state = registry.model(ctx.settings.model_name)
+            versions = registry.versions(ctx.settings.model_name)
+        except LabError:  # no registry to read: nothing to put back either
+            return {}
+        finally:
+            registry.close()
+        champion = state.aliases.get(CHAMPION) if state else None
+        return {"champion": champion, "latest": max((int(v["version"]) for v in versions), default=0)}
 
     def revert(self, ctx: FaultContext, plan: dict[str, Any]) -> str:
-        result = super().revert(ctx, plan)
-        before, now = plan.get("champion"), model_ops.aliases(ctx.settings).get(CHAMPION)
-        if before and now and now != before and model_ops.registered_at(ctx.settings, now) >= plan["since"]:
-            via = f"the drill's end: version {now} learned inputs that are gone"
-            model_ops.set_alias(ctx.settings, CHAMPION, before, journal=ctx.journal, via=via)
-        return result
+        if plan.get("champion") and time.time() < ctx.expires_at:
+            self._restore_champion(ctx, plan)
+        return super().revert(ctx, plan)
+
+    def _restore_champion(self, ctx: FaultContext, plan: dict[str, Any]) -> None:
+        settings, registry = ctx.settings, Registry(ctx.settings.mlflow_url)
+        try:
+            state = registry.model(settings.model_name)
+            back = champion_to_restore(plan, state.aliases.get(CHAMPION) if state else None)
+            if back is None or back not in {v["version"] for v in registry.versions(settings.model_name)}:
+                return  # nothing to undo, or the version it found was deleted since
+        finally:
+            registry.close()
+        assert state is not None
+        via = f"{UNDONE_VIA}: version {state.aliases[CHAMPION]} learned a world that is gone"
+        model_ops.set_alias(settings, CHAMPION, back, journal=ctx.journal, via=via)
+        wait_served(ctx, CHAMPION, back)
 
 
 class ConceptDriftParams(Params, ConceptChange):

@@ -3,7 +3,7 @@
 Pure functions over journal events. The registry watcher journals every change it sees
 (`registry.alias_changed`); a lab command journals a request (`registry.alias_requested`) just before it moves an
 alias. A change is credited to the oldest unused request for the same model, alias and version made shortly
-before it; a change nobody requested was made outside the lab's commands (the MLflow UI, a script, a drill).
+before it; a change nobody requested was made outside the lab's commands (the MLflow UI, a script, a drill's fault).
 """
 
 from __future__ import annotations

@@ -143,12 +143,6 @@ def set_alias(settings: Settings, alias: str, version: str, *, journal: Journal 
         return version
 
 
-def registered_at(settings: Settings, version: str) -> float:
-    """When `version` was registered (epoch seconds)."""
-    with mlflow_client(settings, f"read version {version} of {settings.model_name!r}") as client:
-        return int(client.get_model_version(settings.model_name, version).creation_timestamp) / 1000
-
-
 def delete_alias(settings: Settings, alias: str, *, journal: Journal | None = None, via: str = "") -> None:
     """Remove `@alias` (nothing happens if it is not set)."""
     name = settings.model_name

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from drills.faults.pipeline import UNDONE_VIA
 from drills.spec import Drill, catalog, find_drill
 from grader.grading import grade_run
 from lab_runtime import events as kinds
@@ -47,7 +48,7 @@ def retrain_undone_with_its_world(settings: Settings, drill: Drill, before: str)
     def back() -> bool:
         changes = json.loads(lab("model", "history", "--alias", CHAMPION, "--json"))
         last = changes[-1]
-        return bool(last["after"] == before and last["via"].startswith("the drill's end: version"))
+        return bool(last["after"] == before and last["via"].startswith(f"{UNDONE_VIA}: version"))
 
     wait_for(back, 10, f"@champion back on version {before}, by the drill's end")
     assert model_ops.aliases(settings)[CHAMPION] == before

@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from drills.faults.pipeline import UNDONE_VIA
 from tests.cli import lab, lab_process, sandbox_processes
 from tests.e2e.test_labs import ENV
 from tests.sandbox import wait_for
@@ -54,8 +55,12 @@ def test_lab_06_three_situations_each_handled_with_its_best_lever_and_graded(lab
         assert [r["wrong_declarations"] for r in runs] == [0, 0, 0]
 
         def champion_back() -> bool:  # the third situation's retrain learned a scale that is gone once it ended
-            changes = json.loads(lab("model", "history", "--alias", "champion", "--json", env=env).stdout)
-            return bool(changes[-1]["via"].startswith("the drill's end: version"))
+            *_, retrain, back = json.loads(lab("model", "history", "--alias", "champion", "--json", env=env).stdout)
+            return bool(
+                (retrain["via"], back["before"], back["after"])
+                == ("lab model retrain", retrain["after"], retrain["before"])
+                and back["via"].startswith(f"{UNDONE_VIA}: version {retrain['after']} learned")
+            )
 
         wait_for(champion_back, 10, "@champion back on the version before the retrain")
         written = note.read_text()
