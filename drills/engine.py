@@ -337,11 +337,8 @@ class DrillRunner:
         )
 
     def _drill(self, result: RunResult) -> None:
-        if self.settings.runtime not in self.drill.runtimes:
-            raise DrillRefused(
-                f"drill {self.drill.id} needs the {' or '.join(self.drill.runtimes)} runtime (its faults act on "
-                f"containers); the sandbox runs on {self.settings.runtime}: `lab down`, then `lab up --runtime compose`"
-            )
+        if refusal := self.drill.runtime_refusal(self.settings.runtime):
+            raise DrillRefused(refusal)
         self._say(f"gate: waiting for the steady state ({', '.join(self.drill.steady_state)})")
         verdict = wait_steady(
             self.settings, self.backend, self.steady_conditions, self.options.gate_timeout, self.observer, self._stop

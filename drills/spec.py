@@ -129,6 +129,15 @@ class Drill(BaseModel):
         """The runtimes every one of its faults can act on (container faults: compose only)."""
         return tuple(r for r in ("local", "compose") if all(r in FAULTS[f.type].runtimes for f in self.faults))
 
+    def runtime_refusal(self, runtime: str) -> str | None:
+        """Why this drill cannot run on `runtime`, or None when it can."""
+        if runtime in self.runtimes:
+            return None
+        return (
+            f"drill {self.id} needs the {' or '.join(self.runtimes)} runtime (its faults act on containers); the "
+            f"sandbox runs on {runtime}: `lab down`, then `lab up --runtime compose`"
+        )
+
     @field_validator("diagnosis")
     @classmethod
     def _known_diagnosis(cls, diagnosis: str) -> str:

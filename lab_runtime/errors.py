@@ -119,3 +119,7 @@ class InvalidSkills(LabError):
 
 class LrsError(LabError):
     """Raised when a Learning Record Store refuses statements or stays unreachable (they stay queued)."""
+
+
+class ConsoleError(LabError):
+    """Raised when the instructor console refuses a request or cannot be reached."""

@@ -114,8 +114,9 @@ class Journal:
         since: float | None = None,
         after_id: int = 0,
         run_id: str | None = None,
+        limit: int | None = None,
     ) -> list[Event]:
-        """Events in append order, filtered by kind, time, id and drill run."""
+        """Events in append order, filtered by kind, time, id and drill run; the first `limit` of them."""
         sql = f"SELECT {_COLUMNS} FROM events WHERE id > ?"
         args: list[Any] = [after_id]
         kind_list = list(kinds) if kinds is not None else None
@@ -128,8 +129,12 @@ class Journal:
         if run_id is not None:
             sql += " AND run_id = ?"
             args.append(run_id)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+            rows = self._conn.execute(sql, args).fetchall()
         return [_event(r) for r in rows]
 
     def last(self, kind: str) -> Event | None:

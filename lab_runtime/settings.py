@@ -99,6 +99,9 @@ class Settings(BaseSettings):
         "`for`, the label delay, drills' holds, limits, delays and settle waits, canary analysis intervals; not "
         "samples and polls (the drills' recent window, probe, poll and report intervals)",
     )
+    # the instructor console (`lab console`): set both and `lab up` starts the agent that joins it
+    console_url: str | None = Field(None, description="the instructor console this sandbox reports to")
+    console_token: str | None = Field(None, description="this learner's console token (`lab console token NAME`)")
     # grading
     instructor_key: str | None = Field(None, description="the key result bundles are signed and verified with")
     instructor_key_file: Path | None = Field(None, description="a file holding that key (one line)")
@@ -145,6 +148,10 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.root / "artifacts"
+
+    @property
+    def console_agent_heartbeat(self) -> Path:
+        return self.run_dir / "console-agent.heartbeat"
 
     @property
     def logs_dir(self) -> Path:

@@ -121,7 +121,18 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
             health_url=f"{settings.monitor_url}/health",
             env=env,
         ),
+        *([agent_spec(settings, env)] if settings.console_url and settings.console_token else []),
     ]
+
+
+def agent_spec(settings: Settings, env: dict[str, str]) -> ServiceSpec:
+    """The console agent (`lab_runtime.console`): a service of the sandbox while it has a console to report to."""
+    return ServiceSpec(
+        "console-agent",
+        [sys.executable, "-m", "lab_runtime.console"],
+        heartbeat=settings.console_agent_heartbeat,
+        env=env,
+    )
 
 
 def answers(spec: ServiceSpec) -> bool:

@@ -11,6 +11,7 @@ from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     assess,
     capstone,
     common,
+    console,
     drill,
     evaluation,
     feature,

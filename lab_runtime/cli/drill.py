@@ -54,7 +54,12 @@ def list_cmd(as_json: bool = JSON) -> None:
 
     drills = catalog()
     if as_json:
-        print_json([{"id": d.id, "title": d.title, "kind": d.kind, "difficulty": d.difficulty} for d in drills])
+        print_json(
+            [
+                {"id": d.id, "title": d.title, "kind": d.kind, "difficulty": d.difficulty, "runtimes": d.runtimes}
+                for d in drills
+            ]
+        )
         return
     table = grid("drill", "kind", "difficulty", "title")
     for d in drills:
@@ -174,6 +179,8 @@ def run(
     delay = draw_delay(chosen_seed, drill.id, seconds_option(after, "--after") if after else None, span)
     gate = seconds_option(gate_timeout, "--gate-timeout")
     backend(current).require("model-service")
+    if detach and (refusal := drill.runtime_refusal(current.runtime)):
+        raise LabError(refusal)  # said now, not in a background runner's log
     if detach:
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
         started = in_the_background(current, target, who, chosen_seed, delay, blind, gate, crew)
@@ -251,8 +258,10 @@ def gameday(
     seed: int = typer.Option(None, help="replay a game day exactly"),
     learner: str = typer.Option(None, help="whose game day this is"),
     blind: bool = typer.Option(False, help="tell nobody which faults are active"),
+    detach: bool = typer.Option(False, help="run in the background; `lab drill status` follows each run"),
 ) -> None:
     """Several drills in sequence, each after a seeded random delay."""
+    from drills.control import in_background
     from drills.engine import RunOptions
     from drills.schedule import gameday as plan_gameday
     from drills.sequence import run_in_sequence
@@ -267,6 +276,13 @@ def gameday(
     span = (seconds_option(between[0], "--between"), seconds_option(between[1], "--between"))
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     backend(current).require("model-service")
+    if refusals := [r for d in chosen if (r := d.runtime_refusal(current.runtime))]:
+        raise LabError("; ".join(refusals))
+    if detach:
+        args = ["drill", "gameday", "--drills", ",".join(ids), "--between", *between, "--seed", str(chosen_seed)]
+        pid = in_background(current, [*args, "--learner", who, *(["--blind"] if blind else [])], "gameday.log")
+        plain(f"game day of {len(chosen)} drills started in the background (pid {pid}); `lab drill status` follows it")
+        return
     plain(f"game day of {len(chosen)} drills" + ("" if blind else f" (seed {chosen_seed})"))
     steps = [(drill, delay * current.time_scale) for drill, (_, delay) in zip(chosen, plan, strict=True)]
     options = RunOptions(learner=who, seed=chosen_seed, blind=blind)

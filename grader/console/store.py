@@ -1,0 +1,291 @@
+"""The console's state behind one interface (`Store`): tokens, each sandbox's shipped journal and state, and the
+instructor's orders. `SqliteStore` keeps it in one SQLite file (WAL); a server database can implement the same
+`Store`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from lab_runtime.console.wire import Order, OrderResult, SandboxState, WireEvent
+from lab_runtime.errors import ConsoleError, NotFound
+from lab_runtime.files.sqlite import connect
+from lab_runtime.journal import Event
+
+Role = Literal["learner", "instructor"]
+TOKEN_PREFIX = "labc_"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+def digest(token: str) -> str:
+    """What the store keeps of a token (a leaked store gives no usable token)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Identity:
+    token_id: str
+    role: Role
+    learner: str | None  # None for an instructor
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    role: Role
+    learner: str | None
+    created: float
+    revoked: float | None
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    learner: str
+    cursor: int  # the last journal id held
+    state: SandboxState | None
+    seen: float | None  # when it last sent anything
+    received: float | None  # when its newest event arrived
+    last_ts: float | None  # when its newest event was written in the sandbox
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    order: Order
+    learner: str
+    created: float
+    state: str  # pending | taken | started | refused
+    message: str | None
+    updated: float
+
+
+class CursorMismatch(ConsoleError):
+    """A batch that does not start right after the events the console holds; `cursor` is where it is."""
+
+    def __init__(self, cursor: int) -> None:
+        super().__init__(f"the console holds this sandbox's journal up to event {cursor}; send from there")
+        self.cursor = cursor
+
+
+class Store(Protocol):
+    version: int  # grows with every change a page shows
+
+    def issue(self, role: Role, learner: str | None) -> tuple[str, str]: ...
+    def revoke(self, token_id: str) -> TokenRecord: ...
+    def tokens(self) -> list[TokenRecord]: ...
+    def identify(self, token: str) -> Identity | None: ...
+    def append(self, learner: str, after: int, events: Sequence[WireEvent], state: SandboxState | None) -> int: ...
+    def events(self, learner: str, kinds: Iterable[str] | None = None, after: int = 0) -> list[Event]: ...
+    def sandboxes(self) -> list[Sandbox]: ...
+    def learners(self) -> list[str]: ...
+    def place(self, learners: Sequence[str], order: Order) -> list[int]: ...
+    def orders_for(self, learner: str, after: int) -> list[Order]: ...
+    def answer(self, learner: str, order_id: int, result: OrderResult) -> None: ...
+    def orders(self, limit: int = 200) -> list[OrderRecord]: ...
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, role TEXT NOT NULL, learner TEXT, digest TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL, revoked REAL
+);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    learner TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0, state TEXT, seen REAL, received REAL, last_ts REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    learner TEXT NOT NULL, id INTEGER NOT NULL, ts REAL NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
+    payload TEXT NOT NULL, event_learner TEXT, run_id TEXT, began REAL, received REAL NOT NULL,
+    PRIMARY KEY (learner, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_kind ON events (learner, kind, id);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, learner TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL,
+    state TEXT NOT NULL, message TEXT, updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_learner ON orders (learner, id);
+"""
+
+
+class SqliteStore:
+    """The console's store in one SQLite file; safe to share between the web server's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path, _SCHEMA)
+        self._lock = threading.Lock()
+        self.version = 0  # bumped by every change a page shows
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def issue(self, role: Role, learner: str | None) -> tuple[str, str]:
+        """A new token for `learner` (or an instructor): its id and the token, shown once."""
+        token, token_id = new_token(), secrets.token_hex(4)
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO tokens (id, role, learner, digest, created) VALUES (?, ?, ?, ?, ?)",
+                (token_id, role, learner, digest(token), time.time()),
+            )
+        return token_id, token
+
+    def revoke(self, token_id: str) -> TokenRecord:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), token_id)
+            )
+        found = [t for t in self.tokens() if t.token_id == token_id]
+        if not found:
+            raise NotFound(f"no console token has id {token_id!r}; `lab console tokens` lists them")
+        return found[0]
+
+    def tokens(self) -> list[TokenRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, role, learner, created, revoked FROM tokens ORDER BY created"
+            ).fetchall()
+        return [TokenRecord(*row) for row in rows]
+
+    def identify(self, token: str) -> Identity | None:
+        """Whose `token` is; None for an unknown or revoked one."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, role, learner FROM tokens WHERE digest = ? AND revoked IS NULL", (digest(token),)
+            ).fetchone()
+        return Identity(*row) if row else None
+
+    def append(self, learner: str, after: int, events: Sequence[WireEvent], state: SandboxState | None) -> int:
+        """File `events` (those after event `after`, in order) under `learner` in one transaction; the new cursor.
+        CursorMismatch when the console holds another place than `after`."""
+        now = time.time()
+        rows = [
+            (learner, e.id, e.ts, e.source, e.kind, json.dumps(e.payload, sort_keys=True), e.learner, e.run_id,
+             e.began, now)
+            for e in events
+        ]  # fmt: skip
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute("SELECT cursor FROM sandboxes WHERE learner = ?", (learner,)).fetchone()
+                cursor = row[0] if row else 0
+                if after != cursor:
+                    raise CursorMismatch(cursor)
+                self._conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                cursor = events[-1].id if events else cursor
+                self._conn.execute(
+                    "INSERT INTO sandboxes (learner, cursor, state, seen, received, last_ts) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (learner) DO UPDATE SET cursor = excluded.cursor, seen = excluded.seen, "
+                    "state = COALESCE(excluded.state, sandboxes.state), "
+                    "received = COALESCE(excluded.received, sandboxes.received), "
+                    "last_ts = COALESCE(excluded.last_ts, sandboxes.last_ts)",
+                    (
+                        learner,
+                        cursor,
+                        state.model_dump_json() if state else None,
+                        now,
+                        now if events else None,
+                        events[-1].ts if events else None,
+                    ),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._changed()
+        return cursor
+
+    def events(self, learner: str, kinds: Iterable[str] | None = None, after: int = 0) -> list[Event]:
+        """`learner`'s events after event `after`, of `kinds`, in journal order."""
+        sql = "SELECT id, ts, source, kind, payload, event_learner, run_id, began FROM events"
+        sql += " WHERE learner = ? AND id > ?"
+        args: list[Any] = [learner, after]
+        if kinds is not None:
+            names = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(names))})"
+            args += names
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    def sandboxes(self) -> list[Sandbox]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT learner, cursor, state, seen, received, last_ts FROM sandboxes ORDER BY learner"
+            ).fetchall()
+        return [
+            Sandbox(r[0], r[1], SandboxState.model_validate_json(r[2]) if r[2] else None, r[3], r[4], r[5])
+            for r in rows
+        ]
+
+    def learners(self) -> list[str]:
+        """Every learner with a token or a sandbox, by name."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT learner FROM tokens WHERE learner IS NOT NULL UNION SELECT learner FROM sandboxes"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def place(self, learners: Sequence[str], order: Order) -> list[int]:
+        """One order per learner; their ids."""
+        now, body = time.time(), order.model_dump_json(exclude={"id"})
+        with self._lock:
+            ids = [
+                int(
+                    self._conn.execute(
+                        "INSERT INTO orders (learner, body, created, state, updated) VALUES (?, ?, ?, 'pending', ?)",
+                        (learner, body, now, now),
+                    ).lastrowid
+                    or 0
+                )
+                for learner in learners
+            ]
+            self._changed()
+        return ids
+
+    def orders_for(self, learner: str, after: int) -> list[Order]:
+        """`learner`'s orders after order `after`; the pending ones among them are now taken."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, body FROM orders WHERE learner = ? AND id > ? ORDER BY id", (learner, after)
+            ).fetchall()
+            if rows:
+                self._conn.execute(
+                    "UPDATE orders SET state = 'taken', updated = ? WHERE learner = ? AND id > ? AND state = 'pending'",
+                    (time.time(), learner, after),
+                )
+                self._changed()
+        return [Order.model_validate({**json.loads(body), "id": order_id}) for order_id, body in rows]
+
+    def answer(self, learner: str, order_id: int, result: OrderResult) -> None:
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE orders SET state = ?, message = ?, updated = ? WHERE id = ? AND learner = ?",
+                (result.state, result.message, time.time(), order_id, learner),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no order {order_id} for {learner}")
+            self._changed()
+
+    def orders(self, limit: int = 200) -> list[OrderRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, learner, body, created, state, message, updated FROM orders ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            OrderRecord(Order.model_validate({**json.loads(r[2]), "id": r[0]}), r[1], r[3], r[4], r[5], r[6])
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

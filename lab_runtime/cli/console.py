@@ -1,0 +1,166 @@
+"""`lab console serve|token|tokens|revoke|status`: the instructor console (grader.console), its tokens, and the
+cohort as it sees it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from lab_runtime.cli.common import JSON, app, friendly, grid, out, plain, print_json, settings
+from lab_runtime.errors import ConsoleError, LabError
+
+if TYPE_CHECKING:
+    from grader.console.app import Skills
+    from grader.console.store import SqliteStore
+    from lab_runtime.journal import Event
+    from lab_runtime.settings import Settings
+
+console_app = typer.Typer(help="The instructor console: a class's sandboxes live in one page.", no_args_is_help=True)
+app.add_typer(console_app, name="console")
+STORE = typer.Option(None, "--store", help="the console's database (default: <state dir>/console/console.db)")
+
+
+def _store(current: Settings, path: Path | None) -> SqliteStore:
+    from grader.console.store import SqliteStore
+
+    return SqliteStore(path or current.root / "console" / "console.db")
+
+
+def _key(current: Settings, store_path: Path) -> bytes:
+    """The key the console signs exported bundles with: the instructor key when one is set, else its own."""
+    from grader.bundles import instructor_key
+
+    if current.instructor_key or current.instructor_key_file:
+        return instructor_key(current, None)
+    own = store_path.parent / "console.key"
+    if not own.exists():
+        own.write_text(secrets.token_hex(32) + "\n")
+        own.chmod(0o600)
+    return own.read_text().strip().encode()
+
+
+def _skills() -> Skills:
+    """A learner's level per skill of the matrix, from their events: (skill, level name) pairs."""
+    from grader.skills import from_journal, levels, load_matrix
+    from lab_runtime.cli.skills import references
+
+    refs = references()
+    matrix = load_matrix(refs)
+
+    def of(events: Sequence[Event], learner: str) -> tuple[tuple[str, str], ...]:
+        return tuple((s.skill, s.name) for s in levels(matrix, from_journal(events, learner), refs.drills))
+
+    return of
+
+
+@console_app.command("serve")
+@friendly
+def serve(
+    port: int = typer.Option(8800, help="the port to listen on"),
+    host: str = typer.Option("127.0.0.1", help="the address to listen on (0.0.0.0: every interface, for a class)"),
+    store_path: Path = STORE,
+) -> None:
+    """Serve the console: the cohort live, drills and game days for chosen learners, exports."""
+    import uvicorn
+
+    from grader.console.app import create_app
+
+    current = settings()
+    store = _store(current, store_path)
+    app_ = create_app(store, _key(current, store.path), _skills())
+    plain(f"console on http://{host}:{port} (store {store.path}); sign in with `lab console token --instructor`")
+    uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+
+
+@console_app.command("token")
+@friendly
+def token(
+    learner: str | None = typer.Argument(None, help="the learner the token is for"),
+    instructor: bool = typer.Option(False, "--instructor", help="an instructor's token (the cohort, orders)"),
+    store_path: Path = STORE,
+) -> None:
+    """Issue a token: a learner's (their sandbox's LAB_CONSOLE_TOKEN) or an instructor's. It is shown once."""
+    from lab_runtime.settings import learner_refusal
+
+    if instructor == (learner is not None):
+        raise LabError("name the learner (`lab console token ada`) or pass --instructor, not both")
+    if learner is not None and (refusal := learner_refusal(learner, "LEARNER")):
+        raise LabError(refusal)
+    store = _store(settings(), store_path)
+    token_id, made = store.issue("instructor" if instructor else "learner", learner)
+    plain(f"token {token_id} for {learner or 'an instructor'} (shown once; `lab console revoke {token_id}` ends it):")
+    print(made)
+
+
+@console_app.command("tokens")
+@friendly
+def tokens(store_path: Path = STORE, as_json: bool = JSON) -> None:
+    """The tokens issued: id, role, learner, revoked or not (never the tokens themselves)."""
+    from dataclasses import asdict
+
+    found = _store(settings(), store_path).tokens()
+    if as_json:
+        print_json([asdict(t) for t in found])
+        return
+    table = grid("id", "role", "learner", "state")
+    for t in found:
+        table.add_row(t.token_id, t.role, t.learner or "-", "revoked" if t.revoked else "valid")
+    out.print(table)
+
+
+@console_app.command("revoke")
+@friendly
+def revoke(
+    token_id: str = typer.Argument(..., help="the token's id (`lab console tokens`)"), store_path: Path = STORE
+) -> None:
+    """Revoke a token: its sandbox's agent and its pages are refused from now on (401)."""
+    record = _store(settings(), store_path).revoke(token_id)
+    plain(f"token {record.token_id} ({record.learner or 'instructor'}) revoked")
+
+
+@console_app.command("status")
+@friendly
+def status(
+    url: str = typer.Option(None, help="the console (default: LAB_CONSOLE_URL)"),
+    token_: str = typer.Option(None, "--token", help="an instructor token (default: LAB_CONSOLE_TOKEN)"),
+    as_json: bool = JSON,
+) -> None:
+    """The cohort as the console shows it: each learner's sandbox, lab, drill under way and last order."""
+    import httpx
+
+    current = settings()
+    base, given = url or current.console_url, token_ or current.console_token
+    if not base or not given:
+        raise LabError("name the console and an instructor token: --url and --token (or LAB_CONSOLE_URL/_TOKEN)")
+    try:
+        response = httpx.get(
+            base.rstrip("/") + "/api/cohort", headers={"Authorization": f"Bearer {given}"}, timeout=10, trust_env=False
+        )
+    except httpx.HTTPError as exc:
+        raise ConsoleError(
+            f"the console at {base} does not answer ({exc!r}); is `lab console serve` running?"
+        ) from None
+    if response.status_code != 200:
+        detail = response.json().get("detail") if response.headers.get("content-type") == "application/json" else ""
+        raise ConsoleError(f"the console refused: {response.status_code} {detail}")
+    body = response.json()
+    if as_json:
+        print_json(body)
+        return
+    table = grid("learner", "sandbox", "lab", "drill under way", "runs", "last order")
+    for r in body["learners"]:
+        active = r["active"]
+        order = r["order"]
+        table.add_row(
+            r["learner"],
+            r["health"]["status"],
+            f"{r['lab']} ({r['steps']})" if r["lab"] else "-",
+            f"{active['drill']} ({active['outcome']})" if active else "-",
+            str(len(r["runs"])),
+            f"{order['action']}: {order['state']}" if order else "-",
+        )
+    out.print(table)
