@@ -69,20 +69,19 @@ class Cursor:
 
 
 class Say:
-    """The agent's log, one line per change: a console down for an hour is one line, not thousands."""
+    """The agent's log of its link to the console: a line when trouble starts or changes kind (a console down for
+    an hour is one line, not thousands), and one when it ends."""
 
     def __init__(self) -> None:
-        self._last: dict[str, str] = {}
+        self._trouble: str | None = None
 
-    def __call__(self, topic: str, line: str | None) -> None:
-        if line is not None and self._last.get(topic) != line:
+    def __call__(self, kind: str | None, line: str = "") -> None:
+        """`kind` of trouble now (None: none), said in `line`."""
+        if kind is not None and kind != self._trouble:
             log.warning(line)
-        elif line is None and topic in self._last:
-            log.info("%s: the console answers again", topic)
-        if line is None:
-            self._last.pop(topic, None)
-        else:
-            self._last[topic] = line
+        elif kind is None and self._trouble is not None:
+            log.info("the console answers again")
+        self._trouble = kind
 
 
 class Link:
@@ -126,7 +125,7 @@ class Agent:
         orders = threading.Thread(target=self.follow_orders, name="orders", daemon=True)
         orders.start()
         self.ship()
-        orders.join(timeout=ORDER_WAIT + 15.0)
+        orders.join(timeout=5.0)  # an order poll held open is cut
 
     def _wait(self, seconds: float) -> None:
         self.stop.wait(seconds)
@@ -166,13 +165,13 @@ class Agent:
         try:
             response = self.ship_link.post(EVENTS_PATH, batch.model_dump_json().encode())
         except httpx.HTTPError as exc:
-            self.say("events", f"the console at {self.settings.console_url} does not answer ({exc!r}); retrying")
+            self.say("down", f"the console at {self.settings.console_url} does not answer ({exc!r}); retrying")
             return 0.0
         if response.status_code in (200, 409):  # 409: it holds other events than the batch assumed
-            self.say("events", None)
+            self.say(None)
             self.cursor.save(events=int(response.json()["cursor"]))
             return None
-        self.say("events", problem(response))
+        self.say(str(response.status_code), problem(response))
         return REFUSED_WAIT if response.status_code in (401, 403) else 0.0
 
     def follow_orders(self) -> None:
@@ -184,16 +183,13 @@ class Agent:
                 response = self.order_link.get(
                     ORDERS_PATH, {"after": self.cursor.order, "wait": ORDER_WAIT}, ORDER_WAIT + 10.0
                 )
-            except httpx.HTTPError as exc:
-                self.say("orders", f"cannot poll the console for orders ({exc!r}); retrying")
+            except httpx.HTTPError:  # the shipper, which calls every few seconds, says how the console is
                 failures += 1
                 self._wait(BACKOFF[min(failures, len(BACKOFF)) - 1])
                 continue
             if response.status_code != 200:
-                self.say("orders", problem(response))
                 self._wait(REFUSED_WAIT if response.status_code in (401, 403) else 5.0)
                 continue
-            self.say("orders", None)
             failures = 0
             for raw in response.json().get("orders", []):
                 self._carry_out(raw)

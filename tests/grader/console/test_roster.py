@@ -1,0 +1,47 @@
+"""A learner's row on the console, from events written by hand (pure)."""
+
+from __future__ import annotations
+
+from grader.console.roster import health, row
+from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED, LAB_CHECK, LAB_STARTED
+from tests.grader.test_grading import T0, Journal
+
+
+def test_a_row_shows_the_current_lab_the_alerts_firing_and_the_drill_under_way_as_graded_so_far() -> None:
+    j = Journal()
+    j.add(0, LAB_STARTED, lab="lab-01", workspace="w")
+    j.add(1, LAB_CHECK, lab="lab-01", passed=1, steps=[{"id": "a", "passed": True}, {"id": "b", "passed": False}])
+    j.add(2, ALERT_FIRING, learner=None, rule="drift", severity="warning")
+    j.add(3, ALERT_FIRING, learner=None, rule="errors", severity="page")
+    j.add(4, ALERT_RESOLVED, learner=None, rule="errors", severity="page")
+    j.drill(5)
+    j.inject(10)
+    j.declare(20, "schema-change")
+    j.declare(30, "data-drift")
+    j.act(35, "pipeline.rollback")
+    r = row("ada", j.events, {"mlflow": True}, "local", seen=T0 + 36, last_event=T0 + 35.4, now=T0 + 40)
+    assert (r.lab, r.steps, r.alerts, r.runtime) == ("lab-01", "1/2", ("drift",), "local")
+    assert r.active is not None and r.runs == (r.active,)
+    assert (r.active.drill, r.active.outcome, r.active.finished) == ("drift-x", "under way", False)
+    assert r.active.ttd == 20.0  # injected at 10, the right declaration's command started at 30
+    assert (r.active.declared, r.active.moves) == (("schema-change", "data-drift"), ("pipeline.rollback",))
+    assert r.health.status == "healthy" and r.last_event == T0 + 35.4
+
+
+def test_a_finished_run_carries_its_figures_and_no_longer_shows_as_under_way() -> None:
+    from tests.grader.test_grading import solved
+
+    r = row("ada", solved().events, {}, "local", seen=None, last_event=None, now=T0 + 100)
+    (run,) = r.runs
+    assert r.active is None
+    assert (run.finished, run.outcome, run.ttd, run.ttr) == (True, "remediated", 30.0, 40.0)
+    assert run.score > 0
+
+
+def test_health_says_why_a_sandbox_is_not_healthy() -> None:
+    assert health(None, None, 100.0).status == "not joined"
+    gone = health({"mlflow": True}, 80.0, 100.0)
+    assert (gone.status, gone.detail) == ("offline", "last heard from 20s ago")
+    sick = health({"mlflow": True, "monitor": False, "pipeline": False}, 99.0, 100.0)
+    assert (sick.status, sick.detail) == ("degraded", "not healthy: monitor, pipeline")
+    assert health({"mlflow": True}, 99.0, 100.0).status == "healthy"
