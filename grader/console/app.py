@@ -78,7 +78,7 @@ class Console:
                 state = sb.state if sb else None
                 built = row(
                     learner, held, state.services if state else None, state.runtime if state else None,
-                    sb.seen if sb else None, sb.last_ts if sb else None, now, self.skills,
+                    sb.seen if sb else None, cursor, sb.last_ts if sb else None, now, self.skills,
                 )  # fmt: skip
                 self._rows[learner] = cached = (cursor, built)
             services = sb.state.services if sb and sb.state else None
@@ -94,7 +94,8 @@ class Console:
                 self._fragments.clear()
             instructor = who.role == "instructor"
             rows = self.rows(None if instructor else who.learner)
-            self._fragments[key] = pages.fragment(rows, self.store.orders() if instructor else [], instructor)
+            orders, drills = (self.store.orders(), self.drills()) if instructor else ([], [])
+            self._fragments[key] = pages.fragment(rows, orders, instructor, drills)
         return self._fragments[key]
 
     def drills(self) -> list[dict[str, Any]]:
@@ -263,7 +264,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
             return RedirectResponse("/login", status_code=303)
         live = console.fragment(who)
         if who.role == "instructor":
-            return HTMLResponse(pages.instructor(live, console.drills(), request.query_params.get("notice")))
+            return HTMLResponse(pages.instructor(live, request.query_params.get("notice")))
         return HTMLResponse(pages.learner(who.learner or "", live))
 
     @app.get("/login", response_class=HTMLResponse)

@@ -18,13 +18,23 @@ font-size:.9rem}th{background:#f3f3f3;text-align:left}.healthy{color:#17692b}.de
 label{margin-right:1rem}
 """
 
-# The live fragment arrives as server-sent events; the learners ticked survive each swap.
+# The live fragment arrives as server-sent events; the learners ticked and the drill chosen survive each swap.
 SCRIPT = """
+function choose() {
+  const choices = document.getElementById('drill-choices');
+  const select = document.querySelector('select[name=drill]');
+  if (!choices || !select || select.innerHTML === choices.innerHTML) return;
+  const chosen = select.value;
+  select.innerHTML = choices.innerHTML;
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+choose();
 const live = new EventSource('/live');
 live.addEventListener('cohort', (e) => {
   const ticked = new Set([...document.querySelectorAll('input[name=learner]:checked')].map((i) => i.value));
   document.getElementById('cohort').innerHTML = e.data;
   document.querySelectorAll('input[name=learner]').forEach((i) => { i.checked = ticked.has(i.value); });
+  choose();
   document.body.dataset.version = e.lastEventId;
 });
 """
@@ -90,11 +100,11 @@ def _row(r: Row, pick: bool) -> str:
         _active(r.active),
         ", ".join(map(escape, r.alerts)) or "–",
         "<br>".join(_run(x) for x in done[-3:]) or "–",
-        "<br>".join(f"{escape(s)}: {escape(level)}" for s, level in r.skills) or "–",
+        "<br>".join(f"{escape(s)}: {escape(level)}" for s, level in r.skills) or "none yet",
         _order(r.order),
     ]
     return (
-        f"<tr data-learner='{escape(r.learner)}' data-last-event='{r.last_event or ''}' data-events='{r.events}'>"
+        f"<tr data-learner='{escape(r.learner)}' data-cursor='{r.cursor}' data-last-event='{r.last_event or ''}'>"
         + "".join(f"<td>{c}</td>" for c in cells if c is not None)
         + "</tr>"
     )
@@ -103,14 +113,25 @@ def _row(r: Row, pick: bool) -> str:
 HEADERS = ("learner", "sandbox", "lab", "drill under way", "alerts firing", "finished runs", "skills", "last order")
 
 
-def fragment(rows: Sequence[Row], orders: Sequence[OrderRecord], instructor: bool) -> str:
-    """The live part: the cohort table (a tick box per learner for the instructor) and the recent orders."""
+def _options(drills: Sequence[dict[str, Any]]) -> str:
+    return "".join(
+        f"<option value='{escape(d['id'])}'>{escape(d['id'])} ({escape(', '.join(d.get('runtimes') or []))})</option>"
+        for d in drills
+    )
+
+
+def fragment(
+    rows: Sequence[Row], orders: Sequence[OrderRecord], instructor: bool, drills: Sequence[dict[str, Any]] = ()
+) -> str:
+    """The live part: the cohort table (a tick box per learner for the instructor), the recent orders, and the
+    drills the sandboxes have (the order form's choices)."""
     head = "".join(f"<th>{h}</th>" for h in (("",) if instructor else ()) + HEADERS)
     table = f"<table id='learners'><tr>{head}</tr>{''.join(_row(r, instructor) for r in rows)}</table>"
     if not rows:
         table += "<p>No learner yet: issue tokens with <code>lab console token NAME</code>.</p>"
     if not instructor:
         return table
+    table += f"<template id='drill-choices'>{_options(drills)}</template>"
     lines = "".join(
         f"<tr data-order='{o.order.id}'><td>{o.order.id}</td><td>{escape(o.learner)}</td>"
         f"<td>{escape(describe(o))}</td><td class='{escape(o.state)}'>{escape(o.state)}</td>"
@@ -134,12 +155,8 @@ def describe(o: OrderRecord) -> str:
     return what[order.action] + extra + (f" (seed {order.seed})" if order.seed is not None else "")
 
 
-def instructor(live: str, drills: Sequence[dict[str, Any]], notice: str | None = None) -> str:
-    options = "".join(
-        f"<option value='{escape(d['id'])}'>{escape(d['id'])} ({escape(', '.join(d.get('runtimes') or []))})</option>"
-        for d in drills
-    )
-    said = f"<p id='notice' class='refused'>{escape(notice)}</p>" if notice else ""
+def instructor(live: str, notice: str | None = None) -> str:
+    said = f"<p id='notice'><b>{escape(notice)}</b></p>" if notice else ""
     body = (
         "<h1>Instructor console</h1>"
         "<p><a href='/export/report.html'>cohort report</a> · <a href='/export/report.json'>report (JSON)</a> · "
@@ -150,7 +167,7 @@ def instructor(live: str, drills: Sequence[dict[str, Any]], notice: str | None =
         "<label><input type='radio' name='action' value='drill' checked> a drill</label>"
         "<label><input type='radio' name='action' value='gameday'> a game day</label>"
         "<label><input type='radio' name='action' value='abort'> an abort of their drill</label><br>"
-        f"<label>drill <select name='drill'>{options}</select></label>"
+        "<label>drill <select name='drill'></select></label>"
         "<label>game day's drills <input name='drills' size='40' placeholder='id,id,...'></label><br>"
         "<label>delay between <input name='between_min' size='5' placeholder='0s'> and "
         "<input name='between_max' size='5' placeholder='1m'></label>"

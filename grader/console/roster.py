@@ -84,9 +84,9 @@ class Row:
     alerts: tuple[str, ...]
     active: Run | None
     runs: tuple[Run, ...]
-    skills: tuple[tuple[str, str], ...] = ()  # (skill, level name)
-    last_event: float | None = None  # when the newest event shown was written in the sandbox
-    events: int = 0
+    skills: tuple[tuple[str, str], ...] = ()  # (skill, level name) of each skill shown above level 0
+    cursor: int = 0  # the newest journal event the console holds (its id in the sandbox's journal)
+    last_event: float | None = None  # when that event was written in the sandbox
     order: dict[str, Any] | None = None  # the latest order: action, state, message
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,12 +108,13 @@ def row(
     services: Mapping[str, bool] | None,
     runtime: str | None,
     seen: float | None,
+    cursor: int,
     last_event: float | None,
     now: float,
     skills: Callable[[Sequence[Event], str], tuple[tuple[str, str], ...]] | None = None,
 ) -> Row:
     """`learner`'s row from their sandbox's events (ROW_KINDS suffice), its last state, when it was last heard
-    from (`seen`) and when its newest event was written (`last_event`)."""
+    from (`seen`), and the newest event held (`cursor`) with when it was written (`last_event`)."""
     labs = lab_results([e for e in events if e.learner == learner])
     current = next((e.payload["lab"] for e in reversed(events) if e.kind == LAB_STARTED), None)
     lab = next((entry for entry in labs if entry["lab"] == current), None)
@@ -128,6 +129,6 @@ def row(
         active=next((r for r in reversed(runs) if not r.finished), None),
         runs=runs,
         skills=skills(events, learner) if skills else (),
+        cursor=cursor,
         last_event=last_event,
-        events=len(events),
     )

@@ -44,7 +44,7 @@ def _key(current: Settings, store_path: Path) -> bytes:
 
 
 def _skills() -> Skills:
-    """A learner's level per skill of the matrix, from their events: (skill, level name) pairs."""
+    """A learner's level per skill of the matrix shown so far, from their events: (skill, level name) pairs."""
     from grader.skills import from_journal, levels, load_matrix
     from lab_runtime.cli.skills import references
 
@@ -52,7 +52,8 @@ def _skills() -> Skills:
     matrix = load_matrix(refs)
 
     def of(events: Sequence[Event], learner: str) -> tuple[tuple[str, str], ...]:
-        return tuple((s.skill, s.name) for s in levels(matrix, from_journal(events, learner), refs.drills))
+        found = levels(matrix, from_journal(events, learner), refs.drills)
+        return tuple((s.skill, s.name) for s in found if s.level > 0)
 
     return of
 

@@ -3,6 +3,7 @@ either side, who may read and write what, and an agent that cannot reach its con
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -92,7 +93,8 @@ def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
         assert get("/export/xapi.json", ada).status_code == 403
         assert get("/api/agent/orders", teacher).status_code == 403  # an instructor's token ships no sandbox
 
-        body = b'{"after": 0, "events": [{"id": 1, "ts": 1.0, "source": "cli", "kind": "k", "payload": {}, "learner": "ada"}]}'
+        one = {"id": 1, "ts": 1.0, "source": "cli", "kind": "k", "payload": {}, "learner": "ada"}
+        body = json.dumps({"after": 0, "events": [one]}).encode()
         as_bob = client.post(EVENTS_PATH, content=body, headers=headers(bob, "POST", EVENTS_PATH, body))
         assert as_bob.status_code == 403 and "this token is bob's" in as_bob.json()["detail"]
         forged = {**headers(ada, "POST", EVENTS_PATH, body), SIGNATURE_HEADER: "0" * 64}

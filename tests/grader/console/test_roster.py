@@ -19,19 +19,19 @@ def test_a_row_shows_the_current_lab_the_alerts_firing_and_the_drill_under_way_a
     j.declare(20, "schema-change")
     j.declare(30, "data-drift")
     j.act(35, "pipeline.rollback")
-    r = row("ada", j.events, {"mlflow": True}, "local", seen=T0 + 36, last_event=T0 + 35.4, now=T0 + 40)
+    r = row("ada", j.events, {"mlflow": True}, "local", seen=T0 + 36, cursor=11, last_event=T0 + 35.4, now=T0 + 40)
     assert (r.lab, r.steps, r.alerts, r.runtime) == ("lab-01", "1/2", ("drift",), "local")
     assert r.active is not None and r.runs == (r.active,)
     assert (r.active.drill, r.active.outcome, r.active.finished) == ("drift-x", "under way", False)
     assert r.active.ttd == 20.0  # injected at 10, the right declaration's command started at 30
     assert (r.active.declared, r.active.moves) == (("schema-change", "data-drift"), ("pipeline.rollback",))
-    assert r.health.status == "healthy" and r.last_event == T0 + 35.4
+    assert (r.health.status, r.cursor, r.last_event) == ("healthy", 11, T0 + 35.4)
 
 
 def test_a_finished_run_carries_its_figures_and_no_longer_shows_as_under_way() -> None:
     from tests.grader.test_grading import solved
 
-    r = row("ada", solved().events, {}, "local", seen=None, last_event=None, now=T0 + 100)
+    r = row("ada", solved().events, {}, "local", seen=None, cursor=0, last_event=None, now=T0 + 100)
     (run,) = r.runs
     assert r.active is None
     assert (run.finished, run.outcome, run.ttd, run.ttr) == (True, "remediated", 30.0, 40.0)
