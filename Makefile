@@ -10,7 +10,7 @@ RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
-.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint bench-console clean
 
 # The project's own bytecode, kept current (a few hundred ms when nothing changed): where PYTHONDONTWRITEBYTECODE is
 # set, every `lab` command and local sandbox service would otherwise compile the modules it imports, each time.
@@ -103,7 +103,7 @@ capstone: install
 solve-01: install
 	$(LAB) solve lab-01
 
-bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint
+bench: bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint bench-console
 
 bench-startup: install
 	$(PY) tests/bench/bench_startup.py
@@ -137,6 +137,9 @@ bench-eval: install
 
 # One sandbox's RSS and CPU in steady state (lab 02 running), lab up fresh and warm, the CLI's CPU per command;
 # DENSITY=N adds sandboxes one by one up to N while each answers lab check within 2 s and a p99 within 100 ms.
+bench-console: install
+	$(PY) -m tests.bench.bench_console
+
 bench-footprint: install
 	$(PY) -m tests.bench.bench_footprint $(if $(DENSITY),--density $(DENSITY))
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from grader import report, xapi
 from grader.cohort import cohort
 from grader.console import pages
-from grader.console.roster import ROW_KINDS, Row, health, row
+from grader.console.roster import ROW_KINDS, Row, for_learner, health, row
 from grader.console.store import CursorMismatch, Identity, Store
 from grader.results import Bundle, build_bundle, sign
 from lab_runtime.console.wire import (
@@ -93,7 +93,7 @@ class Console:
             if len(self._fragments) > 100:
                 self._fragments.clear()
             instructor = who.role == "instructor"
-            rows = self.rows(None if instructor else who.learner)
+            rows = self.rows() if instructor else [for_learner(r) for r in self.rows(who.learner)]
             orders, drills = (self.store.orders(), self.drills()) if instructor else ([], [])
             self._fragments[key] = pages.fragment(rows, orders, instructor, drills)
         return self._fragments[key]
@@ -177,7 +177,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
                 f"LAB_LEARNER={who.learner}",
             )
         try:
-            cursor = await run_in_threadpool(store.append, who.learner, batch.after, batch.events, batch.state)
+            cursor = await run_in_threadpool(store.take_batch, who.learner, batch.after, batch.events, batch.state)
         except CursorMismatch as exc:
             return JSONResponse({"detail": str(exc), "cursor": exc.cursor}, status_code=409)
         return JSONResponse({"cursor": cursor})
@@ -232,7 +232,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
     def api_me(request: Request) -> JSONResponse:
         who = identify(request, "learner")
         assert who.learner is not None
-        return JSONResponse(console.rows(who.learner)[0].as_dict())
+        return JSONResponse(for_learner(console.rows(who.learner)[0]).as_dict())
 
     @app.post("/api/orders")
     async def api_orders(request: Request) -> JSONResponse:

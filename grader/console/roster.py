@@ -4,7 +4,7 @@ what they declared and did, alerts firing, graded runs (TTD, TTM and TTR as they
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from grader.grading import RunGrade, grade
@@ -91,6 +91,13 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def for_learner(r: Row) -> Row:
+    """What the learner may see of their own row: no blind run still under way (as their bundle leaves it out
+    until it ends), and not the instructor's orders (they name the drill)."""
+    runs = tuple(x for x in r.runs if x.finished or not x.blind)
+    return replace(r, runs=runs, active=r.active if r.active in runs else None, order=None)
 
 
 def firing(events: Sequence[Event]) -> tuple[str, ...]:

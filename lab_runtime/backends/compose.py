@@ -27,13 +27,16 @@ import yaml
 
 from lab_runtime.backends.base import ContainerControl, require_healthy
 from lab_runtime.backends.services import (
+    AGENT,
     PORT_SETTINGS,
+    SERVICES,
     ServiceStatus,
     answers,
     port_free,
     sandbox_specs,
     settings_env,
 )
+from lab_runtime.backends.supervisor import Supervisor
 from lab_runtime.errors import ConfigError, FaultInjectionFailed, PortInUse, RuntimeNotReady, ServiceStartFailed
 from lab_runtime.settings import RUNTIME_FILE, Settings
 
@@ -88,7 +91,12 @@ def _build_error(build: subprocess.CompletedProcess[str]) -> str:
 class ComposeBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.specs = {s.name: s for s in sandbox_specs(settings)}  # the host-side health checks
+        specs = sandbox_specs(settings)
+        self.specs = {s.name: s for s in specs if s.name in SERVICES}  # the containers' host-side health checks
+        # The console agent runs on the host, as every `lab` command does: it reads the shared journal and runs
+        # the console's orders as `lab` commands.
+        self.host_specs = [s for s in specs if s.name not in SERVICES]
+        self.supervisor = Supervisor(settings.run_dir, settings.logs_dir)
         self.project = project_name(settings.root)
         self._client: Any = None
 
@@ -266,6 +274,7 @@ class ComposeBackend:
             timeout=3 * self.settings.start_timeout + 60,
         )
         self._wait_healthy([*self.specs, *extra], started)
+        self.supervisor.start(self.host_specs, self.settings.start_timeout)
         return [s.name for s in self.status() if s.running and s.name not in before]
 
     def _pull_missing(self, profiles: Sequence[str]) -> None:
@@ -313,6 +322,7 @@ class ComposeBackend:
 
     def down(self, volumes: bool = False) -> list[str]:
         running = [s.name for s in self.status() if s.running]
+        self.supervisor.stop([AGENT])  # whether or not the settings still name a console
         args = ["down", "--remove-orphans", "--timeout", "5"]
         if volumes:
             args.append("--volumes")
@@ -350,7 +360,7 @@ class ComposeBackend:
             return ServiceStatus(name, running, healthy, state.get("Pid") or None, port, uptime, f"lab logs {name}")
 
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            return list(pool.map(one, names))
+            return list(pool.map(one, names)) + self.supervisor.status(self.host_specs)
 
     def logs(self, service: str, lines: int = 40) -> str:
         return str(self._container(service).logs(tail=lines).decode(errors="replace"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 
 from lab_runtime.backends.base import ContainerControl, require_healthy
-from lab_runtime.backends.services import ServiceSpec, ServiceStatus, sandbox_specs
+from lab_runtime.backends.services import AGENT, ServiceSpec, ServiceStatus, sandbox_specs
 from lab_runtime.backends.supervisor import Supervisor
 from lab_runtime.errors import ConfigError, RuntimeNotReady
 from lab_runtime.settings import Settings
@@ -32,7 +32,8 @@ class LocalBackend:
     def down(self, volumes: bool = False) -> list[str]:
         if volumes:
             raise ConfigError("--volumes is for the compose runtime; the local runtime's data is in the state dir")
-        return self.supervisor.stop([s.name for s in self.specs])
+        # the console agent too, whether or not the settings still name a console
+        return self.supervisor.stop([*(s.name for s in self.specs if s.name != AGENT), AGENT])
 
     def clear_unreadable(self) -> list[str]:
         return [f"the unreadable pid file of {name}" for name in self.supervisor.clear_unreadable()]

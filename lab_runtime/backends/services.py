@@ -16,6 +16,7 @@ from lab_runtime.backends import healthcheck
 from lab_runtime.settings import HOST, Settings
 
 SERVICES = ("mlflow", "model-service", "registry-watcher", "pipeline", "monitor")
+AGENT = "console-agent"  # a service only while the sandbox has a console to report to (LAB_CONSOLE_URL, _TOKEN)
 # The setting that moves each published port: one source for every message that names it.
 PORT_SETTINGS = {
     "mlflow": "LAB_MLFLOW_PORT",
@@ -128,7 +129,7 @@ def sandbox_specs(settings: Settings) -> list[ServiceSpec]:
 def agent_spec(settings: Settings, env: dict[str, str]) -> ServiceSpec:
     """The console agent (`lab_runtime.console`): a service of the sandbox while it has a console to report to."""
     return ServiceSpec(
-        "console-agent",
+        AGENT,
         [sys.executable, "-m", "lab_runtime.console"],
         heartbeat=settings.console_agent_heartbeat,
         env=env,

@@ -178,9 +178,9 @@ def run(
         span = (seconds_option(between[0], "--between"), seconds_option(between[1], "--between"))
     delay = draw_delay(chosen_seed, drill.id, seconds_option(after, "--after") if after else None, span)
     gate = seconds_option(gate_timeout, "--gate-timeout")
-    backend(current).require("model-service")
     if detach and (refusal := drill.runtime_refusal(current.runtime)):
         raise LabError(refusal)  # said now, not in a background runner's log
+    backend(current).require("model-service")
     if detach:
         target = drill_id if drill_id.endswith((".yaml", ".yml")) else drill.id
         started = in_the_background(current, target, who, chosen_seed, delay, blind, gate, crew)
@@ -275,9 +275,9 @@ def gameday(
     chosen = [find_drill(d) for d in ids]  # every id checked before the first drill starts
     span = (seconds_option(between[0], "--between"), seconds_option(between[1], "--between"))
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
-    backend(current).require("model-service")
     if refusals := [r for d in chosen if (r := d.runtime_refusal(current.runtime))]:
         raise LabError("; ".join(refusals))
+    backend(current).require("model-service")
     if detach:
         args = ["drill", "gameday", "--drills", ",".join(ids), "--between", *between, "--seed", str(chosen_seed)]
         pid = in_background(current, [*args, "--learner", who, *(["--blind"] if blind else [])], "gameday.log")

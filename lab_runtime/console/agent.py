@@ -122,27 +122,27 @@ class Agent:
         self.order_link = Link(settings.console_url, settings.console_token, ORDER_WAIT + 10.0)
 
     def run(self) -> None:
-        orders = threading.Thread(target=self.follow_orders, name="orders", daemon=True)
+        """Ship and follow orders in threads of their own; beat the heartbeat here until stopped (a console that
+        hangs does not make the agent look dead)."""
+        shipper = threading.Thread(target=self.ship, name="ship")
+        orders = threading.Thread(target=self.follow_orders, name="orders", daemon=True)  # a poll held open is cut
+        shipper.start()
         orders.start()
-        self.ship()
-        orders.join(timeout=5.0)  # an order poll held open is cut
+        while not self.stop.is_set() and shipper.is_alive():
+            self.heartbeat.touch()
+            self.stop.wait(1.0)
+        shipper.join(timeout=15.0)
 
     def _wait(self, seconds: float) -> None:
         self.stop.wait(seconds)
 
-    def _beat(self) -> None:
-        self.heartbeat.touch()
-
     def ship(self) -> None:
         """Send the journal after the cursor, a batch at a time, with the sandbox's state every few seconds."""
         journal = Journal(self.settings.journal_path, source="console-agent")
-        failures, state_at, beat_at = 0, 0.0, 0.0
+        failures, state_at = 0, 0.0
         try:
             while not self.stop.is_set():
                 now = time.monotonic()
-                if now - beat_at >= 1.0:
-                    self._beat()
-                    beat_at = now
                 found = journal.events(after_id=self.cursor.events, limit=BATCH)
                 due = now - state_at >= STATE_EVERY
                 if not found and not due:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab_runtime.backends.services import (
+    AGENT,
     PORT_SETTINGS,
     SERVICES,
     ServiceSpec,
@@ -143,3 +144,18 @@ def test_the_containers_health_check_runs_on_the_standard_library_alone(http_ok:
     )
     assert (up.stdout, up.stderr) == ("0 []\n", "")
     assert (down.returncode, down.stderr) == (1, "")  # no runpy warning either
+
+
+def test_the_console_agent_is_a_service_only_while_a_console_and_a_token_are_set(tmp_path: Path) -> None:
+    plain = settings(tmp_path)
+    assert [s.name for s in sandbox_specs(plain)] == list(SERVICES)
+    half = plain.model_copy(update={"console_url": "http://127.0.0.1:8800"})
+    assert [s.name for s in sandbox_specs(half)] == list(SERVICES)
+    joined = half.model_copy(update={"console_token": "labc_x"})
+    *_, agent = sandbox_specs(joined)
+    assert (agent.name, agent.argv[1:], agent.heartbeat) == (
+        AGENT,
+        ["-m", "lab_runtime.console"],
+        joined.console_agent_heartbeat,
+    )
+    assert (agent.env["LAB_CONSOLE_URL"], agent.env["LAB_CONSOLE_TOKEN"]) == ("http://127.0.0.1:8800", "labc_x")

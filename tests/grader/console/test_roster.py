@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grader.console.roster import health, row
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED, LAB_CHECK, LAB_STARTED
-from tests.grader.test_grading import T0, Journal
+from tests.grader.test_grading import T0, Journal, solved
 
 
 def test_a_row_shows_the_current_lab_the_alerts_firing_and_the_drill_under_way_as_graded_so_far() -> None:
@@ -29,7 +29,6 @@ def test_a_row_shows_the_current_lab_the_alerts_firing_and_the_drill_under_way_a
 
 
 def test_a_finished_run_carries_its_figures_and_no_longer_shows_as_under_way() -> None:
-    from tests.grader.test_grading import solved
 
     r = row("ada", solved().events, {}, "local", seen=None, cursor=0, last_event=None, now=T0 + 100)
     (run,) = r.runs
@@ -45,3 +44,20 @@ def test_health_says_why_a_sandbox_is_not_healthy() -> None:
     sick = health({"mlflow": True, "monitor": False, "pipeline": False}, 99.0, 100.0)
     assert (sick.status, sick.detail) == ("degraded", "not healthy: monitor, pipeline")
     assert health({"mlflow": True}, 99.0, 100.0).status == "healthy"
+
+
+def test_a_learner_sees_no_blind_run_under_way_and_no_order() -> None:
+    from dataclasses import replace
+
+    from grader.console.roster import for_learner
+
+    j = Journal()
+    j.add(0, "drill.started", "ada", "r1", drill="drift-x", diagnosis="data-drift", time_limit=600.0, hold=30.0,
+          blind=True)  # fmt: skip
+    j.inject(10)
+    r = replace(row("ada", j.events, {}, "local", None, 0, None, T0 + 20), order={"action": "drill"})
+    assert r.active is not None and r.active.blind  # the instructor's view
+    mine = for_learner(r)
+    assert (mine.active, mine.runs, mine.order) == (None, (), None)
+    finished = row("ada", solved().events, {}, "local", None, 0, None, T0 + 100)
+    assert for_learner(finished).runs == finished.runs

@@ -31,19 +31,19 @@ def test_tokens_identify_their_holder_until_revoked_and_only_their_digest_is_kep
 
 def test_a_batch_is_taken_only_right_after_the_events_held_so_each_arrives_once(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "c.db")
-    assert store.append("ada", 0, events(1, 2, 4), None) == 4  # ids may skip (a rolled-back insert)
+    assert store.take_batch("ada", 0, events(1, 2, 4), None) == 4  # ids may skip (a rolled-back insert)
     with pytest.raises(CursorMismatch) as resent:  # the same batch again: its answer was lost
-        store.append("ada", 0, events(1, 2, 4), None)
+        store.take_batch("ada", 0, events(1, 2, 4), None)
     assert resent.value.cursor == 4
     with pytest.raises(CursorMismatch, match="up to event 4"):  # a gap: the agent lost its place
-        store.append("ada", 7, events(8), None)
+        store.take_batch("ada", 7, events(8), None)
     state = SandboxState(runtime="local", learner="ada", services={"mlflow": True})
-    assert store.append("ada", 4, events(5), state) == 5
+    assert store.take_batch("ada", 4, events(5), state) == 5
     assert [e.id for e in store.events("ada")] == [1, 2, 4, 5]
     assert [e.payload for e in store.events("ada", after=4)] == [{"i": 5}]
     (sandbox,) = store.sandboxes()
     assert (sandbox.cursor, sandbox.state, sandbox.last_ts) == (5, state, 5.0)
-    assert store.append("ada", 5, [], None) == 5  # a state-only batch keeps the last state
+    assert store.take_batch("ada", 5, [], None) == 5  # a state-only batch keeps the last state
     assert store.sandboxes()[0].state == state
 
 
