@@ -117,6 +117,20 @@ def left_behind(run: RunRecord, state: str, faults: list[dict[str, Any]], now: f
     )
 
 
+def busy(settings: Settings) -> str | None:
+    """Why no drill can start now (a run is open: its runner is alive, or died before reverting), as the runner's
+    claim would refuse it; None when one can. Said before a runner is started in the background."""
+    settings.ensure_dirs()
+    with Ledger(settings.drills_db_path) as ledger:
+        runs = ledger.open_runs()
+    if not runs:
+        return None
+    run = runs[-1]
+    if runner_alive(run):
+        return f"drill run {run.run_id} is running (pid {run.pid}); wait for it or end it with `lab drill abort`"
+    return f"drill run {run.run_id} ended without reverting (its runner died); run `lab reset` first"
+
+
 def status(settings: Settings) -> RunStatus | None:
     """The open run (or else the last one), its faults, its last probe, and what a gone runner left in place."""
     settings.ensure_dirs()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS events (
     began REAL
 );
 CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Columns added after the table first shipped (older journals get them on open).
 _ADDED_COLUMNS = (("events", "began", "REAL"),)
@@ -136,6 +138,13 @@ class Journal:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [_event(r) for r in rows]
+
+    def identity(self) -> str:
+        """The journal's own id (32 hex digits), made once with it: a journal re-created in its place has another."""
+        with self._lock:
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()
+        return str(row[0])
 
     def last(self, kind: str) -> Event | None:
         """The newest event of `kind`, or None."""

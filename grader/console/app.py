@@ -9,32 +9,38 @@ and write only their own learner's data; the cohort, orders and exports are the 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader import report, xapi
 from grader.cohort import cohort
 from grader.console import pages
-from grader.console.roster import ROW_KINDS, Row, for_learner, health, row
+from grader.console.roster import ROW_KINDS, Row, for_learner, health, row, unreadable
 from grader.console.store import CursorMismatch, Identity, Store
 from grader.results import Bundle, build_bundle, sign
 from lab_runtime.console.wire import (
     EVENTS_PATH,
+    MAX_ID,
+    MAX_SKEW,
     ORDER_WAIT,
     ORDERS_PATH,
     SIGNATURE_HEADER,
+    TIME_HEADER,
+    TOKEN_HEADER,
     Batch,
+    DrillChoice,
     Order,
     OrderResult,
     signed,
@@ -44,6 +50,7 @@ from lab_runtime.journal import Event
 
 COOKIE = "lab_console"
 MAX_BODY = 4 * 2**20  # bytes in one agent request at most
+FORM_BODY = 65_536  # bytes in a form or an order at most
 LIVE_TICK = 0.1  # seconds between a live page's looks at the store
 LIVE_REFRESH = 5.0  # seconds after which a live page is sent again unchanged (ages and health move on)
 Skills = Callable[[Sequence[Event], str], tuple[tuple[str, str], ...]]
@@ -51,17 +58,22 @@ Skills = Callable[[Sequence[Event], str], tuple[tuple[str, str], ...]]
 
 class Console:
     """The console's reading of its store: each learner's row (rebuilt only when their sandbox sent events),
-    the fragment a live page shows, and the cohort's bundles."""
+    the fragment a live page shows, and the cohort's bundles. Safe to call from several threads at once."""
 
     def __init__(self, store: Store, key: bytes, skills: Skills | None = None) -> None:
         self.store = store
         self.key = key
         self.skills = skills
-        self._events: dict[str, list[Event]] = {}
+        self._events: dict[str, tuple[int, list[Event]]] = {}
         self._rows: dict[str, tuple[int, Row]] = {}
         self._fragments: dict[tuple[int, int, str], str] = {}
+        self._lock = threading.Lock()
 
     def rows(self, only: str | None = None) -> list[Row]:
+        with self._lock:
+            return self._rows_now(only)
+
+    def _rows_now(self, only: str | None) -> list[Row]:
         now = time.time()
         sandboxes = {s.learner: s for s in self.store.sandboxes()}
         latest: dict[str, dict[str, Any]] = {}
@@ -70,56 +82,92 @@ class Console:
         found = []
         for learner in [only] if only else self.store.learners():
             sb = sandboxes.get(learner)
-            cursor = sb.cursor if sb else 0
+            state = sb.state if sb else None
+            services, seen = (state.services if state else None), (sb.seen if sb else None)
+            now_health = health(services, seen, now)
             cached = self._rows.get(learner)
-            if cached is None or cached[0] != cursor:
-                held = self._events.setdefault(learner, [])
-                held += self.store.events(learner, ROW_KINDS, after=held[-1].id if held else 0)
-                state = sb.state if sb else None
-                built = row(
-                    learner, held, state.services if state else None, state.runtime if state else None,
-                    sb.seen if sb else None, cursor, sb.last_ts if sb else None, now, self.skills,
-                )  # fmt: skip
-                self._rows[learner] = cached = (cursor, built)
-            services = sb.state.services if sb and sb.state else None
-            fresh = replace(cached[1], health=health(services, sb.seen if sb else None, now))
-            found.append(replace(fresh, order=latest.get(learner)))
+            if cached is None or cached[0] != (sb.seq if sb else 0):
+                seq, held = self._events.get(learner, (0, []))
+                more, seq = self.store.events_since(learner, ROW_KINDS, seq)
+                held = held + more
+                self._events[learner] = (seq, held)
+                cursor = sb.cursor if sb else 0
+                try:
+                    built = row(
+                        learner, held, services, state.runtime if state else None, seen, cursor,
+                        sb.last_ts if sb else None, now, self.skills,
+                    )  # fmt: skip
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    built = unreadable(learner, exc, now_health, cursor)
+                self._rows[learner] = cached = (seq, built)
+            found.append(replace(cached[1], health=now_health, order=latest.get(learner)))
         return found
 
     def fragment(self, who: Identity) -> str:
         """The live part of `who`'s page (cached while the store and the clock's 5-second tick stand still)."""
         key = (self.store.version, int(time.time() / LIVE_REFRESH), who.learner or "*")
-        if key not in self._fragments:
+        with self._lock:
+            if key in self._fragments:
+                return self._fragments[key]
             if len(self._fragments) > 100:
                 self._fragments.clear()
             instructor = who.role == "instructor"
-            rows = self.rows() if instructor else [for_learner(r) for r in self.rows(who.learner)]
+            rows = self._rows_now(None) if instructor else [for_learner(r) for r in self._rows_now(who.learner)]
             orders, drills = (self.store.orders(), self.drills()) if instructor else ([], [])
-            self._fragments[key] = pages.fragment(rows, orders, instructor, drills)
-        return self._fragments[key]
+            html = self._fragments[key] = pages.fragment(rows, orders, instructor, drills)
+            return html
 
-    def drills(self) -> list[dict[str, Any]]:
+    def drills(self) -> list[DrillChoice]:
         """The drills the sandboxes have, by id (the order form's choices)."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, DrillChoice] = {}
         for sb in self.store.sandboxes():
             for d in sb.state.drills if sb.state else []:
-                found.setdefault(str(d.get("id")), d)
+                found.setdefault(d.id, d)
         return [found[k] for k in sorted(found)]
 
-    def bundles(self) -> list[Bundle]:
-        """Each learner's signed bundle, built from the journal their sandbox shipped."""
-        now = time.time()
-        return [
-            Bundle.model_validate(sign(build_bundle(self.store.events(learner), learner, now), self.key))
-            for learner in self.store.learners()
-        ]
+    def bundles(self) -> tuple[list[Bundle], list[str]]:
+        """Each learner's signed bundle, built from the journal their sandbox shipped; and the learners whose
+        events could not be graded (left out, named)."""
+        now, found, unread = time.time(), [], []
+        for learner in self.store.learners():
+            try:
+                found.append(
+                    Bundle.model_validate(sign(build_bundle(self.store.events(learner), learner, now), self.key))
+                )
+            except (KeyError, TypeError, ValueError, AttributeError):
+                unread.append(learner)
+        return found, unread
 
 
-def _token(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.cookies.get(COOKIE)
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) past `limit` bytes before more is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"a body of {int(declared):,} bytes; at most {limit:,}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"a body of more than {limit:,} bytes; at most {limit:,}")
+    return body
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}"
+
+
+class OrdersIn(BaseModel):
+    """`POST /api/orders`: one order for each learner named."""
+
+    model_config = ConfigDict(extra="forbid")
+    learners: list[str] = Field(max_length=1000)
+    order: Order
 
 
 def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAPI:
@@ -137,25 +185,48 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
     async def _refused(request: Request, exc: LabError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404 if isinstance(exc, NotFound) else 400)
 
-    def identify(request: Request, role: str | None = None) -> Identity:
-        token = _token(request)
-        if not token:
-            raise HTTPException(401, "no token: send `Authorization: Bearer TOKEN` (`lab console token`)")
-        who = store.identify(token)
+    def check(who: Identity | None, role: str | None) -> Identity:
         if who is None:
             raise HTTPException(401, "the token is unknown or revoked; ask the instructor for a new one")
         if role is not None and who.role != role:
             raise HTTPException(403, f"this needs an {role} token; yours is a {who.role}'s")
         return who
 
-    async def agent(request: Request) -> tuple[Identity, bytes]:
-        who = identify(request, "learner")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, f"a request of {len(body):,} bytes; at most {MAX_BODY:,}")
-        token = _token(request) or ""
-        if not signed(token, request.headers.get(SIGNATURE_HEADER), request.method, request.url.path, body):
-            raise HTTPException(401, f"the {SIGNATURE_HEADER} header does not sign this request with its token")
+    def by_bearer(request: Request, role: str) -> Identity:
+        """The API's caller, by its bearer token only (no cookie: another site's page cannot call the API)."""
+        token = _bearer(request)
+        if not token:
+            raise HTTPException(401, "no token: send `Authorization: Bearer TOKEN` (`lab console token`)")
+        return check(store.identify(token), role)
+
+    def by_page(request: Request, role: str | None = None) -> Identity:
+        """A page's caller, by the cookie the sign-in set (or a bearer token)."""
+        token = _bearer(request) or request.cookies.get(COOKIE)
+        if not token:
+            raise HTTPException(401, "not signed in: open /login")
+        return check(store.identify(token), role)
+
+    def same_origin(request: Request) -> None:
+        """A form posted from this console's own page: a browser says where a POST comes from."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise HTTPException(403, f"a form from {origin} cannot act on this console")
+
+    async def agent(request: Request, limit: int = MAX_BODY) -> tuple[Identity, bytes]:
+        """The agent behind a signed request, and its body."""
+        body = await _body(request, limit)
+        named = request.headers.get(TOKEN_HEADER)
+        if not named:
+            raise HTTPException(401, f"no {TOKEN_HEADER} header: agent requests name their token's id")
+        who = check(await run_in_threadpool(store.identify_id, named), "learner")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        given, at = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIME_HEADER)
+        if not signed(who.key, given, request.method, target, at, body, time.time()):
+            raise HTTPException(
+                401,
+                f"the {SIGNATURE_HEADER} header does not sign this request with its token, or its {TIME_HEADER} is "
+                f"more than {MAX_SKEW:.0f}s off the console's clock",
+            )
         return who, body
 
     @app.post(EVENTS_PATH)
@@ -165,8 +236,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
         try:
             batch = Batch.model_validate_json(body)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise HTTPException(422, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            raise HTTPException(422, _first_error(exc)) from None
         named = {e.learner for e in batch.events if e.learner is not None}
         if batch.state is not None:
             named.add(batch.state.learner)
@@ -177,16 +247,20 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
                 f"LAB_LEARNER={who.learner}",
             )
         try:
-            cursor = await run_in_threadpool(store.take_batch, who.learner, batch.after, batch.events, batch.state)
+            cursor = await run_in_threadpool(store.take_batch, who.learner, batch)
         except CursorMismatch as exc:
             return JSONResponse({"detail": str(exc), "cursor": exc.cursor}, status_code=409)
         return JSONResponse({"cursor": cursor})
 
     @app.get(ORDERS_PATH)
-    async def orders_out(request: Request, after: int = 0, wait: float = 0.0) -> JSONResponse:
-        who, _ = await agent(request)
+    async def orders_out(
+        request: Request,
+        after: int = Query(0, ge=0, le=MAX_ID),
+        wait: float = Query(0.0, ge=0.0, le=ORDER_WAIT, allow_inf_nan=False),
+    ) -> JSONResponse:
+        who, _ = await agent(request, 0)
         assert who.learner is not None
-        until = time.monotonic() + min(max(wait, 0.0), ORDER_WAIT)
+        until = time.monotonic() + wait
         seen = -1
         while True:
             if store.version != seen:
@@ -199,19 +273,19 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
             await asyncio.sleep(0.2)
 
     @app.post(ORDERS_PATH + "/{order_id}")
-    async def order_answered(request: Request, order_id: int) -> JSONResponse:
-        who, body = await agent(request)
+    async def order_answered(request: Request, order_id: int = PathParam(ge=1, le=MAX_ID)) -> JSONResponse:
+        who, body = await agent(request, 16_384)
         assert who.learner is not None
         try:
             result = OrderResult.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(422, exc.errors()[0]["msg"]) from None
+            raise HTTPException(422, _first_error(exc)) from None
         await run_in_threadpool(store.answer, who.learner, order_id, result)
         return JSONResponse({"order": order_id, "state": result.state})
 
     @app.get("/api/cohort")
     def api_cohort(request: Request) -> JSONResponse:
-        identify(request, "instructor")
+        by_bearer(request, "instructor")
         return JSONResponse(
             {
                 "learners": [r.as_dict() for r in console.rows()],
@@ -230,27 +304,24 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
 
     @app.get("/api/me")
     def api_me(request: Request) -> JSONResponse:
-        who = identify(request, "learner")
+        who = by_bearer(request, "learner")
         assert who.learner is not None
         return JSONResponse(for_learner(console.rows(who.learner)[0]).as_dict())
 
     @app.post("/api/orders")
     async def api_orders(request: Request) -> JSONResponse:
-        identify(request, "instructor")
+        await run_in_threadpool(by_bearer, request, "instructor")
         try:
-            body = json.loads(await request.body())
-            order = Order.model_validate(body.get("order"))
-            learners = [str(x) for x in body.get("learners", [])]
-        except (ValueError, AttributeError, ValidationError) as exc:
-            detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            raise HTTPException(422, f"an order is {{learners: [...], order: {{action, ...}}}}: {detail}") from None
-        return JSONResponse({"orders": place(learners, order)})
+            wanted = OrdersIn.model_validate_json(await _body(request, FORM_BODY))
+        except ValidationError as exc:
+            detail = f"an order is {{learners: [...], order: {{action, ...}}}}: {_first_error(exc)}"
+            raise HTTPException(422, detail) from None
+        return JSONResponse({"orders": await run_in_threadpool(place, wanted.learners, wanted.order)})
 
     def place(learners: list[str], order: Order) -> list[int]:
-        known = set(store.learners())
         if not learners:
             raise HTTPException(422, "no learner ticked: choose who gets the order")
-        if unknown := sorted(set(learners) - known):
+        if unknown := sorted(set(learners) - set(store.learners())):
             raise HTTPException(422, f"unknown learner(s): {', '.join(unknown)}")
         if order.seed is None and order.action != "abort":  # one seed for all: the same drill at the same moment
             order = order.model_copy(update={"seed": secrets.randbelow(1_000_000)})
@@ -258,7 +329,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
 
     @app.get("/", response_class=HTMLResponse, response_model=None)
     def home(request: Request) -> Response:
-        token = _token(request)
+        token = request.cookies.get(COOKIE)
         who = store.identify(token) if token else None
         if who is None:
             return RedirectResponse("/login", status_code=303)
@@ -273,8 +344,10 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
 
     @app.post("/login", response_model=None)
     async def login(request: Request) -> Response:
-        token = (parse_qs((await request.body()).decode(errors="replace")).get("token") or [""])[0].strip()
-        if not token or store.identify(token) is None:
+        same_origin(request)
+        form = parse_qs((await _body(request, FORM_BODY)).decode(errors="replace"))
+        token = (form.get("token") or [""])[0].strip()
+        if not token or await run_in_threadpool(store.identify, token) is None:
             return HTMLResponse(pages.login("That token is unknown or revoked."), status_code=401)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
@@ -288,15 +361,16 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
 
     @app.post("/orders", response_model=None)
     async def page_order(request: Request) -> Response:
-        identify(request, "instructor")
-        form = parse_qs((await request.body()).decode(errors="replace"))
+        same_origin(request)
+        await run_in_threadpool(by_page, request, "instructor")
+        form = parse_qs((await _body(request, FORM_BODY)).decode(errors="replace"))
 
         def one(name: str) -> str | None:
             return (form.get(name) or [""])[0].strip() or None
 
+        action = one("action") or "drill"
+        span = (one("between_min") or "0s", one("between_max") or "0s")
         try:
-            action = one("action") or "drill"
-            span = (one("between_min") or "0s", one("between_max") or "0s")
             seed = one("seed")
             order = Order.model_validate(
                 {
@@ -308,27 +382,28 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
                     "between": span if action == "gameday" or one("between_max") else None,
                 }
             )
-            ids = place(form.get("learner", []), order)
+            ids = await run_in_threadpool(place, form.get("learner", []), order)
             notice = f"order sent to {len(ids)} sandbox(es)"
-        except (ValidationError, ValueError) as exc:
-            notice = "the order was not sent: " + (
-                exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"the seed is a whole number ({exc})"
-            )
+        except ValidationError as exc:
+            notice = f"the order was not sent: {_first_error(exc)}"
+        except ValueError as exc:
+            notice = f"the order was not sent: the seed is a whole number ({exc})"
         except HTTPException as exc:
             notice = f"the order was not sent: {exc.detail}"
-        from urllib.parse import quote
-
         return RedirectResponse(f"/?notice={quote(notice)}", status_code=303)
 
     @app.get("/live")
     async def live(request: Request) -> StreamingResponse:
-        who = identify(request)
+        who = await run_in_threadpool(by_page, request)
+        token = _bearer(request) or request.cookies.get(COOKIE) or ""
 
         async def stream() -> AsyncIterator[str]:
             sent: tuple[int, int] | None = None
             while not await request.is_disconnected():
                 mark = (store.version, int(time.time() / LIVE_REFRESH))
                 if mark != sent:
+                    if await run_in_threadpool(store.identify, token) is None:
+                        return  # revoked: the page gets nothing more
                     html = await run_in_threadpool(console.fragment, who)
                     yield (
                         f"event: cohort\nid: {mark[0]}\n" + "".join(f"data: {ln}\n" for ln in html.splitlines()) + "\n"
@@ -338,24 +413,27 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
+    def exported(request: Request) -> list[Bundle]:
+        by_page(request, "instructor")
+        bundles, unread = console.bundles()
+        if unread:
+            raise HTTPException(422, f"the events of {', '.join(unread)} cannot be graded; see their rows")
+        return bundles
+
     @app.get("/export/report.html", response_class=HTMLResponse)
     def export_html(request: Request) -> str:
-        identify(request, "instructor")
-        return report.to_html(cohort("console", console.bundles()))
+        return report.to_html(cohort("console", exported(request)))
 
     @app.get("/export/report.json")
     def export_json(request: Request) -> JSONResponse:
-        identify(request, "instructor")
-        return JSONResponse(report.as_dict(cohort("console", console.bundles())))
+        return JSONResponse(report.as_dict(cohort("console", exported(request))))
 
     @app.get("/export/xapi.json")
     def export_xapi(request: Request) -> JSONResponse:
-        identify(request, "instructor")
-        return JSONResponse(xapi.statements(console.bundles()))
+        return JSONResponse(xapi.statements(exported(request)))
 
     @app.get("/export/bundles.json")
     def export_bundles(request: Request) -> JSONResponse:
-        identify(request, "instructor")
-        return JSONResponse([b.model_dump(mode="json") for b in console.bundles()])
+        return JSONResponse([b.model_dump(mode="json") for b in exported(request)])
 
     return app

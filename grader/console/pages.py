@@ -9,6 +9,7 @@ from typing import Any
 
 from grader.console.roster import Row, Run
 from grader.console.store import OrderRecord
+from lab_runtime.console.wire import DrillChoice
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -95,7 +96,8 @@ def _row(r: Row, pick: bool) -> str:
         f"<input type='checkbox' name='learner' value='{escape(r.learner)}'>" if pick else None,
         f"<b>{escape(r.learner)}</b><br><small>{escape(r.runtime or '')}</small>",
         f"<span class='{r.health.status.replace(' ', '-')}'>{escape(r.health.status)}</span>"
-        f"<br><small>{escape(r.health.detail)}</small>",
+        f"<br><small>{escape(r.health.detail)}</small>"
+        + (f"<br><small class='refused'>{escape(r.problem)}</small>" if r.problem else ""),
         f"{escape(r.lab)} <small>({escape(r.steps or '')} steps)</small>" if r.lab else "–",
         _active(r.active),
         ", ".join(map(escape, r.alerts)) or "–",
@@ -113,15 +115,14 @@ def _row(r: Row, pick: bool) -> str:
 HEADERS = ("learner", "sandbox", "lab", "drill under way", "alerts firing", "finished runs", "skills", "last order")
 
 
-def _options(drills: Sequence[dict[str, Any]]) -> str:
+def _options(drills: Sequence[DrillChoice]) -> str:
     return "".join(
-        f"<option value='{escape(d['id'])}'>{escape(d['id'])} ({escape(', '.join(d.get('runtimes') or []))})</option>"
-        for d in drills
+        f"<option value='{escape(d.id)}'>{escape(d.id)} ({escape(', '.join(d.runtimes))})</option>" for d in drills
     )
 
 
 def fragment(
-    rows: Sequence[Row], orders: Sequence[OrderRecord], instructor: bool, drills: Sequence[dict[str, Any]] = ()
+    rows: Sequence[Row], orders: Sequence[OrderRecord], instructor: bool, drills: Sequence[DrillChoice] = ()
 ) -> str:
     """The live part: the cohort table (a tick box per learner for the instructor), the recent orders, and the
     drills the sandboxes have (the order form's choices)."""

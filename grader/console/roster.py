@@ -88,9 +88,17 @@ class Row:
     cursor: int = 0  # the newest journal event the console holds (its id in the sandbox's journal)
     last_event: float | None = None  # when that event was written in the sandbox
     order: dict[str, Any] | None = None  # the latest order: action, state, message
+    problem: str | None = None  # why the row shows nothing of the learner's events
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def unreadable(learner: str, problem: Exception, health_now: Health, cursor: int) -> Row:
+    """The row of a learner whose events the console cannot read as their kinds say: it says so, and the rest of
+    the cohort shows as usual."""
+    said = f"its events cannot be read ({problem!r})"
+    return Row(learner, health_now, None, None, None, (), None, (), cursor=cursor, problem=said)
 
 
 def for_learner(r: Row) -> Row:

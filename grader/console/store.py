@@ -4,7 +4,6 @@ instructor's orders. `SqliteStore` keeps it in one SQLite file (WAL); a server d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import threading
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from lab_runtime.console.wire import Order, OrderResult, SandboxState, WireEvent
+from lab_runtime.console.wire import Batch, Order, OrderResult, SandboxState, digest, token_id
 from lab_runtime.errors import ConsoleError, NotFound
 from lab_runtime.files.sqlite import connect
 from lab_runtime.journal import Event
@@ -27,16 +26,12 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(24)
 
 
-def digest(token: str) -> str:
-    """What the store keeps of a token (a leaked store gives no usable token)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Identity:
     token_id: str
     role: Role
     learner: str | None  # None for an instructor
+    key: str  # the token's digest: what its agent signs requests with
 
 
 @dataclass(frozen=True)
@@ -51,10 +46,11 @@ class TokenRecord:
 @dataclass(frozen=True)
 class Sandbox:
     learner: str
-    cursor: int  # the last journal id held
+    journal: str | None  # the id of the journal it ships now
+    cursor: int  # the last id of that journal held
+    seq: int  # the last event held, in the console's own order of arrival (across the learner's journals)
     state: SandboxState | None
     seen: float | None  # when it last sent anything
-    received: float | None  # when its newest event arrived
     last_ts: float | None  # when its newest event was written in the sandbox
 
 
@@ -83,8 +79,10 @@ class Store(Protocol):
     def revoke(self, token_id: str) -> TokenRecord: ...
     def tokens(self) -> list[TokenRecord]: ...
     def identify(self, token: str) -> Identity | None: ...
-    def take_batch(self, learner: str, after: int, events: Sequence[WireEvent], state: SandboxState | None) -> int: ...
-    def events(self, learner: str, kinds: Iterable[str] | None = None, after: int = 0) -> list[Event]: ...
+    def identify_id(self, token_id: str) -> Identity | None: ...
+    def take_batch(self, learner: str, batch: Batch) -> int: ...
+    def events(self, learner: str, kinds: Iterable[str] | None = None) -> list[Event]: ...
+    def events_since(self, learner: str, kinds: Iterable[str], seq: int) -> tuple[list[Event], int]: ...
     def sandboxes(self) -> list[Sandbox]: ...
     def learners(self) -> list[str]: ...
     def place(self, learners: Sequence[str], order: Order) -> list[int]: ...
@@ -100,20 +98,27 @@ CREATE TABLE IF NOT EXISTS tokens (
     created REAL NOT NULL, revoked REAL
 );
 CREATE TABLE IF NOT EXISTS sandboxes (
-    learner TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0, state TEXT, seen REAL, received REAL, last_ts REAL
+    learner TEXT PRIMARY KEY, journal TEXT, cursor INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
+    state TEXT, seen REAL, last_ts REAL
 );
 CREATE TABLE IF NOT EXISTS events (
-    learner TEXT NOT NULL, id INTEGER NOT NULL, ts REAL NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
-    payload TEXT NOT NULL, event_learner TEXT, run_id TEXT, began REAL, received REAL NOT NULL,
-    PRIMARY KEY (learner, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_kind ON events (learner, kind, id);
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, learner TEXT NOT NULL, journal TEXT NOT NULL, id INTEGER NOT NULL,
+    ts REAL NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, event_learner TEXT,
+    run_id TEXT, began REAL, received REAL NOT NULL, UNIQUE (learner, journal, id)
+);
+CREATE INDEX IF NOT EXISTS events_learner ON events (learner, kind, seq);
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY AUTOINCREMENT, learner TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL,
     state TEXT NOT NULL, message TEXT, updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_learner ON orders (learner, id);
 """
+_EVENT = "id, ts, source, kind, payload, event_learner, run_id, began"
+OPEN_ORDERS = ("pending", "taken")  # the states an agent is still sent an order in
+
+
+def _event(r: Sequence[Any]) -> Event:
+    return Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
 
 
 class SqliteStore:
@@ -125,24 +130,22 @@ class SqliteStore:
         self._lock = threading.Lock()
         self.version = 0  # bumped by every change a page shows
 
-    def _changed(self) -> None:
-        self.version += 1
-
     def issue(self, role: Role, learner: str | None) -> tuple[str, str]:
         """A new token for `learner` (or an instructor): its id and the token, shown once."""
-        token, token_id = new_token(), secrets.token_hex(4)
+        token = new_token()
         with self._lock:
             self._conn.execute(
                 "INSERT INTO tokens (id, role, learner, digest, created) VALUES (?, ?, ?, ?, ?)",
-                (token_id, role, learner, digest(token), time.time()),
+                (token_id(token), role, learner, digest(token), time.time()),
             )
-        return token_id, token
+        return token_id(token), token
 
     def revoke(self, token_id: str) -> TokenRecord:
         with self._lock:
             self._conn.execute(
                 "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), token_id)
             )
+            self.version += 1  # the pages of that token close
         found = [t for t in self.tokens() if t.token_id == token_id]
         if not found:
             raise NotFound(f"no console token has id {token_id!r}; `lab console tokens` lists them")
@@ -157,72 +160,88 @@ class SqliteStore:
 
     def identify(self, token: str) -> Identity | None:
         """Whose `token` is; None for an unknown or revoked one."""
+        return self._who("digest", digest(token))
+
+    def identify_id(self, token_id: str) -> Identity | None:
+        """Whose token has this id; None for an unknown or revoked one."""
+        return self._who("id", token_id)
+
+    def _who(self, column: str, value: str) -> Identity | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, role, learner FROM tokens WHERE digest = ? AND revoked IS NULL", (digest(token),)
+                f"SELECT id, role, learner, digest FROM tokens WHERE {column} = ? AND revoked IS NULL", (value,)
             ).fetchone()
         return Identity(*row) if row else None
 
-    def take_batch(self, learner: str, after: int, events: Sequence[WireEvent], state: SandboxState | None) -> int:
-        """File `events` (those after event `after`, in order) under `learner` in one transaction; the new cursor.
-        CursorMismatch when the console holds another place than `after`."""
-        now = time.time()
+    def take_batch(self, learner: str, batch: Batch) -> int:
+        """File the batch's events under `learner` in one transaction, if they start right after the events of its
+        journal held (a journal seen for the first time starts at 0); the new cursor. CursorMismatch otherwise."""
+        now, events = time.time(), batch.events
         rows = [
-            (learner, e.id, e.ts, e.source, e.kind, json.dumps(e.payload, sort_keys=True), e.learner, e.run_id,
-             e.began, now)
+            (learner, batch.journal, e.id, e.ts, e.source, e.kind, json.dumps(e.payload, sort_keys=True), e.learner,
+             e.run_id, e.began, now)
             for e in events
         ]  # fmt: skip
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                row = self._conn.execute("SELECT cursor FROM sandboxes WHERE learner = ?", (learner,)).fetchone()
-                cursor = row[0] if row else 0
-                if after != cursor:
+                row = self._conn.execute(
+                    "SELECT journal, cursor, seq FROM sandboxes WHERE learner = ?", (learner,)
+                ).fetchone()
+                journal, cursor, seq = row if row else (None, 0, 0)
+                if journal != batch.journal:
+                    cursor = 0  # a new journal (the sandbox was made anew): from its start
+                if batch.after != cursor:
                     raise CursorMismatch(cursor)
-                self._conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                cursor = events[-1].id if events else cursor
+                if rows:
+                    self._conn.executemany(
+                        f"INSERT INTO events (learner, journal, {_EVENT}, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "?, ?)",
+                        rows,
+                    )
+                    seq = self._conn.execute("SELECT MAX(seq) FROM events WHERE learner = ?", (learner,)).fetchone()[0]
+                    cursor = events[-1].id
+                state = batch.state.model_dump_json() if batch.state else None
                 self._conn.execute(
-                    "INSERT INTO sandboxes (learner, cursor, state, seen, received, last_ts) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (learner) DO UPDATE SET cursor = excluded.cursor, seen = excluded.seen, "
+                    "INSERT INTO sandboxes (learner, journal, cursor, seq, state, seen, last_ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (learner) DO UPDATE SET journal = excluded.journal, "
+                    "cursor = excluded.cursor, seq = excluded.seq, seen = excluded.seen, "
                     "state = COALESCE(excluded.state, sandboxes.state), "
-                    "received = COALESCE(excluded.received, sandboxes.received), "
                     "last_ts = COALESCE(excluded.last_ts, sandboxes.last_ts)",
-                    (
-                        learner,
-                        cursor,
-                        state.model_dump_json() if state else None,
-                        now,
-                        now if events else None,
-                        events[-1].ts if events else None,
-                    ),
+                    (learner, batch.journal, cursor, seq, state, now, events[-1].ts if events else None),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._changed()
+            self.version += 1
         return cursor
 
-    def events(self, learner: str, kinds: Iterable[str] | None = None, after: int = 0) -> list[Event]:
-        """`learner`'s events after event `after`, of `kinds`, in journal order."""
-        sql = "SELECT id, ts, source, kind, payload, event_learner, run_id, began FROM events"
-        sql += " WHERE learner = ? AND id > ?"
-        args: list[Any] = [learner, after]
+    def events(self, learner: str, kinds: Iterable[str] | None = None) -> list[Event]:
+        """`learner`'s events (of `kinds`), in the order they arrived (each journal's in its own order)."""
+        return self._events(learner, kinds, 0)[0]
+
+    def events_since(self, learner: str, kinds: Iterable[str], seq: int) -> tuple[list[Event], int]:
+        """`learner`'s events of `kinds` that arrived after `seq`, and the last seq read."""
+        return self._events(learner, kinds, seq)
+
+    def _events(self, learner: str, kinds: Iterable[str] | None, seq: int) -> tuple[list[Event], int]:
+        sql, args = f"SELECT {_EVENT}, seq FROM events WHERE learner = ? AND seq > ?", [learner, seq]
         if kinds is not None:
             names = list(kinds)
             sql += f" AND kind IN ({','.join('?' * len(names))})"
             args += names
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+            rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
+        return [_event(r) for r in rows], rows[-1][8] if rows else seq
 
     def sandboxes(self) -> list[Sandbox]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT learner, cursor, state, seen, received, last_ts FROM sandboxes ORDER BY learner"
+                "SELECT learner, journal, cursor, seq, state, seen, last_ts FROM sandboxes ORDER BY learner"
             ).fetchall()
         return [
-            Sandbox(r[0], r[1], SandboxState.model_validate_json(r[2]) if r[2] else None, r[3], r[4], r[5])
+            Sandbox(r[0], r[1], r[2], r[3], SandboxState.model_validate_json(r[4]) if r[4] else None, r[5], r[6])
             for r in rows
         ]
 
@@ -248,21 +267,24 @@ class SqliteStore:
                 )
                 for learner in learners
             ]
-            self._changed()
+            self.version += 1
         return ids
 
     def orders_for(self, learner: str, after: int) -> list[Order]:
-        """`learner`'s orders after order `after`; the pending ones among them are now taken."""
+        """`learner`'s orders after order `after` not yet answered (an answered one is never sent again); the
+        pending ones among them are now taken."""
+        marks = ",".join("?" * len(OPEN_ORDERS))
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, body FROM orders WHERE learner = ? AND id > ? ORDER BY id", (learner, after)
+                f"SELECT id, body FROM orders WHERE learner = ? AND id > ? AND state IN ({marks}) ORDER BY id",
+                (learner, after, *OPEN_ORDERS),
             ).fetchall()
             if rows:
                 self._conn.execute(
                     "UPDATE orders SET state = 'taken', updated = ? WHERE learner = ? AND id > ? AND state = 'pending'",
                     (time.time(), learner, after),
                 )
-                self._changed()
+                self.version += 1
         return [Order.model_validate({**json.loads(body), "id": order_id}) for order_id, body in rows]
 
     def answer(self, learner: str, order_id: int, result: OrderResult) -> None:
@@ -273,7 +295,7 @@ class SqliteStore:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no order {order_id} for {learner}")
-            self._changed()
+            self.version += 1
 
     def orders(self, limit: int = 200) -> list[OrderRecord]:
         with self._lock:

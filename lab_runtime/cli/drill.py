@@ -158,6 +158,7 @@ def run(
 ) -> None:
     """Run a drill on the running sandbox: gate, inject, probe, detect remediation, revert. With --team, every
     member's declarations and moves count for the run, graded as the team's and per member."""
+    from drills.control import busy
     from drills.control import detach as in_the_background
     from drills.engine import RunOptions
     from drills.schedule import draw_delay, eligible, pick
@@ -178,7 +179,7 @@ def run(
         span = (seconds_option(between[0], "--between"), seconds_option(between[1], "--between"))
     delay = draw_delay(chosen_seed, drill.id, seconds_option(after, "--after") if after else None, span)
     gate = seconds_option(gate_timeout, "--gate-timeout")
-    if detach and (refusal := drill.runtime_refusal(current.runtime)):
+    if detach and (refusal := drill.runtime_refusal(current.runtime) or busy(current)):
         raise LabError(refusal)  # said now, not in a background runner's log
     backend(current).require("model-service")
     if detach:
@@ -261,7 +262,7 @@ def gameday(
     detach: bool = typer.Option(False, help="run in the background; `lab drill status` follows each run"),
 ) -> None:
     """Several drills in sequence, each after a seeded random delay."""
-    from drills.control import in_background
+    from drills.control import busy, in_background
     from drills.engine import RunOptions
     from drills.schedule import gameday as plan_gameday
     from drills.sequence import run_in_sequence
@@ -277,6 +278,8 @@ def gameday(
     plan = plan_gameday(chosen_seed, ids, span)  # a reversed range is refused here, before anything runs
     if refusals := [r for d in chosen if (r := d.runtime_refusal(current.runtime))]:
         raise LabError("; ".join(refusals))
+    if detach and (refusal := busy(current)):
+        raise LabError(refusal)
     backend(current).require("model-service")
     if detach:
         args = ["drill", "gameday", "--drills", ",".join(ids), "--between", *between, "--seed", str(chosen_seed)]

@@ -6,12 +6,11 @@ import logging
 import signal
 import subprocess
 import threading
-from typing import Any
 
 from lab_runtime.backends import get_backend
 from lab_runtime.backends.services import SERVICES
 from lab_runtime.console.agent import Agent
-from lab_runtime.console.wire import SandboxState
+from lab_runtime.console.wire import DrillChoice, SandboxState
 from lab_runtime.errors import ConfigError
 from lab_runtime.labs.scripting import LAB
 from lab_runtime.settings import load_settings
@@ -24,13 +23,13 @@ if not (settings.console_url and settings.console_token):
 settings.ensure_dirs()
 
 
-def drills() -> list[dict[str, Any]]:
+def drills() -> list[DrillChoice]:
     """The drills this sandbox's catalog has (`lab drill list --json`), for the console's order form."""
-    done = subprocess.run([*LAB, "drill", "list", "--json"], capture_output=True, text=True, timeout=60)
     try:
-        return [{k: d.get(k) for k in ("id", "title", "kind", "runtimes")} for d in json.loads(done.stdout)]
-    except (ValueError, AttributeError):
-        logging.warning("`lab drill list --json` failed: %s", done.stderr.strip()[-300:])
+        done = subprocess.run([*LAB, "drill", "list", "--json"], capture_output=True, text=True, timeout=120)
+        return [DrillChoice.model_validate(d) for d in json.loads(done.stdout)]
+    except (OSError, subprocess.TimeoutExpired, ValueError, TypeError) as exc:  # ValidationError is a ValueError
+        logging.warning("`lab drill list --json` failed (%r): the console offers no drill for this sandbox", exc)
         return []
 
 

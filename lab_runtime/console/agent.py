@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from lab_runtime.console.wire import (
     BATCH,
     EVENTS_PATH,
+    MAX_ID,
     ORDER_WAIT,
     ORDERS_PATH,
     Batch,
@@ -46,6 +48,7 @@ STATE_EVERY = 5.0  # seconds between reports of the sandbox's state
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each retry of a console that did not answer
 REFUSED_WAIT = 30.0  # seconds before trying a token the console refused again
 ORDER_TIMEOUT = 120.0  # seconds an order's `lab` command may take to start its runner
+STATUS_HINT = "`lab drill status` in the sandbox says whether a drill started"
 
 
 class Cursor:
@@ -92,10 +95,11 @@ class Link:
         self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, trust_env=False)
 
     def post(self, path: str, body: bytes) -> httpx.Response:
-        return self.client.post(path, content=body, headers=headers(self.token, "POST", path, body))
+        return self.client.post(path, content=body, headers=headers(self.token, "POST", path, body, time.time()))
 
     def get(self, path: str, params: dict[str, Any], timeout: float) -> httpx.Response:
-        return self.client.get(path, params=params, headers=headers(self.token, "GET", path, b""), timeout=timeout)
+        target = f"{path}?{urlencode(params)}"
+        return self.client.get(target, headers=headers(self.token, "GET", target, b"", time.time()), timeout=timeout)
 
 
 def problem(response: httpx.Response) -> str:
@@ -128,9 +132,10 @@ class Agent:
         orders = threading.Thread(target=self.follow_orders, name="orders", daemon=True)  # a poll held open is cut
         shipper.start()
         orders.start()
-        while not self.stop.is_set() and shipper.is_alive():
+        while not self.stop.is_set() and shipper.is_alive() and orders.is_alive():
             self.heartbeat.touch()
             self.stop.wait(1.0)
+        self.stop.set()
         shipper.join(timeout=15.0)
 
     def _wait(self, seconds: float) -> None:
@@ -139,6 +144,7 @@ class Agent:
     def ship(self) -> None:
         """Send the journal after the cursor, a batch at a time, with the sandbox's state every few seconds."""
         journal = Journal(self.settings.journal_path, source="console-agent")
+        identity = journal.identity()
         failures, state_at = 0, 0.0
         try:
             while not self.stop.is_set():
@@ -148,11 +154,15 @@ class Agent:
                 if not found and not due:
                     self._wait(POLL)
                     continue
-                state = self.state() if due else None
-                batch = Batch(after=self.cursor.events, events=[WireEvent.of(e) for e in found], state=state)
-                wait = self._send(batch)
+                try:
+                    state = self.state() if due else None
+                except Exception as exc:  # a state that cannot be read is not sent; the events are
+                    log.warning("cannot read the sandbox's state: %r", exc)
+                    state = None
+                events = [WireEvent.of(e) for e in found]
+                wait = self._send(Batch(journal=identity, after=self.cursor.events, events=events, state=state))
                 if wait is None:
-                    failures, state_at = 0, state_at if state is None else now
+                    failures, state_at = 0, now if due else state_at
                     continue
                 failures += 1
                 self._wait(wait if wait > 0 else BACKOFF[min(failures, len(BACKOFF)) - 1])
@@ -168,8 +178,13 @@ class Agent:
             self.say("down", f"the console at {self.settings.console_url} does not answer ({exc!r}); retrying")
             return 0.0
         if response.status_code in (200, 409):  # 409: it holds other events than the batch assumed
+            try:
+                cursor = int(response.json()["cursor"])
+            except (ValueError, KeyError, TypeError):
+                self.say("garbled", f"the console's answer is not one an agent reads: {response.text[:200]!r}")
+                return 0.0
             self.say(None)
-            self.cursor.save(events=int(response.json()["cursor"]))
+            self.cursor.save(events=cursor)
             return None
         self.say(str(response.status_code), problem(response))
         return REFUSED_WAIT if response.status_code in (401, 403) else 0.0
@@ -191,26 +206,37 @@ class Agent:
                 self._wait(REFUSED_WAIT if response.status_code in (401, 403) else 5.0)
                 continue
             failures = 0
-            for raw in response.json().get("orders", []):
+            try:
+                orders = response.json()["orders"]
+            except (ValueError, KeyError, TypeError):
+                self._wait(5.0)
+                continue
+            for raw in orders if isinstance(orders, list) else []:
                 self._carry_out(raw)
 
     def _carry_out(self, raw: dict[str, Any]) -> None:
         try:
             order = Order.model_validate(raw)
         except ValidationError as exc:
-            order_id = int(raw.get("id", 0)) if isinstance(raw, dict) else 0
-            result = OrderResult(
-                state="refused", message=f"this sandbox cannot read the order: {exc.errors()[0]['msg']}"
-            )
-        else:
-            order_id = order.id
-            if order_id <= self.cursor.order:
-                return  # taken before a restart
-            self.cursor.save(order=order_id)  # taken: it never runs twice, even if the agent dies now
-            result = run_order(order)
-            log.info("order %d (%s): %s: %s", order_id, order.action, result.state, result.message)
-        if order_id:
-            self.cursor.save(unreported={**self.cursor.unreported, str(order_id): result.model_dump()})
+            given = raw.get("id") if isinstance(raw, dict) else None
+            order_id = given if isinstance(given, int) and 0 < given <= MAX_ID else 0
+            if order_id > self.cursor.order:  # refused once, and never read again
+                said = f"this sandbox cannot read the order: {exc.errors()[0]['msg']}"
+                self._answer(order_id, OrderResult(state="refused", message=said), order=order_id)
+            return
+        if order.id <= self.cursor.order:
+            return  # taken before a restart
+        # Taken before it runs, so it never runs twice; its answer, should the agent stop before it has one, says so.
+        stopped = OrderResult(state="refused", message=f"the agent stopped while starting it; {STATUS_HINT}")
+        self._answer(order.id, stopped, deliver=False, order=order.id)
+        result = run_order(order)
+        log.info("order %d (%s): %s: %s", order.id, order.action, result.state, result.message)
+        self._answer(order.id, result)
+
+    def _answer(self, order_id: int, result: OrderResult, deliver: bool = True, **cursor: int) -> None:
+        """Keep `result` as order `order_id`'s answer until the console has it (and move the cursor with it)."""
+        self.cursor.save(unreported={**self.cursor.unreported, str(order_id): result.model_dump()}, **cursor)
+        if deliver:
             self._report()
 
     def _report(self) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from grader.console.store import SqliteStore
-from lab_runtime.console.wire import EVENTS_PATH, SIGNATURE_HEADER, headers
+from grader.console.store import OrderRecord, SqliteStore
+from lab_runtime.console.wire import EVENTS_PATH, SIGNATURE_HEADER, TIME_HEADER, Order, headers
 from lab_runtime.events import LAB_EVENT
 from lab_runtime.journal import Journal
+from tests.cli import lab, ok, one_line_error
 from tests.conftest import free_port
 from tests.grader.console.running import agent, agent_env, console
 from tests.sandbox import wait_for
@@ -38,13 +39,14 @@ def test_kill_9_of_the_agent_then_of_the_console_mid_stream_loses_and_repeats_no
     port = free_port()
     env = agent_env(tmp_path / "sandbox", f"http://127.0.0.1:{port}", token, "ada")
     journal = Journal(tmp_path / "sandbox" / "journal.db", source="test", learner="ada")
-    done = threading.Event()
+    stop = threading.Event()
 
-    def write() -> None:  # a busy sandbox: 3,000 events over about 6 s
-        for i in range(3000):
+    def write() -> None:  # a busy sandbox: about 400 events a second, until the test has done its worst
+        i = 0
+        while not stop.is_set():
             journal.append(LAB_EVENT, {"lab": "lab-01", "event": i, "aliases_before": {"x" * (i % 50): str(i)}})
+            i += 1
             time.sleep(0.002)
-        done.set()
 
     writer = threading.Thread(target=write)
     writer.start()
@@ -57,20 +59,22 @@ def test_kill_9_of_the_agent_then_of_the_console_mid_stream_loses_and_repeats_no
             with agent(env) as again:
                 wait_for(lambda: cursor(store_path, "ada") > held + 300, 60, "events after the agent's restart")
                 first.kill9()
-                time.sleep(0.5)  # the agent ships into a console that is gone
+                wait_for(lambda: "does not answer" in again.said(), 30, "the agent finding the console gone")
                 with console(store_path, port):
-                    assert done.wait(60)
+                    wait_for(lambda: "answers again" in again.said(), 60, "the agent finding the console back")
+                    stop.set()
+                    writer.join()
                     last = journal.events()[-1].id
                     wait_for(lambda: cursor(store_path, "ada") == last, 60, "every event at the console")
                     log = again.said()
     finally:
+        stop.set()
         writer.join()
     shipped = SqliteStore(store_path).events("ada")
     written = journal.events()
-    assert len(shipped) == len(written) == 3000
+    assert len(written) > held + 600
     assert shipped == written  # once each, in order, every field as written
     assert log.count("does not answer") == 1, log  # the outage is one line, then one when it answers again
-    assert "the console answers again" in log
 
 
 def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
@@ -89,24 +93,48 @@ def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
         refused = get("/api/cohort", ada)
         assert refused.status_code == 403 and "needs an instructor token" in refused.json()["detail"]
         assert [r["learner"] for r in get("/api/cohort", teacher).json()["learners"]] == ["ada", "bob"]
+        status = json.loads(ok(lab("console", "status", "--json", "--url", c.url, "--token", teacher)))
+        assert [r["learner"] for r in status["learners"]] == ["ada", "bob"]
+        one_line_error(lab("console", "status", "--url", c.url, "--token", ada), "the console refused: 403")
         assert get("/api/me", ada).json()["learner"] == "ada"
         assert get("/export/xapi.json", ada).status_code == 403
-        assert get("/api/agent/orders", teacher).status_code == 403  # an instructor's token ships no sandbox
+        polled = client.get("/api/agent/orders", headers=headers(teacher, "GET", "/api/agent/orders", b"", time.time()))
+        assert polled.status_code == 403  # an instructor's token ships no sandbox
+
+        def post(token: str, target: str, body: bytes, **changed: str) -> httpx.Response:
+            return client.post(
+                target, content=body, headers={**headers(token, "POST", target, body, time.time()), **changed}
+            )
 
         one = {"id": 1, "ts": 1.0, "source": "cli", "kind": "k", "payload": {}, "learner": "ada"}
-        body = json.dumps({"after": 0, "events": [one]}).encode()
-        as_bob = client.post(EVENTS_PATH, content=body, headers=headers(bob, "POST", EVENTS_PATH, body))
+        body = json.dumps({"journal": "c" * 32, "after": 0, "events": [one]}).encode()
+        as_bob = post(bob, EVENTS_PATH, body)
         assert as_bob.status_code == 403 and "this token is bob's" in as_bob.json()["detail"]
-        forged = {**headers(ada, "POST", EVENTS_PATH, body), SIGNATURE_HEADER: "0" * 64}
-        unsigned = client.post(EVENTS_PATH, content=body, headers=forged)
-        assert unsigned.status_code == 401 and "does not sign this request" in unsigned.json()["detail"]
-        garbled = b'{"after": 0, "events": "many"}'
-        bad = client.post(EVENTS_PATH, content=garbled, headers=headers(ada, "POST", EVENTS_PATH, garbled))
+        forged = post(ada, EVENTS_PATH, body, **{SIGNATURE_HEADER: "0" * 64})
+        assert forged.status_code == 401 and "does not sign this request" in forged.json()["detail"]
+        stale = post(ada, EVENTS_PATH, body, **{TIME_HEADER: f"{time.time() - 3600:.3f}"})
+        assert stale.status_code == 401 and "off the console's clock" in stale.json()["detail"]
+        garbled = b'{"journal": "' + b"c" * 32 + b'", "after": 0, "events": "many"}'
+        bad = post(ada, EVENTS_PATH, garbled)
         assert bad.status_code == 422 and bad.json()["detail"].startswith("events:")
-        assert client.post(EVENTS_PATH, content=body, headers=headers(ada, "POST", EVENTS_PATH, body)).json() == {
-            "cursor": 1
-        }
+        assert post(ada, EVENTS_PATH, body).json() == {"cursor": 1}
         assert cursor(store_path, "bob") == 0
+        huge = post(ada, EVENTS_PATH, b"x" * (5 * 2**20))
+        assert huge.status_code == 413 and "at most" in huge.json()["detail"]
+        far = "/api/agent/orders?after=100000000000000000000"
+        signed_far = client.get(far, headers=headers(ada, "GET", far, b"", time.time()))
+        assert signed_far.status_code == 422 and "after" in signed_far.json()["detail"]
+        teacher_auth = {"Authorization": f"Bearer {teacher}"}
+        odd = client.post("/api/orders", content=b'{"learners": 5, "order": {"action": "abort"}}', headers=teacher_auth)
+        assert odd.status_code == 422 and "learners" in odd.json()["detail"]
+        cookie_only = client.get("/api/cohort", cookies={"lab_console": teacher})
+        assert cookie_only.status_code == 401  # the API takes bearer tokens only: no other site's page calls it
+        elsewhere = client.post(
+            "/orders", content=b"learner=ada&action=abort", cookies={"lab_console": teacher},
+            headers={"Origin": "http://127.0.0.1:5000", "Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert elsewhere.status_code == 403 and "cannot act on this console" in elsewhere.json()["detail"]
+        assert issued.orders() == []
 
         issued.revoke(bob_id)
         assert get("/api/me", bob).status_code == 401
@@ -136,3 +164,33 @@ def test_an_agent_whose_token_is_revoked_says_so_once_and_the_sandbox_journal_go
     assert len(lines) == 1, a.said()
     assert "(401): the token is unknown or revoked" in lines[0]
     assert cursor(store_path, "ada") == 1
+
+
+def test_orders_are_answered_with_the_sandboxes_reason_and_none_runs_twice_across_an_agent_restart(
+    tmp_path: Path,
+) -> None:
+    store_path = tmp_path / "console" / "console.db"
+    issued = SqliteStore(store_path)
+    _, token = issued.issue("learner", "ada")
+    with console(store_path) as c:
+        env = agent_env(tmp_path / "sandbox", c.url, token, "ada")
+
+        def answered(order_id: int) -> OrderRecord:
+            wait_for(lambda: next(o for o in issued.orders() if o.order.id == order_id).state != "pending", 60, "taken")
+            wait_for(
+                lambda: next(o for o in issued.orders() if o.order.id == order_id).message is not None, 90, "answer"
+            )
+            return next(o for o in issued.orders() if o.order.id == order_id)
+
+        with agent(env) as first:
+            (starved,) = issued.place(["ada"], Order(action="drill", drill="incident-service-starved", seed=1))
+            refused = answered(starved)
+            first.kill9()
+        assert refused.state == "refused" and "needs the compose runtime" in (refused.message or "")
+        with agent(env) as again:
+            (abort,) = issued.place(["ada"], Order(action="abort"))
+            nothing = answered(abort)
+            log = again.said()
+    assert nothing.state == "refused" and "no drill" in (nothing.message or ""), nothing
+    assert log.count(f"order {starved} (drill)") == 1, log  # taken before the kill: not run again after it
+    assert log.count(f"order {abort} (abort)") == 1, log

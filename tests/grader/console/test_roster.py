@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from grader.console.roster import health, row
 from lab_runtime.events import ALERT_FIRING, ALERT_RESOLVED, LAB_CHECK, LAB_STARTED
 from tests.grader.test_grading import T0, Journal, solved
@@ -61,3 +63,19 @@ def test_a_learner_sees_no_blind_run_under_way_and_no_order() -> None:
     assert (mine.active, mine.runs, mine.order) == (None, (), None)
     finished = row("ada", solved().events, {}, "local", None, 0, None, T0 + 100)
     assert for_learner(finished).runs == finished.runs
+
+
+def test_events_a_row_cannot_read_make_that_learner_unreadable_not_the_page() -> None:
+    from grader.console.roster import unreadable
+
+    j = Journal()
+    j.add(1, ALERT_FIRING, learner=None)  # no rule: not what the monitor writes
+    with pytest.raises(KeyError):
+        row("ada", j.events, {}, "local", None, 0, None, T0)
+    shown = unreadable("ada", KeyError("rule"), health(None, None, T0), 7)
+    assert (shown.learner, shown.cursor, shown.runs, shown.problem) == (
+        "ada",
+        7,
+        (),
+        "its events cannot be read (KeyError('rule'))",
+    )
