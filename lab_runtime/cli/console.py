@@ -70,6 +70,10 @@ def serve(
 
     from grader.console.app import create_app
 
+    from lab_runtime.backends.services import port_free
+
+    if not port_free(port):
+        raise ConsoleError(f"port {port} is taken (another console?); choose another with --port")
     current = settings()
     store = _store(current, store_path)
     app_ = create_app(store, _key(current, store.path), _skills())

@@ -96,6 +96,8 @@ def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
         status = json.loads(ok(lab("console", "status", "--json", "--url", c.url, "--token", teacher)))
         assert [r["learner"] for r in status["learners"]] == ["ada", "bob"]
         one_line_error(lab("console", "status", "--url", c.url, "--token", ada), "the console refused: 403")
+        port = c.url.rsplit(":", 1)[1]
+        one_line_error(lab("console", "serve", "--port", port, "--store", str(store_path)), f"port {port} is taken")
         assert get("/api/me", ada).json()["learner"] == "ada"
         assert get("/export/xapi.json", ada).status_code == 403
         polled = client.get("/api/agent/orders", headers=headers(teacher, "GET", "/api/agent/orders", b"", time.time()))
