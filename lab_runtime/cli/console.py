@@ -69,7 +69,6 @@ def serve(
     import uvicorn
 
     from grader.console.app import create_app
-
     from lab_runtime.backends.services import port_free
 
     if not port_free(port):
