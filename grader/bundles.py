@@ -19,17 +19,24 @@ def instructor_key(settings: Settings, key_file: Path | None) -> bytes:
     """The signing key: `key_file`, else LAB_INSTRUCTOR_KEY, else LAB_INSTRUCTOR_KEY_FILE."""
     path = key_file or settings.instructor_key_file
     if key_file is None and settings.instructor_key:
-        text = settings.instructor_key
-    elif path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the instructor key file {path}: {exc.strerror}") from None
-    else:
+        return checked_key(settings.instructor_key)
+    if path is None:
         raise ConfigError(
             "no instructor key: set LAB_INSTRUCTOR_KEY_FILE to the key's file (or LAB_INSTRUCTOR_KEY to the key), "
             "or pass --key-file FILE (an instructor makes one with `lab results keygen --out FILE`)"
         )
+    return read_key(Path(path))
+
+
+def read_key(path: Path) -> bytes:
+    """The key in the file `path` (one line)."""
+    try:
+        return checked_key(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the instructor key file {path}: {exc.strerror}") from None
+
+
+def checked_key(text: str) -> bytes:
     key = text.strip().encode()
     if len(key) < MIN_KEY:
         raise ConfigError(

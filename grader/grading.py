@@ -231,10 +231,11 @@ def _grade(index: _Index, run_id: str) -> RunGrade:
     injected = [e for e in run if e.kind == FAULT_INJECTED]
     ended = next((e for e in run if e.kind == DRILL_ENDED), None)
     runner_outcome = ended.payload.get("outcome", "ended") if ended else "running"
-    if not injected:
+    if not injected:  # in its gate or its delay, or it ended before injecting
         return RunGrade(
-            run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected", time_limit=limit
-        )
+            run_id, drill, learner, truth, None, None, None, 0, None, None, "not injected", time_limit=limit,
+            blind=bool(started.payload.get("blind")), finished=ended is not None,
+        )  # fmt: skip
     t0 = injected[0].ts
     # A move counts when its command started once the fault was in place (one begun before it is about the state
     # before) and before the run ended.

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lab_runtime.errors import ConfigError
@@ -112,6 +112,23 @@ class Settings(BaseSettings):
         if refusal := learner_refusal(name, "LAB_LEARNER"):
             raise ValueError(refusal)
         return name
+
+    @field_validator("console_url")
+    @classmethod
+    def _a_web_address(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"LAB_CONSOLE_URL {url!r} is not a web address: http://HOST:PORT (or https://)")
+        return url or None
+
+    @model_validator(mode="after")
+    def _console_whole(self) -> Settings:
+        if bool(self.console_url) != bool(self.console_token):
+            have, lack = ("URL", "TOKEN") if self.console_url else ("TOKEN", "URL")
+            raise ValueError(
+                f"LAB_CONSOLE_{have} is set but LAB_CONSOLE_{lack} is not: set both to join the instructor console "
+                "(the token comes from `lab console token NAME`), or neither"
+            )
+        return self
 
     def scaled(self, seconds: float) -> float:
         """A duration on the sandbox's clock (a setting, a rule's `for`, a drill's hold), times its time scale."""
@@ -252,7 +269,7 @@ def settings_problem(exc: ValidationError) -> str:
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         variable = f"LAB_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
-        problems.append(message if message.startswith(variable) else f"{variable}: {message}")
+        problems.append(message if message.startswith((variable, "LAB_")) else f"{variable}: {message}")
     return "; ".join(problems)
 
 

@@ -3,6 +3,7 @@ cohort as it sees it."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,30 +18,35 @@ if TYPE_CHECKING:
     from grader.console.app import Skills
     from grader.console.store import SqliteStore
     from lab_runtime.journal import Event
-    from lab_runtime.settings import Settings
 
 console_app = typer.Typer(help="The instructor console: a class's sandboxes live in one page.", no_args_is_help=True)
 app.add_typer(console_app, name="console")
-STORE = typer.Option(None, "--store", help="the console's database (default: <state dir>/console/console.db)")
+STORE = typer.Option(
+    None,
+    "--store",
+    help="the console's database (default: <state dir>/console/console.db; given, no sandbox is needed)",
+)
 
 
-def _store(current: Settings, path: Path | None) -> SqliteStore:
+def _store(path: Path | None) -> SqliteStore:
     from grader.console.store import SqliteStore
 
-    return SqliteStore(path or current.root / "console" / "console.db")
+    return SqliteStore(path or settings().root / "console" / "console.db")
 
 
-def _key(current: Settings, store_path: Path) -> bytes:
-    """The key the console signs exported bundles with: the instructor key when one is set, else its own."""
-    from grader.bundles import instructor_key
+def _key(store_path: Path, key_file: Path | None) -> bytes:
+    """The key the console signs exported bundles with: `key_file` (the instructor key), else its own, made once
+    beside its store."""
+    from grader.bundles import read_key
 
-    if current.instructor_key or current.instructor_key_file:
-        return instructor_key(current, None)
+    if key_file is not None:
+        return read_key(key_file)
     own = store_path.parent / "console.key"
     if not own.exists():
-        own.write_text(secrets.token_hex(32) + "\n")
-        own.chmod(0o600)
-    return own.read_text().strip().encode()
+        fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    return read_key(own)
 
 
 def _skills() -> Skills:
@@ -64,6 +70,9 @@ def serve(
     port: int = typer.Option(8800, help="the port to listen on"),
     host: str = typer.Option("127.0.0.1", help="the address to listen on (0.0.0.0: every interface, for a class)"),
     store_path: Path = STORE,
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="the instructor key exported bundles are signed with (default: the console's own)"
+    ),
 ) -> None:
     """Serve the console: the cohort live, drills and game days for chosen learners, exports."""
     import uvicorn
@@ -73,9 +82,8 @@ def serve(
 
     if not port_free(port):
         raise ConsoleError(f"port {port} is taken (another console?); choose another with --port")
-    current = settings()
-    store = _store(current, store_path)
-    app_ = create_app(store, _key(current, store.path), _skills())
+    store = _store(store_path)
+    app_ = create_app(store, _key(store.path, key_file), _skills())
     plain(f"console on http://{host}:{port} (store {store.path}); sign in with `lab console token --instructor`")
     uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
@@ -94,7 +102,7 @@ def token(
         raise LabError("name the learner (`lab console token ada`) or pass --instructor, not both")
     if learner is not None and (refusal := learner_refusal(learner, "LEARNER")):
         raise LabError(refusal)
-    store = _store(settings(), store_path)
+    store = _store(store_path)
     token_id, made = store.issue("instructor" if instructor else "learner", learner)
     plain(f"token {token_id} for {learner or 'an instructor'} (shown once; `lab console revoke {token_id}` ends it):")
     print(made)
@@ -106,7 +114,7 @@ def tokens(store_path: Path = STORE, as_json: bool = JSON) -> None:
     """The tokens issued: id, role, learner, revoked or not (never the tokens themselves)."""
     from dataclasses import asdict
 
-    found = _store(settings(), store_path).tokens()
+    found = _store(store_path).tokens()
     if as_json:
         print_json([asdict(t) for t in found])
         return
@@ -122,7 +130,7 @@ def revoke(
     token_id: str = typer.Argument(..., help="the token's id (`lab console tokens`)"), store_path: Path = STORE
 ) -> None:
     """Revoke a token: its sandbox's agent and its pages are refused from now on (401)."""
-    record = _store(settings(), store_path).revoke(token_id)
+    record = _store(store_path).revoke(token_id)
     plain(f"token {record.token_id} ({record.learner or 'instructor'}) revoked")
 
 
@@ -136,8 +144,9 @@ def status(
     """The cohort as the console shows it: each learner's sandbox, lab, drill under way and last order."""
     import httpx
 
-    current = settings()
-    base, given = url or current.console_url, token_ or current.console_token
+    current = None if url and token_ else settings()  # both given: no sandbox is needed
+    base = url or (current.console_url if current else None)
+    given = token_ or (current.console_token if current else None)
     if not base or not given:
         raise LabError("name the console and an instructor token: --url and --token (or LAB_CONSOLE_URL/_TOKEN)")
     try:

@@ -481,3 +481,14 @@ def test_without_a_mitigation_the_blast_radius_is_every_violation_until_the_reve
 def test_a_drill_without_a_record_of_its_violations_has_no_blast_radius() -> None:
     (g,) = grade(solved().events)
     assert (g.decision, g.verdict, g.blast_radius) == (None, None, None)
+
+
+def test_a_run_before_its_injection_is_under_way_and_keeps_its_blindness() -> None:
+    j = Journal()
+    j.add(0, DRILL_STARTED, "ada", "r1", drill="drift-x", diagnosis="data-drift", time_limit=600.0, hold=30.0,
+          blind=True)  # fmt: skip
+    (waiting,) = grade(j.events)
+    assert (waiting.outcome, waiting.finished, waiting.blind) == ("not injected", False, True)
+    j.end(30, "refused")
+    (refused,) = grade(j.events)
+    assert (refused.outcome, refused.finished, refused.blind) == ("not injected", True, True)

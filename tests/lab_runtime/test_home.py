@@ -158,3 +158,22 @@ def test_a_bad_setting_or_a_dotenv_that_is_not_utf8_is_one_line(tmp_path: Path) 
     dotenv = _lab(["check"], cwd=project)
     assert (dotenv.returncode, dotenv.stdout) == (1, "")
     assert dotenv.stderr == f"error: {project.resolve()}/.env is not UTF-8 text (byte 13): save it as UTF-8\n"
+
+
+def test_a_console_set_by_halves_or_not_as_a_web_address_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAB_HOME", str(_project(tmp_path / "course")))
+    monkeypatch.setenv("LAB_CONSOLE_URL", "http://127.0.0.1:8800")
+    with pytest.raises(ConfigError) as half:
+        load_settings()
+    assert str(half.value).startswith(
+        "LAB_CONSOLE_URL is set but LAB_CONSOLE_TOKEN is not: set both to join the instructor console (the token "
+        "comes from `lab console token NAME`), or neither (set in the environment or in "
+    )
+    monkeypatch.setenv("LAB_CONSOLE_URL", "127.0.0.1:8800")
+    monkeypatch.setenv("LAB_CONSOLE_TOKEN", "labc_x")
+    with pytest.raises(ConfigError, match=r"LAB_CONSOLE_URL '127.0.0.1:8800' is not a web address: http://HOST:PORT"):
+        load_settings()
+    monkeypatch.setenv("LAB_CONSOLE_URL", "https://console.example:8800")
+    assert load_settings().console_token == "labc_x"

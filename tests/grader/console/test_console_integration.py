@@ -4,6 +4,8 @@ either side, who may read and write what, and an agent that cannot reach its con
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from grader.console.store import OrderRecord, SqliteStore
 from lab_runtime.console.wire import EVENTS_PATH, SIGNATURE_HEADER, TIME_HEADER, Order, headers
 from lab_runtime.events import LAB_EVENT
 from lab_runtime.journal import Journal
-from tests.cli import lab, ok, one_line_error
+from tests.cli import LAB, lab, ok, one_line_error
 from tests.conftest import free_port
 from tests.grader.console.running import agent, agent_env, console
 from tests.sandbox import wait_for
@@ -140,6 +142,13 @@ def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
 
         issued.revoke(bob_id)
         assert get("/api/me", bob).status_code == 401
+        outside = subprocess.run(  # an instructor's machine with no sandbox: the store is all the console needs
+            [*LAB, "console", "token", "cy", "--store", str(store_path)], cwd=tmp_path, capture_output=True, text=True,
+            env={k: v for k, v in os.environ.items() if k not in ("LAB_STATE_DIR", "LAB_HOME")}, timeout=60,
+        )  # fmt: skip
+        assert outside.returncode == 0, outside.stderr
+        cy = issued.identify(outside.stdout.strip().splitlines()[-1])
+        assert cy is not None and cy.learner == "cy"
         page = client.post(
             "/login", content=b"token=labc_nope", headers={"Content-Type": "application/x-www-form-urlencoded"}
         )
