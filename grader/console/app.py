@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -64,8 +64,8 @@ class Console:
         self.store = store
         self.key = key
         self.skills = skills
-        self._events: dict[str, tuple[int, list[Event]]] = {}
-        self._rows: dict[str, tuple[int, Row]] = {}
+        self._events: dict[str, list[Event]] = {}  # each learner's events a row shows, numbered by arrival
+        self._rows: dict[str, Row] = {}
         self._fragments: dict[tuple[int, int, str], str] = {}
         self._lock = threading.Lock()
 
@@ -84,23 +84,26 @@ class Console:
             sb = sandboxes.get(learner)
             state = sb.state if sb else None
             services, seen = (state.services if state else None), (sb.seen if sb else None)
-            now_health = health(services, seen, now)
+            upto, held = sb.seq if sb else 0, self._events.get(learner, [])
+            more = self.store.events_since(learner, ROW_KINDS, held[-1].id if held else 0, upto) if upto else []
             cached = self._rows.get(learner)
-            if cached is None or cached[0] != (sb.seq if sb else 0):
-                seq, held = self._events.get(learner, (0, []))
-                more, seq = self.store.events_since(learner, ROW_KINDS, seq)
-                held = held + more
-                self._events[learner] = (seq, held)
-                cursor = sb.cursor if sb else 0
+            if cached is None or more:  # rebuilt only when events it shows arrived (not probe results)
+                held = self._events[learner] = held + more
                 try:
-                    built = row(
-                        learner, held, services, state.runtime if state else None, seen, cursor,
-                        sb.last_ts if sb else None, now, self.skills,
-                    )  # fmt: skip
+                    built = row(learner, held, services, None, seen, 0, None, now, self.skills)
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    built = unreadable(learner, exc, now_health, cursor)
-                self._rows[learner] = cached = (seq, built)
-            found.append(replace(cached[1], health=now_health, order=latest.get(learner)))
+                    built = unreadable(learner, exc, health(services, seen, now), 0)
+                self._rows[learner] = cached = built
+            found.append(
+                replace(
+                    cached,
+                    health=health(services, seen, now),
+                    runtime=state.runtime if state else None,
+                    cursor=sb.cursor if sb else 0,
+                    last_event=sb.last_ts if sb else None,
+                    order=latest.get(learner),
+                )
+            )
         return found
 
     def fragment(self, who: Identity) -> str:
@@ -131,9 +134,8 @@ class Console:
         now, found, unread = time.time(), [], []
         for learner in self.store.learners():
             try:
-                found.append(
-                    Bundle.model_validate(sign(build_bundle(self.store.events(learner), learner, now), self.key))
-                )
+                events = self.store.events_since(learner, None, 0)  # numbered by arrival: journals in turn
+                found.append(Bundle.model_validate(sign(build_bundle(events, learner, now), self.key)))
             except (KeyError, TypeError, ValueError, AttributeError):
                 unread.append(learner)
         return found, unread
@@ -149,12 +151,12 @@ async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"a body of {int(declared):,} bytes; at most {limit:,}")
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise HTTPException(413, f"a body of more than {limit:,} bytes; at most {limit:,}")
-    return body
+    return bytes(body)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -207,9 +209,11 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
         return check(store.identify(token), role)
 
     def same_origin(request: Request) -> None:
-        """A form posted from this console's own page: a browser says where a POST comes from."""
+        """A form posted from this console's own page: a browser says where a POST comes from. Compared by host
+        and port, as the browser addressed the console (behind a proxy: the Host it passes on)."""
         origin = request.headers.get("origin")
-        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host")
+        if origin is not None and urlsplit(origin).netloc != host:
             raise HTTPException(403, f"a form from {origin} cannot act on this console")
 
     async def agent(request: Request, limit: int = MAX_BODY) -> tuple[Identity, bytes]:
@@ -234,16 +238,15 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
         who, body = await agent(request)
         assert who.learner is not None
         try:
-            batch = Batch.model_validate_json(body)
+            batch = await run_in_threadpool(Batch.model_validate_json, body)
         except ValidationError as exc:
             raise HTTPException(422, _first_error(exc)) from None
-        named = {e.learner for e in batch.events if e.learner is not None}
-        if batch.state is not None:
-            named.add(batch.state.learner)
-        if others := sorted(named - {who.learner}):
+        # Events are filed under the token's learner whatever they name (a team's run names its members); the
+        # sandbox itself must be that learner's.
+        if batch.state is not None and batch.state.learner != who.learner:
             raise HTTPException(
                 403,
-                f"this token is {who.learner}'s, the sandbox journals as {', '.join(others)}: start it with "
+                f"this token is {who.learner}'s, the sandbox journals as {batch.state.learner}: start it with "
                 f"LAB_LEARNER={who.learner}",
             )
         try:

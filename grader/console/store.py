@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -82,7 +83,9 @@ class Store(Protocol):
     def identify_id(self, token_id: str) -> Identity | None: ...
     def take_batch(self, learner: str, batch: Batch) -> int: ...
     def events(self, learner: str, kinds: Iterable[str] | None = None) -> list[Event]: ...
-    def events_since(self, learner: str, kinds: Iterable[str], seq: int) -> tuple[list[Event], int]: ...
+    def events_since(
+        self, learner: str, kinds: Iterable[str] | None, seq: int, upto: int | None = None
+    ) -> list[Event]: ...
     def sandboxes(self) -> list[Sandbox]: ...
     def learners(self) -> list[str]: ...
     def place(self, learners: Sequence[str], order: Order) -> list[int]: ...
@@ -189,8 +192,11 @@ class SqliteStore:
                     "SELECT journal, cursor, seq FROM sandboxes WHERE learner = ?", (learner,)
                 ).fetchone()
                 journal, cursor, seq = row if row else (None, 0, 0)
-                if journal != batch.journal:
-                    cursor = 0  # a new journal (the sandbox was made anew): from its start
+                if journal != batch.journal:  # a sandbox made anew (from its start), or one shipping again
+                    cursor = self._conn.execute(
+                        "SELECT COALESCE(MAX(id), 0) FROM events WHERE learner = ? AND journal = ?",
+                        (learner, batch.journal),
+                    ).fetchone()[0]
                 if batch.after != cursor:
                     raise CursorMismatch(cursor)
                 if rows:
@@ -211,6 +217,9 @@ class SqliteStore:
                     (learner, batch.journal, cursor, seq, state, now, events[-1].ts if events else None),
                 )
                 self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError:  # events it holds already: it tells the agent where it is
+                self._conn.execute("ROLLBACK")
+                raise CursorMismatch(cursor) from None
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -218,22 +227,26 @@ class SqliteStore:
         return cursor
 
     def events(self, learner: str, kinds: Iterable[str] | None = None) -> list[Event]:
-        """`learner`'s events (of `kinds`), in the order they arrived (each journal's in its own order)."""
-        return self._events(learner, kinds, 0)[0]
+        """`learner`'s events (of `kinds`) as their journals have them (`id`: the place in its journal), in the
+        order they arrived."""
+        return [_event(r) for r in self._rows(learner, kinds, 0, None)]
 
-    def events_since(self, learner: str, kinds: Iterable[str], seq: int) -> tuple[list[Event], int]:
-        """`learner`'s events of `kinds` that arrived after `seq`, and the last seq read."""
-        return self._events(learner, kinds, seq)
+    def events_since(self, learner: str, kinds: Iterable[str] | None, seq: int, upto: int | None = None) -> list[Event]:
+        """`learner`'s events (of `kinds`) that arrived after `seq` (up to `upto`), numbered in the order they
+        arrived (`id`: their seq), so that several journals of one learner read as one."""
+        return [_event((r[8], *r[1:8])) for r in self._rows(learner, kinds, seq, upto)]
 
-    def _events(self, learner: str, kinds: Iterable[str] | None, seq: int) -> tuple[list[Event], int]:
+    def _rows(self, learner: str, kinds: Iterable[str] | None, seq: int, upto: int | None) -> list[Any]:
         sql, args = f"SELECT {_EVENT}, seq FROM events WHERE learner = ? AND seq > ?", [learner, seq]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            args.append(upto)
         if kinds is not None:
             names = list(kinds)
             sql += f" AND kind IN ({','.join('?' * len(names))})"
             args += names
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
-        return [_event(r) for r in rows], rows[-1][8] if rows else seq
+            return self._conn.execute(sql + " ORDER BY seq", args).fetchall()
 
     def sandboxes(self) -> list[Sandbox]:
         with self._lock:
@@ -275,6 +288,9 @@ class SqliteStore:
         pending ones among them are now taken."""
         marks = ",".join("?" * len(OPEN_ORDERS))
         with self._lock:
+            newest = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM orders WHERE learner = ?", (learner,))
+            if after > newest.fetchone()[0]:
+                after = 0  # an agent whose place is in another console's orders: every open one is new to it
             rows = self._conn.execute(
                 f"SELECT id, body FROM orders WHERE learner = ? AND id > ? AND state IN ({marks}) ORDER BY id",
                 (learner, after, *OPEN_ORDERS),
@@ -288,13 +304,15 @@ class SqliteStore:
         return [Order.model_validate({**json.loads(body), "id": order_id}) for order_id, body in rows]
 
     def answer(self, learner: str, order_id: int, result: OrderResult) -> None:
+        """Record the sandbox's answer to an order it was sent and has not answered."""
         with self._lock:
             cur = self._conn.execute(
-                "UPDATE orders SET state = ?, message = ?, updated = ? WHERE id = ? AND learner = ?",
+                "UPDATE orders SET state = ?, message = ?, updated = ? "
+                "WHERE id = ? AND learner = ? AND state = 'taken'",
                 (result.state, result.message, time.time(), order_id, learner),
             )
             if cur.rowcount == 0:
-                raise NotFound(f"no order {order_id} for {learner}")
+                raise NotFound(f"no order {order_id} of {learner}'s awaits an answer")
             self.version += 1
 
     def orders(self, limit: int = 200) -> list[OrderRecord]:

@@ -75,13 +75,18 @@ def serve(
     ),
 ) -> None:
     """Serve the console: the cohort live, drills and game days for chosen learners, exports."""
+    import socket
+
     import uvicorn
 
     from grader.console.app import create_app
-    from lab_runtime.backends.services import port_free
 
-    if not port_free(port):
-        raise ConsoleError(f"port {port} is taken (another console?); choose another with --port")
+    with socket.socket() as probe:  # where it will listen: a port taken, or not ours to take, is one line
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConsoleError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
     store = _store(store_path)
     app_ = create_app(store, _key(store.path, key_file), _skills())
     plain(f"console on http://{host}:{port} (store {store.path}); sign in with `lab console token --instructor`")
@@ -137,18 +142,16 @@ def revoke(
 @console_app.command("status")
 @friendly
 def status(
-    url: str = typer.Option(None, help="the console (default: LAB_CONSOLE_URL)"),
-    token_: str = typer.Option(None, "--token", help="an instructor token (default: LAB_CONSOLE_TOKEN)"),
+    url: str = typer.Option(..., envvar="LAB_CONSOLE_URL", help="the console (default: LAB_CONSOLE_URL)"),
+    token_: str = typer.Option(
+        ..., "--token", envvar="LAB_CONSOLE_INSTRUCTOR_TOKEN", help="an instructor token (LAB_CONSOLE_INSTRUCTOR_TOKEN)"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """The cohort as the console shows it: each learner's sandbox, lab, drill under way and last order."""
     import httpx
 
-    current = None if url and token_ else settings()  # both given: no sandbox is needed
-    base = url or (current.console_url if current else None)
-    given = token_ or (current.console_token if current else None)
-    if not base or not given:
-        raise LabError("name the console and an instructor token: --url and --token (or LAB_CONSOLE_URL/_TOKEN)")
+    base, given = url, token_
     try:
         response = httpx.get(
             base.rstrip("/") + "/api/cohort", headers={"Authorization": f"Bearer {given}"}, timeout=10, trust_env=False

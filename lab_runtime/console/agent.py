@@ -92,7 +92,9 @@ class Link:
 
     def __init__(self, url: str, token: str, timeout: float) -> None:
         self.token = token
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, trust_env=False)
+        self.client = httpx.Client(
+            base_url=url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=3.0), trust_env=False
+        )
 
     def post(self, path: str, body: bytes) -> httpx.Response:
         return self.client.post(path, content=body, headers=headers(self.token, "POST", path, body, time.time()))
@@ -128,15 +130,18 @@ class Agent:
     def run(self) -> None:
         """Ship and follow orders in threads of their own; beat the heartbeat here until stopped (a console that
         hangs does not make the agent look dead)."""
-        shipper = threading.Thread(target=self.ship, name="ship")
+        shipper = threading.Thread(target=self.ship, name="ship", daemon=True)
         orders = threading.Thread(target=self.follow_orders, name="orders", daemon=True)  # a poll held open is cut
         shipper.start()
         orders.start()
         while not self.stop.is_set() and shipper.is_alive() and orders.is_alive():
             self.heartbeat.touch()
             self.stop.wait(1.0)
+        died = not self.stop.is_set()
         self.stop.set()
-        shipper.join(timeout=15.0)
+        shipper.join(timeout=3.0)  # a batch on its way may finish; the cursor file is written whole either way
+        if died:
+            raise SystemExit("a thread of the console agent died (its error is above); `lab up` starts it again")
 
     def _wait(self, seconds: float) -> None:
         self.stop.wait(seconds)

@@ -51,7 +51,9 @@ def signed(key: str, given: str | None, method: str, target: str, at: str | None
         fresh = at is not None and abs(float(at) - now) <= MAX_SKEW
     except ValueError:
         return False
-    return fresh and given is not None and hmac.compare_digest(signature(key, method, target, str(at), body), given)
+    if not fresh or given is None or not given.isascii():
+        return False
+    return hmac.compare_digest(signature(key, method, target, str(at), body).encode(), given.encode())
 
 
 def headers(token: str, method: str, target: str, body: bytes, now: float) -> dict[str, str]:

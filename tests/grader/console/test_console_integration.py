@@ -99,21 +99,28 @@ def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
         assert [r["learner"] for r in status["learners"]] == ["ada", "bob"]
         one_line_error(lab("console", "status", "--url", c.url, "--token", ada), "the console refused: 403")
         port = c.url.rsplit(":", 1)[1]
-        one_line_error(lab("console", "serve", "--port", port, "--store", str(store_path)), f"port {port} is taken")
+        one_line_error(
+            lab("console", "serve", "--port", port, "--store", str(store_path)),
+            f"cannot listen on 127.0.0.1:{port} (Address already in use)",
+        )
         assert get("/api/me", ada).json()["learner"] == "ada"
         assert get("/export/xapi.json", ada).status_code == 403
         polled = client.get("/api/agent/orders", headers=headers(teacher, "GET", "/api/agent/orders", b"", time.time()))
         assert polled.status_code == 403  # an instructor's token ships no sandbox
 
-        def post(token: str, target: str, body: bytes, **changed: str) -> httpx.Response:
+        def post(token: str, target: str, body: bytes, **changed: str | bytes) -> httpx.Response:
             return client.post(
                 target, content=body, headers={**headers(token, "POST", target, body, time.time()), **changed}
             )
 
         one = {"id": 1, "ts": 1.0, "source": "cli", "kind": "k", "payload": {}, "learner": "ada"}
         body = json.dumps({"journal": "c" * 32, "after": 0, "events": [one]}).encode()
-        as_bob = post(bob, EVENTS_PATH, body)
-        assert as_bob.status_code == 403 and "this token is bob's" in as_bob.json()["detail"]
+        state = {"runtime": "local", "learner": "ada"}
+        ada_sandbox = json.dumps({"journal": "d" * 32, "after": 0, "events": [], "state": state}).encode()
+        as_bob = post(bob, EVENTS_PATH, ada_sandbox)
+        assert (
+            as_bob.status_code == 403 and "this token is bob's, the sandbox journals as ada" in as_bob.json()["detail"]
+        )
         forged = post(ada, EVENTS_PATH, body, **{SIGNATURE_HEADER: "0" * 64})
         assert forged.status_code == 401 and "does not sign this request" in forged.json()["detail"]
         stale = post(ada, EVENTS_PATH, body, **{TIME_HEADER: f"{time.time() - 3600:.3f}"})
@@ -123,6 +130,8 @@ def test_tokens_decide_who_reads_and_writes_what(tmp_path: Path) -> None:
         assert bad.status_code == 422 and bad.json()["detail"].startswith("events:")
         assert post(ada, EVENTS_PATH, body).json() == {"cursor": 1}
         assert cursor(store_path, "bob") == 0
+        odd_signature = post(ada, EVENTS_PATH, body, **{SIGNATURE_HEADER: "é".encode("latin-1") * 64})
+        assert odd_signature.status_code == 401
         huge = post(ada, EVENTS_PATH, b"x" * (5 * 2**20))
         assert huge.status_code == 413 and "at most" in huge.json()["detail"]
         far = "/api/agent/orders?after=100000000000000000000"

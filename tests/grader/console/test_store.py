@@ -44,7 +44,7 @@ def test_a_batch_is_taken_only_right_after_the_events_held_so_each_arrives_once(
     state = SandboxState(runtime="local", learner="ada", services={"mlflow": True})
     assert store.take_batch("ada", batch(4, 5, state=state)) == 5
     assert [e.id for e in store.events("ada")] == [1, 2, 4, 5]
-    assert store.events_since("ada", ["k"], 3) == (store.events("ada")[3:], 4)
+    assert [(e.id, e.payload) for e in store.events_since("ada", ["k"], 3)] == [(4, {"i": 5})]  # its seq, 4th
     (sandbox,) = store.sandboxes()
     assert (sandbox.cursor, sandbox.seq, sandbox.state, sandbox.last_ts) == (5, 4, state, 5.0)
     assert store.take_batch("ada", batch(5)) == 5  # a state-only batch keeps the last state
@@ -61,6 +61,12 @@ def test_a_sandbox_made_anew_ships_its_new_journal_from_its_start_and_the_old_on
     assert [e.id for e in store.events("ada")] == [1, 2, 3, 1, 2]  # in the order they arrived
     (sandbox,) = store.sandboxes()
     assert (sandbox.journal, sandbox.cursor, sandbox.seq) == (SECOND, 2, 5)
+    with pytest.raises(CursorMismatch) as back:  # the first sandbox ships again: from where it was
+        store.take_batch("ada", batch(0, 1, 2, 3, 4))
+    assert back.value.cursor == 3
+    assert store.take_batch("ada", batch(3, 4)) == 4
+    assert [e.id for e in store.events_since("ada", None, 0)] == [1, 2, 3, 4, 5, 6]  # numbered by arrival
+    assert [e.id for e in store.events_since("ada", ["k"], 2, upto=4)] == [3, 4]
 
 
 def test_orders_are_taken_once_polled_and_answered_by_their_learner_only(tmp_path: Path) -> None:
@@ -78,3 +84,7 @@ def test_orders_are_taken_once_polled_and_answered_by_their_learner_only(tmp_pat
     assert (by_id[ids[0]].state, by_id[ids[0]].message) == ("refused", "needs the compose runtime")
     assert by_id[ids[1]].state == "pending"
     assert store.orders_for("ada", 0) == []  # answered: never sent again, even to a sandbox made anew
+    with pytest.raises(NotFound, match="awaits an answer"):  # answered once: an answer for another store's order
+        store.answer("ada", ids[0], OrderResult(state="started", message="x"))
+    (later,) = store.place(["ada"], Order(action="abort"))
+    assert [o.id for o in store.orders_for("ada", 999)] == [later]  # an agent whose place was in another console
