@@ -36,7 +36,6 @@ live.addEventListener('cohort', (e) => {
   document.getElementById('cohort').innerHTML = e.data;
   document.querySelectorAll('input[name=learner]').forEach((i) => { i.checked = ticked.has(i.value); });
   choose();
-  document.body.dataset.version = e.lastEventId;
 });
 """
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -84,71 +85,68 @@ def main() -> None:
         written: dict[str, list[tuple[int, float]]] = {name: [] for name in learners}
         seen: dict[str, list[tuple[int, float]]] = {name: [] for name in learners}
         stop, unfollow, lock = threading.Event(), threading.Event(), threading.Lock()
-        with console(store_path) as c:
-            from contextlib import ExitStack
+        with console(store_path) as c, ExitStack() as stack:
+            agents = [
+                stack.enter_context(agent(agent_env(root / name, c.url, tokens[name], name))) for name in learners
+            ]
 
-            with ExitStack() as stack:
-                agents = [
-                    stack.enter_context(agent(agent_env(root / name, c.url, tokens[name], name))) for name in learners
-                ]
+            def follow() -> None:
+                headers = {"Authorization": f"Bearer {teacher}"}
+                with httpx.stream("GET", c.url + "/live", headers=headers, timeout=None, trust_env=False) as r:
+                    data: list[str] = []
+                    for line in r.iter_lines():
+                        if unfollow.is_set():
+                            return
+                        if line.startswith("data: "):
+                            data.append(line[6:])
+                        elif not line and data:
+                            now = time.time()
+                            with lock:
+                                for name, cursor in ROW.findall("\n".join(data)):
+                                    if not seen[name] or int(cursor) > seen[name][-1][0]:
+                                        seen[name].append((int(cursor), now))
+                            data = []
 
-                def follow() -> None:
-                    headers = {"Authorization": f"Bearer {teacher}"}
-                    with httpx.stream("GET", c.url + "/live", headers=headers, timeout=None, trust_env=False) as r:
-                        data: list[str] = []
-                        for line in r.iter_lines():
-                            if unfollow.is_set():
-                                return
-                            if line.startswith("data: "):
-                                data.append(line[6:])
-                            elif not line and data:
-                                now = time.time()
-                                with lock:
-                                    for name, cursor in ROW.findall("\n".join(data)):
-                                        if not seen[name] or int(cursor) > seen[name][-1][0]:
-                                            seen[name].append((int(cursor), now))
-                                data = []
+            pages = [threading.Thread(target=follow, daemon=True) for _ in range(args.pages)]
+            for p in pages:
+                p.start()
 
-                pages = [threading.Thread(target=follow, daemon=True) for _ in range(args.pages)]
-                for p in pages:
-                    p.start()
+            def write(name: str) -> None:
+                journal = Journal(root / name / "journal.db", source="bench", learner=name)
+                n, next_at = 0, time.monotonic()
+                while not stop.is_set():
+                    drill_life(journal, name, n)
+                    last = journal.events(after_id=written[name][-1][0] if written[name] else 0)[-1]
+                    written[name].append((last.id, last.ts))
+                    n += 1
+                    next_at += 1.0 / args.rate
+                    stop.wait(max(next_at - time.monotonic(), 0))
+                journal.close()
 
-                def write(name: str) -> None:
-                    journal = Journal(root / name / "journal.db", source="bench", learner=name)
-                    n, next_at = 0, time.monotonic()
-                    while not stop.is_set():
-                        drill_life(journal, name, n)
-                        last = journal.events(after_id=written[name][-1][0] if written[name] else 0)[-1]
-                        written[name].append((last.id, last.ts))
-                        n += 1
-                        next_at += 1.0 / args.rate
-                        stop.wait(max(next_at - time.monotonic(), 0))
-                    journal.close()
-
-                joined = SqliteStore(store_path)
-                wait_for(lambda: len(joined.sandboxes()) == len(learners), 120, "every sandbox's agent at the console")
-                joined.close()
-                wait_for(lambda: all(seen[n] for n in learners), 60, "every sandbox on the page")
-                proc = psutil.Process(c.proc.pid)
-                agent_procs = [psutil.Process(a.proc.pid) for a in agents]
-                cpu0 = sum(proc.cpu_times()[:2])
-                agents0 = sum(sum(p.cpu_times()[:2]) for p in agent_procs)
-                started = time.monotonic()
-                writers = [threading.Thread(target=write, args=(n,)) for n in learners]
-                for w in writers:
-                    w.start()
-                rss = 0
-                while time.monotonic() - started < args.seconds:
-                    rss = max(rss, proc.memory_info().rss)
-                    time.sleep(0.5)
-                elapsed = time.monotonic() - started
-                cpu = (sum(proc.cpu_times()[:2]) - cpu0) / elapsed
-                agents_cpu = (sum(sum(p.cpu_times()[:2]) for p in agent_procs) - agents0) / elapsed
-                stop.set()
-                for w in writers:
-                    w.join()
-                time.sleep(3)  # the last events reach the page
-                unfollow.set()
+            joined = SqliteStore(store_path)
+            wait_for(lambda: len(joined.sandboxes()) == len(learners), 120, "every sandbox's agent at the console")
+            joined.close()
+            wait_for(lambda: all(seen[n] for n in learners), 60, "every sandbox on the page")
+            proc = psutil.Process(c.proc.pid)
+            agent_procs = [psutil.Process(a.proc.pid) for a in agents]
+            cpu0 = sum(proc.cpu_times()[:2])
+            agents0 = sum(sum(p.cpu_times()[:2]) for p in agent_procs)
+            started = time.monotonic()
+            writers = [threading.Thread(target=write, args=(n,)) for n in learners]
+            for w in writers:
+                w.start()
+            rss = 0
+            while time.monotonic() - started < args.seconds:
+                rss = max(rss, proc.memory_info().rss)
+                time.sleep(0.5)
+            elapsed = time.monotonic() - started
+            cpu = (sum(proc.cpu_times()[:2]) - cpu0) / elapsed
+            agents_cpu = (sum(sum(p.cpu_times()[:2]) for p in agent_procs) - agents0) / elapsed
+            stop.set()
+            for w in writers:
+                w.join()
+            time.sleep(3)  # the last events reach the page
+            unfollow.set()
         delays, missing = [], 0
         for name in learners:
             cursors = [cursor for cursor, _ in seen[name]]
