@@ -1,6 +1,7 @@
 # The two commands a learner needs: `make lab-01` and `make test`. Everything else installs itself.
 PYTHON ?= python3
-VENV   := .venv
+# A learner's server on the class hub sets VENV to its image's environment.
+VENV   ?= .venv
 PY     := $(VENV)/bin/python
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed

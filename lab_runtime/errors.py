@@ -121,5 +121,9 @@ class LrsError(LabError):
     """Raised when a Learning Record Store refuses statements or stays unreachable (they stay queued)."""
 
 
+class HubError(LabError):
+    """Raised when the class hub cannot be started, reached or stopped."""
+
+
 class ConsoleError(LabError):
     """Raised when the instructor console refuses a request or cannot be reached."""

@@ -141,6 +141,18 @@ class Console:
         return found, unread
 
 
+def _under(request: Request, path: str) -> str:
+    """`path` of this console as the browser addresses it: under the path it is served at (behind the class hub,
+    /services/console), if any."""
+    return str(request.scope.get("root_path", "")).rstrip("/") + path
+
+
+def _below(request: Request) -> str:
+    """The request's path below the path the console is served at: what an agent signs, wherever it is mounted."""
+    path, root = request.url.path, str(request.scope.get("root_path", "")).rstrip("/")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else None
@@ -223,7 +235,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
         if not named:
             raise HTTPException(401, f"no {TOKEN_HEADER} header: agent requests name their token's id")
         who = check(await run_in_threadpool(store.identify_id, named), "learner")
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = _below(request) + (f"?{request.url.query}" if request.url.query else "")
         given, at = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIME_HEADER)
         if not signed(who.key, given, request.method, target, at, body, time.time()):
             raise HTTPException(
@@ -335,7 +347,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
         token = request.cookies.get(COOKIE)
         who = store.identify(token) if token else None
         if who is None:
-            return RedirectResponse("/login", status_code=303)
+            return RedirectResponse(_under(request, "/login"), status_code=303)
         live = console.fragment(who)
         if who.role == "instructor":
             return HTMLResponse(pages.instructor(live, request.query_params.get("notice")))
@@ -352,14 +364,14 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
         token = (form.get("token") or [""])[0].strip()
         if not token or await run_in_threadpool(store.identify, token) is None:
             return HTMLResponse(pages.login("That token is unknown or revoked."), status_code=401)
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        response = RedirectResponse(_under(request, "/"), status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=_under(request, "/"))
         return response
 
     @app.get("/logout")
-    def logout() -> Response:
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE)
+    def logout(request: Request) -> Response:
+        response = RedirectResponse(_under(request, "/login"), status_code=303)
+        response.delete_cookie(COOKIE, path=_under(request, "/"))
         return response
 
     @app.post("/orders", response_model=None)
@@ -393,7 +405,7 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAP
             notice = f"the order was not sent: the seed is a whole number ({exc})"
         except HTTPException as exc:
             notice = f"the order was not sent: {exc.detail}"
-        return RedirectResponse(f"/?notice={quote(notice)}", status_code=303)
+        return RedirectResponse(_under(request, f"/?notice={quote(notice)}"), status_code=303)
 
     @app.get("/live")
     async def live(request: Request) -> StreamingResponse:

@@ -30,7 +30,7 @@ function choose() {
   if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
 }
 choose();
-const live = new EventSource('/live');
+const live = new EventSource('live');
 live.addEventListener('cohort', (e) => {
   const ticked = new Set([...document.querySelectorAll('input[name=learner]:checked')].map((i) => i.value));
   document.getElementById('cohort').innerHTML = e.data;
@@ -52,7 +52,7 @@ def login(problem: str | None = None) -> str:
     said = f"<p class='refused'>{escape(problem)}</p>" if problem else ""
     return _page(
         "Console: sign in",
-        "<h1>Instructor console</h1>" + said + "<form method='post' action='/login'>"
+        "<h1>Instructor console</h1>" + said + "<form method='post' action='login'>"
         "<label>Token <input type='password' name='token' size='48' autofocus></label>"
         "<button type='submit'>Sign in</button></form>"
         "<p><small>An instructor's token comes from <code>lab console token --instructor</code>, a learner's from "
@@ -159,9 +159,9 @@ def instructor(live: str, notice: str | None = None) -> str:
     said = f"<p id='notice'><b>{escape(notice)}</b></p>" if notice else ""
     body = (
         "<h1>Instructor console</h1>"
-        "<p><a href='/export/report.html'>cohort report</a> · <a href='/export/report.json'>report (JSON)</a> · "
-        "<a href='/export/xapi.json'>xAPI statements</a> · <a href='/export/bundles.json'>signed bundles</a> · "
-        "<a href='/logout'>sign out</a></p>" + said + "<form id='order' method='post' action='/orders'>"
+        "<p><a href='export/report.html'>cohort report</a> · <a href='export/report.json'>report (JSON)</a> · "
+        "<a href='export/xapi.json'>xAPI statements</a> · <a href='export/bundles.json'>signed bundles</a> · "
+        "<a href='logout'>sign out</a></p>" + said + "<form id='order' method='post' action='orders'>"
         f"<div id='cohort'>{live}</div>"
         "<fieldset><legend>Send the learners ticked</legend>"
         "<label><input type='radio' name='action' value='drill' checked> a drill</label>"
@@ -181,6 +181,6 @@ def instructor(live: str, notice: str | None = None) -> str:
 def learner(name: str, live: str) -> str:
     return _page(
         f"Console: {name}",
-        f"<h1>{escape(name)}'s sandbox</h1><p><a href='/logout'>sign out</a></p><div id='cohort'>{live}</div>",
+        f"<h1>{escape(name)}'s sandbox</h1><p><a href='logout'>sign out</a></p><div id='cohort'>{live}</div>",
         live=True,
     )

@@ -105,20 +105,7 @@ class ComposeBackend:
     @property
     def docker(self) -> Any:
         if self._client is None:
-            import docker
-            import docker.errors
-
-            try:
-                client = docker.from_env(timeout=30)
-                client.ping()
-            except docker.errors.DockerException as exc:
-                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-                raise RuntimeNotReady(
-                    f"no Docker engine answers at {where} ({type(exc).__name__}): start it (`sudo systemctl start "
-                    "docker`, or `dockerd &`), or use the local runtime (`lab down --force`, then `lab up --runtime "
-                    "local`)"
-                ) from None
-            self._client = client
+            self._client = engine("or use the local runtime (`lab down --force`, then `lab up --runtime local`)")
         return self._client
 
     @property
@@ -150,22 +137,15 @@ class ComposeBackend:
                 fh.write("".join(f"{k}={v}\n" for k, v in values.items()))
         return values
 
-    def _base_image(self) -> str:
-        """python:3.11-slim where it is present or pullable; the offline base where only that one is built."""
-        if os.environ.get("LAB_BASE_IMAGE"):
-            return os.environ["LAB_BASE_IMAGE"]
-        images = {tag for image in self.docker.images.list() for tag in image.tags}
-        return OFFLINE_BASE if OFFLINE_BASE in images and "python:3.11-slim" not in images else "python:3.11-slim"
-
     @functools.cached_property
     def _env(self) -> dict[str, str]:
         """The environment of every compose command: the settings, the secrets, the image choices (read once)."""
         env = {**os.environ, **settings_env(self.settings), **self._secrets()}
         env.setdefault("LAB_UID", str(os.getuid()))
         env.setdefault("LAB_GID", str(os.getgid()))
-        env.setdefault("LAB_BASE_IMAGE", self._base_image())
+        env.setdefault("LAB_BASE_IMAGE", base_image(self.docker))
         env.setdefault("LAB_IMAGE", "lab-app:latest")
-        env.setdefault("LAB_PIP_CONSTRAINTS", _host_pins())
+        env.setdefault("LAB_PIP_CONSTRAINTS", host_pins())
         return env
 
     def compose(
@@ -476,7 +456,34 @@ class ComposeBackend:
             )
 
 
-def _host_pins() -> str:
+def engine(otherwise: str) -> Any:
+    """A client of the Docker engine, or RuntimeNotReady naming where none answers, how to start one, and
+    `otherwise`: what else the caller can do."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise RuntimeNotReady(
+            f"no Docker engine answers at {where} ({type(exc).__name__}): start it (`sudo systemctl start docker`, "
+            f"or `dockerd &`), {otherwise}"
+        ) from None
+    return client
+
+
+def base_image(client: Any) -> str:
+    """The image the app image is built on: LAB_BASE_IMAGE; else python:3.11-slim where it is present or
+    pullable, the offline base where only that one is built."""
+    if os.environ.get("LAB_BASE_IMAGE"):
+        return os.environ["LAB_BASE_IMAGE"]
+    images = {tag for image in client.images.list() for tag in image.tags}
+    return OFFLINE_BASE if OFFLINE_BASE in images and "python:3.11-slim" not in images else "python:3.11-slim"
+
+
+def host_pins() -> str:
     """`name==version` of the host's model-critical packages, for the image's pip constraints."""
     import importlib.metadata
 

@@ -16,6 +16,7 @@ from lab_runtime.cli import (  # noqa: F401  (each registers its commands)
     evaluation,
     feature,
     grade,
+    hub,
     labs,
     model,
     monitor,

@@ -73,6 +73,9 @@ def serve(
     key_file: Path | None = typer.Option(
         None, "--key-file", help="the instructor key exported bundles are signed with (default: the console's own)"
     ),
+    base_path: str = typer.Option(
+        "", "--base-path", help="the path a proxy serves the console under, e.g. /services/console (the class hub)"
+    ),
 ) -> None:
     """Serve the console: the cohort live, drills and game days for chosen learners, exports."""
     import socket
@@ -89,7 +92,11 @@ def serve(
             raise ConsoleError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
     store = _store(store_path)
     app_ = create_app(store, _key(store.path, key_file), _skills())
-    plain(f"console on http://{host}:{port} (store {store.path}); sign in with `lab console token --instructor`")
+    where = f"http://{host}:{port}{base_path}"
+    plain(f"console on {where} (store {store.path}); sign in with `lab console token --instructor`")
+    if base_path and not base_path.startswith("/"):
+        raise ConsoleError(f"--base-path {base_path!r}: a path starting with /, e.g. /services/console")
+    app_.root_path = base_path.rstrip("/")  # the proxy passes the whole path on: routes are matched below it
     uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 

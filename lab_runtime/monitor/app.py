@@ -11,10 +11,11 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
@@ -110,17 +111,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state, message = "starting", "loading the reference set"
         return {"state": state, "message": message, "signals": {}, "alerts": [], "rules": [], "rule_errors": []}
 
-    @app.post("/report", response_model=ReportOut, responses={409: {"model": ErrorOut}})
-    def render_report() -> Response:
-        """Render the drift report of the latest judged window now (a few seconds: Evidently runs in a process
-        of its own); its files. 409 when there is none yet or it cannot be rendered, with the reason."""
+    def rendered() -> Any:
+        """The latest judged window's report rendered now (a few seconds: Evidently runs in a process of its own):
+        its files, or a 409 answer with the reason there is none."""
         if "monitor" not in holder:
             return JSONResponse({"detail": "the monitor has not judged a window yet"}, status_code=409)
         try:
-            files = holder["monitor"].reports.render()
+            return holder["monitor"].reports.render()
         except ReportFailed as exc:
             return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.post("/report", response_model=ReportOut, responses={409: {"model": ErrorOut}})
+    def render_report() -> Response:
+        """Render the drift report of the latest judged window now; its files. 409 when there is none yet or it
+        cannot be rendered, with the reason."""
+        files = rendered()
+        if isinstance(files, Response):
+            return files
         return JSONResponse({"html": str(files.html), "json": str(files.json), "generated_at": files.generated_at})
+
+    @app.get("/report", response_class=HTMLResponse, responses={409: {"model": ErrorOut}})
+    def show_report() -> Response:
+        """The same report as a page (JupyterLab's launcher opens it under the learner's own URL)."""
+        files = rendered()
+        if isinstance(files, Response):
+            return files
+        return HTMLResponse(Path(files.html).read_text(encoding="utf-8"))
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> Response:

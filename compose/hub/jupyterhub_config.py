@@ -1,0 +1,138 @@
+# The class hub's JupyterHub config. `lab hub up` writes the class's plan and secrets into the hub's folder
+# (mounted at /srv/jupyterhub); everything here follows from them: a server per learner spawned by DockerSpawner
+# (or SwarmSpawner) from the learner image, each with its own volume and limits, idle servers culled, and the
+# instructor console as a hub service that learners' sandboxes report to.
+import hmac
+import json
+import sys
+import time
+from pathlib import Path
+
+from dockerspawner import DockerSpawner, SwarmSpawner
+from jupyterhub.auth import Authenticator
+
+from lab_runtime.hub.plan import CONSOLE_PORT, CONSOLE_PREFIX, FILE, HUB, HUB_FOLDER, LABEL, WORK, HubPlan
+from lab_runtime.hub.secrets import FAILURES, HubSecrets
+
+c = get_config()  # noqa: F821
+folder = Path(HUB_FOLDER)
+plan = HubPlan.model_validate_json((folder / FILE).read_text())
+secrets = HubSecrets.read(folder)
+
+
+class ClassAuthenticator(Authenticator):
+    """Each learner and the instructor sign in with their own password (`lab hub passwords`)."""
+
+    async def authenticate(self, handler, data):
+        expected = secrets.passwords.get(data.get("username", ""))
+        given = data.get("password", "")
+        if expected and hmac.compare_digest(expected.encode(), given.encode()):
+            return data["username"]
+        return None
+
+
+def _failed(spawner, exc):
+    """Why a learner's server did not start, where `lab hub status` and the console read it."""
+    (folder / FAILURES).mkdir(exist_ok=True)
+    reason = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0][:400]
+    record = {"learner": spawner.user.name, "reason": f"{type(exc).__name__}: {reason}", "at": time.time()}
+    (folder / FAILURES / f"{spawner.user.name}.json").write_text(json.dumps(record))
+
+
+class _Recorded:
+    """A spawner that records why its server failed to start, and clears the record once one starts."""
+
+    async def start(self):
+        try:
+            started = await super().start()
+        except Exception as exc:
+            _failed(self, exc)
+            raise
+        (folder / FAILURES / f"{self.user.name}.json").unlink(missing_ok=True)
+        return started
+
+
+class LabDockerSpawner(_Recorded, DockerSpawner):
+    pass
+
+
+class LabSwarmSpawner(_Recorded, SwarmSpawner):
+    pass
+
+
+def _before_spawn(spawner):
+    """The learner's environment, and their volume made with the hub's label (`lab hub down --volumes` finds it)."""
+    import docker
+
+    name = spawner.user.name
+    spawner.environment.update(plan.server_environment(name, secrets.console_tokens.get(name, "")))
+    client = docker.from_env()
+    try:
+        client.volumes.get(plan.volume(name))
+    except docker.errors.NotFound:
+        client.volumes.create(plan.volume(name), labels={LABEL: "1", f"{LABEL}.learner": name})
+
+
+labels = {LABEL: "1", f"{LABEL}.learner": "{raw_username}"}
+c.JupyterHub.bind_url = "http://0.0.0.0:8000"
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_url = f"http://{HUB}:8081"
+c.JupyterHub.db_url = f"sqlite:///{HUB_FOLDER}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{HUB_FOLDER}/cookie_secret"
+c.ConfigurableHTTPProxy.pid_file = "/tmp/proxy.pid"  # the container's own, not the shared folder's
+c.JupyterHub.authenticator_class = ClassAuthenticator
+c.Authenticator.allowed_users = set(plan.learners)
+c.Authenticator.admin_users = {plan.instructor}
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}  # a start request is answered at once (202)
+c.JupyterHub.cleanup_servers = False  # a restarted hub finds its learners' servers running
+
+c.JupyterHub.spawner_class = LabSwarmSpawner if plan.engine == "swarm" else LabDockerSpawner
+c.DockerSpawner.image = plan.learner_image
+c.DockerSpawner.pull_policy = "never"  # images are built here, offline
+c.DockerSpawner.network_name = plan.network
+c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.name_template = HubPlan.server("{raw_username}")  # names are safe as they are
+c.DockerSpawner.volumes = {HubPlan.volume("{raw_username}"): WORK}
+c.DockerSpawner.remove = True  # a stopped server's container goes; its volume stays
+c.DockerSpawner.extra_create_kwargs = {"labels": labels}
+c.SwarmSpawner.extra_container_spec = {"labels": labels}
+c.SwarmSpawner.extra_create_kwargs = {"labels": labels}
+c.Spawner.mem_limit = plan.memory
+c.Spawner.cpu_limit = plan.cpus
+c.Spawner.cmd = ["start-learner"]
+c.Spawner.default_url = "/lab"
+c.Spawner.pre_spawn_hook = _before_spawn
+c.Spawner.start_timeout = 180
+c.Spawner.http_timeout = 120
+
+c.JupyterHub.services = [
+    {
+        "name": "console",
+        "url": f"http://{HUB}:{CONSOLE_PORT}",
+        "command": [
+            "lab", "console", "serve", "--host", "0.0.0.0", "--port", str(CONSOLE_PORT),
+            "--store", f"{HUB_FOLDER}/console/console.db", "--base-path", CONSOLE_PREFIX,
+        ],
+        "oauth_no_confirm": True,
+    },
+    {"name": "lab-cli", "api_token": secrets.api_token},
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "lab-cli",
+        "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"],
+        "services": ["lab-cli"],
+    },
+    {"name": "console", "scopes": ["list:users", "read:users"], "services": ["console"]},
+]
+if plan.cull_idle:
+    c.JupyterHub.services.append(
+        {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={plan.cull_idle}"]}
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )
