@@ -112,6 +112,7 @@ c.JupyterHub.services = [
         "command": [
             "lab", "console", "serve", "--host", "0.0.0.0", "--port", str(CONSOLE_PORT),
             "--store", f"{HUB_FOLDER}/console/console.db", "--base-path", CONSOLE_PREFIX,
+            "--failures", f"{HUB_FOLDER}/{FAILURES}",
         ],
         "oauth_no_confirm": True,
     },

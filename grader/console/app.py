@@ -9,11 +9,13 @@ and write only their own learner's data; the cohort, orders and exports are the 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -60,10 +62,11 @@ class Console:
     """The console's reading of its store: each learner's row (rebuilt only when their sandbox sent events),
     the fragment a live page shows, and the cohort's bundles. Safe to call from several threads at once."""
 
-    def __init__(self, store: Store, key: bytes, skills: Skills | None = None) -> None:
+    def __init__(self, store: Store, key: bytes, skills: Skills | None = None, failures: Path | None = None) -> None:
         self.store = store
         self.key = key
         self.skills = skills
+        self.failures = failures  # behind the class hub: <learner>.json, why their server last failed to start
         self._events: dict[str, list[Event]] = {}  # each learner's events a row shows, numbered by arrival
         self._rows: dict[str, Row] = {}
         self._fragments: dict[tuple[int, int, str], str] = {}
@@ -97,7 +100,7 @@ class Console:
             found.append(
                 replace(
                     cached,
-                    health=health(services, seen, now),
+                    health=health(services, seen, now, self._failure(learner)),
                     runtime=state.runtime if state else None,
                     cursor=sb.cursor if sb else 0,
                     last_event=sb.last_ts if sb else None,
@@ -105,6 +108,15 @@ class Console:
                 )
             )
         return found
+
+    def _failure(self, learner: str) -> tuple[str, float] | None:
+        if self.failures is None:
+            return None
+        try:
+            record = json.loads((self.failures / f"{learner}.json").read_text())
+            return str(record["reason"]), float(record["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def fragment(self, who: Identity) -> str:
         """The live part of `who`'s page (cached while the store and the clock's 5-second tick stand still)."""
@@ -184,8 +196,9 @@ class OrdersIn(BaseModel):
     order: Order
 
 
-def create_app(store: Store, key: bytes, skills: Skills | None = None) -> FastAPI:
-    console = Console(store, key, skills)
+def create_app(store: Store, key: bytes, skills: Skills | None = None, failures: Path | None = None) -> FastAPI:
+    """The console's app; `failures`: the class hub's records of learners' servers that failed to start."""
+    console = Console(store, key, skills, failures)
     app = FastAPI(title="Instructor console", docs_url=None, redoc_url=None)
     app.state.console = console
 

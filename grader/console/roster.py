@@ -31,7 +31,13 @@ class Health:
     detail: str
 
 
-def health(services: Mapping[str, bool] | None, seen: float | None, now: float) -> Health:
+def health(
+    services: Mapping[str, bool] | None, seen: float | None, now: float, failure: tuple[str, float] | None = None
+) -> Health:
+    """A sandbox's health from what its agent last said and when; `failure`: why and when the learner's server
+    (behind the class hub) last failed to start, shown unless their agent was heard from since."""
+    if failure and (seen is None or failure[1] > seen):
+        return Health("failed", f"their server did not start: {failure[0]}")
     if seen is None:
         return Health("not joined", "its agent has not reached the console yet")
     if now - seen > OFFLINE_AFTER:

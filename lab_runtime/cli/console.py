@@ -76,6 +76,9 @@ def serve(
     base_path: str = typer.Option(
         "", "--base-path", help="the path a proxy serves the console under, e.g. /services/console (the class hub)"
     ),
+    failures: Path | None = typer.Option(
+        None, "--failures", help="the class hub's records of servers that failed to start (<learner>.json)"
+    ),
 ) -> None:
     """Serve the console: the cohort live, drills and game days for chosen learners, exports."""
     import socket
@@ -91,7 +94,7 @@ def serve(
         except OSError as exc:
             raise ConsoleError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
     store = _store(store_path)
-    app_ = create_app(store, _key(store.path, key_file), _skills())
+    app_ = create_app(store, _key(store.path, key_file), _skills(), failures)
     where = f"http://{host}:{port}{base_path}"
     plain(f"console on {where} (store {store.path}); sign in with `lab console token --instructor`")
     if base_path and not base_path.startswith("/"):

@@ -11,7 +11,7 @@ import typer
 
 from lab_runtime.cli.common import JSON, app, friendly, grid, out, plain, print_json, settings
 from lab_runtime.errors import ConfigError, HubError
-from lab_runtime.hub.plan import CONSOLE_PREFIX, CPUS, MEMORY
+from lab_runtime.hub.plan import CONSOLE_PREFIX, CPUS, LEARNER_IMAGE, MEMORY
 
 if TYPE_CHECKING:
     from lab_runtime.hub.control import Hub
@@ -38,6 +38,14 @@ def _show(states: list[LearnerState], as_json: bool) -> None:
     out.print(table)
 
 
+def _start_all(hub: Hub, wait: float, as_json: bool) -> None:
+    hub.start_all()
+    states = hub.wait_ready(wait, plain)
+    _show(states, as_json)
+    if failed := [s.learner for s in states if not s.ready]:
+        raise HubError(f"not ready: {', '.join(failed)} (`lab hub status`; a server's log: docker logs lab-hub-NAME)")
+
+
 @hub_app.command("up")
 @friendly
 def up(
@@ -48,6 +56,7 @@ def up(
     memory: str = typer.Option(MEMORY, help="each learner server's memory limit"),
     cpus: float = typer.Option(CPUS, help="each learner server's share of the cores"),
     cull_idle: int = typer.Option(3600, "--cull-idle", help="seconds idle before a server is stopped (0: never)"),
+    image: str = typer.Option(LEARNER_IMAGE, "--image", help="the image learners' servers run (built: the default)"),
     start: bool = typer.Option(True, "--start/--no-start", help="start every learner's server now"),
     wait: float = typer.Option(600, help="seconds to wait for every server and sandbox to be ready"),
     as_json: bool = JSON,
@@ -69,6 +78,7 @@ def up(
             memory=memory,
             cpus=cpus,
             cull_idle=cull_idle,
+            learner_image=image,
         )
     except ValidationError as exc:
         raise ConfigError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
@@ -81,11 +91,7 @@ def up(
     hub.up(plan, issue, plain)
     url = f"http://127.0.0.1:{plan.port}"
     if start:
-        hub.start_all()
-        states = hub.wait_ready(wait, plain)
-        _show(states, as_json)
-        if failed := [s.learner for s in states if not s.ready]:
-            raise HubError(f"not ready: {', '.join(failed)} (`lab hub status`; a server's log: docker logs NAME)")
+        _start_all(hub, wait, as_json)
     plain(
         f"hub on {url} ({len(plan.learners)} learners; passwords: `lab hub passwords`); "
         f"console on {url}{CONSOLE_PREFIX}/ (the instructor signs in to the hub)"
@@ -99,9 +105,7 @@ def start_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Start every learner's server now (before a class), and wait for their sandboxes."""
-    hub = _hub()
-    hub.start_all()
-    _show(hub.wait_ready(wait, plain), as_json)
+    _start_all(_hub(), wait, as_json)
 
 
 @hub_app.command("status")

@@ -15,7 +15,7 @@ from typing import Any
 from lab_runtime.backends.compose import base_image, engine, host_pins
 from lab_runtime.errors import HubError
 from lab_runtime.hub.api import HubApi
-from lab_runtime.hub.plan import FILE, HUB, HUB_FOLDER, LABEL, HubPlan
+from lab_runtime.hub.plan import FILE, HUB, HUB_FOLDER, HUB_IMAGE, LABEL, LEARNER_IMAGE, HubPlan
 from lab_runtime.hub.secrets import FAILURES, HubSecrets
 from lab_runtime.hub.status import LearnerState, learner_state
 
@@ -68,8 +68,8 @@ class Hub:
         log = self.folder / "build.log"
         steps = (
             (APP_IMAGE, "compose/Dockerfile", None, {"BASE_IMAGE": base, "PIP_CONSTRAINTS": host_pins()}),
-            (self.plan().learner_image, HUB_DOCKERFILE, "learner", {"LAB_IMAGE": APP_IMAGE}),
-            (self.plan().hub_image, HUB_DOCKERFILE, "hub", {"LAB_IMAGE": APP_IMAGE}),
+            (LEARNER_IMAGE, HUB_DOCKERFILE, "learner", {"LAB_IMAGE": APP_IMAGE}),
+            (HUB_IMAGE, HUB_DOCKERFILE, "hub", {"LAB_IMAGE": APP_IMAGE}),
         )
         with log.open("w") as out:
             for tag, dockerfile, target, args in steps:
@@ -107,7 +107,7 @@ class Hub:
         self._remove(self._hub_container())
         say(f"starting the hub on http://127.0.0.1:{plan.port}")
         self.docker.containers.run(
-            plan.hub_image,
+            HUB_IMAGE,
             name=HUB,
             detach=True,
             network=plan.network,

@@ -25,6 +25,8 @@ CONSOLE_PREFIX = "/services/console"
 # core in steady state) plus JupyterLab's ~150 MB and room for `lab` commands and training a model.
 MEMORY = "1536M"
 CPUS = 1.0
+MEMORY_MIN = 768  # MB
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]|[a-z]")
 NAME_RULE = "lower-case letters, digits and hyphens, starting with a letter, at most 32 characters (e.g. ada)"
 
@@ -80,8 +82,7 @@ class HubPlan(BaseModel):
     memory: str = Field(MEMORY, description="each learner server's memory limit (Docker's units: 1536M, 2G)")
     cpus: float = Field(CPUS, gt=0, le=64, description="each learner server's share of the cores")
     cull_idle: int = Field(3600, ge=0, description="seconds a server may sit idle before it is stopped (0: never)")
-    hub_image: str = HUB_IMAGE
-    learner_image: str = LEARNER_IMAGE
+    learner_image: str = Field(LEARNER_IMAGE, min_length=1, description="the image learners' servers run")
 
     @field_validator("learners")
     @classmethod
@@ -99,7 +100,9 @@ class HubPlan(BaseModel):
     @classmethod
     def _memory(cls, value: str) -> str:
         if not re.fullmatch(r"[1-9][0-9]*[KMG]", value):
-            raise ValueError(f"memory {value!r}: a number and K, M or G (e.g. 1536M, 2G)")
+            raise ValueError(f"--memory {value!r}: a number and K, M or G (e.g. 1536M, 2G)")
+        if int(value[:-1]) * UNITS[value[-1]] < MEMORY_MIN * UNITS["M"]:
+            raise ValueError(f"--memory {value}: a learner's server needs at least {MEMORY_MIN}M (its sandbox ~650M)")
         return value
 
     @model_validator(mode="after")
@@ -121,7 +124,7 @@ class HubPlan(BaseModel):
 
     @property
     def memory_bytes(self) -> int:
-        return int(self.memory[:-1]) * {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[self.memory[-1]]
+        return int(self.memory[:-1]) * UNITS[self.memory[-1]]
 
     @staticmethod
     def server(name: str) -> str:

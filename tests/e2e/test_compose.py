@@ -9,7 +9,6 @@ fails these tests instead of skipping them.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from drills.spec import find_drill
-from lab_runtime.backends.compose import COMPOSE_DIR, OFFLINE_BASE, ComposeBackend, project_name
+from lab_runtime.backends.compose import ComposeBackend, project_name
 from lab_runtime.errors import ServiceStartFailed
 from lab_runtime.settings import load_settings
 from tests.cli import lab_process, one_line_error
@@ -35,36 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.serial]
 COMPOSE_ONLY = {"incident-service-starved", "incident-registry-slow-network"}
 # Each `lab` command here in its own process: the compose backend's docker client stays open until its process
 # exits (in this one, its unclosed socket would fail the test).
-
-
-def _engine() -> object | None:
-    import docker
-
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
-        return None  # no engine: the SDK's failed connect to a missing socket would leave that socket open
-    # A fixed API version (engine 20.10's): "auto" would ask the engine in the constructor, before a close can run.
-    client = docker.from_env(timeout=10, version="1.41")
-    try:
-        client.ping()
-    except Exception:  # DockerException, or requests' ConnectionError: no engine answers
-        client.close()
-        return None
-    return client
-
-
-@pytest.fixture(scope="module")
-def engine() -> object:
-    client = _engine()
-    if client is None:
-        if os.environ.get("LAB_REQUIRE_TOOLS"):
-            pytest.fail("LAB_REQUIRE_TOOLS is set but no Docker engine answers (is dockerd running?)")
-        pytest.skip("no Docker engine answers; the compose runtime needs one (CI starts dockerd)")
-    tags = {tag for image in client.images.list() for tag in image.tags}  # type: ignore[attr-defined]
-    if "python:3.11-slim" not in tags and OFFLINE_BASE not in tags:  # no registry here: build the base offline
-        built = subprocess.run(["bash", str(COMPOSE_DIR / "base-image" / "build.sh")], capture_output=True, text=True)
-        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-    return client
 
 
 @pytest.fixture
