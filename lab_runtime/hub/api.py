@@ -18,6 +18,9 @@ class HubApi:
             base_url=self.url, headers={"Authorization": f"token {token}"}, timeout=timeout, trust_env=False
         )
 
+    def close(self) -> None:
+        self.client.close()
+
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self.client.request(method, path, **kwargs)

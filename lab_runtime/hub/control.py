@@ -29,6 +29,7 @@ class Hub:
     def __init__(self, folder: Path) -> None:
         self.folder = folder.resolve()
         self._client: Any = None
+        self._api: HubApi | None = None
 
     @property
     def docker(self) -> Any:
@@ -47,9 +48,11 @@ class Hub:
     def secrets(self) -> HubSecrets:
         return HubSecrets.read(self.folder)
 
-    def api(self, plan: HubPlan | None = None) -> HubApi:
-        plan = plan or self.plan()
-        return HubApi(f"http://127.0.0.1:{plan.port}", self.secrets().api_token)
+    def api(self) -> HubApi:
+        """The hub's API (one client, made once the plan and secrets are written)."""
+        if self._api is None:
+            self._api = HubApi(f"http://127.0.0.1:{self.plan().port}", self.secrets().api_token)
+        return self._api
 
     def failure(self, name: str) -> dict[str, Any] | None:
         path = self.folder / FAILURES / f"{name}.json"
@@ -133,7 +136,7 @@ class Hub:
         return found[0] if found else None
 
     def _wait_hub(self, plan: HubPlan, timeout: float = 90.0) -> None:
-        api = self.api(plan)
+        api = self.api()
         deadline = time.monotonic() + timeout
         while not api.answers():
             container = self._hub_container()
@@ -147,7 +150,7 @@ class Hub:
     def start_all(self, names: Iterable[str] | None = None) -> None:
         """Ask the hub for every learner's server (those already running or starting are left as they are)."""
         plan = self.plan()
-        api = self.api(plan)
+        api = self.api()
         for name in names or plan.learners:
             api.start(name)
 
@@ -168,7 +171,7 @@ class Hub:
 
     def status(self) -> list[LearnerState]:
         plan = self.plan()
-        api = self.api(plan)
+        api = self.api()
         found = []
         for name in plan.learners:
             user = api.user(name)

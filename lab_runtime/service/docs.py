@@ -24,7 +24,7 @@ def offline_docs(app: FastAPI, docs_url: str = "/docs") -> None:
 
     @app.get(docs_url, include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        root = served_under(request)
         return get_swagger_ui_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} - Swagger UI",
@@ -33,3 +33,14 @@ def offline_docs(app: FastAPI, docs_url: str = "/docs") -> None:
             swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             swagger_ui_parameters=app.swagger_ui_parameters,
         )
+
+
+def served_under(request: Request) -> str:
+    """The path the page is served under: uvicorn's root path, or behind a proxy on this machine (JupyterLab's
+    server proxy, in a learner's server on the class hub) the X-Forwarded-Prefix it sends."""
+    root = str(request.scope.get("root_path", ""))
+    forwarded = request.headers.get("x-forwarded-prefix", "")
+    local = request.client is not None and request.client.host in ("127.0.0.1", "::1")
+    if not root and local and forwarded.startswith("/"):
+        return forwarded.rstrip("/")
+    return root

@@ -80,7 +80,7 @@ def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, 
 
 
 def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
-    engine: Any, hub_env: dict[str, str], browser: Any
+    engine: Any, hub_env: dict[str, str], browser: Any, request: pytest.FixtureRequest
 ) -> None:
     env, port = hub_env, hub_env["LAB_HUB_TEST_PORT"]
     ran = _up(env, "--learners", "2")
@@ -89,6 +89,7 @@ def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
     # the hub's REST API: both servers ready; each sandbox healthy as their own server reports it
     secrets = _secrets(env)
     api = HubApi(f"http://127.0.0.1:{port}", secrets.api_token)
+    request.addfinalizer(api.close)
     for name in ("learner-01", "learner-02"):
         user = api.user(name)
         assert user is not None and user["servers"][""]["ready"], user
@@ -108,7 +109,7 @@ def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
         page.fill("#username_input", "learner-01")
         page.fill("#password_input", secrets.passwords["learner-01"])
         page.click("#login_submit")
-        page.wait_for_url(f"**/user/learner-01/lab**", timeout=60_000)
+        page.wait_for_url("**/user/learner-01/lab**", timeout=60_000)
         page.get_by_text("Model service API").first.wait_for(timeout=60_000)
         assert page.get_by_text("MLflow").first.is_visible()
         page.goto(f"http://127.0.0.1:{port}/user/learner-01/model-service/docs")
