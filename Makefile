@@ -11,7 +11,7 @@ RUNTIME_FLAG = $(if $(RUNTIME),--runtime $(RUNTIME))
 # Whichever compose is installed: the v2 plugin, else Debian's docker-compose 1.29 (the CLI finds it the same way).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose))
 
-.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint bench-console clean
+.PHONY: install test lint up up-compose base-image compose-images down status lab-01 lab-02 lab-03 lab-04 lab-05 lab-06 lab-07 lab-08 capstone solve-01 bench bench-startup bench-serving bench-detect bench-monitor bench-drills bench-canary bench-grader bench-grading bench-compose bench-outage bench-switch bench-shadow bench-eval bench-evidence bench-footprint bench-console bench-class clean
 
 # The project's own bytecode, kept current (a few hundred ms when nothing changed): where PYTHONDONTWRITEBYTECODE is
 # set, every `lab` command and local sandbox service would otherwise compile the modules it imports, each time.
@@ -140,6 +140,11 @@ bench-eval: install
 # DENSITY=N adds sandboxes one by one up to N while each answers lab check within 2 s and a p99 within 100 ms.
 bench-console: install
 	$(PY) -m tests.bench.bench_console
+
+# The class hub on this machine's Docker engine (not in `make bench`: it needs Docker): time to every learner ready,
+# each server's memory and CPU with traffic flowing, the hub's and console's load, the largest class held.
+bench-class: install
+	$(PY) -m tests.bench.bench_class $(if $(SIZES),--sizes $(SIZES))
 
 bench-footprint: install
 	$(PY) -m tests.bench.bench_footprint $(if $(DENSITY),--density $(DENSITY))

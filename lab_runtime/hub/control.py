@@ -20,7 +20,7 @@ from lab_runtime.hub.secrets import FAILURES, HubSecrets
 from lab_runtime.hub.status import LearnerState, learner_state
 
 PROJECT = Path(__file__).resolve().parents[2]
-APP_IMAGE = "lab-app:latest"
+DEPS_IMAGE = "lab-app-deps:latest"  # compose/Dockerfile's `deps` stage: what the hub's images build on
 HUB_DOCKERFILE = "compose/hub/Dockerfile"  # its targets: learner, hub
 SOCKET = "/var/run/docker.sock"
 
@@ -65,14 +65,14 @@ class Hub:
     # --- up ---
 
     def build(self, say: Callable[[str], None]) -> None:
-        """The app, learner and hub images, from the offline base where no registry answers (cached layers: seconds
-        when nothing changed). The whole output goes to build.log in the hub's folder."""
+        """The learner and hub images on the app image's dependencies, from the offline base where no registry
+        answers (cached layers: seconds when nothing changed, and a change of the code rebuilds no dependencies). The whole output goes to build.log in the hub's folder."""
         base = base_image(self.docker)
         log = self.folder / "build.log"
         steps = (
-            (APP_IMAGE, "compose/Dockerfile", None, {"BASE_IMAGE": base, "PIP_CONSTRAINTS": host_pins()}),
-            (LEARNER_IMAGE, HUB_DOCKERFILE, "learner", {"LAB_IMAGE": APP_IMAGE}),
-            (HUB_IMAGE, HUB_DOCKERFILE, "hub", {"LAB_IMAGE": APP_IMAGE}),
+            (DEPS_IMAGE, "compose/Dockerfile", "deps", {"BASE_IMAGE": base, "PIP_CONSTRAINTS": host_pins()}),
+            (LEARNER_IMAGE, HUB_DOCKERFILE, "learner", {"LAB_IMAGE": DEPS_IMAGE}),
+            (HUB_IMAGE, HUB_DOCKERFILE, "hub", {"LAB_IMAGE": DEPS_IMAGE}),
         )
         with log.open("w") as out:
             for tag, dockerfile, target, args in steps:
