@@ -57,7 +57,15 @@ class LabDockerSpawner(_Recorded, DockerSpawner):
 
 
 class LabSwarmSpawner(_Recorded, SwarmSpawner):
-    pass
+    @property
+    def mounts(self):
+        """The learner's named volume as a volume (SwarmSpawner mounts every source as a bind, a host path)."""
+        from docker.types import Mount
+
+        return [
+            Mount(target=v["bind"], source=src, type="bind" if src.startswith("/") else "volume", read_only=v["mode"] == "ro")
+            for src, v in self.volume_binds.items()
+        ]
 
 
 def _before_spawn(spawner):

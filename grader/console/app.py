@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grader import report, xapi
 from grader.cohort import cohort
 from grader.console import pages
+from grader.console.hub_login import HubLogin
 from grader.console.roster import ROW_KINDS, Row, for_learner, health, row, unreadable
 from grader.console.store import CursorMismatch, Identity, Store
 from grader.results import Bundle, build_bundle, sign
@@ -51,6 +52,7 @@ from lab_runtime.errors import LabError, NotFound
 from lab_runtime.journal import Event
 
 COOKIE = "lab_console"
+STATE_COOKIE = "lab_console_oauth"  # the state of a sign-in through the class hub, until it comes back
 MAX_BODY = 4 * 2**20  # bytes in one agent request at most
 FORM_BODY = 65_536  # bytes in a form or an order at most
 LIVE_TICK = 0.1  # seconds between a live page's looks at the store
@@ -196,8 +198,15 @@ class OrdersIn(BaseModel):
     order: Order
 
 
-def create_app(store: Store, key: bytes, skills: Skills | None = None, failures: Path | None = None) -> FastAPI:
-    """The console's app; `failures`: the class hub's records of learners' servers that failed to start."""
+def create_app(
+    store: Store,
+    key: bytes,
+    skills: Skills | None = None,
+    failures: Path | None = None,
+    hub: HubLogin | None = None,
+) -> FastAPI:
+    """The console's app; behind the class hub, `failures`: its records of learners' servers that failed to start,
+    and `hub`: its sign-in (OAuth), offered on the sign-in page."""
     console = Console(store, key, skills, failures)
     app = FastAPI(title="Instructor console", docs_url=None, redoc_url=None)
     app.state.console = console
@@ -368,7 +377,37 @@ def create_app(store: Store, key: bytes, skills: Skills | None = None, failures:
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page() -> str:
-        return pages.login()
+        return pages.login(hub=hub is not None)
+
+    @app.get("/oauth_login")
+    def oauth_login(request: Request) -> Response:
+        """Off to the class hub's sign-in, with a state this browser must bring back."""
+        if hub is None:
+            raise HTTPException(404, "this console is not behind a class hub: sign in with a token at /login")
+        state = secrets.token_urlsafe(16)
+        response = RedirectResponse(hub.authorize_url(state), status_code=303)
+        response.set_cookie(STATE_COOKIE, state, httponly=True, samesite="lax", path=_under(request, "/"))
+        return response
+
+    @app.get("/oauth_callback", response_model=None)
+    def oauth_callback(request: Request, code: str = "", state: str = "") -> Response:
+        """Back from the hub's sign-in: its admins are signed in as instructors, its learners as themselves."""
+        if hub is None:
+            raise HTTPException(404, "this console is not behind a class hub: sign in with a token at /login")
+        kept = request.cookies.get(STATE_COOKIE)
+        if not code or not kept or not secrets.compare_digest(kept, state):
+            return HTMLResponse(pages.login("That sign-in did not start here: sign in again.", hub=True), 400)
+        try:
+            name, admin = hub.user_for(code)
+        except LabError as exc:
+            return HTMLResponse(pages.login(str(exc), hub=True), 401)
+        if not admin and name not in store.learners():
+            return HTMLResponse(pages.login(f"{name} is neither an instructor nor a learner here.", hub=True), 403)
+        _, token = store.issue("instructor" if admin else "learner", None if admin else name)
+        response = RedirectResponse(_under(request, "/"), status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="lax", path=_under(request, "/"))
+        response.delete_cookie(STATE_COOKIE, path=_under(request, "/"))
+        return response
 
     @app.post("/login", response_model=None)
     async def login(request: Request) -> Response:

@@ -48,11 +48,12 @@ def _page(title: str, body: str, live: bool = False) -> str:
     )
 
 
-def login(problem: str | None = None) -> str:
+def login(problem: str | None = None, hub: bool = False) -> str:
     said = f"<p class='refused'>{escape(problem)}</p>" if problem else ""
+    with_hub = "<p><a id='hub-login' href='oauth_login'>Sign in with the class hub</a></p>" if hub else ""
     return _page(
         "Console: sign in",
-        "<h1>Instructor console</h1>" + said + "<form method='post' action='login'>"
+        "<h1>Instructor console</h1>" + said + with_hub + "<form method='post' action='login'>"
         "<label>Token <input type='password' name='token' size='48' autofocus></label>"
         "<button type='submit'>Sign in</button></form>"
         "<p><small>An instructor's token comes from <code>lab console token --instructor</code>, a learner's from "

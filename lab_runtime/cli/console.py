@@ -86,6 +86,7 @@ def serve(
     import uvicorn
 
     from grader.console.app import create_app
+    from grader.console.hub_login import HubLogin
 
     with socket.socket() as probe:  # where it will listen: a port taken, or not ours to take, is one line
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,7 +95,7 @@ def serve(
         except OSError as exc:
             raise ConsoleError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
     store = _store(store_path)
-    app_ = create_app(store, _key(store.path, key_file), _skills(), failures)
+    app_ = create_app(store, _key(store.path, key_file), _skills(), failures, HubLogin.from_environment())
     where = f"http://{host}:{port}{base_path}"
     plain(f"console on {where} (store {store.path}); sign in with `lab console token --instructor`")
     if base_path and not base_path.startswith("/"):

@@ -66,7 +66,8 @@ class Hub:
 
     def build(self, say: Callable[[str], None]) -> None:
         """The learner and hub images on the app image's dependencies, from the offline base where no registry
-        answers (cached layers: seconds when nothing changed, and a change of the code rebuilds no dependencies). The whole output goes to build.log in the hub's folder."""
+        answers (cached layers: seconds when nothing changed, and a change of the code rebuilds no dependencies).
+        The whole output goes to build.log in the hub's folder."""
         base = base_image(self.docker)
         log = self.folder / "build.log"
         steps = (

@@ -119,6 +119,20 @@ def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
     finally:
         page.close()
 
+    # the instructor signs in to the console with the hub's own sign-in (OAuth) and sees both learners live
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/services/console/")
+        page.click("#hub-login")
+        page.fill("#username_input", "instructor")
+        page.fill("#password_input", secrets.passwords["instructor"])
+        page.click("#login_submit")
+        page.wait_for_url("**/services/console/", timeout=30_000)
+        for name in ("learner-01", "learner-02"):
+            page.locator(f"[data-learner='{name}']").first.wait_for(timeout=30_000)
+    finally:
+        page.close()
+
     # a learner's work outlives a restart of their server, and of the hub
     engine.containers.get("lab-hub-learner-01").exec_run(["sh", "-c", "echo mine > notes.txt"])
     api.stop("learner-01")

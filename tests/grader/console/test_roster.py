@@ -48,6 +48,16 @@ def test_health_says_why_a_sandbox_is_not_healthy() -> None:
     assert health({"mlflow": True}, 99.0, 100.0).status == "healthy"
 
 
+def test_a_server_that_failed_to_start_shows_until_its_agent_is_heard_from_again() -> None:
+    failed = health(None, None, 100.0, ("ImageNotFound: lab-learner:missing", 90.0))
+    assert (failed.status, failed.detail) == (
+        "failed",
+        "their server did not start: ImageNotFound: lab-learner:missing",
+    )
+    assert health({"mlflow": True}, 80.0, 100.0, ("APIError: limit", 85.0)).status == "failed"  # after it was heard
+    assert health({"mlflow": True}, 99.0, 100.0, ("APIError: limit", 85.0)).status == "healthy"  # heard from since
+
+
 def test_a_learner_sees_no_blind_run_under_way_and_no_order() -> None:
     from dataclasses import replace
 
