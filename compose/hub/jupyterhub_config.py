@@ -103,8 +103,11 @@ c.DockerSpawner.name_template = HubPlan.server("{raw_username}")  # names are sa
 c.DockerSpawner.volumes = {HubPlan.volume("{raw_username}"): WORK}
 c.DockerSpawner.remove = True  # a stopped server's container goes; its volume stays
 c.DockerSpawner.extra_create_kwargs = {"labels": labels}
-c.SwarmSpawner.extra_container_spec = {"labels": labels}
+c.DockerSpawner.extra_host_config = {"init": True}  # an init reaps the sandbox's processes, which `lab up` detaches
+c.SwarmSpawner.extra_container_spec = {"labels": labels, "init": True}
 c.SwarmSpawner.extra_create_kwargs = {"labels": labels}
+# the hub reaches a learner's service at its task's address (no virtual IP: this kernel's IPVS may be missing)
+c.SwarmSpawner.extra_endpoint_spec = {"mode": "dnsrr"}
 c.Spawner.mem_limit = plan.memory
 c.Spawner.cpu_limit = plan.cpus
 c.Spawner.cmd = ["start-learner"]
