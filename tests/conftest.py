@@ -133,7 +133,8 @@ def engine() -> object:
         if os.environ.get("LAB_REQUIRE_TOOLS"):
             pytest.fail("LAB_REQUIRE_TOOLS is set but no Docker engine answers (is dockerd running?)")
         pytest.skip("no Docker engine answers; the compose runtime and the class hub need one (CI starts dockerd)")
-    from lab_runtime.backends.compose import COMPOSE_DIR, OFFLINE_BASE
+    from lab_runtime.backends.compose import COMPOSE_DIR
+    from lab_runtime.backends.engine import OFFLINE_BASE
 
     tags = {tag for image in client.images.list() for tag in image.tags}  # type: ignore[attr-defined]
     if "python:3.11-slim" not in tags and OFFLINE_BASE not in tags:  # no registry here: build the base offline

@@ -2,17 +2,17 @@
 # (mounted at /srv/jupyterhub); everything here follows from them: a server per learner spawned by DockerSpawner
 # (or SwarmSpawner) from the learner image, each with its own volume and limits, idle servers culled, and the
 # instructor console as a hub service that learners' sandboxes report to.
+import asyncio
 import hmac
-import json
 import sys
-import time
 from pathlib import Path
 
 from dockerspawner import DockerSpawner, SwarmSpawner
 from jupyterhub.auth import Authenticator
 
+from lab_runtime.hub import failures
 from lab_runtime.hub.plan import CONSOLE_PORT, CONSOLE_PREFIX, FILE, HUB, HUB_FOLDER, LABEL, WORK, HubPlan
-from lab_runtime.hub.secrets import FAILURES, HubSecrets
+from lab_runtime.hub.secrets import HubSecrets
 
 c = get_config()  # noqa: F821
 folder = Path(HUB_FOLDER)
@@ -31,24 +31,21 @@ class ClassAuthenticator(Authenticator):
         return None
 
 
-def _failed(spawner, exc):
-    """Why a learner's server did not start, where `lab hub status` and the console read it."""
-    (folder / FAILURES).mkdir(exist_ok=True)
-    reason = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0][:400]
-    record = {"learner": spawner.user.name, "reason": f"{type(exc).__name__}: {reason}", "at": time.time()}
-    (folder / FAILURES / f"{spawner.user.name}.json").write_text(json.dumps(record))
-
-
 class _Recorded:
-    """A spawner that records why its server failed to start, and clears the record once one starts."""
+    """A spawner that records why its server failed to start (`lab hub status` and the console show it), and
+    clears the record once one starts."""
 
     async def start(self):
         try:
             started = await super().start()
-        except Exception as exc:
-            _failed(self, exc)
+        except asyncio.CancelledError:  # the hub gave up waiting (its start_timeout)
+            failures.record(folder, self.user.name, f"not started within {self.start_timeout}s")
             raise
-        (folder / FAILURES / f"{self.user.name}.json").unlink(missing_ok=True)
+        except Exception as exc:
+            reason = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0][:400]
+            failures.record(folder, self.user.name, f"{type(exc).__name__}: {reason}")
+            raise
+        failures.clear(folder, self.user.name)
         return started
 
 
@@ -68,20 +65,30 @@ class LabSwarmSpawner(_Recorded, SwarmSpawner):
         ]
 
 
-def _before_spawn(spawner):
-    """The learner's environment, and their volume made with the hub's label (`lab hub down --volumes` finds it)."""
+def _volume(name):
+    """The learner's volume, made with the hub's label (`lab hub down --volumes` finds it)."""
     import docker
 
-    name = spawner.user.name
-    spawner.environment.update(plan.server_environment(name, secrets.console_tokens.get(name, "")))
     client = docker.from_env()
     try:
         client.volumes.get(plan.volume(name))
     except docker.errors.NotFound:
         client.volumes.create(plan.volume(name), labels={LABEL: "1", f"{LABEL}.learner": name})
+    finally:
+        client.close()
 
 
-labels = {LABEL: "1", f"{LABEL}.learner": "{raw_username}"}
+async def _before_spawn(spawner):
+    """The learner's environment, labels and volume."""
+    name = spawner.user.name
+    spawner.environment.update(plan.server_environment(name, secrets.console_tokens.get(name, "")))
+    labels = {LABEL: "1", f"{LABEL}.learner": name}
+    spawner.extra_create_kwargs = {"labels": labels}
+    if plan.engine == "swarm":
+        spawner.extra_container_spec = {"labels": labels, "init": True}
+    await asyncio.get_running_loop().run_in_executor(None, _volume, name)
+
+
 c.JupyterHub.bind_url = "http://0.0.0.0:8000"
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
 c.JupyterHub.hub_connect_url = f"http://{HUB}:8081"
@@ -91,7 +98,9 @@ c.ConfigurableHTTPProxy.pid_file = "/tmp/proxy.pid"  # the container's own, not 
 c.JupyterHub.authenticator_class = ClassAuthenticator
 c.Authenticator.allowed_users = set(plan.learners)
 c.Authenticator.admin_users = {plan.instructor}
+c.JupyterHub.extra_user_scopes = {"access:services!service=console"}  # learners sign in to the console too
 c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}  # a start request is answered at once (202)
+c.JupyterHub.concurrent_spawn_limit = max(100, len(plan.learners))  # "start all" for the whole class at once
 c.JupyterHub.cleanup_servers = False  # a restarted hub finds its learners' servers running
 
 c.JupyterHub.spawner_class = LabSwarmSpawner if plan.engine == "swarm" else LabDockerSpawner
@@ -102,10 +111,7 @@ c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.name_template = HubPlan.server("{raw_username}")  # names are safe as they are
 c.DockerSpawner.volumes = {HubPlan.volume("{raw_username}"): WORK}
 c.DockerSpawner.remove = True  # a stopped server's container goes; its volume stays
-c.DockerSpawner.extra_create_kwargs = {"labels": labels}
 c.DockerSpawner.extra_host_config = {"init": True}  # an init reaps the sandbox's processes, which `lab up` detaches
-c.SwarmSpawner.extra_container_spec = {"labels": labels, "init": True}
-c.SwarmSpawner.extra_create_kwargs = {"labels": labels}
 # the hub reaches a learner's service at its task's address (no virtual IP: this kernel's IPVS may be missing)
 c.SwarmSpawner.extra_endpoint_spec = {"mode": "dnsrr"}
 c.Spawner.mem_limit = plan.memory
@@ -123,7 +129,7 @@ c.JupyterHub.services = [
         "command": [
             "lab", "console", "serve", "--host", "0.0.0.0", "--port", str(CONSOLE_PORT),
             "--store", f"{HUB_FOLDER}/console/console.db", "--base-path", CONSOLE_PREFIX,
-            "--failures", f"{HUB_FOLDER}/{FAILURES}",
+            "--hub-folder", HUB_FOLDER,
         ],
         "oauth_no_confirm": True,
     },

@@ -3,21 +3,27 @@ learner's container, behind the server's own authentication (the hub's status re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
+from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
 
+def _services() -> list[dict[str, Any]]:
+    from lab_runtime.backends import get_backend
+    from lab_runtime.settings import Settings
+
+    return [asdict(r) for r in get_backend(Settings()).status()]
+
+
 class SandboxStatus(APIHandler):
     @web.authenticated
-    def get(self) -> None:
-        from lab_runtime.backends import get_backend
-        from lab_runtime.settings import Settings
-
-        rows = [asdict(r) for r in get_backend(Settings()).status()]
+    async def get(self) -> None:
+        rows = await asyncio.get_running_loop().run_in_executor(None, _services)  # probes block: off the loop
         self.finish(json.dumps({"healthy": bool(rows) and all(r["healthy"] for r in rows), "services": rows}))
 
 

@@ -9,7 +9,6 @@ and write only their own learner's data; the cohort, orders and exports are the 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import threading
 import time
@@ -49,6 +48,7 @@ from lab_runtime.console.wire import (
     signed,
 )
 from lab_runtime.errors import LabError, NotFound
+from lab_runtime.hub import failures
 from lab_runtime.journal import Event
 
 COOKIE = "lab_console"
@@ -64,11 +64,11 @@ class Console:
     """The console's reading of its store: each learner's row (rebuilt only when their sandbox sent events),
     the fragment a live page shows, and the cohort's bundles. Safe to call from several threads at once."""
 
-    def __init__(self, store: Store, key: bytes, skills: Skills | None = None, failures: Path | None = None) -> None:
+    def __init__(self, store: Store, key: bytes, skills: Skills | None = None, hub_folder: Path | None = None) -> None:
         self.store = store
         self.key = key
         self.skills = skills
-        self.failures = failures  # behind the class hub: <learner>.json, why their server last failed to start
+        self.hub_folder = hub_folder  # behind the class hub: its folder, with why learners' servers failed to start
         self._events: dict[str, list[Event]] = {}  # each learner's events a row shows, numbered by arrival
         self._rows: dict[str, Row] = {}
         self._fragments: dict[tuple[int, int, str], str] = {}
@@ -112,13 +112,7 @@ class Console:
         return found
 
     def _failure(self, learner: str) -> tuple[str, float] | None:
-        if self.failures is None:
-            return None
-        try:
-            record = json.loads((self.failures / f"{learner}.json").read_text())
-            return str(record["reason"]), float(record["at"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        return failures.read(self.hub_folder, learner) if self.hub_folder else None
 
     def fragment(self, who: Identity) -> str:
         """The live part of `who`'s page (cached while the store and the clock's 5-second tick stand still)."""
@@ -202,12 +196,12 @@ def create_app(
     store: Store,
     key: bytes,
     skills: Skills | None = None,
-    failures: Path | None = None,
+    hub_folder: Path | None = None,
     hub: HubLogin | None = None,
 ) -> FastAPI:
-    """The console's app; behind the class hub, `failures`: its records of learners' servers that failed to start,
-    and `hub`: its sign-in (OAuth), offered on the sign-in page."""
-    console = Console(store, key, skills, failures)
+    """The console's app; behind the class hub, `hub_folder`: the hub's folder (why learners' servers failed to
+    start), and `hub`: its sign-in (OAuth), offered on the sign-in page."""
+    console = Console(store, key, skills, hub_folder)
     app = FastAPI(title="Instructor console", docs_url=None, redoc_url=None)
     app.state.console = console
 
@@ -395,7 +389,7 @@ def create_app(
         if hub is None:
             raise HTTPException(404, "this console is not behind a class hub: sign in with a token at /login")
         kept = request.cookies.get(STATE_COOKIE)
-        if not code or not kept or not secrets.compare_digest(kept, state):
+        if not code or not kept or not secrets.compare_digest(kept.encode(), state.encode()):
             return HTMLResponse(pages.login("That sign-in did not start here: sign in again.", hub=True), 400)
         try:
             name, admin = hub.user_for(code)

@@ -26,6 +26,8 @@ class HubLogin:
     def from_environment(cls) -> HubLogin | None:
         """The hub's login when the console runs as a hub service, else None."""
         names = ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_CLIENT_ID", "JUPYTERHUB_OAUTH_CALLBACK_URL")
+        if not os.environ.get("JUPYTERHUB_SERVICE_NAME"):  # a learner's own server has the others too
+            return None
         found = [os.environ.get(n, "") for n in names]
         if not all(found):
             return None

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from lab_runtime.backends.base import ContainerControl, require_healthy
+from lab_runtime.backends.engine import OFFLINE_BASE, base_image, engine, host_pins
 from lab_runtime.backends.services import (
     AGENT,
     PORT_SETTINGS,
@@ -43,8 +44,6 @@ from lab_runtime.settings import RUNTIME_FILE, Settings
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
 PROFILES = {"observability": ("prometheus", "grafana"), "load": ("locust",), "scale": ("postgres",)}
-OFFLINE_BASE = "lab-base:bookworm"  # what compose/base-image/build.sh builds
-PINNED = ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "cloudpickle", "skops", "evidently")  # as on the host
 SECRETS = ("LAB_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD")
 
 
@@ -454,44 +453,6 @@ class ComposeBackend:
                 f"`tc qdisc {' '.join(args)}` failed in {service}: {_last_line(output.decode(errors='replace'))} "
                 "(the container needs NET_ADMIN and iproute2)"
             )
-
-
-def engine(otherwise: str) -> Any:
-    """A client of the Docker engine, or RuntimeNotReady naming where none answers, how to start one, and
-    `otherwise`: what else the caller can do."""
-    import docker
-    import docker.errors
-
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise RuntimeNotReady(
-            f"no Docker engine answers at {where} ({type(exc).__name__}): start it (`sudo systemctl start docker`, "
-            f"or `dockerd &`), {otherwise}"
-        ) from None
-    return client
-
-
-def base_image(client: Any) -> str:
-    """The image the app image is built on: LAB_BASE_IMAGE; else python:3.11-slim where it is present or
-    pullable, the offline base where only that one is built."""
-    if os.environ.get("LAB_BASE_IMAGE"):
-        return os.environ["LAB_BASE_IMAGE"]
-    images = {tag for image in client.images.list() for tag in image.tags}
-    return OFFLINE_BASE if OFFLINE_BASE in images and "python:3.11-slim" not in images else "python:3.11-slim"
-
-
-def host_pins() -> str:
-    """`name==version` of the host's model-critical packages, for the image's pip constraints."""
-    import importlib.metadata
-
-    pins = []
-    for name in PINNED:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
-    return " ".join(pins)
 
 
 def _started_at(value: str | None) -> float | None:

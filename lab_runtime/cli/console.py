@@ -76,8 +76,8 @@ def serve(
     base_path: str = typer.Option(
         "", "--base-path", help="the path a proxy serves the console under, e.g. /services/console (the class hub)"
     ),
-    failures: Path | None = typer.Option(
-        None, "--failures", help="the class hub's records of servers that failed to start (<learner>.json)"
+    hub_folder: Path | None = typer.Option(
+        None, "--hub-folder", help="behind the class hub: its folder (why learners' servers failed to start)"
     ),
 ) -> None:
     """Serve the console: the cohort live, drills and game days for chosen learners, exports."""
@@ -88,6 +88,8 @@ def serve(
     from grader.console.app import create_app
     from grader.console.hub_login import HubLogin
 
+    if base_path and not base_path.startswith("/"):
+        raise ConsoleError(f"--base-path {base_path!r}: a path starting with /, e.g. /services/console")
     with socket.socket() as probe:  # where it will listen: a port taken, or not ours to take, is one line
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -95,11 +97,9 @@ def serve(
         except OSError as exc:
             raise ConsoleError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
     store = _store(store_path)
-    app_ = create_app(store, _key(store.path, key_file), _skills(), failures, HubLogin.from_environment())
+    app_ = create_app(store, _key(store.path, key_file), _skills(), hub_folder, HubLogin.from_environment())
     where = f"http://{host}:{port}{base_path}"
     plain(f"console on {where} (store {store.path}); sign in with `lab console token --instructor`")
-    if base_path and not base_path.startswith("/"):
-        raise ConsoleError(f"--base-path {base_path!r}: a path starting with /, e.g. /services/console")
     app_.root_path = base_path.rstrip("/")  # the proxy passes the whole path on: routes are matched below it
     uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 

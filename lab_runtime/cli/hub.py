@@ -11,7 +11,7 @@ import typer
 
 from lab_runtime.cli.common import JSON, app, friendly, grid, out, plain, print_json, settings
 from lab_runtime.errors import ConfigError, HubError
-from lab_runtime.hub.plan import CONSOLE_PREFIX, CPUS, LEARNER_IMAGE, MEMORY
+from lab_runtime.hub.plan import CONSOLE_PREFIX, CPUS, LEARNER_IMAGE, MEMORY, PORT
 
 if TYPE_CHECKING:
     from lab_runtime.hub.control import Hub
@@ -52,7 +52,7 @@ def up(
     learners: int | None = typer.Option(None, "--learners", help="a class of N learners: learner-01 .. learner-N"),
     users: Path | None = typer.Option(None, "--users", help="a file with one learner's name a line"),
     swarm: bool = typer.Option(False, "--swarm", help="spawn on this engine's Docker Swarm (SwarmSpawner)"),
-    port: int = typer.Option(8000, help="the hub's port on this machine's loopback"),
+    port: int = typer.Option(PORT, help="the hub's port on this machine's loopback"),
     memory: str = typer.Option(MEMORY, help="each learner server's memory limit"),
     cpus: float = typer.Option(CPUS, help="each learner server's share of the cores"),
     cull_idle: int = typer.Option(3600, "--cull-idle", help="seconds idle before a server is stopped (0: never)"),
@@ -81,7 +81,9 @@ def up(
             learner_image=image,
         )
     except ValidationError as exc:
-        raise ConfigError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+        first = exc.errors()[0]
+        said = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(said if said.startswith("--") else f"--{first['loc'][0]}: {said}") from None
     hub = _hub()
     store = SqliteStore(hub.folder / "console" / "console.db")
 

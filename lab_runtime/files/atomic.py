@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step (a temporary file beside it, then `os.replace`)."""
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace `path` with `data` in one step (a temporary file beside it, then `os.replace`); with `mode`, the
+    file has that mode (e.g. 0o600) from before its first byte is written."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
+    if mode is None:
+        tmp.write_bytes(data)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # a temporary file left from before keeps its own mode otherwise
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
     os.replace(tmp, path)
 
 

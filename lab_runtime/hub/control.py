@@ -6,17 +6,18 @@ hub's database, the console's store and the records of failed starts."""
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lab_runtime.backends.compose import base_image, engine, host_pins
+from lab_runtime.backends.engine import base_image, engine, host_pins
 from lab_runtime.errors import HubError
+from lab_runtime.hub import failures
 from lab_runtime.hub.api import HubApi
 from lab_runtime.hub.plan import FILE, HUB, HUB_FOLDER, HUB_IMAGE, LABEL, LEARNER_IMAGE, HubPlan
-from lab_runtime.hub.secrets import FAILURES, HubSecrets
+from lab_runtime.hub.secrets import HubSecrets
 from lab_runtime.hub.status import LearnerState, learner_state
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -54,14 +55,6 @@ class Hub:
             self._api = HubApi(f"http://127.0.0.1:{self.plan().port}", self.secrets().api_token)
         return self._api
 
-    def failure(self, name: str) -> dict[str, Any] | None:
-        path = self.folder / FAILURES / f"{name}.json"
-        try:
-            found: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return found
-
     # --- up ---
 
     def build(self, say: Callable[[str], None]) -> None:
@@ -98,7 +91,7 @@ class Hub:
     def up(self, plan: HubPlan, issue: Callable[[str | None], str], say: Callable[[str], None]) -> HubSecrets:
         """Write the plan and secrets, build, start the hub (again: its learners' servers keep running)."""
         self.docker  # noqa: B018 - no engine: one line, before anything is written
-        if plan.engine == "swarm" and self.docker.info().get("Swarm", {}).get("LocalNodeState") != "active":
+        if plan.engine == "swarm" and not self._swarm():
             raise HubError(
                 "this engine is not in a swarm: `docker swarm init` (a single node is enough), or drop --swarm"
             )
@@ -107,21 +100,37 @@ class Hub:
         secrets = self.secrets().completed(plan, issue)
         secrets.write(self.folder)
         self.build(say)
-        self._network(plan)
-        self._remove(self._hub_container())
-        say(f"starting the hub on http://127.0.0.1:{plan.port}")
-        self.docker.containers.run(
-            HUB_IMAGE,
-            name=HUB,
-            detach=True,
-            network=plan.network,
-            ports={"8000/tcp": ("127.0.0.1", plan.port)},
-            volumes={str(self.folder): {"bind": HUB_FOLDER, "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
-            labels={LABEL: "1"},
-            environment={"MLFLOW_DISABLE_TELEMETRY": "true"},
-        )
+        with self._engine_errors(plan):
+            self._network(plan)
+            self._remove(self._hub_container())
+            say(f"starting the hub on http://127.0.0.1:{plan.port}")
+            self.docker.containers.run(
+                HUB_IMAGE,
+                name=HUB,
+                detach=True,
+                network=plan.network,
+                ports={"8000/tcp": ("127.0.0.1", plan.port)},
+                volumes={str(self.folder): {"bind": HUB_FOLDER, "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
+                # as the one who runs `lab hub`, so the files it writes in their folder stay theirs
+                user=f"{os.getuid()}:{os.getgid()}",
+                group_add=[os.stat(SOCKET).st_gid] if os.path.exists(SOCKET) else [],
+                labels={LABEL: "1"},
+                environment={"MLFLOW_DISABLE_TELEMETRY": "true", "HOME": "/tmp"},
+            )
         self._wait_hub(plan)
         return secrets
+
+    @contextlib.contextmanager
+    def _engine_errors(self, plan: HubPlan) -> Iterator[None]:
+        """The engine's refusals as one line (a port taken is the usual one)."""
+        import docker.errors
+
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            said = str(exc.explanation or exc).strip().splitlines()[0]
+            hint = f"; choose another port with --port (now {plan.port})" if "port" in said.lower() else ""
+            raise HubError(f"the Docker engine refused: {said}{hint}") from None
 
     def _network(self, plan: HubPlan) -> None:
         driver = "overlay" if plan.engine == "swarm" else "bridge"
@@ -142,8 +151,9 @@ class Hub:
         while not api.answers():
             container = self._hub_container()
             if container is None or container.status in ("exited", "dead"):
-                tail = container.logs(tail=15).decode(errors="replace") if container else ""
-                raise HubError(f"the hub's container stopped at start; its last lines:\n{tail}")
+                lines = container.logs(tail=15).decode(errors="replace").splitlines() if container else []
+                last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "no output")
+                raise HubError(f"the hub's container stopped at start ({last[:300]}); all of it: `docker logs {HUB}`")
             if time.monotonic() > deadline:
                 raise HubError(f"the hub did not answer on port {plan.port} within {timeout:.0f}s: `docker logs {HUB}`")
             time.sleep(0.5)
@@ -178,7 +188,7 @@ class Hub:
             user = api.user(name)
             server = (user or {}).get("servers", {}).get("")
             sandbox = api.sandbox(name) if server and server.get("ready") else None
-            found.append(learner_state(name, user, sandbox, self.failure(name)))
+            found.append(learner_state(name, user, sandbox, failures.read(self.folder, name)))
         return found
 
     # --- down ---

@@ -19,6 +19,7 @@ LEARNER_IMAGE = "lab-learner:latest"
 FILE = "plan.json"
 HUB_FOLDER = "/srv/jupyterhub"  # the hub's folder inside its container (the host's <state dir>/hub)
 WORK = "/home/learner/lab"  # the project in a learner's container, on their volume
+PORT = 8600  # the hub's default port on the host (the sandbox's own services use 5000, 8000, 8100)
 CONSOLE_PORT = 8800
 CONSOLE_PREFIX = "/services/console"
 # Per learner server, from the lighter sandbox's figures (`make bench-footprint`: about 700 MB and a tenth of a
@@ -78,7 +79,7 @@ class HubPlan(BaseModel):
     engine: Literal["docker", "swarm"] = "docker"
     learners: tuple[str, ...]
     instructor: str = "instructor"
-    port: int = Field(8000, ge=1, le=65535, description="the hub's port on the host's loopback")
+    port: int = Field(PORT, ge=1, le=65535, description="the hub's port on the host's loopback")
     memory: str = Field(MEMORY, description="each learner server's memory limit (Docker's units: 1536M, 2G)")
     cpus: float = Field(CPUS, gt=0, le=64, description="each learner server's share of the cores")
     cull_idle: int = Field(3600, ge=0, description="seconds a server may sit idle before it is stopped (0: never)")
@@ -146,7 +147,9 @@ def k8s_values(plan: HubPlan, registry: str = "registry.example.org/lab") -> dic
     registry the cluster pulls from, the same limits (requests from the steady-state figures), a volume per learner
     (an empty one is filled from the image's copy of the project at start) and culling. The console and the
     per-learner passwords are the Docker hub's: on Kubernetes, configure an authenticator and the console's service."""
-    repository, tag = f"{registry}/{plan.learner_image}".rsplit(":", 1)
+    image = plan.learner_image
+    name, tag = image.rsplit(":", 1) if ":" in image.rsplit("/", 1)[-1] else (image, "latest")  # a port is no tag
+    repository = f"{registry.rstrip('/')}/{name}"
     return {
         "hub": {"config": {"Authenticator": {"allowed_users": list(plan.learners), "admin_users": [plan.instructor]}}},
         "singleuser": {

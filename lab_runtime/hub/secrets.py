@@ -3,17 +3,16 @@ password, the token `lab hub` calls the hub's API with, and each learner's conso
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from lab_runtime.files.atomic import write_atomic
 from lab_runtime.hub.plan import HubPlan
 
 FILE = "secrets.json"
-FAILURES = "failures"  # in the hub's folder: <learner>.json, why their server last failed to start
 
 
 class HubSecrets(BaseModel):
@@ -30,10 +29,8 @@ class HubSecrets(BaseModel):
         return cls.model_validate_json(path.read_text()) if path.exists() else cls()
 
     def write(self, folder: Path) -> None:
-        path = folder / FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.model_dump_json(indent=1))
+        """Swapped in whole, readable by its owner only."""
+        write_atomic(folder / FILE, self.model_dump_json(indent=1).encode(), mode=0o600)
 
     def completed(self, plan: HubPlan, issue: Callable[[str | None], str]) -> HubSecrets:
         """These secrets with whatever `plan` needs and they lack; `issue(learner or None)` makes a console token

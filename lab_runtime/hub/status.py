@@ -25,15 +25,15 @@ class LearnerState:
 
 
 def learner_state(
-    name: str, user: dict[str, Any] | None, sandbox: dict[str, Any] | None, failure: dict[str, Any] | None
+    name: str, user: dict[str, Any] | None, sandbox: dict[str, Any] | None, failure: tuple[str, float] | None
 ) -> LearnerState:
     """`user`: the hub's model of the learner (None: unknown to the hub); `sandbox`: their server's
-    /lab-sandbox/status (None: no answer); `failure`: the last failed start's record, if any."""
+    /lab-sandbox/status (None: no answer); `failure`: why and when their last start failed, if it did."""
     if user is None:
         return LearnerState(name, "unknown", "-", reason="the hub does not know this learner")
     server = (user.get("servers") or {}).get("")
     if server is None:
-        reason = failure.get("reason") if failure else None
+        reason = failure[0] if failure else None
         return LearnerState(name, "failed" if reason else "stopped", "-", reason=reason)
     url = server.get("url")
     if not server.get("ready"):

@@ -3,6 +3,7 @@ it works on a machine without network. The model service and the monitor both us
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,9 @@ from fastapi.staticfiles import StaticFiles
 
 ASSETS_URL = "/docs-assets"  # a prefix no API route uses
 ASSETS_DIR = files("fastapi_offline") / "static"  # Swagger UI 5 (it renders OpenAPI 3.1) and a favicon
+
+
+PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")  # a forwarded prefix the page may put in its links
 
 
 def offline_docs(app: FastAPI, docs_url: str = "/docs") -> None:
@@ -37,10 +41,10 @@ def offline_docs(app: FastAPI, docs_url: str = "/docs") -> None:
 
 def served_under(request: Request) -> str:
     """The path the page is served under: uvicorn's root path, or behind a proxy that strips one (JupyterLab's
-    server proxy, in a learner's server on the class hub) the X-Forwarded-Prefix it sends. Trusting the header is
-    safe: it changes only the links of the page this request gets."""
+    server proxy, in a learner's server on the class hub) the X-Forwarded-Prefix it sends, if it is a plain path:
+    it changes only the links of the page this request gets."""
     root = str(request.scope.get("root_path", ""))
     forwarded = request.headers.get("x-forwarded-prefix", "")
-    if not root and forwarded.startswith("/") and "//" not in forwarded:
+    if not root and PREFIX.fullmatch(forwarded):
         return forwarded.rstrip("/")
     return root

@@ -3,8 +3,9 @@
 For each class size N of `--sizes` (a fresh hub each time, learners' volumes removed between):
 - ready: seconds from asking the hub for every learner's server ("start all", as before a class) until every
   server runs with a healthy sandbox (its own /lab-sandbox/status through the hub's proxy);
-- then `--seconds` of steady state with each sandbox's pipeline sending its production traffic: per learner
-  server, memory (docker's figure: the container's resident set and page cache it holds) and CPU as a share of one
+- then every learner starts lab 02 together (`lab start lab-02` in their server: a first @champion trained, so
+  their pipeline's production traffic is served), timed; then `--seconds` of steady state with that traffic
+  flowing: per learner server, memory (the container's cgroup usage less its page cache) and CPU as a share of one
   core; the hub's container split into JupyterHub, its proxy and the console (their processes' CPU and RSS);
 - responsiveness: the seconds `lab status` takes in one learner's server, at the end of the steady state;
 - the largest class this machine holds: the largest N whose servers were all ready within `--timeout` and healthy
@@ -21,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,15 @@ def one_size(hub: Hub, store: SqliteStore, size: int, port: int, timeout: float,
         }
         return result
     servers = [hub.docker.containers.get(plan.server(n)) for n in plan.learners]
+    lab_started = time.monotonic()
+    with ThreadPoolExecutor(len(servers)) as pool:  # the class starts lab 02 together
+        codes = list(pool.map(lambda c: c.exec_run(["lab", "start", "lab-02"]).exit_code, servers))
+    result["lab_02_started_seconds"] = round(time.monotonic() - lab_started, 1)
+    if any(codes):
+        result["not_ready"] = {
+            n: f"lab start lab-02 exited {code}" for n, code in zip(plan.learners, codes, strict=True) if code
+        }
+        return result
     time.sleep(min(30.0, seconds))  # the sandboxes' traffic and monitors settle after the start
     cpus = [round(cpu_share(c, seconds / 2), 3) for c in servers]
     memory = [round(memory_mb(c), 1) for c in servers]
@@ -106,6 +117,14 @@ def one_size(hub: Hub, store: SqliteStore, size: int, port: int, timeout: float,
     probe = time.monotonic()
     servers[0].exec_run(["lab", "status", "--json"])
     result["lab_status_seconds"] = round(time.monotonic() - probe, 2)
+    pipeline = json.loads(servers[0].exec_run(["lab", "pipeline", "status", "--json"], stderr=False).output)
+    counters = pipeline.get("counters", {})
+    result["traffic_one_sandbox"] = {
+        "state": pipeline.get("state"),
+        "requests_per_second": pipeline.get("actual_rate"),
+        "ok": counters.get("ok"),
+        "failed_5xx": counters.get("failed_5xx"),
+    }
     unhealthy = [s.learner for s in hub.status() if not s.ready]
     if unhealthy:
         result["unhealthy_after"] = unhealthy
@@ -141,16 +160,16 @@ def main() -> None:
                     break
         finally:
             hub.down(volumes=True)
-    holds = max((s["learners"] for s in sizes if "not_ready" not in s and "unhealthy_after" not in s), default=0)
-    summary = {
-        "build_seconds": built,
-        "cores": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "sizes": sizes,
-        "largest_class_held": holds,
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
+        holds = max((s["learners"] for s in sizes if "not_ready" not in s and "unhealthy_after" not in s), default=0)
+        summary = {
+            "build_seconds": built,
+            "cores": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "sizes": sizes,
+            "largest_class_held": holds,
+        }
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(summary, indent=1))  # before the hub's folder goes
     print(json.dumps(summary, indent=1))
 
 

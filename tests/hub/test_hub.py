@@ -7,6 +7,7 @@ Runs when a Docker engine answers (CI starts one). The hub's names are fixed (on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -70,6 +71,22 @@ def _cohort(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {r["learner"]: r for r in body["learners"]}
 
 
+@contextlib.contextmanager
+def _console_signed_in(browser: Any, port: str, name: str, password: str) -> Iterator[Any]:
+    """A page of the console behind the hub, signed in with the hub's own sign-in as `name`."""
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/services/console/login")
+        page.click("#hub-login")
+        page.fill("#username_input", name)
+        page.fill("#password_input", password)
+        page.click("#login_submit")
+        page.wait_for_url("**/services/console/", timeout=30_000)
+        yield page
+    finally:
+        page.close()
+
+
 def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, str]) -> None:
     ran = lab_process("hub", "up", "--learners", "2", env={**lab_env, "DOCKER_HOST": "unix:///nonexistent.sock"})
     one_line_error(ran, "no Docker engine answers at unix:///nonexistent.sock")
@@ -119,19 +136,14 @@ def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
     finally:
         page.close()
 
-    # the instructor signs in to the console with the hub's own sign-in (OAuth) and sees both learners live
-    page = browser.new_page()
-    try:
-        page.goto(f"http://127.0.0.1:{port}/services/console/")
-        page.click("#hub-login")
-        page.fill("#username_input", "instructor")
-        page.fill("#password_input", secrets.passwords["instructor"])
-        page.click("#login_submit")
-        page.wait_for_url("**/services/console/", timeout=30_000)
+    # the instructor signs in to the console with the hub's own sign-in (OAuth) and sees both learners live; a
+    # learner signs in as themselves and sees only their own row
+    with _console_signed_in(browser, port, "instructor", secrets.passwords["instructor"]) as page:
         for name in ("learner-01", "learner-02"):
             page.locator(f"[data-learner='{name}']").first.wait_for(timeout=30_000)
-    finally:
-        page.close()
+    with _console_signed_in(browser, port, "learner-02", secrets.passwords["learner-02"]) as page:
+        page.get_by_text("learner-02's sandbox").wait_for(timeout=30_000)
+        assert page.locator("[data-learner='learner-01']").count() == 0
 
     # a learner's work outlives a restart of their server, and of the hub
     engine.containers.get("lab-hub-learner-01").exec_run(["sh", "-c", "echo mine > notes.txt"])

@@ -89,7 +89,7 @@ SERVER = {"servers": {"": {"ready": True, "url": "/user/ada/"}}}
         (
             {"servers": {}},
             None,
-            {"reason": "ImageNotFound: no such image"},
+            ("ImageNotFound: no such image", 1.0),
             ("failed", "-", [], "ImageNotFound: no such image"),
         ),
         ({"servers": {"": {"ready": False}}}, None, None, ("starting", "-", [], None)),
@@ -106,7 +106,7 @@ SERVER = {"servers": {"": {"ready": True, "url": "/user/ada/"}}}
 def test_a_learners_state_from_the_hub_their_sandbox_and_the_failure_record(
     user: dict[str, object] | None,
     sandbox: dict[str, object] | None,
-    failure: dict[str, object] | None,
+    failure: tuple[str, float] | None,
     expected: tuple[str, str, list[str], str | None],
 ) -> None:
     state = learner_state("ada", user, sandbox, failure)
