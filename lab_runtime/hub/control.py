@@ -195,21 +195,21 @@ class Hub:
 
     def down(self, volumes: bool = False) -> list[str]:
         """Remove the hub, every learner's server, the network (and with `volumes`, the learners' volumes: their
-        work and journals). What was removed, by name."""
+        work and journals). What was removed, by kind and name."""
         removed: list[str] = []
         for service in self.docker.services.list(filters={"label": LABEL}) if self._swarm() else []:
-            removed.append(service.name)
+            removed.append(f"service {service.name}")
             service.remove()
         for container in self.docker.containers.list(all=True, filters={"label": LABEL}):
-            removed.append(container.name)
+            removed.append(f"container {container.name}")
             self._remove(container)
         self._gone(lambda: self.docker.containers.list(all=True, filters={"label": LABEL}))
         for network in self.docker.networks.list(filters={"label": LABEL}):
-            removed.append(network.name)
+            removed.append(f"network {network.name}")
             network.remove()
         if volumes:
             for volume in self.docker.volumes.list(filters={"label": LABEL}):
-                removed.append(volume.name)
+                removed.append(f"volume {volume.name}")
                 volume.remove(force=True)
         return removed
 

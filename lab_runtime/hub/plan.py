@@ -27,6 +27,9 @@ CONSOLE_PREFIX = "/services/console"
 MEMORY = "1536M"
 CPUS = 1.0
 MEMORY_MIN = 768  # MB
+# seconds a learner's sandbox services may take to get healthy: 12 sandboxes started at once on 2 cores took MLflow
+# past the laptop's 60 s (`make bench-class`)
+START_TIMEOUT = 300
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]|[a-z]")
 NAME_RULE = "lower-case letters, digits and hyphens, starting with a letter, at most 32 characters (e.g. ada)"
@@ -138,8 +141,14 @@ class HubPlan(BaseModel):
         return f"{HUB}-{name}-work"
 
     def server_environment(self, name: str, console_token: str) -> dict[str, str]:
-        """A learner's server's environment: who they are and the console their sandbox reports to."""
-        return {"LAB_LEARNER": name, "LAB_CONSOLE_URL": self.console_url, "LAB_CONSOLE_TOKEN": console_token}
+        """A learner's server's environment: who they are, the console their sandbox reports to, and the time its
+        services may take to start while a whole class's start at once shares the machine."""
+        return {
+            "LAB_LEARNER": name,
+            "LAB_CONSOLE_URL": self.console_url,
+            "LAB_CONSOLE_TOKEN": console_token,
+            "LAB_START_TIMEOUT": str(START_TIMEOUT),
+        }
 
 
 def k8s_values(plan: HubPlan, registry: str = "registry.example.org/lab") -> dict[str, Any]:

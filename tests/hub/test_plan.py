@@ -60,6 +60,7 @@ def test_a_learners_server_volume_and_environment_follow_from_their_name() -> No
         "LAB_LEARNER": "ada",
         "LAB_CONSOLE_URL": "http://lab-hub:8800/services/console",
         "LAB_CONSOLE_TOKEN": "labc_x",
+        "LAB_START_TIMEOUT": "300",
     }
 
 
