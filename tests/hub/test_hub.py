@@ -96,6 +96,7 @@ def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, 
     one_line_error(lab_process("hub", "status", env=lab_env), "no class hub here")
 
 
+@pytest.mark.timeout(UP + 600)  # the images' cold build comes first
 def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
     engine: Any, hub_env: dict[str, str], browser: Any, request: pytest.FixtureRequest
 ) -> None:
@@ -170,6 +171,7 @@ def test_two_learners_each_get_a_jupyterlab_with_a_healthy_sandbox(
     assert _left(engine) == []
 
 
+@pytest.mark.timeout(UP + 300)
 def test_the_same_class_on_a_single_node_swarm(engine: Any, hub_env: dict[str, str]) -> None:
     joined = engine.info().get("Swarm", {}).get("LocalNodeState") == "active"
     if not joined:
