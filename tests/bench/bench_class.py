@@ -38,12 +38,19 @@ from lab_runtime.hub.status import LearnerState
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "class.json"
 
 
-def cpu_share(container: Any, seconds: float) -> float:
-    """The container's CPU over `seconds`, as a share of one core (cgroup usage between two readings)."""
-    first = container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"]
-    time.sleep(seconds)
-    second = container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"]
-    return (second - first) / 1e9 / seconds
+def cpu_shares(containers: list[Any], seconds: float) -> list[float]:
+    """Each container's CPU over the same `seconds`, as a share of one core (cgroup usage between two readings)."""
+
+    def usage(container: Any) -> int:
+        return int(container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"])
+
+    with ThreadPoolExecutor(len(containers)) as pool:
+        first = list(pool.map(usage, containers))
+        started = time.monotonic()
+        time.sleep(seconds)
+        second = list(pool.map(usage, containers))
+        took = time.monotonic() - started
+    return [round((b - a) / 1e9 / took, 3) for a, b in zip(first, second, strict=True)]
 
 
 def memory_mb(container: Any) -> float:
@@ -109,8 +116,9 @@ def one_size(hub: Hub, store: SqliteStore, size: int, port: int, timeout: float,
         }
         return result
     time.sleep(min(30.0, seconds))  # the sandboxes' traffic and monitors settle after the start
-    cpus = [round(cpu_share(c, seconds / 2), 3) for c in servers]
-    memory = [round(memory_mb(c), 1) for c in servers]
+    cpus = cpu_shares(servers, seconds / 2)
+    with ThreadPoolExecutor(len(servers)) as pool:
+        memory = [round(m, 1) for m in pool.map(memory_mb, servers)]
     result["server_cpu"] = {"median": statistics.median(cpus), "max": max(cpus)}
     result["server_memory_mb"] = {"median": statistics.median(memory), "max": max(memory)}
     result["hub"] = hub_parts(hub.docker.containers.get(HUB), seconds / 2)
