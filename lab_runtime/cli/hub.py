@@ -83,7 +83,8 @@ def up(
     except ValidationError as exc:
         first = exc.errors()[0]
         said = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(said if said.startswith("--") else f"--{first['loc'][0]}: {said}") from None
+        option = {"learner_image": "image"}.get(str(first["loc"][0]), str(first["loc"][0])).replace("_", "-")
+        raise ConfigError(said if said.startswith("--") else f"--{option}: {said}") from None
     hub = _hub()
     store = SqliteStore(hub.folder / "console" / "console.db")
 

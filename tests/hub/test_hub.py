@@ -93,6 +93,8 @@ def test_no_engine_is_one_line_naming_the_engine_and_the_fix(lab_env: dict[str, 
     assert "`lab hub up` again" in ran.stderr
     one_line_error(lab_process("hub", "up", env=lab_env), "give the class as --learners N or as --users FILE")
     one_line_error(lab_process("hub", "up", "--learners", "2", "--memory", "256M", env=lab_env), "at least 768M")
+    bad_option = lab_process("hub", "up", "--learners", "2", "--cull-idle", "-5", env=lab_env)
+    one_line_error(bad_option, "--cull-idle: Input should be greater than or equal to 0")
     one_line_error(lab_process("hub", "status", env=lab_env), "no class hub here")
 
 
