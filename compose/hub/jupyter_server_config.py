@@ -7,5 +7,5 @@ c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash", "-l"]}
 c.ServerProxy.servers = {
     "mlflow": {"port": 5000, "launcher_entry": {"title": "MLflow"}},
     "model-service": {"port": 8000, "launcher_entry": {"title": "Model service API", "path_info": "model-service/docs"}},
-    "drift-report": {"port": 8100, "launcher_entry": {"title": "Drift report", "path_info": "drift-report/report"}},
+    "drift-report": {"port": 8100, "launcher_entry": {"title": "Drift report", "path_info": "drift-report/report.html"}},
 }

@@ -6,6 +6,8 @@ The evaluation loop runs in a thread started with the app; it imports pandas, sc
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import threading
 import time
@@ -130,12 +132,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return files
         return JSONResponse({"html": str(files.html), "json": str(files.json), "generated_at": files.generated_at})
 
-    @app.get("/report", response_class=HTMLResponse, responses={409: {"model": ErrorOut}})
+    @app.get("/report.html", response_class=HTMLResponse, responses={409: {"description": "why there is none yet"}})
     def show_report() -> Response:
-        """The same report as a page (JupyterLab's launcher opens it under the learner's own URL)."""
+        """The same report as a page (JupyterLab's launcher opens it under the learner's own URL); 409, a page
+        saying why, when there is none yet. A path of its own: one path with two routes would answer OPTIONS with
+        only the first one's methods."""
         files = rendered()
         if isinstance(files, Response):
-            return files
+            why = html.escape(json.loads(bytes(files.body))["detail"])
+            return HTMLResponse(f"<!doctype html><title>No drift report yet</title><p>{why}</p>", status_code=409)
         return HTMLResponse(Path(files.html).read_text(encoding="utf-8"))
 
     @app.get("/metrics", response_class=PlainTextResponse)
